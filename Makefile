@@ -1,0 +1,38 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both set themselves up.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench lint format lock clean
+
+$(STAMP): requirements.lock
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements.lock
+	@touch $(STAMP)
+
+run: $(STAMP)  ## start the whole system: embedded PostgreSQL + Redis, web, worker, beat
+	$(PY) scripts/devstack.py run
+
+test: $(STAMP)  ## run the whole suite on real PostgreSQL, Redis and Celery
+	$(PY) scripts/devstack.py test $(ARGS)
+
+bench: $(STAMP)  ## run the benchmarks and print figures beside their baselines
+	$(PY) scripts/devstack.py bench $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+lock: $(STAMP)  ## re-resolve requirements.lock from pyproject.toml
+	$(VENV)/bin/uv pip compile pyproject.toml --extra embedded --extra dev --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

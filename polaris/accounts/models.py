@@ -1,0 +1,59 @@
+import uuid
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class Agency(models.Model):
+    """An organisation whose agents serve clients; the unit of tenancy."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "agencies"
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class User(AbstractUser):
+    """A person using Polaris: an admin, an agency agent, or a client served by an agency."""
+
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        AGENCY = "agency", "Agency agent"
+        CLIENT = "client", "Client"
+
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.CLIENT)
+    agency = models.ForeignKey(
+        Agency,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="users",
+        help_text="Required for agency agents; for clients, the agency that serves them.",
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(role="agency") | models.Q(agency__isnull=False),
+                name="agency_user_has_agency",
+            ),
+        ]
+
+    @property
+    def is_admin_role(self) -> bool:
+        return self.role == self.Role.ADMIN
+
+    @property
+    def is_agency_role(self) -> bool:
+        return self.role == self.Role.AGENCY
+
+    @property
+    def is_client_role(self) -> bool:
+        return self.role == self.Role.CLIENT

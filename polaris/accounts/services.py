@@ -1,0 +1,39 @@
+from django.db import transaction
+from django.utils.text import slugify
+
+from .models import Agency, User
+
+
+@transaction.atomic
+def agency_get_or_create(*, name: str) -> Agency:
+    agency, _ = Agency.objects.get_or_create(slug=slugify(name)[:100], defaults={"name": name})
+    return agency
+
+
+@transaction.atomic
+def user_upsert(
+    *,
+    username: str,
+    password: str,
+    role: str,
+    agency: Agency | None = None,
+    email: str = "",
+) -> tuple[User, bool]:
+    """Create the user, or bring an existing one to the given role, agency and password (idempotent).
+
+    Admins also get Django admin access (``is_staff``/``is_superuser``); nobody else does.
+    """
+    if role not in User.Role.values:
+        raise ValueError(f"Unknown role {role!r}; expected one of {', '.join(User.Role.values)}.")
+    if role == User.Role.AGENCY and agency is None:
+        raise ValueError("An agency user needs an agency.")
+    is_admin = role == User.Role.ADMIN
+    user, created = User.objects.select_for_update().get_or_create(username=username)
+    user.role = role
+    user.agency = agency
+    user.email = email or user.email
+    user.is_staff = is_admin
+    user.is_superuser = is_admin
+    user.set_password(password)
+    user.save()
+    return user, created

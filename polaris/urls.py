@@ -1,0 +1,14 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/auth/", include("polaris.api.auth_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/workflow/", include("workflow.api.urls")),
+    path("api/workflow/", include("sla.urls")),
+    path("api/workflow/", include("automation.urls")),
+    path("", include("polaris.ops.urls")),
+]

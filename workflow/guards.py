@@ -1,0 +1,43 @@
+"""Guard conditions for the state machines. Each has a stable ``guard_name`` that errors report.
+
+They take the instance only (django-fsm's contract) and write nothing.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+Guard = Callable[[Any], bool]
+
+
+def guard(name: str) -> Callable[[Guard], Guard]:
+    def decorate(func: Guard) -> Guard:
+        func.guard_name = name  # type: ignore[attr-defined]
+        return func
+
+    return decorate
+
+
+def guard_name(func: Guard) -> str:
+    return getattr(func, "guard_name", func.__name__)
+
+
+@guard("has_assignee")
+def has_assignee(task: Any) -> bool:
+    return task.assignee_id is not None
+
+
+@guard("has_blocked_reason")
+def has_blocked_reason(task: Any) -> bool:
+    return bool((task.blocked_reason or "").strip())
+
+
+@guard("has_tasks")
+def has_tasks(plan: Any) -> bool:
+    return plan.tasks.exists()
+
+
+@guard("all_tasks_closed")
+def all_tasks_closed(plan: Any) -> bool:
+    from workflow.models import TaskState
+
+    return not plan.tasks.exclude(state__in=(TaskState.COMPLETED, TaskState.CANCELLED)).exists()

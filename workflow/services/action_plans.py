@@ -1,0 +1,89 @@
+"""Action plan writes: creation, activation and archiving, each with exactly one event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from polaris.accounts.models import Agency, User
+from workflow.errors import PermissionDenied, ValidationFailed
+from workflow.events import EventContext
+from workflow.models import ActionPlan, ActionPlanState, OutboxEvent
+from workflow.policies import is_staff_for
+from workflow.selectors import action_plan_get
+
+from .outbox import event_record_creation
+from .transitions import transition_apply
+
+
+@transaction.atomic
+def action_plan_create(
+    *,
+    actor: User | None,
+    title: str,
+    client: User,
+    agency: Agency,
+    description: str = "",
+    correlation_id: str | None = None,
+    caused_by: OutboxEvent | None = None,
+) -> ActionPlan:
+    """Create a plan in state ``draft`` and write its ``ActionPlanCreated`` event."""
+    errors: dict[str, list[str]] = {}
+    if not title.strip():
+        errors["title"] = ["This field may not be blank."]
+    elif len(title) > 200:
+        errors["title"] = ["Ensure this field has no more than 200 characters."]
+    if client.role != User.Role.CLIENT:
+        errors["client"] = ["Must be a client user."]
+    elif client.agency_id is not None and client.agency_id != agency.pk:
+        errors["client"] = ["This client is served by another agency."]
+    if errors:
+        raise ValidationFailed(details=errors)
+    plan = ActionPlan(title=title.strip(), description=description, client=client, agency=agency)
+    if not is_staff_for(plan, actor):
+        raise PermissionDenied("Only admins and the plan's agency may create action plans.")
+    plan.created_by = actor
+    plan.save()
+    event_record_creation(
+        instance=plan,
+        context=EventContext.build(actor=actor, correlation_id=correlation_id, caused_by=caused_by),
+    )
+    return plan
+
+
+@transaction.atomic
+def action_plan_transition(
+    *,
+    action_plan_id: Any,
+    target_state: str,
+    actor: User | None,
+    reason: str = "",
+    correlation_id: str | None = None,
+    caused_by: OutboxEvent | None = None,
+) -> tuple[ActionPlan, OutboxEvent]:
+    """Move a plan to ``target_state``; same errors and guarantees as ``task_transition``."""
+    plan = action_plan_get(user=actor, action_plan_id=action_plan_id)
+    context = EventContext.build(
+        actor=actor, correlation_id=correlation_id, caused_by=caused_by, reason=reason
+    )
+    event = transition_apply(instance=plan, target_state=target_state, context=context)
+    return plan, event
+
+
+def action_plan_activate(
+    *, action_plan_id: Any, actor: User | None, **kwargs: Any
+) -> tuple[ActionPlan, OutboxEvent]:
+    """``draft → active``; needs at least one task (guard ``has_tasks``)."""
+    return action_plan_transition(
+        action_plan_id=action_plan_id, target_state=ActionPlanState.ACTIVE, actor=actor, **kwargs
+    )
+
+
+def action_plan_archive(
+    *, action_plan_id: Any, actor: User | None, **kwargs: Any
+) -> tuple[ActionPlan, OutboxEvent]:
+    """``draft|active → archived``; an active plan needs all its tasks closed (guard ``all_tasks_closed``)."""
+    return action_plan_transition(
+        action_plan_id=action_plan_id, target_state=ActionPlanState.ARCHIVED, actor=actor, **kwargs
+    )

@@ -1,0 +1,130 @@
+"""Writing domain events into the outbox, inside the caller's transaction."""
+
+from typing import Any
+
+from django.db import models
+from django.db.models import F
+
+from workflow.dispatch.kick import kick_after_commit
+from workflow.errors import ConcurrentModification
+from workflow.events import EventContext, EventType
+from workflow.models import ActionPlan, ActionPlanState, OutboxEvent, Task
+
+
+def aggregate_advance(instance: Task | ActionPlan) -> int:
+    """Claim the next position in the aggregate's event stream (compare-and-swap on ``version``).
+
+    The conditional UPDATE both detects a concurrent writer (someone advanced the stream since we read
+    it) and row-locks the aggregate until commit, so sequences stay gap-free and the loser of a race
+    writes nothing.
+    """
+    model: type[models.Model] = type(instance)
+    claimed = model._default_manager.filter(pk=instance.pk, version=instance.version).update(
+        version=F("version") + 1
+    )
+    if claimed != 1:
+        raise ConcurrentModification(
+            f"This {instance.aggregate_type.replace('_', ' ')} was changed meanwhile."
+        )
+    instance.version += 1
+    return instance.version
+
+
+def event_append(
+    *,
+    event_type: str,
+    aggregate_type: str,
+    aggregate_id: Any,
+    sequence: int,
+    context: EventContext,
+    payload: dict[str, Any],
+) -> OutboxEvent:
+    """Insert one event row; after commit, kick the dispatcher (beat is the safety net)."""
+    event = OutboxEvent.objects.create(
+        event_type=event_type,
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
+        sequence=sequence,
+        actor=context.actor,
+        correlation_id=context.correlation_id,
+        causation_id=context.causation_id,
+        depth=context.depth,
+        payload=payload,
+    )
+    kick_after_commit()
+    return event
+
+
+def task_facts(task: Task) -> dict[str, Any]:
+    """What every task event says about the task (predicates and webhooks read these)."""
+    return {
+        "task_id": str(task.pk),
+        "title": task.title,
+        "task_type": task.task_type,
+        "service_area": task.service_area,
+        "priority": task.priority,
+        "client_id": task.client_id,
+        "agency_id": str(task.agency_id),
+        "assignee_id": task.assignee_id,
+        "action_plan_id": str(task.action_plan_id) if task.action_plan_id else None,
+    }
+
+
+def action_plan_facts(plan: ActionPlan) -> dict[str, Any]:
+    return {
+        "action_plan_id": str(plan.pk),
+        "title": plan.title,
+        "client_id": plan.client_id,
+        "agency_id": str(plan.agency_id),
+    }
+
+
+_PLAN_EVENT_BY_TARGET = {
+    ActionPlanState.ACTIVE: EventType.ACTION_PLAN_ACTIVATED,
+    ActionPlanState.ARCHIVED: EventType.ACTION_PLAN_ARCHIVED,
+}
+
+
+def event_record_creation(*, instance: Task | ActionPlan, context: EventContext) -> OutboxEvent:
+    """The first event of an aggregate's stream (sequence 1)."""
+    if isinstance(instance, Task):
+        event_type, facts = EventType.TASK_CREATED, task_facts(instance)
+    else:
+        event_type, facts = EventType.ACTION_PLAN_CREATED, action_plan_facts(instance)
+    event = event_append(
+        event_type=event_type,
+        aggregate_type=instance.aggregate_type,
+        aggregate_id=instance.pk,
+        sequence=instance.version,
+        context=context,
+        payload={**facts, "old_state": None, "new_state": instance.state, "transition": "create"},
+    )
+    instance.recorded_event = event  # type: ignore[union-attr]
+    return event
+
+
+def event_record_transition(
+    *, instance: Task | ActionPlan, transition: str, source: str, target: str, context: EventContext
+) -> OutboxEvent:
+    """Advance the aggregate's stream and write the transition's event (called from ``post_transition``)."""
+    sequence = aggregate_advance(instance)
+    if isinstance(instance, Task):
+        event_type, facts = EventType.TASK_STATE_CHANGED, task_facts(instance)
+    else:
+        event_type, facts = _PLAN_EVENT_BY_TARGET[target], action_plan_facts(instance)
+    event = event_append(
+        event_type=event_type,
+        aggregate_type=instance.aggregate_type,
+        aggregate_id=instance.pk,
+        sequence=sequence,
+        context=context,
+        payload={
+            **facts,
+            "old_state": source,
+            "new_state": target,
+            "transition": transition,
+            "reason": context.reason,
+        },
+    )
+    instance.recorded_event = event  # type: ignore[union-attr]
+    return event
