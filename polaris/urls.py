@@ -8,6 +8,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/workflow/", include("workflow.api.urls")),
+    path("api/workflow/", include("workflow.api.dispatch_urls")),
     path("api/workflow/", include("sla.urls")),
     path("api/workflow/", include("automation.urls")),
     path("", include("polaris.ops.urls")),
