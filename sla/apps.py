@@ -4,3 +4,14 @@ from django.apps import AppConfig
 class SlaConfig(AppConfig):
     name = "sla"
     verbose_name = "SLA tracking"
+
+    def ready(self) -> None:
+        from workflow.api import extensions
+
+        from . import receivers  # noqa: F401  (connects the task receivers)
+        from .selectors import sla_block, task_filter_sla_status, task_queryset_with_sla
+
+        extensions.task_fields["sla"] = sla_block
+        extensions.task_filters["sla_status"] = task_filter_sla_status
+        if task_queryset_with_sla not in extensions.task_queryset_hooks:
+            extensions.task_queryset_hooks.append(task_queryset_with_sla)

@@ -1,0 +1,41 @@
+from django.contrib import admin
+
+from .models import BusinessCalendar, SLAConfig, SLARecord
+
+
+@admin.register(BusinessCalendar)
+class BusinessCalendarAdmin(admin.ModelAdmin):
+    list_display = ("name", "time_zone", "country_code", "subdivision", "updated_at")
+    search_fields = ("name",)
+
+
+@admin.register(SLAConfig)
+class SLAConfigAdmin(admin.ModelAdmin):
+    # ModelForm validation calls SLAConfig.clean(), so ties and bad percentages show on the form.
+    list_display = ("name", "service_area", "task_type", "target_minutes", "calendar", "active")
+    list_filter = ("active", "service_area", "task_type")
+    search_fields = ("name", "service_area", "task_type")
+    autocomplete_fields = ("calendar",)
+
+
+@admin.register(SLARecord)
+class SLARecordAdmin(admin.ModelAdmin):
+    """Read-only: records change only through task transitions and the scan."""
+
+    list_display = ("task", "config", "status", "started_at", "due_at", "breached_at", "stopped_at")
+    list_filter = ("status", "config")
+    list_select_related = ("task", "config")
+    search_fields = ("=id", "=task__id", "task__title")
+    date_hierarchy = "due_at"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,0 +1,76 @@
+"""SLA config endpoints: thin views over ``sla.selectors`` and ``sla.services``."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.generics import GenericAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from .selectors import sla_config_get, sla_config_list, sla_config_require_admin
+from .serializers import SLAConfigInputSerializer, SLAConfigOutputSerializer
+from .services import sla_config_create, sla_config_update
+
+ERRORS = {
+    400: OpenApiResponse(description="VALIDATION_ERROR (including a tie with another active config)"),
+    403: OpenApiResponse(description="PERMISSION_DENIED"),
+}
+
+
+class SLAConfigListCreateApi(GenericAPIView):
+    serializer_class = SLAConfigOutputSerializer
+
+    @extend_schema(
+        operation_id="sla_configs_list",
+        tags=["sla"],
+        summary="List SLA configs (admins and agency agents)",
+        responses={200: SLAConfigOutputSerializer(many=True), 403: ERRORS[403]},
+    )
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(sla_config_list(user=request.user))
+        return self.get_paginated_response(SLAConfigOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="sla_configs_create",
+        tags=["sla"],
+        summary="Create an SLA config (admins)",
+        request=SLAConfigInputSerializer,
+        responses={201: SLAConfigOutputSerializer, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        sla_config_require_admin(request.user)
+        serializer = SLAConfigInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        config = sla_config_create(actor=request.user, **serializer.validated_data)
+        return Response(SLAConfigOutputSerializer(config).data, status=status.HTTP_201_CREATED)
+
+
+class SLAConfigDetailApi(GenericAPIView):
+    serializer_class = SLAConfigOutputSerializer
+
+    @extend_schema(
+        operation_id="sla_configs_retrieve",
+        tags=["sla"],
+        summary="Read one SLA config (admins and agency agents)",
+        responses={
+            200: SLAConfigOutputSerializer,
+            403: ERRORS[403],
+            404: OpenApiResponse(description="NOT_FOUND"),
+        },
+    )
+    def get(self, request: Request, config_id: int) -> Response:
+        config = sla_config_get(user=request.user, config_id=config_id)
+        return Response(SLAConfigOutputSerializer(config).data)
+
+    @extend_schema(
+        operation_id="sla_configs_partial_update",
+        tags=["sla"],
+        summary="Change an SLA config (admins); running SLA records keep their snapshot",
+        request=SLAConfigInputSerializer,
+        responses={200: SLAConfigOutputSerializer, **ERRORS, 404: OpenApiResponse(description="NOT_FOUND")},
+    )
+    def patch(self, request: Request, config_id: int) -> Response:
+        sla_config_require_admin(request.user)
+        serializer = SLAConfigInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        config = sla_config_update(actor=request.user, config_id=config_id, **serializer.validated_data)
+        return Response(SLAConfigOutputSerializer(config).data)

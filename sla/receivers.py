@@ -1,0 +1,27 @@
+"""The in-transaction seam: task creation and transitions drive the task's SLA record.
+
+Both receivers run inside the caller's ``transaction.atomic()`` (``task_create`` / ``task_transition``),
+so the task's state and its SLA bookkeeping commit or roll back together. They only call services.
+"""
+
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+from django_fsm.signals import post_transition
+
+from workflow.events import EventContext
+from workflow.models import Task
+
+from .services import sla_record_start, sla_record_track_transition
+
+
+# workflow emits no django-fsm transition when a task is created, so creation is seen through post_save.
+@receiver(post_save, sender=Task, dispatch_uid="sla.task_created")
+def start_sla_record(sender, instance: Task, created: bool, raw: bool = False, **kwargs) -> None:
+    if created and not raw:
+        sla_record_start(task=instance)
+
+
+@receiver(post_transition, sender=Task, dispatch_uid="sla.task_transition")
+def track_sla_record(sender, instance: Task, name, source, target, method_kwargs, **kwargs) -> None:
+    context = method_kwargs.get("context") or EventContext.build(actor=None)
+    sla_record_track_transition(task=instance, source=source, target=target, context=context)

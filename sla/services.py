@@ -1,0 +1,428 @@
+"""SLA writes: configs, the per-task record's clock (start, pause, resume, stop) and the breach/warning scan.
+
+The record functions run inside the task transition's transaction (called from ``sla.receivers``), so a
+task's state and its SLA bookkeeping always commit together.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from polaris.accounts.models import User
+from polaris.metrics import SLA_RECORDS_BREACHED
+from workflow.dispatch.kick import kick_after_commit
+from workflow.errors import ValidationFailed
+from workflow.events import EventContext
+from workflow.models import OutboxEvent, Task, TaskState
+from workflow.services.outbox import event_append, task_facts
+
+from .calendar import Calendar, add_working_seconds, working_seconds_between
+from .events import SLAEventType
+from .models import BusinessCalendar, SLAConfig, SLARecord, SLARecordStatus
+from .selectors import sla_config_get, sla_config_match, sla_config_require_admin
+
+logger = logging.getLogger(__name__)
+
+Status = SLARecordStatus
+CONFIG_FIELDS = (
+    "name",
+    "service_area",
+    "task_type",
+    "target_minutes",
+    "warning_percentages",
+    "pause_states",
+    "calendar",
+    "active",
+)
+
+
+# --- Configs -------------------------------------------------------------------------------------------
+
+
+def _validation_details(exc: ValidationError) -> dict[str, list[str]]:
+    if hasattr(exc, "error_dict"):
+        return {
+            field: [str(message) for error in errors for message in error]
+            for field, errors in exc.message_dict.items()
+        }
+    return {"non_field_errors": [str(message) for message in exc.messages]}
+
+
+def _config_save(config: SLAConfig) -> SLAConfig:
+    try:
+        config.full_clean()
+    except ValidationError as exc:
+        raise ValidationFailed(details=_validation_details(exc)) from None
+    try:
+        # A savepoint: losing a race on the unique constraint leaves the caller's transaction usable.
+        with transaction.atomic():
+            config.save()
+    except IntegrityError:
+        raise ValidationFailed(
+            details={
+                "non_field_errors": [
+                    "Another active SLA config has the same service area and task type (or the same name)."
+                ]
+            }
+        ) from None
+    return config
+
+
+@transaction.atomic
+def sla_config_create(
+    *,
+    actor: User | None,
+    name: str,
+    target_minutes: int,
+    service_area: str = "",
+    task_type: str = "",
+    warning_percentages: list[int] | None = None,
+    pause_states: list[str] | None = None,
+    calendar: BusinessCalendar | None = None,
+    active: bool = True,
+) -> SLAConfig:
+    """Create a config. Raises ``ValidationFailed`` for bad input or a tie with another active config."""
+    sla_config_require_admin(actor)
+    config = SLAConfig(
+        name=name,
+        service_area=service_area,
+        task_type=task_type,
+        target_minutes=target_minutes,
+        warning_percentages=[75] if warning_percentages is None else warning_percentages,
+        pause_states=[TaskState.BLOCKED.value] if pause_states is None else pause_states,
+        calendar=calendar,
+        active=active,
+    )
+    return _config_save(config)
+
+
+@transaction.atomic
+def sla_config_update(*, actor: User | None, config_id: Any, **changes: Any) -> SLAConfig:
+    """Change a config's fields. Running records keep the snapshot they took at start; only tasks created
+    from now on see the change."""
+    sla_config_require_admin(actor)
+    unknown = set(changes) - set(CONFIG_FIELDS)
+    if unknown:
+        raise ValidationFailed(details={field: ["Unknown field."] for field in sorted(unknown)})
+    config = sla_config_get(user=actor, config_id=config_id, for_update=True)
+    for field, value in changes.items():
+        setattr(config, field, value)
+    return _config_save(config)
+
+
+# --- The record's clock --------------------------------------------------------------------------------
+
+
+def _warning_instant(record: SLARecord, percentage: int, calendar: Calendar | None) -> datetime:
+    seconds = record.target_minutes * 60 * percentage / 100 + record.paused_seconds
+    return add_working_seconds(record.started_at, seconds, calendar)
+
+
+def _schedule(record: SLARecord) -> None:
+    """Recompute ``due_at`` and ``next_warning_at`` from the snapshot and the paused time so far."""
+    calendar = record.calendar
+    record.due_at = add_working_seconds(
+        record.started_at, record.target_minutes * 60 + record.paused_seconds, calendar
+    )
+    pending = [p for p in record.warning_percentages if p not in record.warnings_sent]
+    record.next_warning_at = _warning_instant(record, min(pending), calendar) if pending else None
+
+
+def _event_payload(record: SLARecord, task: Task, config_name: str) -> dict[str, Any]:
+    return {
+        **task_facts(task),
+        "task_state": task.state,
+        "sla_record_id": str(record.pk),
+        "config_name": config_name,
+        "target_minutes": record.target_minutes,
+        "started_at": record.started_at.isoformat(),
+        "due_at": record.due_at.isoformat(),
+        "paused_seconds": record.paused_seconds,
+    }
+
+
+def sla_record_start(*, task: Task, now: datetime | None = None) -> SLARecord | None:
+    """Start the task's SLA clock with the most specific matching active config (none: no record).
+
+    Called from the task's ``post_save(created=True)`` inside ``task_create``'s transaction.
+    """
+    config = sla_config_match(task_type=task.task_type, service_area=task.service_area)
+    if config is None:
+        return None
+    now = now or timezone.now()
+    record = SLARecord(
+        task=task,
+        config=config,
+        target_minutes=config.target_minutes,
+        calendar_snapshot=config.calendar.definition() if config.calendar_id else None,
+        warning_percentages=sorted(config.warning_percentages),
+        pause_states=list(config.pause_states),
+        started_at=now,
+    )
+    _schedule(record)
+    if task.state in record.pause_states:
+        record.status, record.paused_at = Status.PAUSED, now
+    record.save()
+    return record
+
+
+def _breach(
+    *, record: SLARecord, task: Task, now: datetime, context: EventContext, stopped: bool
+) -> OutboxEvent:
+    """Mark one locked record breached (at its due time) and write its ``SLABreached`` event."""
+    record.status = Status.BREACHED
+    record.breached_at = record.due_at
+    record.next_warning_at = None
+    if stopped:
+        record.stopped_at = now
+    record.version += 1
+    record.save()
+    transaction.on_commit(SLA_RECORDS_BREACHED.inc)
+    return event_append(
+        event_type=SLAEventType.SLA_BREACHED,
+        aggregate_type=SLARecord.aggregate_type,
+        aggregate_id=record.pk,
+        sequence=record.version,
+        context=context,
+        payload={
+            **_event_payload(record, task, record.config.name),
+            "breached_at": record.breached_at.isoformat(),
+            "detected_by": "completion" if stopped else "pause",
+        },
+    )
+
+
+def sla_record_pause(*, record: SLARecord, task: Task, now: datetime, context: EventContext) -> None:
+    """Stop the clock (the task entered a pause state). A record already past due is breached instead."""
+    if record.status != Status.RUNNING:
+        return
+    if record.due_at <= now:
+        _breach(record=record, task=task, now=now, context=context, stopped=False)
+        return
+    record.status, record.paused_at = Status.PAUSED, now
+    record.save(update_fields=["status", "paused_at"])
+
+
+def _accumulate_pause(record: SLARecord, now: datetime) -> None:
+    assert record.paused_at is not None
+    paused = working_seconds_between(record.paused_at, now, record.calendar)
+    record.paused_seconds += max(round(paused), 0)
+    record.paused_at = None
+    _schedule(record)
+
+
+def sla_record_resume(*, record: SLARecord, now: datetime) -> None:
+    """Restart the clock; ``due_at`` (and the next warning) move back by the working time spent paused."""
+    if record.status != Status.PAUSED:
+        return
+    _accumulate_pause(record, now)
+    record.status = Status.RUNNING
+    record.save(update_fields=["status", "paused_at", "paused_seconds", "due_at", "next_warning_at"])
+
+
+def sla_record_stop(
+    *, record: SLARecord, task: Task, completed: bool, now: datetime, context: EventContext
+) -> None:
+    """The task reached a final state: completed → met (or breached when late); cancelled → cancelled.
+
+    A record the scan already breached keeps that status and only gets its ``stopped_at``.
+    """
+    if record.stopped_at is not None or record.status in (Status.MET, Status.CANCELLED):
+        return
+    if record.status == Status.BREACHED:
+        record.stopped_at = now
+        record.save(update_fields=["stopped_at"])
+        return
+    if record.status == Status.PAUSED:
+        _accumulate_pause(record, now)
+    if completed and now > record.due_at:
+        _breach(record=record, task=task, now=now, context=context, stopped=True)
+        return
+    record.status = Status.MET if completed else Status.CANCELLED
+    record.stopped_at = now
+    record.next_warning_at = None
+    record.save()
+
+
+def sla_record_track_transition(*, task: Task, source: str, target: str, context: EventContext) -> None:
+    """Apply a task transition to its SLA record (the ``post_transition`` receiver's one call)."""
+    record = SLARecord.objects.select_for_update().select_related("config").filter(task_id=task.pk).first()
+    if record is None:
+        return
+    now = timezone.now()
+    if target == TaskState.COMPLETED:
+        sla_record_stop(record=record, task=task, completed=True, now=now, context=context)
+    elif target == TaskState.CANCELLED:
+        sla_record_stop(record=record, task=task, completed=False, now=now, context=context)
+    elif target in record.pause_states:
+        sla_record_pause(record=record, task=task, now=now, context=context)
+    else:
+        sla_record_resume(record=record, now=now)
+
+
+# --- The scan ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ScanResult:
+    breached: int = 0
+    warned: int = 0
+
+
+_BREACH_SQL = """
+WITH claimed AS (
+    UPDATE {record} AS r
+       SET status = 'breached', breached_at = r.due_at, next_warning_at = NULL, version = r.version + 1
+     WHERE r.id IN (
+               SELECT id FROM {record}
+                WHERE status = 'running' AND due_at <= %(now)s
+                ORDER BY due_at
+                LIMIT %(limit)s
+                  FOR UPDATE SKIP LOCKED)
+       AND r.status = 'running' AND r.due_at <= %(now)s
+ RETURNING r.id, r.task_id, r.config_id, r.version, r.target_minutes, r.started_at, r.due_at, r.paused_seconds
+)
+SELECT c.id, c.version, c.target_minutes, c.started_at, c.due_at, c.paused_seconds, cfg.name,
+       t.id, t.title, t.task_type, t.service_area, t.priority, t.client_id, t.agency_id, t.assignee_id,
+       t.action_plan_id, t.state
+  FROM claimed c
+  JOIN {task} t ON t.id = c.task_id
+  JOIN {config} cfg ON cfg.id = c.config_id
+"""
+
+
+def _claim_breaches(*, now: datetime, limit: int, context: EventContext) -> int:
+    """One batch, in the caller's transaction: CAS-claim due running records, write their events in bulk."""
+    sql = _BREACH_SQL.format(
+        record=SLARecord._meta.db_table, task=Task._meta.db_table, config=SLAConfig._meta.db_table
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"now": now, "limit": limit})
+        rows = cursor.fetchall()
+    events = []
+    for record_id, version, target, started_at, due_at, paused, config_name, *task_row in rows:
+        task_id, title, task_type, area, priority, client_id, agency_id, assignee_id, plan_id, state = (
+            task_row
+        )
+        task = Task(
+            id=task_id,
+            title=title,
+            task_type=task_type,
+            service_area=area,
+            priority=priority,
+            client_id=client_id,
+            agency_id=agency_id,
+            assignee_id=assignee_id,
+            action_plan_id=plan_id,
+            state=state,
+        )
+        record = SLARecord(
+            id=record_id, target_minutes=target, started_at=started_at, due_at=due_at, paused_seconds=paused
+        )
+        payload = _event_payload(record, task, config_name)
+        payload.update({"breached_at": due_at.isoformat(), "detected_by": "scan"})
+        events.append(
+            OutboxEvent(
+                event_type=SLAEventType.SLA_BREACHED,
+                aggregate_type=SLARecord.aggregate_type,
+                aggregate_id=record_id,
+                sequence=version,
+                occurred_at=now,
+                next_attempt_at=now,
+                actor=None,
+                correlation_id=context.correlation_id,
+                causation_id=context.causation_id,
+                depth=context.depth,
+                payload=payload,
+            )
+        )
+    if events:
+        OutboxEvent.objects.bulk_create(events, batch_size=2000)
+        kick_after_commit()
+        count = len(events)
+        transaction.on_commit(lambda: SLA_RECORDS_BREACHED.inc(count))
+    return len(rows)
+
+
+def _claim_warnings(*, now: datetime, limit: int, context: EventContext) -> int:
+    """One batch: lock running records whose next warning is due (skipping ones another scan holds), write
+    one ``SLAWarning`` per percentage reached, and move ``next_warning_at`` on."""
+    records = list(
+        SLARecord.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("task", "config")
+        .filter(status=Status.RUNNING, next_warning_at__lte=now)
+        .order_by("next_warning_at")[:limit]
+    )
+    written = 0
+    for record in records:
+        calendar = record.calendar
+        reached = [
+            p
+            for p in record.warning_percentages
+            if p not in record.warnings_sent and _warning_instant(record, p, calendar) <= now
+        ]
+        first_sequence = record.version + 1
+        record.warnings_sent = sorted([*record.warnings_sent, *reached])
+        record.version += len(reached)
+        _schedule(record)
+        # The row is locked, but keep the compare-and-swap so a warning can never be recorded twice.
+        updated = SLARecord.objects.filter(
+            pk=record.pk, status=Status.RUNNING, version=first_sequence - 1
+        ).update(
+            warnings_sent=record.warnings_sent,
+            version=record.version,
+            next_warning_at=record.next_warning_at,
+        )
+        if updated != 1:
+            continue
+        for offset, percentage in enumerate(reached):
+            event_append(
+                event_type=SLAEventType.SLA_WARNING,
+                aggregate_type=SLARecord.aggregate_type,
+                aggregate_id=record.pk,
+                sequence=first_sequence + offset,
+                context=context,
+                payload={
+                    **_event_payload(record, record.task, record.config.name),
+                    "percentage": percentage,
+                    "warning_at": _warning_instant(record, percentage, calendar).isoformat(),
+                },
+            )
+            written += 1
+    return written
+
+
+def sla_scan(*, now: datetime | None = None, batch_size: int | None = None) -> ScanResult:
+    """Breach running records past due and warn those past a warning percentage, exactly once each.
+
+    Each batch is its own transaction: claimed with a compare-and-swap ``UPDATE … WHERE status = 'running'``
+    (breaches) or ``FOR UPDATE SKIP LOCKED`` (warnings), so concurrent scans split the work and never
+    repeat it. Both claims read partial indexes on running records: the cost follows what is due.
+    """
+    now = now or timezone.now()
+    limit = batch_size or getattr(settings, "SLA_SCAN_BATCH_SIZE", 5000)
+    context = EventContext.build(actor=None)
+    result = ScanResult()
+    while True:
+        with transaction.atomic():
+            claimed = _claim_breaches(now=now, limit=limit, context=context)
+        result.breached += claimed
+        if claimed < limit:
+            break
+    while True:
+        with transaction.atomic():
+            warned = _claim_warnings(now=now, limit=limit, context=context)
+        result.warned += warned
+        if warned == 0:
+            break
+    if result.breached or result.warned:
+        logger.info("sla scan: %s breached, %s warnings", result.breached, result.warned)
+    return result
