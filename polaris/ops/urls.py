@@ -1,1 +1,10 @@
-urlpatterns: list = []
+from django.urls import path, re_path
+
+from . import health, metrics, views
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="prometheus-metrics"),
+    re_path(r"^api/workflow/stats/?$", views.WorkflowStatsView.as_view(), name="workflow-stats"),
+]

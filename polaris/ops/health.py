@@ -1,0 +1,88 @@
+"""Probes. ``/healthz``: the process answers (no dependency is touched, so a database outage does not get
+every web process restarted). ``/readyz``: this process can serve traffic — the database answers, Redis
+answers, and no migration is left to apply. 200 when all pass, else 503; the body names each check.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import redis
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.migrations.executor import MigrationExecutor
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+PROBE_TIMEOUT_SECONDS = 2.0
+
+# Once every migration is applied it stays so for this process's life (a deploy starts new processes),
+# so the migration graph is loaded once per process, not at every probe.
+_migrations_ok = False
+
+
+def check_database() -> str | None:
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return None
+
+
+def check_redis() -> str | None:
+    client = redis.Redis.from_url(
+        settings.REDIS_URL, socket_timeout=PROBE_TIMEOUT_SECONDS, socket_connect_timeout=PROBE_TIMEOUT_SECONDS
+    )
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return None
+
+
+def check_migrations() -> str | None:
+    global _migrations_ok
+    if _migrations_ok:
+        return None
+    executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    if plan:
+        return f"{len(plan)} migration(s) not applied, e.g. {plan[0][0].app_label}.{plan[0][0].name}"
+    _migrations_ok = True
+    return None
+
+
+CHECKS: dict[str, Callable[[], str | None]] = {
+    "database": check_database,
+    "redis": check_redis,
+    "migrations": check_migrations,
+}
+
+
+def _run(check: Callable[[], str | None]) -> dict:
+    started = time.perf_counter()
+    try:
+        problem = check()
+    except Exception as exc:  # any failure of a dependency means "not ready", never a 500
+        problem = f"{type(exc).__name__}: {exc}"[:300]
+    result: dict = {"ok": problem is None, "duration_ms": round((time.perf_counter() - started) * 1000, 2)}
+    if problem:
+        result["error"] = problem
+    return result
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    checks = {name: _run(check) for name, check in CHECKS.items()}
+    ready = all(result["ok"] for result in checks.values())
+    return JsonResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
+    )

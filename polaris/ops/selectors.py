@@ -1,0 +1,316 @@
+"""Operational reads: workload per state, outbox backlog, SLA and automation health.
+
+One set of queries feeds the stats API, the admin dashboard and the scrape-time Prometheus collector.
+Every count is an aggregate over an indexed column (or a partial index on the rows still to do), so the
+cost follows the backlog, not the history.
+
+``sla`` and ``automation`` are optional here: their sections are ``None`` when their models are not
+available (the app not installed, or not migrated into this build), and ``unavailable`` names them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models import Count, Min, Model, Q, QuerySet
+from django.utils import timezone
+
+from polaris.accounts.models import User
+from workflow.errors import PermissionDenied
+from workflow.models import ActionPlan, ActionPlanState, OutboxEvent, Task, TaskState
+
+UNDONE = (OutboxEvent.Status.PENDING, OutboxEvent.Status.PROCESSING)
+RECENT_WINDOW = timedelta(hours=24)
+
+
+def optional_model(app_label: str, model_name: str) -> type[Model] | None:
+    """A model of an optional app, or ``None`` when that app or model is not part of this build."""
+    if not apps.is_installed(app_label):
+        return None
+    try:
+        return apps.get_model(app_label, model_name)
+    except LookupError:
+        return None
+
+
+def _has_field(model: type[Model], name: str) -> bool:
+    try:
+        model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return False
+    return True
+
+
+def _state_counts(queryset: QuerySet, states: list[str]) -> dict[str, int]:
+    counts = dict.fromkeys(states, 0)
+    for row in queryset.order_by().values("state").annotate(n=Count("pk")):
+        counts[row["state"]] = row["n"]
+    return counts
+
+
+def task_state_counts(*, agency_id: Any = None) -> dict[str, int]:
+    """Tasks per state, every state present (zero when none)."""
+    queryset = Task.objects.all() if agency_id is None else Task.objects.filter(agency_id=agency_id)
+    return _state_counts(queryset, list(TaskState.values))
+
+
+def action_plan_state_counts(*, agency_id: Any = None) -> dict[str, int]:
+    queryset = (
+        ActionPlan.objects.all() if agency_id is None else ActionPlan.objects.filter(agency_id=agency_id)
+    )
+    return _state_counts(queryset, list(ActionPlanState.values))
+
+
+@dataclass(frozen=True)
+class OutboxBacklog:
+    pending: int  # not yet dispatched: waiting, retrying or claimed right now
+    processing: int  # of which claimed by a dispatcher at this moment
+    dead: int
+    oldest_pending_at: datetime | None
+    oldest_pending_age_seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["oldest_pending_at"] = self.oldest_pending_at.isoformat() if self.oldest_pending_at else None
+        return data
+
+
+def _outbox_scope(queryset: QuerySet, agency_id: Any) -> QuerySet:
+    # Events carry their aggregate's agency in the payload (tasks, plans; SLA events copy it too).
+    return queryset if agency_id is None else queryset.filter(payload__agency_id=str(agency_id))
+
+
+def outbox_backlog(*, agency_id: Any = None, now: datetime | None = None) -> OutboxBacklog:
+    """Undispatched and dead events (the filters match the partial indexes on the outbox)."""
+    now = now or timezone.now()
+    undone = _outbox_scope(OutboxEvent.objects.filter(status__in=UNDONE), agency_id).aggregate(
+        pending=Count("pk"),
+        processing=Count("pk", filter=Q(status=OutboxEvent.Status.PROCESSING)),
+        oldest=Min("occurred_at"),
+    )
+    dead = _outbox_scope(OutboxEvent.objects.filter(status=OutboxEvent.Status.DEAD), agency_id).count()
+    oldest = undone["oldest"]
+    return OutboxBacklog(
+        pending=undone["pending"],
+        processing=undone["processing"],
+        dead=dead,
+        oldest_pending_at=oldest,
+        oldest_pending_age_seconds=max((now - oldest).total_seconds(), 0.0) if oldest else 0.0,
+    )
+
+
+def sla_counts(*, agency_id: Any = None, now: datetime | None = None) -> dict[str, int] | None:
+    """Running, at-risk and breached SLA records; ``None`` without the sla app's ``SLARecord``.
+
+    At risk: a clock still running (or paused) that has passed a warning threshold, or its due time
+    (a breach the next scan will record).
+    """
+    record = optional_model("sla", "SLARecord")
+    if record is None:
+        return None
+    now = now or timezone.now()
+    queryset = record._default_manager.all()
+    if agency_id is not None:
+        queryset = queryset.filter(task__agency_id=agency_id)
+    open_ = Q(status__in=["running", "paused"])
+    at_risk = Q(due_at__lte=now)
+    if _has_field(record, "next_warning_at"):  # a warning due that the scan has not written yet
+        at_risk |= Q(next_warning_at__lte=now)
+    if _has_field(record, "warnings_sent"):  # a warning already written
+        at_risk |= ~Q(warnings_sent=[])
+    return queryset.order_by().aggregate(
+        running=Count("pk", filter=Q(status="running")),
+        paused=Count("pk", filter=Q(status="paused")),
+        at_risk=Count("pk", filter=open_ & at_risk),
+        breached=Count("pk", filter=Q(status="breached")),
+    )
+
+
+def _created_field(model: type[Model]) -> str | None:
+    for name in ("created_at", "executed_at", "occurred_at", "attempted_at"):
+        if _has_field(model, name):
+            return name
+    return None
+
+
+def _agency_scope(queryset: QuerySet, agency_id: Any) -> QuerySet | None:
+    """Scope an automation record to an agency through whichever link its model has; None if it has none."""
+    if agency_id is None:
+        return queryset
+    model = queryset.model
+    if _has_field(model, "agency"):
+        return queryset.filter(agency_id=agency_id)
+    if _has_field(model, "task"):
+        return queryset.filter(task__agency_id=agency_id)
+    if _has_field(model, "event"):
+        return queryset.filter(event__payload__agency_id=str(agency_id))
+    return None
+
+
+def _recent(
+    model: type[Model] | None, *, since: datetime, agency_id: Any, failed: bool = False
+) -> int | None:
+    if model is None:
+        return None
+    field = _created_field(model)
+    if field is None:
+        return None
+    queryset = _agency_scope(model._default_manager.filter(**{f"{field}__gte": since}), agency_id)
+    if queryset is None:
+        return None
+    if failed:
+        if _has_field(model, "status"):
+            queryset = queryset.filter(status__in=["failed", "dead", "error"])
+        elif _has_field(model, "succeeded"):
+            queryset = queryset.filter(succeeded=False)
+        else:
+            return None
+    return queryset.order_by().count()
+
+
+def automation_counts(*, agency_id: Any = None, now: datetime | None = None) -> dict[str, int | None] | None:
+    """Trigger executions and failed webhook deliveries in the last 24 h; ``None`` without the models."""
+    execution = optional_model("automation", "TriggerExecution")
+    delivery = optional_model("automation", "WebhookDelivery")
+    if execution is None and delivery is None:
+        return None
+    since = (now or timezone.now()) - RECENT_WINDOW
+    return {
+        "trigger_executions_24h": _recent(execution, since=since, agency_id=agency_id),
+        "webhook_failures_24h": _recent(delivery, since=since, agency_id=agency_id, failed=True),
+    }
+
+
+def recent_alerts(*, limit: int = 10) -> list[dict[str, Any]] | None:
+    """The latest alerts (newest first) for the dashboard; ``None`` without the automation ``Alert`` model."""
+    alert = optional_model("automation", "Alert")
+    if alert is None:
+        return None
+    order = _created_field(alert) or "pk"
+    rows = []
+    for item in alert._default_manager.order_by(f"-{order}")[:limit]:
+        rows.append(
+            {
+                "id": item.pk,
+                "title": str(item),
+                "severity": getattr(item, "severity", ""),
+                "at": getattr(item, order, None),
+                "acknowledged": bool(
+                    getattr(item, "acknowledged_at", None) or getattr(item, "acknowledged", False)
+                ),
+            }
+        )
+    return rows
+
+
+def stats_scope(*, user: User) -> Any:
+    """The agency whose figures ``user`` may see (``None``: everything); clients see none."""
+    if user.role == User.Role.ADMIN:
+        return None
+    if user.role == User.Role.AGENCY and user.agency_id is not None:
+        return user.agency_id
+    raise PermissionDenied("Workflow statistics are for administrators and agency staff.")
+
+
+def workflow_stats(*, user: User, now: datetime | None = None) -> dict[str, Any]:
+    """The figures behind ``GET /api/workflow/stats``: global for admins, one agency for its agents."""
+    agency_id = stats_scope(user=user)
+    now = now or timezone.now()
+    backlog = outbox_backlog(agency_id=agency_id, now=now)
+    sla = sla_counts(agency_id=agency_id, now=now)
+    automation = automation_counts(agency_id=agency_id, now=now)
+    unavailable = [name for name, section in (("sla", sla), ("automation", automation)) if section is None]
+    return {
+        "scope": "global" if agency_id is None else "agency",
+        "agency_id": str(agency_id) if agency_id is not None else None,
+        "generated_at": now,
+        "tasks": task_state_counts(agency_id=agency_id),
+        "action_plans": action_plan_state_counts(agency_id=agency_id),
+        "sla": sla,
+        "outbox": {
+            "pending": backlog.pending,
+            "processing": backlog.processing,
+            "dead": backlog.dead,
+            "oldest_pending_at": backlog.oldest_pending_at,
+            "oldest_pending_age_seconds": backlog.oldest_pending_age_seconds,
+        },
+        "automation": automation,
+        "unavailable": unavailable,
+    }
+
+
+# --- Dashboard ---
+
+BAR_MAX_WIDTH = 260  # px: the longest bar of a chart
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    value: int | float
+    width: int  # px, proportional to the chart's largest value
+    y: int  # px, top of the bar in the chart's SVG
+    css: str
+
+
+def bar_chart(items: list[tuple[str, int | float, str]], *, row_height: int = 22) -> dict[str, Any]:
+    """Geometry for a horizontal SVG bar chart (the template only draws it): ``(label, value, css class)``."""
+    peak = max((value for _, value, _ in items), default=0) or 1
+    bars = [
+        Bar(label, value, round(BAR_MAX_WIDTH * value / peak) if value else 0, index * row_height, css)
+        for index, (label, value, css) in enumerate(items)
+    ]
+    return {"bars": bars, "height": max(len(bars), 1) * row_height, "row_height": row_height}
+
+
+def dashboard_data(*, now: datetime | None = None) -> dict[str, Any]:
+    """Everything the admin index dashboard shows, global scope (the admin is for staff)."""
+    now = now or timezone.now()
+    tasks = task_state_counts()
+    plans = action_plan_state_counts()
+    backlog = outbox_backlog(now=now)
+    sla = sla_counts(now=now)
+    automation = automation_counts(now=now)
+    return {
+        "generated_at": now,
+        "tasks": bar_chart([(TaskState(state).label, n, f"state-{state}") for state, n in tasks.items()]),
+        "task_total": sum(tasks.values()),
+        "plans": bar_chart(
+            [(ActionPlanState(state).label, n, f"state-{state}") for state, n in plans.items()]
+        ),
+        "sla": sla,
+        "sla_chart": bar_chart(
+            [
+                ("Running", sla["running"], "sla-running"),
+                ("At risk", sla["at_risk"], "sla-at-risk"),
+                ("Breached", sla["breached"], "sla-breached"),
+            ]
+        )
+        if sla is not None
+        else None,
+        "outbox": backlog,
+        "outbox_chart": bar_chart(
+            [
+                ("Pending", backlog.pending, "outbox-pending"),
+                ("Processing", backlog.processing, "outbox-processing"),
+                ("Dead", backlog.dead, "outbox-dead"),
+            ]
+        ),
+        "automation": automation,
+        "alerts": recent_alerts(),
+    }
+
+
+def metrics_snapshot(*, now: datetime | None = None) -> dict[str, Any]:
+    """What the scrape-time collector exports (global scope)."""
+    now = now or timezone.now()
+    return {
+        "tasks": task_state_counts(),
+        "action_plans": action_plan_state_counts(),
+        "outbox": outbox_backlog(now=now),
+        "sla": sla_counts(now=now),
+    }
