@@ -1,4 +1,7 @@
-"""The Celery application: configured from Django settings (``CELERY_*``)."""
+"""The Celery application: configured from Django settings (``CELERY_*``), with the beat schedule in code.
+
+Run as ops do: ``celery -A polaris worker`` (any number) and ``celery -A polaris beat`` (exactly one).
+"""
 
 import os
 
@@ -9,3 +12,38 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "polaris.settings")
 app = Celery("polaris")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Dispatch tasks are short nudges ("drain now"): prefetching several onto one busy process would only
+# delay them while other processes idle, so each process reserves one message at a time.
+app.conf.worker_prefetch_multiplier = 1
+# A lost message costs at most one beat interval (the work is in the database), so ack on receipt;
+# see workflow/tasks.py. Set explicitly so a global CELERY_TASK_ACKS_LATE does not change it.
+app.conf.task_acks_late = False
+
+
+def _beat_schedule() -> dict:
+    from django.conf import settings
+
+    dispatch_every = float(settings.OUTBOX_DISPATCH_INTERVAL_SECONDS)
+    sla_every = float(settings.SLA_SCAN_INTERVAL_SECONDS)
+    # Each entry expires before the next one is due: a backlog of stale ticks (worker down, queue
+    # congested) collapses into the next fresh one instead of running back to back. Overlapping runs
+    # are harmless anyway (SKIP LOCKED claims, compare-and-swap SLA updates).
+    return {
+        "outbox-dispatch": {
+            "task": "workflow.outbox_dispatch",
+            "schedule": dispatch_every,
+            "options": {"expires": dispatch_every * 0.8},
+        },
+        # Sent by name: the sla app defines the task; workflow and this module never import sla.
+        "sla-scan": {
+            "task": "sla.sla_scan",
+            "schedule": sla_every,
+            "options": {"expires": sla_every * 0.8},
+        },
+    }
+
+
+@app.on_after_configure.connect
+def _install_beat_schedule(sender: Celery, **kwargs: object) -> None:
+    sender.conf.beat_schedule = _beat_schedule()

@@ -173,13 +173,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "polaris.api.schema.EnvelopeAutoSchema",
     "EXCEPTION_HANDLER": "polaris.api.exceptions.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "polaris.api.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "polaris.api.throttling.AnonRateThrottle",
+        "polaris.api.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("API_THROTTLE_ANON", "60/minute"),
@@ -199,6 +199,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Named enums for the state machines (several serializers share them).
+    "ENUM_NAME_OVERRIDES": {
+        "TaskStateEnum": "workflow.models.TaskState",
+        "ActionPlanStateEnum": "workflow.models.ActionPlanState",
+    },
 }
 
 # Throttling and idempotency share a cache; Redis keeps them consistent across web processes.
@@ -228,6 +233,10 @@ OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 10)
 OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 60)
 OUTBOX_RETRY_BASE_SECONDS = env_float("OUTBOX_RETRY_BASE_SECONDS", 2.0)
 OUTBOX_RETRY_MAX_SECONDS = env_float("OUTBOX_RETRY_MAX_SECONDS", 3600.0)
+# One dispatch task stops starting new batches after this long (its soft limit adds the lease on top).
+OUTBOX_DISPATCH_TIME_BUDGET_SECONDS = env_float("OUTBOX_DISPATCH_TIME_BUDGET_SECONDS", 20.0)
+# Extra modules imported by WorkflowConfig.ready() that register handlers (tests, plug-ins).
+OUTBOX_EXTRA_HANDLER_MODULES = env_list("POLARIS_EXTRA_HANDLER_MODULES")
 
 # --- SLA ---
 SLA_SCAN_INTERVAL_SECONDS = env_int("SLA_SCAN_INTERVAL_SECONDS", 300)
@@ -238,6 +247,9 @@ AUTOMATION_MAX_DEPTH = env_int("AUTOMATION_MAX_DEPTH", 5)
 WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS")
 WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 5.0)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
+WEBHOOK_RETRY_BASE_SECONDS = env_float("WEBHOOK_RETRY_BASE_SECONDS", 2.0)
+WEBHOOK_RETRY_MAX_SECONDS = env_float("WEBHOOK_RETRY_MAX_SECONDS", 3600.0)
+AUTOMATION_RECORD_NOT_MATCHED = env_bool("AUTOMATION_RECORD_NOT_MATCHED", False)
 
 # --- Idempotency ---
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24)

@@ -1,1 +1,12 @@
-urlpatterns: list = []
+from django.urls import re_path
+
+from .dispatch_views import OutboxEventReplayView
+
+urlpatterns = [
+    # Trailing slash optional, like the rest of the API.
+    re_path(
+        r"^events/(?P<event_id>[^/]+)/replay/?$",
+        OutboxEventReplayView.as_view(),
+        name="workflow-event-replay",
+    ),
+]

@@ -1,0 +1,75 @@
+"""A test-only handler whose effect is a row in a plain table with no unique constraint.
+
+Counting rows per event shows an effect repeated (the ledger alone could not: it is unique). The test
+process registers it through the ``effect_handler`` fixture; worker subprocesses load
+``tests.dispatch.worker_handlers`` through ``POLARIS_EXTRA_HANDLER_MODULES``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from django.db import connection
+
+from workflow.dispatch.registry import register_handler, unregister_handler
+
+EFFECT_TABLE = "dispatch_test_effect"
+HANDLER_NAME = "tests.effect"
+PROBE_EVENT_TYPE = "DispatchProbed"
+
+
+def record_effect(event) -> None:
+    delay = float(os.environ.get("POLARIS_TEST_HANDLER_DELAY_SECONDS") or 0)
+    if delay:
+        time.sleep(delay)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {EFFECT_TABLE} (event_id, aggregate_id, sequence, pid) VALUES (%s, %s, %s, %s)",  # noqa: S608
+            [event.id, event.aggregate_id, event.sequence, os.getpid()],
+        )
+
+
+def effect_table_create() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {EFFECT_TABLE} (id bigserial PRIMARY KEY, event_id uuid NOT NULL,"
+            " aggregate_id uuid NOT NULL, sequence integer NOT NULL, pid integer NOT NULL,"
+            " created_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+        )
+        cursor.execute(f"TRUNCATE {EFFECT_TABLE}")
+
+
+def effect_table_drop() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {EFFECT_TABLE}")
+
+
+def effect_counts() -> tuple[int, int, int]:
+    """(effect rows, distinct events with an effect, events with more than one effect)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*), count(DISTINCT event_id), "  # noqa: S608
+            f"(SELECT count(*) FROM (SELECT event_id FROM {EFFECT_TABLE} GROUP BY event_id "
+            f"HAVING count(*) > 1) AS dup) FROM {EFFECT_TABLE}"
+        )
+        return cursor.fetchone()
+
+
+def order_violations() -> int:
+    """Effects of one aggregate that happened out of sequence order (by insertion order)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FROM (SELECT sequence, lag(sequence) OVER "  # noqa: S608
+            f"(PARTITION BY aggregate_id ORDER BY id) AS previous FROM {EFFECT_TABLE}) AS ordered "
+            "WHERE previous IS NOT NULL AND previous >= sequence"
+        )
+        return cursor.fetchone()[0]
+
+
+def register() -> None:
+    register_handler(HANDLER_NAME, record_effect, event_types=[PROBE_EVENT_TYPE])
+
+
+def unregister() -> None:
+    unregister_handler(HANDLER_NAME)

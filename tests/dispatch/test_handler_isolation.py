@@ -1,0 +1,71 @@
+"""A failing handler stops neither the other handlers nor the other events, and its effects roll back."""
+
+from django.db import connection
+
+from tests.dispatch import effects
+from workflow.dispatch.dispatcher import outbox_dispatch
+from workflow.dispatch.registry import register_handler
+from workflow.models import HandledEvent, OutboxEvent
+
+
+def test_one_failing_event_among_many(make_event, effect_handler):
+    events = [make_event() for _ in range(20)]
+    poison = events[7]
+
+    def fail_on_poison(event):
+        # Write something first: it must roll back with the failure.
+        effects.record_effect(event)
+        if event.id == poison.id:
+            raise ValueError("cannot handle this one")
+
+    register_handler("picky", fail_on_poison)
+    report = outbox_dispatch(budget_seconds=10)
+
+    assert (report.dispatched, report.retried) == (19, 1)
+    statuses = dict(OutboxEvent.objects.values_list("id", "status"))
+    assert statuses[poison.id] == OutboxEvent.Status.PENDING
+    assert sum(status == OutboxEvent.Status.DISPATCHED for status in statuses.values()) == 19
+    # The good handler handled all 20; the picky one 19, and the poison event's effect was rolled back.
+    assert HandledEvent.objects.filter(handler=effects.HANDLER_NAME).count() == 20
+    assert HandledEvent.objects.filter(handler="picky").count() == 19
+    assert effects.effect_counts() == (39, 20, 19)
+
+
+def test_a_handler_breaking_the_transaction_does_not_poison_the_batch(make_event):
+    """A handler whose SQL fails aborts the transaction; the savepoint path keeps the others going."""
+    events = [make_event() for _ in range(3)]
+
+    def bad_sql(event):
+        if event.id == events[1].id:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT * FROM no_such_table")
+
+    register_handler("bad-sql", bad_sql)
+    report = outbox_dispatch(budget_seconds=10)
+    assert (report.dispatched, report.retried) == (2, 1)
+    assert "no_such_table" in OutboxEvent.objects.get(pk=events[1].pk).last_error
+
+
+def test_retry_runs_only_the_handler_that_failed(make_event):
+    calls = {"good": 0, "bad": 0}
+    state = {"fail": True}
+
+    def good(event):
+        calls["good"] += 1
+
+    def bad(event):
+        calls["bad"] += 1
+        if state["fail"]:
+            raise RuntimeError("boom")
+
+    register_handler("good", good)
+    register_handler("bad", bad)
+    event = make_event()
+    outbox_dispatch(budget_seconds=10)
+    state["fail"] = False
+    OutboxEvent.objects.filter(pk=event.pk).update(next_attempt_at=event.occurred_at)
+    outbox_dispatch(budget_seconds=10)
+
+    assert calls == {"good": 1, "bad": 2}
+    event.refresh_from_db()
+    assert event.status == OutboxEvent.Status.DISPATCHED

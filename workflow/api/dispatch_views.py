@@ -1,0 +1,67 @@
+"""Dispatch endpoints: replaying a dead-lettered event (admins only)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from workflow.dispatch.services import outbox_event_replay
+from workflow.models import OutboxEvent
+
+
+class OutboxEventDispatchSerializer(serializers.ModelSerializer):
+    """An event with its dispatch state."""
+
+    class Meta:
+        model = OutboxEvent
+        fields = (
+            "id",
+            "event_type",
+            "aggregate_type",
+            "aggregate_id",
+            "sequence",
+            "occurred_at",
+            "correlation_id",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "last_error",
+            "dispatched_at",
+        )
+        read_only_fields = fields
+
+
+class ErrorEnvelopeSerializer(serializers.Serializer):
+    success = serializers.BooleanField(default=False)
+    error_code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField()
+
+
+class OutboxEventReplayView(APIView):
+    """``POST /api/workflow/events/{id}/replay``: put a dead event back in the dispatch queue."""
+
+    @extend_schema(
+        operation_id="workflow_event_replay",
+        summary="Replay a dead-lettered event",
+        description=(
+            "Admins only. Moves a `dead` event back to `pending` with its attempts reset; handlers that "
+            "already handled it are skipped. 409 CONFLICT when the event is not dead."
+        ),
+        tags=["events"],
+        request=None,
+        parameters=[OpenApiParameter("event_id", str, OpenApiParameter.PATH, description="Event UUID")],
+        responses={
+            200: OutboxEventDispatchSerializer,
+            401: OpenApiResponse(ErrorEnvelopeSerializer, description="NOT_AUTHENTICATED"),
+            403: OpenApiResponse(ErrorEnvelopeSerializer, description="PERMISSION_DENIED (not an admin)"),
+            404: OpenApiResponse(ErrorEnvelopeSerializer, description="NOT_FOUND"),
+            409: OpenApiResponse(ErrorEnvelopeSerializer, description="CONFLICT (the event is not dead)"),
+        },
+    )
+    def post(self, request: Request, event_id: str) -> Response:
+        event = outbox_event_replay(event_id=event_id, actor=request.user)
+        return Response(OutboxEventDispatchSerializer(event).data)
