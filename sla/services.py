@@ -48,12 +48,12 @@ CONFIG_FIELDS = (
 
 
 def _validation_details(exc: ValidationError) -> dict[str, list[str]]:
-    if hasattr(exc, "error_dict"):
-        return {
-            field: [str(message) for error in errors for message in error]
-            for field, errors in exc.message_dict.items()
-        }
-    return {"non_field_errors": [str(message) for message in exc.messages]}
+    if not hasattr(exc, "error_dict"):
+        return {"non_field_errors": [str(message) for message in exc.messages]}
+    return {
+        ("non_field_errors" if field == "__all__" else field): [str(message) for message in messages]
+        for field, messages in exc.message_dict.items()
+    }
 
 
 def _config_save(config: SLAConfig) -> SLAConfig:
