@@ -1,0 +1,122 @@
+"""Admin for automation: triggers (ordered, enable/disable, dry-run), executions, alerts, webhooks."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from workflow.models import OutboxEvent
+
+from .engine import trigger_dry_run
+from .models import Alert, Trigger, TriggerExecution, WebhookDelivery, WebhookEndpoint
+from .services import triggers_set_enabled, webhook_delivery_replay
+
+
+@admin.register(Trigger)
+class TriggerAdmin(admin.ModelAdmin):
+    list_display = ("position", "name", "event_type", "predicate", "enabled", "updated_at")
+    list_display_links = ("name",)
+    list_editable = ("position", "enabled")
+    list_filter = ("enabled", "event_type")
+    search_fields = ("name", "description", "predicate")
+    ordering = ("position", "id")
+    readonly_fields = ("created_at", "updated_at")
+    actions = ("enable", "disable", "dry_run_latest")
+
+    @admin.action(description="Enable selected triggers")
+    def enable(self, request: HttpRequest, queryset: QuerySet[Trigger]) -> None:
+        count = triggers_set_enabled(trigger_ids=list(queryset.values_list("pk", flat=True)), enabled=True)
+        self.message_user(request, f"Enabled {count} trigger(s).")
+
+    @admin.action(description="Disable selected triggers")
+    def disable(self, request: HttpRequest, queryset: QuerySet[Trigger]) -> None:
+        count = triggers_set_enabled(trigger_ids=list(queryset.values_list("pk", flat=True)), enabled=False)
+        self.message_user(request, f"Disabled {count} trigger(s).")
+
+    @admin.action(description="Dry-run against the latest event of each trigger's type (writes nothing)")
+    def dry_run_latest(self, request: HttpRequest, queryset: QuerySet[Trigger]) -> None:
+        for trigger in queryset:
+            event = OutboxEvent.objects.filter(event_type=trigger.event_type).order_by("-occurred_at").first()
+            if event is None:
+                self.message_user(
+                    request, f"{trigger.name}: no {trigger.event_type} event yet.", level=messages.WARNING
+                )
+                continue
+            answer = trigger_dry_run(trigger=trigger, event=event)
+            if answer["matched"] and not answer["loop_prevented"]:
+                summary = f"matches; would run {json.dumps(answer['actions'])}"
+            elif answer["loop_prevented"]:
+                summary = "matches, but the event is at the maximum depth: loop prevented"
+            else:
+                summary = f"does not match; failed clause: {answer['failed_clause'] or answer['error']}"
+            self.message_user(request, f"{trigger.name} on event {event.id}: {summary}")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(TriggerExecution)
+class TriggerExecutionAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "trigger", "event", "outcome", "duration_ms")
+    list_filter = ("outcome", "trigger")
+    search_fields = ("event__id", "error")
+    list_select_related = ("trigger", "event")
+    raw_id_fields = ("event",)
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "severity", "message", "agency", "acknowledged_at", "acknowledged_by")
+    list_filter = ("severity", ("acknowledged_at", admin.EmptyFieldListFilter), "agency")
+    search_fields = ("message",)
+    list_select_related = ("agency", "acknowledged_by")
+    raw_id_fields = ("event",)
+    readonly_fields = ("created_at", "acknowledged_at", "acknowledged_by")
+    actions = ("acknowledge",)
+
+    @admin.action(description="Acknowledge selected alerts")
+    def acknowledge(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
+        count = queryset.filter(acknowledged_at__isnull=True).update(
+            acknowledged_at=timezone.now(), acknowledged_by=request.user
+        )
+        self.message_user(request, f"Acknowledged {count} alert(s).")
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    list_display = ("name", "url", "enabled", "event_types", "updated_at")
+    list_filter = ("enabled",)
+    search_fields = ("name", "url")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = (
+        "created_at",
+        "endpoint",
+        "event",
+        "status",
+        "attempts",
+        "response_status",
+        "response_ms",
+        "next_attempt_at",
+    )
+    list_filter = ("status", "endpoint")
+    list_select_related = ("endpoint", "event")
+    raw_id_fields = ("event",)
+    actions = ("replay",)
+
+    @admin.action(description="Replay selected deliveries")
+    def replay(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        for delivery_id in queryset.values_list("pk", flat=True):
+            webhook_delivery_replay(delivery_id=delivery_id)
+        self.message_user(request, f"Queued {queryset.count()} delivery(ies) for replay.")

@@ -1,0 +1,329 @@
+"""The automation engine: the dispatcher handler that runs triggers, and the dry-run that explains them.
+
+Transactions. The dispatcher calls ``automation_handle_event`` inside a transaction that also writes its
+``HandledEvent`` ledger row. Each trigger that matched runs in its own savepoint: its actions' effects
+and its ``TriggerExecution`` row commit (or roll back) together, and a trigger that fails with an
+unexpected error rolls back only its own effects and is recorded as ``error`` — the other triggers'
+effects stand and the event is *not* retried (a deterministic bug would fail again the same way).
+Transient database errors (``OperationalError``/``InterfaceError``) are re-raised instead, so the whole
+event rolls back and the dispatcher retries it with backoff.
+
+Effectively once. The ledger makes a redelivered event a no-op; independently, the unique
+``(trigger, event)`` constraint on ``TriggerExecution`` commits with the effects, so even a second run of
+the handler for the same event cannot repeat a trigger's effects (the duplicate savepoint rolls back).
+
+Loops. Events written by actions carry ``depth + 1``. For an event at ``AUTOMATION_MAX_DEPTH`` or deeper
+no matching trigger fires: its execution is recorded ``loop_prevented`` and a critical alert is raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+
+from polaris.accounts.models import User
+from polaris.metrics import AUTOMATION_TRIGGER_EVALUATIONS
+from workflow.errors import DomainError, ValidationFailed
+from workflow.models import OutboxEvent
+
+from .actions import ACTION_TYPES, ActionContext, alert_raise
+from .models import Alert, Trigger, TriggerExecution
+from .predicates import CompiledPredicate, PredicateError, predicate_compile
+
+logger = logging.getLogger("automation.engine")
+
+HANDLER_NAME = "automation"
+Outcome = TriggerExecution.Outcome
+_ONCE_CONSTRAINT = "trigger_execution_once_per_event"
+
+
+def event_names(event: OutboxEvent, *, actor_role: str | None = None, with_actor_role: bool = True) -> dict:
+    """The names a predicate sees for ``event``. ``actor_role`` costs a query, so it is looked up only
+    when some predicate uses it (``system`` for events without a human actor)."""
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    names: dict[str, Any] = {
+        "event_type": event.event_type,
+        "aggregate_type": event.aggregate_type,
+        "old_state": payload.get("old_state"),
+        "new_state": payload.get("new_state"),
+        "transition": payload.get("transition"),
+        "task_type": payload.get("task_type"),
+        "service_area": payload.get("service_area"),
+        "priority": payload.get("priority"),
+        "reason": payload.get("reason"),
+        "depth": event.depth,
+        "payload": payload,
+        "actor_role": actor_role,
+    }
+    if actor_role is None and with_actor_role:
+        if event.actor_id is None:
+            names["actor_role"] = "system"
+        else:
+            names["actor_role"] = (
+                User.objects.filter(pk=event.actor_id).values_list("role", flat=True).first()
+            )
+    return names
+
+
+def _compile(trigger: Trigger) -> tuple[CompiledPredicate | None, str]:
+    try:
+        return predicate_compile(trigger.predicate or ""), ""
+    except PredicateError as exc:  # only reachable if a row bypassed Trigger.clean()
+        return None, f"Invalid predicate: {exc}"
+
+
+def automation_handle_event(event: OutboxEvent) -> None:
+    """Run the enabled triggers for ``event.event_type`` in position order (the ``automation`` handler)."""
+    triggers = list(
+        Trigger.objects.filter(enabled=True, event_type=event.event_type).order_by("position", "id")
+    )
+    if not triggers:
+        return
+    compiled = [(trigger, *_compile(trigger)) for trigger in triggers]
+    needs_role = any(
+        predicate is not None and "actor_role" in predicate.names for _, predicate, _ in compiled
+    )
+    names = event_names(event, with_actor_role=needs_role)
+    counts: Counter[tuple[str, str]] = Counter()
+    skipped: list[TriggerExecution] = []
+    record_not_matched = getattr(settings, "AUTOMATION_RECORD_NOT_MATCHED", False)
+
+    with transaction.atomic(savepoint=False):
+        for trigger, predicate, compile_error in compiled:
+            started = time.perf_counter()
+            error = compile_error
+            matched = False
+            if predicate is not None:
+                try:
+                    matched = predicate.evaluate(names)
+                except PredicateError as exc:
+                    error = str(exc)
+            if error:
+                outcome = _record(trigger, event, Outcome.ERROR, started, error=error)
+            elif not matched:
+                outcome = Outcome.NOT_MATCHED
+                if record_not_matched:
+                    skipped.append(TriggerExecution(trigger=trigger, event=event, outcome=outcome))
+            elif event.depth >= settings.AUTOMATION_MAX_DEPTH:
+                outcome = _record_loop_prevented(trigger, event, started)
+            else:
+                outcome = _fire(trigger, event, names, started)
+            if outcome is not None:
+                counts[(str(trigger.pk), outcome)] += 1
+        if skipped:
+            TriggerExecution.objects.bulk_create(skipped, ignore_conflicts=True)
+
+    def publish() -> None:
+        for (trigger_id, outcome), count in counts.items():
+            AUTOMATION_TRIGGER_EVALUATIONS.labels(trigger_id, outcome).inc(count)
+
+    transaction.on_commit(publish)  # a rolled-back (retried) event is not counted twice
+
+
+def _is_duplicate(exc: IntegrityError) -> bool:
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None) == _ONCE_CONSTRAINT or _ONCE_CONSTRAINT in str(exc)
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _record(
+    trigger: Trigger, event: OutboxEvent, outcome: str, started: float, *, error: str = "", results=None
+) -> str | None:
+    """Write an execution without effects; ``None`` when the pair was already recorded."""
+    try:
+        with transaction.atomic():
+            TriggerExecution.objects.create(
+                trigger=trigger,
+                event=event,
+                outcome=outcome,
+                error=error[:5000],
+                action_results=results or [],
+                duration_ms=_elapsed_ms(started),
+            )
+    except IntegrityError as exc:
+        if _is_duplicate(exc):
+            return None
+        raise
+    return outcome
+
+
+def _record_loop_prevented(trigger: Trigger, event: OutboxEvent, started: float) -> str | None:
+    message = (
+        f"Loop prevented: trigger {trigger.name!r} matched {event.event_type} at depth {event.depth} "
+        f"(maximum {settings.AUTOMATION_MAX_DEPTH}); its actions did not run."
+    )
+    try:
+        with transaction.atomic():
+            TriggerExecution.objects.create(
+                trigger=trigger,
+                event=event,
+                outcome=Outcome.LOOP_PREVENTED,
+                error=message,
+                duration_ms=_elapsed_ms(started),
+            )
+            alert_raise(severity=Alert.Severity.CRITICAL, message=message[:500], event=event, trigger=trigger)
+    except IntegrityError as exc:
+        if _is_duplicate(exc):
+            return None
+        raise
+    logger.warning("automation loop prevented", extra={"trigger_id": trigger.pk, "event_id": str(event.id)})
+    return Outcome.LOOP_PREVENTED
+
+
+def _fire(trigger: Trigger, event: OutboxEvent, names: Mapping[str, Any], started: float) -> str | None:
+    """Run the trigger's actions and record them, all in one savepoint."""
+    context = ActionContext(event=event, names=names, trigger=trigger)
+    try:
+        with transaction.atomic():
+            results = []
+            refused = False
+            for action in trigger.actions:
+                result = _run_action(context, action)
+                refused = refused or result["status"] == "refused"
+                results.append(result)
+            outcome = Outcome.REFUSED if refused else Outcome.MATCHED
+            TriggerExecution.objects.create(
+                trigger=trigger,
+                event=event,
+                outcome=outcome,
+                action_results=results,
+                duration_ms=_elapsed_ms(started),
+            )
+        return outcome
+    except IntegrityError as exc:
+        if _is_duplicate(exc):
+            return None  # this trigger already ran for this event: its effects stand, these rolled back
+        error = f"{type(exc).__name__}: {exc}"
+    except (OperationalError, InterfaceError):
+        raise  # transient: let the dispatcher retry the whole event
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    logger.exception("automation trigger failed", extra={"trigger_id": trigger.pk, "event_id": str(event.id)})
+    return _record(trigger, event, Outcome.ERROR, started, error=error)
+
+
+def _run_action(context: ActionContext, action: dict[str, Any]) -> dict[str, Any]:
+    kind = ACTION_TYPES.get(action.get("type", ""))
+    params = action.get("params") or {}
+    if kind is None:
+        raise ValidationFailed(f"Unknown action type {action.get('type')!r}.")
+    try:
+        # A savepoint per action: a refusal undoes only that action's partial writes.
+        with transaction.atomic():
+            output = kind.func(context, params)
+    except DomainError as exc:
+        return {
+            "type": kind.name,
+            "status": "refused",
+            "error_code": exc.error_code,
+            "message": exc.message,
+            "details": exc.details,
+        }
+    return {"type": kind.name, "status": "done", **(output or {})}
+
+
+# --- dry-run ---
+
+
+def _event_from_body(body: Mapping[str, Any]) -> tuple[OutboxEvent, str | None]:
+    """An unsaved ``OutboxEvent`` built from a JSON body (for dry-runs of events that never happened)."""
+    if not isinstance(body, Mapping):
+        raise ValidationFailed(details={"event": ["Must be an object."]})
+    errors: dict[str, list[str]] = {}
+    event_type = body.get("event_type")
+    if not isinstance(event_type, str) or not event_type:
+        errors["event_type"] = ["Required: the event type, e.g. TaskStateChanged."]
+    payload = body.get("payload", {})
+    if not isinstance(payload, dict):
+        errors["payload"] = ["Must be an object."]
+    depth = body.get("depth", 0)
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
+        errors["depth"] = ["Must be a non-negative integer."]
+    aggregate_id = body.get("aggregate_id") or payload.get("task_id") or payload.get("action_plan_id")
+    try:
+        aggregate_uuid = uuid.UUID(str(aggregate_id)) if aggregate_id else uuid.uuid4()
+    except ValueError:
+        errors["aggregate_id"] = ["Must be a UUID."]
+        aggregate_uuid = uuid.uuid4()
+    if errors:
+        raise ValidationFailed(details=errors)
+    aggregate_type = body.get("aggregate_type") or (
+        "task" if "task_id" in payload else "action_plan" if "action_plan_id" in payload else ""
+    )
+    actor_role = body.get("actor_role")
+    event = OutboxEvent(
+        event_type=event_type,
+        aggregate_type=str(aggregate_type),
+        aggregate_id=aggregate_uuid,
+        sequence=0,
+        actor_id=body.get("actor_id") if isinstance(body.get("actor_id"), int) else None,
+        correlation_id=str(body.get("correlation_id") or "dry-run"),
+        depth=depth,
+        payload=payload,
+    )
+    return event, actor_role if isinstance(actor_role, str) else None
+
+
+def trigger_dry_run(
+    *, trigger: Trigger, event: OutboxEvent | None = None, event_body: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Would ``trigger`` fire for this event? Which top-level clause failed, and what would it do?
+
+    Give a stored ``event`` or an ``event_body`` (``{event_type, payload, depth?, actor_role?, ...}``).
+    Reads only: nothing is written, no metric is counted.
+    """
+    actor_role = None
+    if event is None:
+        if event_body is None:
+            raise ValidationFailed("Give an event_id or an event.")
+        event, actor_role = _event_from_body(event_body)
+    names = event_names(event, actor_role=actor_role)
+    answer: dict[str, Any] = {
+        "trigger_id": trigger.pk,
+        "trigger": trigger.name,
+        "enabled": trigger.enabled,
+        "event_id": str(event.id) if event.pk and not event._state.adding else None,
+        "event_type": event.event_type,
+        "event_type_matches": event.event_type == trigger.event_type,
+        "matched": False,
+        "failed_clause": None,
+        "clauses": [],
+        "error": None,
+        "loop_prevented": False,
+        "actions": [],
+    }
+    if not answer["event_type_matches"]:
+        answer["failed_clause"] = f"event_type == {trigger.event_type!r}"
+        return answer
+    try:
+        explanation = predicate_compile(trigger.predicate or "").explain(names)
+    except PredicateError as exc:
+        answer["error"] = str(exc)
+        return answer
+    answer.update(
+        matched=explanation.matched,
+        failed_clause=explanation.failed_clause,
+        clauses=explanation.clauses,
+        error=explanation.error,
+    )
+    if not explanation.matched:
+        return answer
+    if event.depth >= settings.AUTOMATION_MAX_DEPTH:
+        answer["loop_prevented"] = True
+        return answer
+    context = ActionContext(event=event, names=names, trigger=trigger)
+    for action in trigger.actions:
+        kind = ACTION_TYPES.get(action.get("type", ""))
+        if kind is not None:
+            answer["actions"].append(kind.preview(context, action.get("params") or {}))
+    return answer

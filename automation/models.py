@@ -1,0 +1,202 @@
+"""Automation: triggers and their execution log, alerts, and outgoing webhooks."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Trigger(models.Model):
+    """When an event of ``event_type`` matches ``predicate``, run ``actions`` in order.
+
+    ``actions`` is a JSON list of ``{"type": ..., "params": {...}}``; the types and their params come
+    from ``automation.actions``. Triggers are evaluated in ``position`` order. ``clean()`` validates the
+    predicate and every action's params, so the admin shows the same errors the engine would hit.
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    event_type = models.CharField(
+        max_length=64, help_text="The event type this trigger listens to, e.g. TaskStateChanged."
+    )
+    predicate = models.TextField(
+        blank=True,
+        help_text='An expression over the event, e.g. task_type == "intake" and new_state == "completed". '
+        "Blank matches every event of the type.",
+    )
+    actions = models.JSONField(
+        default=list, blank=True, help_text='A list of {"type": ..., "params": {...}}.'
+    )
+    position = models.PositiveIntegerField(default=100, help_text="Lower positions are evaluated first.")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("position", "id")
+        indexes = [
+            models.Index(
+                fields=["event_type", "position"], condition=Q(enabled=True), name="trigger_enabled_idx"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from .actions import actions_validate
+        from .predicates import PredicateError, predicate_validate
+
+        errors: dict[str, list[str]] = {}
+        try:
+            predicate_validate(self.predicate)
+        except PredicateError as exc:
+            errors["predicate"] = [str(exc)]
+        action_errors = actions_validate(self.actions)
+        if action_errors:
+            errors["actions"] = action_errors
+        if errors:
+            raise ValidationError(errors)
+
+
+class TriggerExecution(models.Model):
+    """What one trigger did for one event. At most one per (trigger, event): the unique constraint
+    commits together with the actions' effects, so a redelivered event cannot run a trigger twice."""
+
+    class Outcome(models.TextChoices):
+        MATCHED = "matched", "Matched"
+        NOT_MATCHED = "not_matched", "Not matched"
+        REFUSED = "refused", "Matched, an action was refused"
+        ERROR = "error", "Error"
+        LOOP_PREVENTED = "loop_prevented", "Loop prevented"
+
+    trigger = models.ForeignKey(Trigger, on_delete=models.CASCADE, related_name="executions")
+    event = models.ForeignKey(
+        "workflow.OutboxEvent", on_delete=models.CASCADE, related_name="trigger_executions"
+    )
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    duration_ms = models.FloatField(default=0)
+    error = models.TextField(blank=True)
+    action_results = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        constraints = [
+            models.UniqueConstraint(fields=["trigger", "event"], name="trigger_execution_once_per_event"),
+        ]
+        indexes = [models.Index(fields=["event"], name="trigger_execution_event_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.trigger_id} on {self.event_id}: {self.outcome}"
+
+
+class Alert(models.Model):
+    """Something a person should look at, raised by automation. Agency-scoped when ``agency`` is set."""
+
+    class Severity(models.TextChoices):
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        CRITICAL = "critical", "Critical"
+
+    severity = models.CharField(max_length=16, choices=Severity.choices, default=Severity.WARNING)
+    message = models.CharField(max_length=500)
+    agency = models.ForeignKey(
+        "accounts.Agency", null=True, blank=True, on_delete=models.CASCADE, related_name="alerts"
+    )
+    event = models.ForeignKey(
+        "workflow.OutboxEvent", null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
+    trigger = models.ForeignKey(
+        Trigger, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [models.Index(fields=["agency", "-created_at"], name="alert_agency_created_idx")]
+
+    def __str__(self) -> str:
+        return f"[{self.severity}] {self.message}"
+
+
+class WebhookEndpoint(models.Model):
+    """A receiver of signed event deliveries. ``event_types`` empty: accepts every event type."""
+
+    name = models.CharField(max_length=200, unique=True)
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=200, help_text="Shared secret for the HMAC-SHA256 signature.")
+    enabled = models.BooleanField(default=True)
+    event_types = models.JSONField(
+        default=list, blank=True, help_text="Event types this endpoint accepts; empty for all."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def accepts(self, event_type: str) -> bool:
+        return self.enabled and (not self.event_types or event_type in self.event_types)
+
+    def clean(self) -> None:
+        from .webhooks import url_check_syntax
+
+        errors: dict[str, list[str]] = {}
+        problem = url_check_syntax(self.url)
+        if problem:
+            errors["url"] = [problem]
+        if not isinstance(self.event_types, list) or not all(isinstance(t, str) for t in self.event_types):
+            errors["event_types"] = ["A list of event type names."]
+        if errors:
+            raise ValidationError(errors)
+
+
+class WebhookDelivery(models.Model):
+    """One event sent (or being sent) to one endpoint, with its attempt log."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERING = "delivering", "Delivering"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (not retried)"
+        REFUSED = "refused", "Refused (SSRF guard)"
+        DEAD = "dead", "Dead (retries exhausted)"
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(
+        "workflow.OutboxEvent", on_delete=models.CASCADE, related_name="webhook_deliveries"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_ms = models.FloatField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status__in=["pending", "delivering"]),
+                name="webhook_delivery_due_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} → {self.endpoint_id}: {self.status}"

@@ -1,0 +1,471 @@
+"""The trigger predicate language: a small, safe expression language over an event.
+
+Predicates look like Python (``task_type == "intake" and new_state == "completed"``) but are never
+given to ``eval``/``exec``. The text is parsed with ``ast.parse(mode="eval")``, every node is checked
+against a whitelist, and the tree is compiled once into a chain of plain Python closures; evaluating an
+event is calling that chain with a dict of names. The compiled form is cached by text.
+
+What is allowed: literals (strings, numbers, booleans, ``None``, lists/tuples/sets of them),
+the names in ``NAMES``, ``payload["key"]`` (and nested ``["key"]``/``[0]`` subscripts), comparisons
+(``== != < <= > >= in not in``, ``is None``/``is not None``), ``and``/``or``/``not``, ``+ - * / %`` and
+the functions in ``FUNCTIONS``. Everything else (attribute access, dunders, imports, any other call,
+lambdas, comprehensions, f-strings, ``**``, slices, walrus, starred) is refused when the trigger is saved.
+
+Why evaluation time is bounded: the language has no loops, no recursion and no user functions, so an
+evaluation runs each of at most ``MAX_NODES`` nodes once, and every node does work bounded by the size
+limits (strings of ``MAX_STRING`` characters, collections of ``MAX_COLLECTION`` items, integers of
+``MAX_INT_BITS`` bits), which are checked on every arithmetic result before it can grow further.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import math
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_LENGTH = 2000  # characters of predicate text
+MAX_NODES = 200  # AST nodes
+MAX_DEPTH = 24  # nesting of the AST
+MAX_STRING = 10_000  # characters of any string value a predicate builds
+MAX_LITERAL_STRING = 1_000  # characters of a string literal
+MAX_COLLECTION = 100  # items in a list/tuple/set literal
+MAX_INT_BITS = 64  # magnitude of any integer value a predicate builds
+
+NAMES = (
+    "event_type",
+    "aggregate_type",
+    "old_state",
+    "new_state",
+    "transition",
+    "task_type",
+    "service_area",
+    "priority",
+    "reason",
+    "actor_role",
+    "depth",
+    "payload",
+)
+
+
+class PredicateError(Exception):
+    """A predicate that cannot be compiled (``position`` is the column, when known) or evaluated."""
+
+    def __init__(self, message: str, *, position: int | None = None) -> None:
+        self.message = message
+        self.position = position
+        super().__init__(message if position is None else f"{message} (at column {position})")
+
+
+def _check_string(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_STRING:
+        raise PredicateError(f"String value longer than {MAX_STRING} characters.")
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
+        raise PredicateError(f"Number larger than {MAX_INT_BITS} bits.")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PredicateError("Number is not finite.")
+    return value
+
+
+def _require_str(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise PredicateError(f"{name}() expects a string, got {type(value).__name__}.")
+    return value
+
+
+def _fn_len(value: Any) -> int:
+    if value is None:
+        return 0
+    if not isinstance(value, str | list | tuple | set | frozenset | dict):
+        raise PredicateError(f"len() expects a string or collection, got {type(value).__name__}.")
+    return len(value)
+
+
+def _fn_lower(value: Any) -> str:
+    return _require_str("lower", value).lower()
+
+
+def _fn_upper(value: Any) -> str:
+    return _require_str("upper", value).upper()
+
+
+def _fn_startswith(value: Any, prefix: Any) -> bool:
+    return _require_str("startswith", value).startswith(_require_str("startswith", prefix))
+
+
+def _fn_endswith(value: Any, suffix: Any) -> bool:
+    return _require_str("endswith", value).endswith(_require_str("endswith", suffix))
+
+
+def _fn_present(value: Any) -> bool:
+    return value is not None and value != ""
+
+
+# name -> (function, number of arguments). Each is total on bounded inputs and returns bounded output.
+FUNCTIONS: dict[str, tuple[Callable[..., Any], int]] = {
+    "len": (_fn_len, 1),
+    "lower": (_fn_lower, 1),
+    "upper": (_fn_upper, 1),
+    "startswith": (_fn_startswith, 2),
+    "endswith": (_fn_endswith, 2),
+    "present": (_fn_present, 1),
+}
+
+
+def _mul(left: Any, right: Any) -> Any:
+    # Check a repetition's size before building it: "x" * 10**9 must never allocate.
+    for seq, count in ((left, right), (right, left)):
+        if (
+            isinstance(seq, str | list | tuple)
+            and isinstance(count, int)
+            and count > 0
+            and len(seq) * count > MAX_STRING
+        ):
+            raise PredicateError(f"Repetition longer than {MAX_STRING} items.")
+    return operator.mul(left, right)
+
+
+def _add(left: Any, right: Any) -> Any:
+    sequences = isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple)
+    if sequences and len(left) + len(right) > MAX_STRING:
+        raise PredicateError(f"Concatenation longer than {MAX_STRING} items.")
+    return operator.add(left, right)
+
+
+_BINARY = {
+    ast.Add: _add,
+    ast.Sub: operator.sub,
+    ast.Mult: _mul,
+    ast.Div: operator.truediv,
+    ast.Mod: operator.mod,
+}
+
+
+def _contains(container: Any, item: Any) -> bool:
+    if container is None:
+        return False  # `"x" in payload["absent"]` is simply false
+    if isinstance(container, str) and not isinstance(item, str):
+        return False
+    return item in container
+
+
+_COMPARE: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.In: lambda a, b: _contains(b, a),
+    ast.NotIn: lambda a, b: not _contains(b, a),
+    ast.Is: lambda a, b: a is b,
+    ast.IsNot: lambda a, b: a is not b,
+}
+
+_OPERATOR_WORDS = {
+    ast.Pow: "'**'",
+    ast.FloorDiv: "'//'",
+    ast.LShift: "'<<'",
+    ast.RShift: "'>>'",
+    ast.BitOr: "'|'",
+    ast.BitAnd: "'&'",
+    ast.BitXor: "'^'",
+    ast.MatMult: "'@'",
+}
+
+_REFUSED_NODES = {
+    ast.Attribute: "Attribute access is not allowed",
+    ast.Lambda: "Lambdas are not allowed",
+    ast.ListComp: "Comprehensions are not allowed",
+    ast.SetComp: "Comprehensions are not allowed",
+    ast.DictComp: "Comprehensions are not allowed",
+    ast.GeneratorExp: "Comprehensions are not allowed",
+    ast.JoinedStr: "f-strings are not allowed",
+    ast.NamedExpr: "Assignment expressions are not allowed",
+    ast.Starred: "Starred expressions are not allowed",
+    ast.Slice: "Slices are not allowed",
+    ast.Await: "await is not allowed",
+    ast.Yield: "yield is not allowed",
+    ast.YieldFrom: "yield is not allowed",
+    ast.IfExp: "Conditional expressions are not allowed; use and/or",
+    ast.Dict: "Dict literals are not allowed",
+}
+
+Evaluator = Callable[[Mapping[str, Any]], Any]
+
+
+class _Compiler:
+    """Checks one parsed predicate against the whitelist and turns it into closures."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.nodes = 0
+        self.names: set[str] = set()
+
+    def fail(self, node: ast.AST, message: str) -> PredicateError:
+        col = getattr(node, "col_offset", None)
+        return PredicateError(message, position=None if col is None else col + 1)
+
+    def compile(self, node: ast.AST, depth: int = 0) -> Evaluator:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise self.fail(node, f"Predicate too complex (more than {MAX_NODES} elements)")
+        if depth > MAX_DEPTH:
+            raise self.fail(node, f"Predicate nested too deeply (more than {MAX_DEPTH} levels)")
+        refused = _REFUSED_NODES.get(type(node))
+        if refused:
+            raise self.fail(node, refused)
+        method = getattr(self, f"_{type(node).__name__}", None)
+        if method is None:
+            raise self.fail(node, f"{type(node).__name__} is not allowed in predicates")
+        return method(node, depth + 1)
+
+    # --- leaves ---
+    def _Constant(self, node: ast.Constant, depth: int) -> Evaluator:
+        value = node.value
+        if isinstance(value, bool) or value is None:
+            pass
+        elif isinstance(value, str):
+            if len(value) > MAX_LITERAL_STRING:
+                raise self.fail(node, f"String literal longer than {MAX_LITERAL_STRING} characters")
+        elif isinstance(value, int):
+            if value.bit_length() > MAX_INT_BITS:
+                raise self.fail(node, f"Number literal larger than {MAX_INT_BITS} bits")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise self.fail(node, "Number literal is not finite")
+        else:
+            raise self.fail(node, f"{type(value).__name__} literals are not allowed")
+        return lambda ns: value
+
+    def _Name(self, node: ast.Name, depth: int) -> Evaluator:
+        name = node.id
+        if name.startswith("_"):
+            raise self.fail(node, f"Name {name!r} is not allowed")
+        if name not in NAMES:
+            hint = " (a function: call it)" if name in FUNCTIONS else ""
+            raise self.fail(node, f"Unknown name {name!r}{hint}. Available names: {', '.join(NAMES)}")
+        self.names.add(name)
+        return lambda ns: ns.get(name)
+
+    def _collection(self, node: ast.List | ast.Tuple | ast.Set, depth: int, kind: type) -> Evaluator:
+        if len(node.elts) > MAX_COLLECTION:
+            raise self.fail(node, f"Collection literal with more than {MAX_COLLECTION} items")
+        items = [self.compile(elt, depth) for elt in node.elts]
+        if kind is frozenset:
+            return lambda ns: frozenset(item(ns) for item in items)
+        return lambda ns: tuple(item(ns) for item in items)
+
+    def _List(self, node: ast.List, depth: int) -> Evaluator:
+        return self._collection(node, depth, tuple)
+
+    def _Tuple(self, node: ast.Tuple, depth: int) -> Evaluator:
+        return self._collection(node, depth, tuple)
+
+    def _Set(self, node: ast.Set, depth: int) -> Evaluator:
+        return self._collection(node, depth, frozenset)
+
+    # --- compound ---
+    def _Subscript(self, node: ast.Subscript, depth: int) -> Evaluator:
+        key_node = node.slice
+        if not isinstance(key_node, ast.Constant) or isinstance(key_node.value, bool):
+            raise self.fail(node, 'Subscripts take a literal key, as in payload["key"]')
+        key = key_node.value
+        if not isinstance(key, str | int):
+            raise self.fail(node, "Subscript keys are strings or integers")
+        if isinstance(key, str) and (key.startswith("__") or len(key) > 200):
+            raise self.fail(node, f"Key {key!r} is not allowed")
+        self.nodes += 1
+        target = self.compile(node.value, depth)
+
+        def subscript(ns: Mapping[str, Any]) -> Any:
+            container = target(ns)
+            # Missing keys read as None, so predicates over optional payload fields do not error.
+            if isinstance(container, dict):
+                return container.get(key)
+            if isinstance(container, list | tuple | str) and isinstance(key, int):
+                return container[key] if -len(container) <= key < len(container) else None
+            return None
+
+        return subscript
+
+    def _BoolOp(self, node: ast.BoolOp, depth: int) -> Evaluator:
+        parts = [self.compile(value, depth) for value in node.values]
+        if isinstance(node.op, ast.And):
+            return lambda ns: all(part(ns) for part in parts)
+        return lambda ns: any(part(ns) for part in parts)
+
+    def _UnaryOp(self, node: ast.UnaryOp, depth: int) -> Evaluator:
+        operand = self.compile(node.operand, depth)
+        if isinstance(node.op, ast.Not):
+            return lambda ns: not operand(ns)
+        if isinstance(node.op, ast.USub):
+            return lambda ns: _check_string(-_number(operand(ns)))
+        if isinstance(node.op, ast.UAdd):
+            return lambda ns: _number(operand(ns))
+        raise self.fail(node, "The '~' operator is not allowed")
+
+    def _BinOp(self, node: ast.BinOp, depth: int) -> Evaluator:
+        func = _BINARY.get(type(node.op))
+        if func is None:
+            word = _OPERATOR_WORDS.get(type(node.op), type(node.op).__name__)
+            raise self.fail(node, f"The {word} operator is not allowed")
+        left, right = self.compile(node.left, depth), self.compile(node.right, depth)
+        return lambda ns: _check_string(func(left(ns), right(ns)))
+
+    def _Compare(self, node: ast.Compare, depth: int) -> Evaluator:
+        operands = [self.compile(node.left, depth)]
+        funcs = []
+        for op, comparator in zip(node.ops, node.comparators, strict=True):
+            if isinstance(op, ast.Is | ast.IsNot) and not (
+                isinstance(comparator, ast.Constant) and comparator.value is None
+            ):
+                raise self.fail(node, "'is' and 'is not' compare with None only")
+            funcs.append(_COMPARE[type(op)])
+            operands.append(self.compile(comparator, depth))
+        if len(funcs) == 1:
+            func, left, right = funcs[0], operands[0], operands[1]
+            return lambda ns: func(left(ns), right(ns))
+
+        def chain(ns: Mapping[str, Any]) -> bool:
+            left = operands[0](ns)
+            for func, operand in zip(funcs, operands[1:], strict=True):
+                right = operand(ns)
+                if not func(left, right):
+                    return False
+                left = right
+            return True
+
+        return chain
+
+    def _Call(self, node: ast.Call, depth: int) -> Evaluator:
+        if not isinstance(node.func, ast.Name):
+            raise self.fail(node, f"Only these functions may be called: {', '.join(FUNCTIONS)}")
+        name = node.func.id
+        if name not in FUNCTIONS:
+            raise self.fail(node, f"Function {name!r} is not available. Available: {', '.join(FUNCTIONS)}")
+        if node.keywords:
+            raise self.fail(node, f"{name}() takes no keyword arguments")
+        func, arity = FUNCTIONS[name]
+        if len(node.args) != arity:
+            raise self.fail(node, f"{name}() takes {arity} argument{'s' if arity > 1 else ''}")
+        self.nodes += 1
+        args = [self.compile(arg, depth) for arg in node.args]
+        if arity == 1:
+            only = args[0]
+            return lambda ns: func(only(ns))
+        return lambda ns: func(*(arg(ns) for arg in args))
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PredicateError(f"Expected a number, got {type(value).__name__}.")
+    return value
+
+
+def _truth(evaluate: Evaluator, names: Mapping[str, Any]) -> bool:
+    try:
+        return bool(evaluate(names))
+    except PredicateError:
+        raise
+    except (TypeError, ValueError, ArithmeticError, RecursionError, MemoryError) as exc:
+        raise PredicateError(f"Evaluation failed: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Clause:
+    text: str
+    evaluate: Evaluator
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Dry-run answer: did it match, and if not, which top-level clause stopped it."""
+
+    matched: bool
+    failed_clause: str | None
+    clauses: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CompiledPredicate:
+    """A validated predicate, ready to evaluate many events. Immutable and shared through the cache."""
+
+    text: str
+    evaluate_raw: Evaluator
+    names: frozenset[str]
+    clauses: tuple[Clause, ...]
+    combinator: str  # "and", "or" or "single"
+
+    def evaluate(self, names: Mapping[str, Any]) -> bool:
+        """True when the event (given as its names) matches. Raises ``PredicateError`` on a runtime fault."""
+        return _truth(self.evaluate_raw, names)
+
+    def explain(self, names: Mapping[str, Any]) -> Explanation:
+        """Evaluate clause by clause (Python's short-circuit order) and name the first one that failed."""
+        results: list[dict[str, Any]] = []
+        for clause in self.clauses:
+            try:
+                value = _truth(clause.evaluate, names)
+            except PredicateError as exc:
+                results.append({"clause": clause.text, "result": None, "error": exc.message})
+                return Explanation(False, clause.text, results, error=exc.message)
+            results.append({"clause": clause.text, "result": value})
+            if self.combinator == "or" and value:
+                return Explanation(True, None, results)
+            if self.combinator != "or" and not value:
+                return Explanation(False, clause.text, results)
+        if self.combinator == "or":
+            return Explanation(False, "none of the alternatives matched", results)
+        return Explanation(True, None, results)
+
+
+_ALWAYS = CompiledPredicate("", lambda ns: True, frozenset(), (), "single")
+
+
+def _parse(text: str) -> ast.Expression:
+    if len(text) > MAX_LENGTH:
+        raise PredicateError(f"Predicate longer than {MAX_LENGTH} characters.")
+    try:
+        return ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        raise PredicateError(f"Syntax error: {exc.msg}", position=exc.offset) from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise PredicateError(f"Cannot parse predicate: {exc}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def predicate_compile(text: str) -> CompiledPredicate:
+    """Validate and compile ``text`` (cached by text). Blank text matches every event.
+
+    Raises ``PredicateError`` with a message meant for the person editing the trigger.
+    """
+    text = text.strip()
+    if not text:
+        return _ALWAYS
+    tree = _parse(text)
+    compiler = _Compiler(text)
+    try:
+        evaluate = compiler.compile(tree.body)
+    except RecursionError:
+        raise PredicateError("Predicate nested too deeply.") from None
+    root = tree.body
+    if isinstance(root, ast.BoolOp):
+        combinator = "and" if isinstance(root.op, ast.And) else "or"
+        parts = root.values
+    else:
+        combinator, parts = "single", [root]
+    clauses = tuple(
+        Clause(ast.get_source_segment(text, part) or ast.unparse(part), _Compiler(text).compile(part))
+        for part in parts
+    )
+    return CompiledPredicate(text, evaluate, frozenset(compiler.names), clauses, combinator)
+
+
+def predicate_validate(text: str) -> None:
+    """Raise ``PredicateError`` if ``text`` is not a valid predicate (used by ``Trigger.clean``)."""
+    predicate_compile(text or "")

@@ -1,0 +1,30 @@
+"""Celery tasks of the automation app: thin wrappers that call the webhook services."""
+
+from celery import shared_task
+from django.conf import settings
+
+from .services import webhook_deliveries_due
+from .webhooks import webhook_delivery_attempt
+
+# Long enough for the HTTP timeout plus DNS; the claim's lease outlives it.
+_TIME_LIMIT = int(settings.WEBHOOK_TIMEOUT_SECONDS * 2 + 20)
+
+
+@shared_task(
+    name="automation.webhook_deliver",
+    ignore_result=True,
+    soft_time_limit=_TIME_LIMIT,
+    time_limit=_TIME_LIMIT + 10,
+)
+def webhook_deliver_task(delivery_id: int) -> None:
+    """One delivery attempt; schedules the next one (backoff with jitter) when it must be retried."""
+    retry_in = webhook_delivery_attempt(delivery_id=delivery_id)
+    if retry_in is not None:
+        webhook_deliver_task.apply_async((delivery_id,), countdown=retry_in)
+
+
+@shared_task(name="automation.webhook_sweep", ignore_result=True, expires=50, soft_time_limit=50)
+def webhook_sweep_task() -> None:
+    """Safety net for lost retry messages: re-enqueue deliveries overdue by more than a minute."""
+    for delivery_id in webhook_deliveries_due(grace_seconds=60):
+        webhook_deliver_task.delay(delivery_id)
