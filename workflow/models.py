@@ -43,6 +43,8 @@ class ActionPlan(FSMModelMixin, models.Model):
     """A client's plan: a set of tasks an agency works through. ``draft → active → archived``."""
 
     aggregate_type = "action_plan"
+    # Columns a transition may change; saved with update_fields so a transition writes nothing else.
+    transition_fields = ("state", "version", "updated_at")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     title = models.CharField(max_length=200)
@@ -103,6 +105,7 @@ class Task(FSMModelMixin, models.Model):
     """A unit of work for a client. ``new → in_progress → completed``, with ``blocked`` and ``cancelled``."""
 
     aggregate_type = "task"
+    transition_fields = ("state", "version", "blocked_reason", "updated_at")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     title = models.CharField(max_length=200)

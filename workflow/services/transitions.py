@@ -43,5 +43,5 @@ def _apply(
     if failed:
         raise GuardFailed(guards=failed, source=instance.state, target=target_state)
     getattr(instance, transition.name)(context=context)
-    instance.save()
+    instance.save(update_fields=instance.transition_fields)
     return instance.recorded_event
