@@ -68,7 +68,8 @@ def order_violations() -> int:
 
 
 def register() -> None:
-    register_handler(HANDLER_NAME, record_effect, event_types=[PROBE_EVENT_TYPE])
+    """Every event type: integration tests follow real transitions' events too."""
+    register_handler(HANDLER_NAME, record_effect)
 
 
 def unregister() -> None:
