@@ -15,7 +15,14 @@ MONDAY_10 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 @pytest.fixture
 def intake_config(db):
     """The default intake config (data migration): 60 minutes, 24x7, warn at 75 %, pause when blocked."""
-    return SLAConfig.objects.get(task_type="intake", service_area="", active=True)
+    # get_or_create: a transactional test elsewhere may have flushed the migration's rows.
+    config, _ = SLAConfig.objects.get_or_create(
+        task_type="intake",
+        service_area="",
+        active=True,
+        defaults={"name": "Intake (default)", "target_minutes": 60},
+    )
+    return config
 
 
 @pytest.fixture

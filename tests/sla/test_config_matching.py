@@ -1,5 +1,7 @@
 """Which config applies to a task: the most specific active one; ties are refused three ways."""
 
+import importlib
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -10,6 +12,13 @@ from workflow.errors import ValidationFailed
 
 
 def test_default_configs_arrive_by_data_migration(db):
+    # Run the migration's function (a transactional test elsewhere may have flushed its rows); twice, to
+    # show it is idempotent.
+    from django.apps import apps
+
+    migration = importlib.import_module("sla.migrations.0002_default_sla_configs")
+    migration.create_defaults(apps, None)
+    migration.create_defaults(apps, None)
     defaults = {c.task_type: c.target_minutes for c in SLAConfig.objects.filter(active=True, service_area="")}
     assert defaults == {"intake": 60, "assessment": 240, "review": 120}
 
