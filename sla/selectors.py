@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from rest_framework import serializers
 
 from polaris.accounts.models import User
 from workflow.errors import NotFound, PermissionDenied, ValidationFailed
@@ -73,13 +74,18 @@ def sla_block(task: Any) -> dict[str, Any] | None:
     return {
         "config_name": record.config.name,
         "target_minutes": record.target_minutes,
-        "started_at": record.started_at,
-        "due_at": record.due_at,
+        "started_at": _iso(record.started_at),
+        "due_at": _iso(record.due_at),
         "status": record.status,
         "paused_seconds": record.paused_seconds,
-        "breached_at": record.breached_at,
+        "breached_at": _iso(record.breached_at),
         "remaining_seconds": sla_record_remaining_seconds(record),
     }
+
+
+def _iso(value: datetime | None) -> str | None:
+    # The same format as the task's own datetime fields (DRF's settings).
+    return None if value is None else serializers.DateTimeField().to_representation(value)
 
 
 def task_queryset_with_sla(queryset: QuerySet) -> QuerySet:
