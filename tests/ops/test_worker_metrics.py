@@ -1,0 +1,61 @@
+"""The Celery worker's counters reach a scrape: its main process serves the prefork children's
+multiprocess files on CELERY_METRICS_PORT (the choice documented in docs/operations.md)."""
+
+import socket
+import urllib.request
+
+import pytest
+
+from polaris.ops.celery_signals import HEADER
+from tests.support.processes import process_env, wait_until
+from workflow.tasks import outbox_dispatch_task
+
+from .processes import celery
+from .promtool import PROMTOOL, promtool
+from .test_metrics_endpoint import sample
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def fetch(port: int) -> str:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            return response.read().decode()
+    except OSError:
+        return ""
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_worker_counters_are_served_on_the_worker_metrics_port(tmp_path):
+    port = free_port()
+    directory = tmp_path / "worker-metrics"
+    directory.mkdir()
+    env = process_env(
+        CELERY_METRICS_PORT=str(port),
+        CELERY_METRICS_ADDR="127.0.0.1",
+        PROMETHEUS_MULTIPROC_DIR=str(directory),
+    )
+    with celery("worker", "--concurrency", "2", "--pool", "prefork", env=env):
+        outbox_dispatch_task.apply_async(headers={HEADER: "ops-worker-metrics-test"})
+
+        def dispatched():
+            text = fetch(port)
+            finished = sum(
+                sample(text, "celery_tasks_total", task_name="workflow.outbox_dispatch", state=state) or 0
+                for state in ("SUCCESS", "FAILURE", "RETRY")
+            )
+            return text if finished >= 1 else None
+
+        text = wait_until(dispatched, timeout=30)
+
+    # The count came from a prefork child, aggregated by the main process that serves the port.
+    assert list(directory.glob("counter_*.db"))
+    assert "# TYPE celery_tasks_total counter" in text
+    if PROMTOOL is not None:
+        result = promtool("check", "metrics", stdin=text.encode())
+        assert result.returncode == 0, (result.stdout + result.stderr).decode()
