@@ -11,9 +11,22 @@ from workflow.models import OutboxEvent
 builtin = importlib.import_module("automation.migrations.0002_builtin_triggers")
 
 
+@pytest.fixture(autouse=True)
+def _start_without_triggers(request):
+    """Each database test starts with no triggers, so only the ones it creates (or ``builtin_triggers``)
+    run: the data migration's rows exist until some transactional test truncates the tables."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return
+    request.getfixturevalue("transactional_db" if marker.kwargs.get("transaction") else "db")
+    from automation.models import Trigger
+
+    Trigger.objects.all().delete()
+
+
 @pytest.fixture
-def builtin_triggers(db):
-    """The data migration's triggers (re-installed: transactional tests elsewhere truncate tables)."""
+def builtin_triggers(_start_without_triggers):
+    """The data migration's triggers, installed the way the migration does it."""
     builtin.install(django_apps, None)
     from automation.models import Trigger
 

@@ -1,0 +1,259 @@
+"""Webhook delivery against a real HTTP server on loopback: signature, retries, no-retry, SSRF guard."""
+
+import hashlib
+import hmac
+import json
+import socket
+import threading
+from collections import deque
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from unittest import mock
+
+import pytest
+import time_machine
+from django.utils import timezone
+from prometheus_client import REGISTRY
+
+from automation.models import WebhookDelivery, WebhookEndpoint
+from automation.services import webhook_delivery_replay
+from automation.webhooks import address_is_public, webhook_delivery_attempt
+from tests.automation.conftest import latest_event
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "whsec-test-123"
+
+
+class Receiver:
+    """A real HTTP server in a thread: records each request, answers with the next queued status."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.statuses: deque[int] = deque()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append({"headers": dict(self.headers), "body": body, "path": self.path})
+                status = receiver.statuses.popleft() if receiver.statuses else 200
+                self.send_response(status)
+                if status in (301, 302):
+                    self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/polaris"
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    server.thread.start()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+@pytest.fixture
+def loopback_allowed(settings):
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.WEBHOOK_TIMEOUT_SECONDS = 3
+    settings.WEBHOOK_MAX_ATTEMPTS = 3
+
+
+def make_delivery(make_task, url: str) -> WebhookDelivery:
+    endpoint = WebhookEndpoint.objects.create(name="receiver", url=url, secret=SECRET)
+    return WebhookDelivery.objects.create(endpoint=endpoint, event=latest_event(make_task()))
+
+
+def verify(request: dict) -> bool:
+    """What a receiver does (the recipe in docs/automation.md)."""
+    timestamp = request["headers"]["X-Polaris-Timestamp"]
+    expected = hmac.new(
+        SECRET.encode(), f"{timestamp}.".encode() + request["body"], hashlib.sha256
+    ).hexdigest()
+    return hmac.compare_digest(expected, request["headers"]["X-Polaris-Signature"])
+
+
+def attempt_when_due(delivery: WebhookDelivery):
+    """Run the next attempt at the time the backoff scheduled it."""
+    delivery.refresh_from_db()
+    with time_machine.travel(delivery.next_attempt_at + timedelta(milliseconds=10), tick=True):
+        return webhook_delivery_attempt(delivery_id=delivery.pk)
+
+
+def counted(status: str) -> float:
+    return REGISTRY.get_sample_value("webhook_deliveries_total", {"status": status}) or 0
+
+
+def test_delivery_is_signed_and_carries_the_envelope(make_task, receiver, loopback_allowed):
+    delivery = make_delivery(make_task, receiver.url)
+    before = counted("delivered")
+    assert webhook_delivery_attempt(delivery_id=delivery.pk) is None
+
+    [request] = receiver.requests
+    assert verify(request)
+    envelope = json.loads(request["body"])
+    assert envelope == json.loads(json.dumps(delivery.event.envelope()))
+    assert request["headers"]["X-Polaris-Event-Id"] == str(delivery.event_id)
+    assert abs(int(request["headers"]["X-Polaris-Timestamp"]) - timezone.now().timestamp()) < 60
+    assert request["headers"]["Content-Type"] == "application/json"
+    assert request["path"] == "/hooks/polaris"
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.response_status) == ("delivered", 1, 200)
+    assert delivery.response_ms > 0
+    assert counted("delivered") == before + 1
+
+
+def test_a_tampered_body_does_not_verify(make_task, receiver, loopback_allowed):
+    webhook_delivery_attempt(delivery_id=make_delivery(make_task, receiver.url).pk)
+    [request] = receiver.requests
+    assert not verify({**request, "body": request["body"].replace(b"intake", b"intakE")})
+
+
+def test_a_500_then_200_is_retried_with_backoff_and_delivered_once(make_task, receiver, loopback_allowed):
+    receiver.statuses.extend([500])
+    delivery = make_delivery(make_task, receiver.url)
+
+    delay = webhook_delivery_attempt(delivery_id=delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.status == "pending"
+    assert (delivery.attempts, delivery.response_status, delivery.last_error) == (1, 500, "HTTP 500")
+    assert 0 < delay <= 2.0  # base 2 s, jittered into [1, 2]
+    assert webhook_delivery_attempt(delivery_id=delivery.pk) == pytest.approx(delay, abs=0.5)  # not yet due
+    assert len(receiver.requests) == 1
+
+    assert attempt_when_due(delivery) is None
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.response_status) == ("delivered", 2, 200)
+    assert len(receiver.requests) == 2
+    assert receiver.requests[0]["body"] == receiver.requests[1]["body"]
+    assert webhook_delivery_attempt(delivery_id=delivery.pk) is None  # delivered: never sent again
+    assert len(receiver.requests) == 2
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_429_and_5xx_are_retried_until_dead(make_task, receiver, loopback_allowed, status):
+    receiver.statuses.extend([status] * 5)
+    delivery = make_delivery(make_task, receiver.url)
+    assert webhook_delivery_attempt(delivery_id=delivery.pk) is not None
+    assert attempt_when_due(delivery) is not None
+    assert attempt_when_due(delivery) is None  # WEBHOOK_MAX_ATTEMPTS = 3
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("dead", 3)
+    assert len(receiver.requests) == 3
+
+
+@pytest.mark.parametrize(("status", "expected"), [(400, "failed"), (404, "failed"), (302, "failed")])
+def test_other_4xx_and_redirects_are_not_retried(make_task, receiver, loopback_allowed, status, expected):
+    receiver.statuses.append(status)
+    delivery = make_delivery(make_task, receiver.url)
+    assert webhook_delivery_attempt(delivery_id=delivery.pk) is None
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.response_status) == (expected, 1, status)
+    assert len(receiver.requests) == 1  # a redirect is not followed
+
+
+def test_connection_errors_are_retried(make_task, loopback_allowed):
+    with socket.socket() as sock:  # a port with nothing listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    delivery = make_delivery(make_task, f"http://127.0.0.1:{port}/")
+    assert webhook_delivery_attempt(delivery_id=delivery.pk) is not None
+    delivery.refresh_from_db()
+    assert delivery.status == "pending"
+    assert "ConnectError" in delivery.last_error
+
+
+def test_loopback_is_refused_when_not_allow_listed(make_task, receiver, settings):
+    settings.WEBHOOK_ALLOWED_HOSTS = []
+    before = counted("refused")
+    delivery = make_delivery(make_task, receiver.url)
+    assert webhook_delivery_attempt(delivery_id=delivery.pk) is None
+    delivery.refresh_from_db()
+    assert delivery.status == "refused"
+    assert "non-public address" in delivery.last_error
+    assert receiver.requests == []
+    assert counted("refused") == before + 1
+
+
+@pytest.mark.parametrize("url", ["http://10.1.2.3/hook", "http://192.168.0.10/", "http://localhost:8000/"])
+def test_private_targets_are_refused_without_connecting(make_task, settings, url):
+    settings.WEBHOOK_ALLOWED_HOSTS = []
+    delivery = make_delivery(make_task, url)
+    assert webhook_delivery_attempt(delivery_id=delivery.pk) is None
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.response_status) == ("refused", None)
+
+
+def test_the_checked_address_is_the_one_connected_to(make_task, receiver, settings, monkeypatch):
+    """The name is resolved once; the request goes to that address with the original Host header."""
+    settings.WEBHOOK_ALLOWED_HOSTS = ["hooks.example.test"]
+    real_getaddrinfo = socket.getaddrinfo
+    lookups = []
+
+    def fake_getaddrinfo(host, *args, **kwargs):
+        if host != "hooks.example.test":
+            return real_getaddrinfo(host, *args, **kwargs)
+        lookups.append(host)
+        assert len(lookups) == 1, "the name was resolved twice"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", receiver.port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+    delivery = make_delivery(make_task, f"http://hooks.example.test:{receiver.port}/in")
+    assert webhook_delivery_attempt(delivery_id=delivery.pk) is None  # a second lookup would raise
+    [request] = receiver.requests
+    assert request["headers"]["Host"] == f"hooks.example.test:{receiver.port}"
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.216.34", True),
+        ("2606:4700::1111", True),
+        ("127.0.0.1", False),
+        ("::1", False),
+        ("10.0.0.1", False),
+        ("172.16.5.4", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),
+        ("fe80::1", False),
+        ("224.0.0.1", False),
+        ("0.0.0.0", False),  # noqa: S104
+        ("240.0.0.1", False),
+        ("100.64.0.1", False),
+        ("::ffff:127.0.0.1", False),
+        ("fc00::1", False),
+    ],
+)
+def test_address_classification(address, public):
+    assert address_is_public(address) is public
+
+
+def test_replay_resends_a_finished_delivery(
+    make_task, receiver, loopback_allowed, django_capture_on_commit_callbacks
+):
+    receiver.statuses.append(400)
+    delivery = make_delivery(make_task, receiver.url)
+    webhook_delivery_attempt(delivery_id=delivery.pk)
+    with (
+        mock.patch("automation.tasks.webhook_deliver_task.delay") as delay,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        webhook_delivery_replay(delivery_id=delivery.pk)
+    delay.assert_called_once_with(delivery.pk)
+    assert webhook_delivery_attempt(delivery_id=delivery.pk) is None
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("delivered", 1)
+    assert len(receiver.requests) == 2
