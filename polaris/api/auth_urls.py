@@ -1,1 +1,11 @@
-urlpatterns: list = []
+"""``/api/auth/…``; every path works with and without its trailing slash."""
+
+from django.urls import re_path
+
+from .auth_views import MeView, TokenObtainPairView, TokenRefreshView
+
+urlpatterns = [
+    re_path(r"^token/?$", TokenObtainPairView.as_view(), name="auth-token"),
+    re_path(r"^token/refresh/?$", TokenRefreshView.as_view(), name="auth-token-refresh"),
+    re_path(r"^me/?$", MeView.as_view(), name="auth-me"),
+]

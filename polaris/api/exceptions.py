@@ -1,5 +1,11 @@
-"""One error envelope for every API error: ``{success, error_code, message, details}``."""
+"""One error envelope for every API error: ``{success, error_code, message, details}``.
 
+Domain errors (``workflow.errors.DomainError``) map to a status by their ``error_code``; DRF's own errors
+(validation, parsing, authentication, 404, 405, 406, 415, throttling) get the same envelope, and an
+unexpected exception becomes a logged ``500 INTERNAL_ERROR`` envelope rather than an HTML page.
+"""
+
+import logging
 from typing import Any
 
 from rest_framework import exceptions, status
@@ -7,6 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from workflow.errors import DomainError
+
+logger = logging.getLogger(__name__)
 
 DOMAIN_STATUS = {
     "INVALID_TRANSITION": status.HTTP_400_BAD_REQUEST,
@@ -16,6 +24,7 @@ DOMAIN_STATUS = {
     "NOT_FOUND": status.HTTP_404_NOT_FOUND,
     "CONCURRENT_MODIFICATION": status.HTTP_409_CONFLICT,
     "CONFLICT": status.HTTP_409_CONFLICT,
+    "IDEMPOTENCY_KEY_REUSED": status.HTTP_409_CONFLICT,
 }
 
 DRF_CODES: list[tuple[type[exceptions.APIException], str]] = [
@@ -32,11 +41,29 @@ DRF_CODES: list[tuple[type[exceptions.APIException], str]] = [
 ]
 
 
+def error_body(*, error_code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"success": False, "error_code": error_code, "message": message, "details": details or {}}
+
+
 def error_response(*, status_code: int, error_code: str, message: str, details: Any = None) -> Response:
-    return Response(
-        {"success": False, "error_code": error_code, "message": message, "details": details or {}},
-        status=status_code,
-    )
+    return Response(error_body(error_code=error_code, message=message, details=details), status=status_code)
+
+
+def _message_and_details(exc: exceptions.APIException) -> tuple[str, dict[str, Any]]:
+    if isinstance(exc, exceptions.ValidationError):
+        details = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        return "The input is not valid.", details
+    if isinstance(exc, exceptions.Throttled):
+        return str(exc.detail), {"wait_seconds": getattr(exc, "wait", None)}
+    detail = exc.detail
+    if isinstance(detail, dict):
+        # simplejwt's InvalidToken carries {"detail", "code", "messages"}: keep the sentence as the
+        # message and the rest as details.
+        rest = {key: value for key, value in detail.items() if key != "detail"}
+        return str(detail.get("detail", "The request could not be completed.")), rest
+    if isinstance(detail, list):
+        return "; ".join(str(item) for item in detail), {}
+    return str(detail), {}
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
@@ -49,13 +76,14 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         )
     response = drf_exception_handler(exc, context)
     if response is None:
-        return None
+        # A bug, not a client error: log it with its traceback and keep the contract's shape.
+        logger.exception("Unhandled error in API view %s", context.get("view").__class__.__name__)
+        return error_response(
+            status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+            error_code="INTERNAL_ERROR",
+            message="An unexpected error occurred.",
+        )
     error_code = next((code for cls, code in DRF_CODES if isinstance(exc, cls)), "ERROR")
-    if isinstance(exc, exceptions.ValidationError):
-        details = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
-        message = "The input is not valid."
-    else:
-        details = {}
-        message = str(getattr(exc, "detail", exc))
-    response.data = {"success": False, "error_code": error_code, "message": message, "details": details}
+    message, details = _message_and_details(exc)  # type: ignore[arg-type]
+    response.data = error_body(error_code=error_code, message=message, details=details)
     return response

@@ -1,1 +1,43 @@
-urlpatterns: list = []
+"""``/api/workflow/…`` for tasks, action plans and metadata; paths work with and without a trailing slash.
+
+Dispatch, SLA-config, trigger/alert and stats endpoints live in their own url modules under the same prefix.
+"""
+
+from django.urls import re_path
+
+from .action_plans import (
+    ActionPlanActivateView,
+    ActionPlanArchiveView,
+    ActionPlanDetailView,
+    ActionPlanListCreateView,
+)
+from .metadata import MetadataView
+from .tasks import TaskDetailView, TaskEventsView, TaskListCreateView, TaskTransitionView
+
+ID = r"(?P<{}>[^/]+)"
+
+urlpatterns = [
+    re_path(r"^tasks/?$", TaskListCreateView.as_view(), name="task-list"),
+    re_path(rf"^tasks/{ID.format('task_id')}/?$", TaskDetailView.as_view(), name="task-detail"),
+    re_path(
+        rf"^tasks/{ID.format('task_id')}/transition/?$", TaskTransitionView.as_view(), name="task-transition"
+    ),
+    re_path(rf"^tasks/{ID.format('task_id')}/events/?$", TaskEventsView.as_view(), name="task-events"),
+    re_path(r"^action-plans/?$", ActionPlanListCreateView.as_view(), name="action-plan-list"),
+    re_path(
+        rf"^action-plans/{ID.format('action_plan_id')}/?$",
+        ActionPlanDetailView.as_view(),
+        name="action-plan-detail",
+    ),
+    re_path(
+        rf"^action-plans/{ID.format('action_plan_id')}/activate/?$",
+        ActionPlanActivateView.as_view(),
+        name="action-plan-activate",
+    ),
+    re_path(
+        rf"^action-plans/{ID.format('action_plan_id')}/archive/?$",
+        ActionPlanArchiveView.as_view(),
+        name="action-plan-archive",
+    ),
+    re_path(r"^metadata/?$", MetadataView.as_view(), name="workflow-metadata"),
+]

@@ -1,0 +1,56 @@
+"""OpenAPI generation: the error envelope as one component, attached to every operation.
+
+``EnvelopeAutoSchema`` (the project's ``DEFAULT_SCHEMA_CLASS``) adds the documented error responses to
+each operation that does not declare them itself, so no endpoint can forget them.
+"""
+
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+
+
+class ErrorEnvelopeSerializer(serializers.Serializer):
+    """The body of every error response."""
+
+    success = serializers.BooleanField(help_text="Always false.")
+    error_code = serializers.CharField(help_text="UPPER_SNAKE code, e.g. INVALID_TRANSITION.")
+    message = serializers.CharField(help_text="A human sentence.")
+    details = serializers.DictField(
+        child=serializers.JSONField(), help_text="Field errors, guard names, or other specifics."
+    )
+
+    class Meta:
+        ref_name = "ErrorEnvelope"
+
+
+ERROR_DESCRIPTIONS = {
+    "400": "VALIDATION_ERROR (bad body or query; details maps fields to messages), "
+    "INVALID_TRANSITION or GUARD_FAILED (details.guards).",
+    "401": "NOT_AUTHENTICATED: no or bad credentials.",
+    "403": "PERMISSION_DENIED: in scope, but the caller's role may not do this.",
+    "404": "NOT_FOUND: absent, or outside the caller's scope.",
+    "409": "CONCURRENT_MODIFICATION (lost a race) or IDEMPOTENCY_KEY_REUSED (same key, different body).",
+    "415": "UNSUPPORTED_MEDIA_TYPE: send application/json.",
+    "429": "THROTTLED: rate limit exceeded; retry after the Retry-After header.",
+}
+
+
+def error_response(code: str, description: str | None = None) -> OpenApiResponse:
+    return OpenApiResponse(ErrorEnvelopeSerializer, description=description or ERROR_DESCRIPTIONS[code])
+
+
+class EnvelopeAutoSchema(AutoSchema):
+    """drf-spectacular's AutoSchema plus the error envelope on 400/401/403/404/409/429 (415 with a body)."""
+
+    def _error_codes(self) -> list[str]:
+        codes = ["400", "401", "403", "404", "409", "429"]
+        if self.method in ("POST", "PUT", "PATCH"):
+            codes.append("415")
+        return codes
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        for code in self._error_codes():
+            if code not in responses:
+                responses[code] = self._get_response_for_code(error_response(code), code, direction=direction)
+        return responses

@@ -1,0 +1,145 @@
+"""Every error, DRF's own included, is the envelope; malformed input never produces a 500."""
+
+import json
+import uuid
+from unittest import mock
+
+import pytest
+from django.test import RequestFactory
+
+from polaris.api.handlers import not_found, server_error
+from tests.api.conftest import assert_envelope
+
+pytestmark = pytest.mark.django_db
+
+TASKS = "/api/workflow/tasks"
+
+
+def test_method_not_allowed(agent_api, make_task):
+    assert_envelope(agent_api.delete(TASKS), 405, "METHOD_NOT_ALLOWED")
+    assert_envelope(agent_api.get(f"{TASKS}/{make_task().pk}/transition"), 405, "METHOD_NOT_ALLOWED")
+
+
+def test_unsupported_media_type(agent_api):
+    response = agent_api.post(TASKS, data="title=x", content_type="text/plain")
+    assert_envelope(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+def test_malformed_json_is_a_validation_error(agent_api):
+    response = agent_api.post(TASKS, data='{"title": ', content_type="application/json")
+    assert_envelope(response, 400, "VALIDATION_ERROR")
+
+
+def test_not_acceptable(agent_api):
+    assert_envelope(agent_api.get(TASKS, HTTP_ACCEPT="application/xml"), 406, "NOT_ACCEPTABLE")
+
+
+def test_unexpected_exception_is_a_500_envelope(agent_api):
+    with mock.patch("workflow.api.tasks.task_list", side_effect=RuntimeError("boom")):
+        assert_envelope(agent_api.get(TASKS), 500, "INTERNAL_ERROR")
+
+
+def test_django_level_handlers_keep_the_envelope_under_api():
+    factory = RequestFactory()
+    response = not_found(factory.get("/api/nowhere"), None)
+    assert response.status_code == 404
+    assert json.loads(response.content)["error_code"] == "NOT_FOUND"
+    assert not_found(factory.get("/elsewhere"), None)["Content-Type"].startswith("text/html")
+    assert json.loads(server_error(factory.get("/api/x")).content)["error_code"] == "INTERNAL_ERROR"
+
+
+def test_throttling_is_429_with_retry_after(settings, agent_api, anon_api, agent):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"anon": "2/minute", "user": "3/minute"},
+    }
+    for _ in range(3):
+        assert agent_api.get("/api/auth/me").status_code == 200
+    response = agent_api.get("/api/auth/me")
+    body = assert_envelope(response, 429, "THROTTLED")
+    assert int(response["Retry-After"]) > 0
+    assert body["details"]["wait_seconds"] > 0
+    for _ in range(2):
+        anon_api.post("/api/auth/token/", {"username": agent.username, "password": "x"}, format="json")
+    response = anon_api.post("/api/auth/token/", {"username": agent.username, "password": "x"}, format="json")
+    assert_envelope(response, 429, "THROTTLED")
+
+
+MALFORMED_TASK_BODIES = [
+    [],
+    ["title"],
+    "just a string",
+    42,
+    None,
+    {"title": {"nested": True}, "task_type": ["intake"]},
+    {"title": "x" * 100_000, "task_type": "intake"},
+    {"title": "nul\x00byte", "task_type": "intake"},
+    {"title": "T", "task_type": "intake", "client": 10**30},
+    {"title": "T", "task_type": "intake", "client": -1},
+    {"title": "T", "task_type": "intake", "client": True},
+    {"title": "T", "task_type": "intake", "client": 1.5},
+    {"title": "T", "task_type": "intake", "client": "١٢"},
+    {"title": "T", "task_type": "intake", "agency": "not-a-uuid"},
+    {"title": "T", "task_type": "intake", "agency": 12},
+    {"title": "T", "task_type": "intake", "action_plan": {"id": 1}},
+    {"title": "T", "task_type": "intake", "due_at": "99999-01-01T00:00:00Z"},
+    {"title": "T", "task_type": "intake", "due_at": "9999-12-31T23:59:59-14:00"},
+    {"title": "T", "task_type": "intake", "due_at": "0001-01-01T00:00:00+14:00"},
+    {"title": "T", "task_type": "intake", "priority": None},
+    {"title": "T", "task_type": "x" * 65},
+    {"title": "T", "task_type": "intake", "description": "nul\x00"},
+]
+
+
+@pytest.mark.parametrize("body", MALFORMED_TASK_BODIES)
+def test_malformed_create_bodies_are_4xx_envelopes(agent_api, client_user, body):
+    if isinstance(body, dict):
+        body = {"client": client_user.pk, **body}  # so validation reaches the odd field
+    response = agent_api.post(TASKS, data=json.dumps(body), content_type="application/json")
+    assert 400 <= response.status_code < 500, (response.status_code, response.content[:300])
+    assert response.json()["success"] is False
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        "x",
+        {"target_state": None},
+        {"target_state": ["new"]},
+        {"target_state": "blocked", "reason": "a\x00"},
+    ],
+)
+def test_malformed_transition_bodies_are_4xx(agent_api, make_task, body):
+    response = agent_api.post(
+        f"{TASKS}/{make_task().pk}/transition", data=json.dumps(body), content_type="application/json"
+    )
+    assert_envelope(response, 400, "VALIDATION_ERROR")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"{TASKS}/%00",
+        f"{TASKS}/{'9' * 5000}",
+        f"{TASKS}/{uuid.uuid4()}/events",
+        "/api/workflow/action-plans/%E2%80%AE",
+        f"/api/workflow/action-plans/{uuid.uuid4()}/activate",
+    ],
+)
+def test_odd_ids_are_404(agent_api, path):
+    method = agent_api.post if path.endswith("activate") else agent_api.get
+    assert_envelope(method(path), 404, "NOT_FOUND")
+
+
+def test_odd_headers_do_not_break_anything(agent_api):
+    response = agent_api.post(
+        TASKS,
+        {"title": "T", "task_type": "intake"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="with space and ünïcode",
+        HTTP_X_CORRELATION_ID="<script>" * 50,
+    )
+    body = assert_envelope(response, 400, "VALIDATION_ERROR")
+    assert "Idempotency-Key" in body["details"]
+    assert response["X-Correlation-ID"] != "<script>" * 50

@@ -1,0 +1,132 @@
+"""Action plan endpoints: list/create, detail (with its tasks summarised), activate, archive."""
+
+from typing import Any
+
+from django.db.models import Prefetch
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from polaris.api.idempotency import idempotent_create
+from polaris.api.pagination import StandardPagination
+from workflow import selectors
+from workflow.api.common import (
+    IDEMPOTENCY_PARAMETER,
+    caller,
+    correlation_id_of,
+    paginated_response,
+    serializer_context,
+    uuid_path_parameter,
+)
+from workflow.api.listing import action_plan_list, query_params_parse
+from workflow.api.serializers import (
+    ActionPlanCreateSerializer,
+    ActionPlanDetailSerializer,
+    ActionPlanListQuerySerializer,
+    ActionPlanSerializer,
+    ActionPlanTransitionResultSerializer,
+    ActionPlanTransitionSerializer,
+    EventSerializer,
+)
+from workflow.models import ActionPlan, Task
+from workflow.services.action_plans import action_plan_activate, action_plan_archive, action_plan_create
+
+PLAN_ID = uuid_path_parameter("action_plan_id", "The action plan's id.")
+
+
+def _detail(plan: ActionPlan, request: Request) -> dict:
+    # Fresh read so the summary reflects the plan's tasks as committed by the service.
+    plan = ActionPlan.objects.prefetch_related(Prefetch("tasks", queryset=Task.objects.all())).get(pk=plan.pk)
+    return ActionPlanDetailSerializer(plan, context=serializer_context(request)).data
+
+
+class ActionPlanListCreateView(APIView):
+    pagination_class = StandardPagination  # read by the schema generator
+
+    @extend_schema(
+        tags=["action plans"],
+        summary="List action plans in the caller's scope",
+        parameters=[ActionPlanListQuerySerializer],
+        responses=ActionPlanSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        filters, _ = query_params_parse(request=request, serializer_class=ActionPlanListQuerySerializer)
+        plans = action_plan_list(user=caller(request), filters=filters)
+        return paginated_response(
+            view=self, request=request, queryset=plans, serializer_class=ActionPlanSerializer
+        )
+
+    @extend_schema(
+        tags=["action plans"],
+        summary="Create an action plan (state draft)",
+        request=ActionPlanCreateSerializer,
+        responses={201: ActionPlanDetailSerializer},
+        parameters=[IDEMPOTENCY_PARAMETER],
+    )
+    def post(self, request: Request) -> Response:
+        def perform() -> Response:
+            serializer = ActionPlanCreateSerializer(data=request.data, context=serializer_context(request))
+            serializer.is_valid(raise_exception=True)
+            plan = action_plan_create(
+                actor=caller(request), correlation_id=correlation_id_of(request), **serializer.validated_data
+            )
+            return Response(_detail(plan, request), status=status.HTTP_201_CREATED)
+
+        return idempotent_create(request=request, scope="POST workflow/action-plans", perform=perform)
+
+
+class ActionPlanDetailView(APIView):
+    @extend_schema(
+        tags=["action plans"],
+        summary="An action plan with its tasks summarised",
+        parameters=[PLAN_ID],
+        responses=ActionPlanDetailSerializer,
+    )
+    def get(self, request: Request, action_plan_id: str) -> Response:
+        plan = selectors.action_plan_get(user=caller(request), action_plan_id=action_plan_id)
+        return Response(_detail(plan, request))
+
+
+class _ActionPlanTransitionView(APIView):
+    service = staticmethod(action_plan_activate)
+
+    def post(self, request: Request, action_plan_id: str) -> Response:
+        serializer = ActionPlanTransitionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        plan, event = self.service(
+            action_plan_id=action_plan_id,
+            actor=caller(request),
+            correlation_id=correlation_id_of(request),
+            **serializer.validated_data,
+        )
+        return Response(
+            {
+                "success": True,
+                "action_plan": _detail(plan, request),
+                "event": EventSerializer(event, context=serializer_context(request)).data,
+            }
+        )
+
+
+_TRANSITION_SCHEMA: dict[str, Any] = {
+    "tags": ["action plans"],
+    "parameters": [PLAN_ID],
+    "request": ActionPlanTransitionSerializer,
+    "responses": {200: ActionPlanTransitionResultSerializer},
+}
+
+
+@extend_schema(methods=["POST"], summary="Activate a draft plan (draft → active)", **_TRANSITION_SCHEMA)
+class ActionPlanActivateView(_ActionPlanTransitionView):
+    service = staticmethod(action_plan_activate)
+
+
+@extend_schema(
+    methods=["POST"],
+    summary="Archive a plan (draft → archived, or active → archived once its tasks are closed)",
+    **_TRANSITION_SCHEMA,
+)
+class ActionPlanArchiveView(_ActionPlanTransitionView):
+    service = staticmethod(action_plan_archive)

@@ -1,0 +1,55 @@
+"""Small pieces the resource views share: pagination, request context and schema parameters."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from polaris.accounts.models import User
+from polaris.api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from polaris.api.pagination import StandardPagination
+
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    IDEMPOTENCY_HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "Makes the create safe to retry: the same key from the same user returns the first response and "
+        "creates nothing new (kept IDEMPOTENCY_KEY_TTL_HOURS); the same key with a different body is 409."
+    ),
+)
+
+
+def uuid_path_parameter(name: str, description: str) -> OpenApiParameter:
+    return OpenApiParameter(name, OpenApiTypes.UUID, OpenApiParameter.PATH, description=description)
+
+
+def caller(request: Request) -> User:
+    """The authenticated user (every workflow view requires authentication)."""
+    return cast(User, request.user)
+
+
+def correlation_id_of(request: Request) -> str | None:
+    """The id the correlation middleware bound to this request (events store it)."""
+    return getattr(request, "correlation_id", None)
+
+
+def serializer_context(request: Request) -> dict[str, Any]:
+    return {"request": request}
+
+
+def paginated_response(
+    *, view: APIView, request: Request, queryset: QuerySet, serializer_class: type[serializers.Serializer]
+) -> Response:
+    paginator = StandardPagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    data = serializer_class(page, many=True, context=serializer_context(request)).data
+    return paginator.get_paginated_response(data)

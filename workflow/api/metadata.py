@@ -1,0 +1,33 @@
+"""The state machines, event types and roles, introspected from the code (nothing restated by hand)."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from polaris.accounts.models import User
+from workflow.api import extensions
+from workflow.api.serializers import MetadataSerializer
+from workflow.events import WORKFLOW_EVENT_TYPES
+from workflow.machines import machine_describe
+from workflow.models import ActionPlan, Task, TaskPriority
+
+
+def metadata_describe() -> dict:
+    event_types = list(dict.fromkeys([*WORKFLOW_EVENT_TYPES, *extensions.event_types]))
+    return {
+        "machines": {"task": machine_describe(Task), "action_plan": machine_describe(ActionPlan)},
+        "event_types": event_types,
+        "roles": list(User.Role.values),
+        "priorities": list(TaskPriority.values),
+    }
+
+
+class MetadataView(APIView):
+    @extend_schema(
+        tags=["metadata"],
+        summary="State machines (states, transitions, guards), event types and roles",
+        responses=MetadataSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        return Response(MetadataSerializer(metadata_describe()).data)

@@ -1,0 +1,358 @@
+"""API representations: input serializers validate shape, output serializers render; no business logic.
+
+References to users, agencies and plans in request bodies resolve only within what the caller may see,
+so an out-of-scope id reads as "does not exist" (the same as an absent one).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from polaris.accounts.models import Agency, User
+from workflow import selectors
+from workflow.api import extensions
+from workflow.models import ActionPlan, ActionPlanState, OutboxEvent, Task, TaskPriority, TaskState
+
+MAX_BIGINT = 2**63 - 1
+
+
+def _caller(serializer: Any) -> Any:
+    request = serializer.context.get("request")
+    return getattr(request, "user", None)
+
+
+def referable_users(user: Any) -> QuerySet[User]:
+    """Users a caller may name in a body: admins anyone; agents their agency's people; clients themselves
+    and their agency's agents."""
+    users = User.objects.all()
+    if user is None or getattr(user, "role", None) == User.Role.ADMIN:
+        return users
+    if user.role == User.Role.AGENCY:
+        return users.filter(Q(agency_id=user.agency_id) | Q(agency__isnull=True, role=User.Role.CLIENT))
+    own_agents = Q(agency_id=user.agency_id, role=User.Role.AGENCY) if user.agency_id else Q(pk__in=[])
+    return users.filter(Q(pk=user.pk) | own_agents)
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class ScopedUserField(serializers.PrimaryKeyRelatedField):
+    def get_queryset(self) -> QuerySet[User]:
+        return referable_users(_caller(self.parent))
+
+    def to_internal_value(self, data: Any) -> Any:
+        # Ids are positive integers; bound them before they reach PostgreSQL's bigint.
+        if isinstance(data, str) and data.isascii() and data.isdigit():
+            data = int(data)
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        if not 0 < data <= MAX_BIGINT:
+            self.fail("does_not_exist", pk_value=data)
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(OpenApiTypes.UUID)
+class ScopedActionPlanField(serializers.PrimaryKeyRelatedField):
+    def get_queryset(self) -> QuerySet[ActionPlan]:
+        return selectors.action_plan_queryset(user=_caller(self.parent))
+
+    def to_internal_value(self, data: Any) -> Any:
+        return super().to_internal_value(serializers.UUIDField().to_internal_value(data))
+
+
+@extend_schema_field(OpenApiTypes.UUID)
+class AgencyField(serializers.PrimaryKeyRelatedField):
+    def to_internal_value(self, data: Any) -> Any:
+        return super().to_internal_value(serializers.UUIDField().to_internal_value(data))
+
+
+# --- Events ---------------------------------------------------------------------------------------
+
+
+class EventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OutboxEvent
+        fields = (
+            "id",
+            "event_type",
+            "sequence",
+            "occurred_at",
+            "actor",
+            "correlation_id",
+            "causation_id",
+            "payload",
+        )
+        read_only_fields = fields
+
+
+# --- Tasks ----------------------------------------------------------------------------------------
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "nullable": True,
+        "additionalProperties": True,
+        "description": "The task's SLA (status, due_at, …) when the SLA app tracks it, else null.",
+    }
+)
+class ExtensionObjectField(serializers.Field):
+    """Placeholder for a documented extension field; the value comes from ``extensions.task_fields``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(read_only=True, **kwargs)
+
+    def get_attribute(self, instance: Any) -> Any:
+        return None
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    """A task as every endpoint returns it, including the fields other apps register."""
+
+    available_transitions = serializers.SerializerMethodField(
+        help_text="Target states the caller may move this task to now (guards and permissions applied)."
+    )
+    sla = ExtensionObjectField()
+
+    class Meta:
+        model = Task
+        fields = (
+            "id",
+            "title",
+            "description",
+            "task_type",
+            "service_area",
+            "priority",
+            "state",
+            "client",
+            "agency",
+            "assignee",
+            "action_plan",
+            "blocked_reason",
+            "due_at",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "available_transitions",
+            "sla",
+        )
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.ChoiceField(choices=TaskState.choices)))
+    def get_available_transitions(self, task: Task) -> list[str]:
+        return selectors.available_targets(instance=task, user=_caller(self))
+
+    def to_representation(self, instance: Task) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        for name, render in extensions.task_fields.items():
+            data[name] = render(instance)
+        return data
+
+
+class TaskCreateSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=200)
+    task_type = serializers.SlugField(max_length=64)
+    service_area = serializers.SlugField(max_length=64, required=False, default="", allow_blank=True)
+    priority = serializers.ChoiceField(choices=TaskPriority.choices, default=TaskPriority.NORMAL)
+    client = ScopedUserField(
+        required=False, help_text="Client user id; required unless the caller is a client (then: itself)."
+    )
+    agency = AgencyField(
+        queryset=Agency.objects.all(),
+        required=False,
+        help_text="Agency id; defaults to the caller's agency (or the client's); required for admins.",
+    )
+    assignee = ScopedUserField(required=False, allow_null=True, default=None)
+    action_plan = ScopedActionPlanField(required=False, allow_null=True, default=None)
+    description = serializers.CharField(required=False, default="", allow_blank=True, max_length=10000)
+    due_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        user = _caller(self)
+        if "client" not in attrs:
+            if user is not None and user.role == User.Role.CLIENT:
+                attrs["client"] = user
+            else:
+                raise serializers.ValidationError({"client": ["This field is required."]})
+        if "agency" not in attrs:
+            agency_id = user.agency_id if user is not None and user.role == User.Role.AGENCY else None
+            agency_id = agency_id or attrs["client"].agency_id
+            if agency_id is None:
+                raise serializers.ValidationError({"agency": ["This field is required."]})
+            attrs["agency"] = Agency.objects.get(pk=agency_id)
+        return attrs
+
+
+class TaskTransitionSerializer(serializers.Serializer):
+    target_state = serializers.ChoiceField(choices=TaskState.choices)
+    reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
+
+
+class TaskTransitionResultSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    task = TaskSerializer()
+    event = EventSerializer()
+
+
+class _ListQuerySerializer(serializers.Serializer):
+    page = serializers.IntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
+    page_size = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_BIGINT, help_text="At most 200; larger values are capped."
+    )
+
+
+TASK_ORDERINGS = ("created_at", "updated_at", "due_at", "title", "state", "priority")
+
+
+class TaskListQuerySerializer(_ListQuerySerializer):
+    state = serializers.ChoiceField(choices=TaskState.choices, required=False)
+    task_type = serializers.SlugField(max_length=64, required=False)
+    service_area = serializers.SlugField(max_length=64, required=False)
+    priority = serializers.ChoiceField(choices=TaskPriority.choices, required=False)
+    assignee = serializers.IntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
+    action_plan = serializers.UUIDField(required=False)
+    client = serializers.IntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
+    created_after = serializers.DateTimeField(required=False, help_text="Created at or after (ISO 8601).")
+    created_before = serializers.DateTimeField(
+        required=False, help_text="Created strictly before (ISO 8601)."
+    )
+    ordering = serializers.ChoiceField(
+        choices=[*TASK_ORDERINGS, *(f"-{name}" for name in TASK_ORDERINGS)],
+        required=False,
+        help_text="Sort key; prefix with '-' for descending. Default -created_at; ties break on id.",
+    )
+
+
+# --- Action plans ---------------------------------------------------------------------------------
+
+
+class ActionPlanSerializer(serializers.ModelSerializer):
+    available_transitions = serializers.SerializerMethodField(
+        help_text="Target states the caller may move this plan to now (guards and permissions applied)."
+    )
+
+    class Meta:
+        model = ActionPlan
+        fields = (
+            "id",
+            "title",
+            "description",
+            "state",
+            "client",
+            "agency",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "available_transitions",
+        )
+        read_only_fields = fields
+
+    @extend_schema_field(
+        serializers.ListField(child=serializers.ChoiceField(choices=ActionPlanState.choices))
+    )
+    def get_available_transitions(self, plan: ActionPlan) -> list[str]:
+        return selectors.available_targets(instance=plan, user=_caller(self))
+
+
+class TaskSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Task
+        fields = ("id", "title", "task_type", "priority", "state", "assignee", "due_at")
+        read_only_fields = fields
+
+
+class ActionPlanDetailSerializer(ActionPlanSerializer):
+    tasks = serializers.SerializerMethodField()
+    task_counts = serializers.SerializerMethodField(help_text="Number of the plan's tasks in each state.")
+
+    class Meta(ActionPlanSerializer.Meta):
+        fields: tuple[str, ...] = (*ActionPlanSerializer.Meta.fields, "task_counts", "tasks")  # type: ignore[assignment]
+        read_only_fields = fields  # type: ignore[assignment]
+
+    @extend_schema_field(TaskSummarySerializer(many=True))
+    def get_tasks(self, plan: ActionPlan) -> Any:
+        tasks = sorted(plan.tasks.all(), key=lambda task: (task.created_at, str(task.pk)))
+        return TaskSummarySerializer(tasks, many=True).data
+
+    @extend_schema_field(
+        {"type": "object", "additionalProperties": {"type": "integer"}, "example": {"new": 2, "completed": 1}}
+    )
+    def get_task_counts(self, plan: ActionPlan) -> dict[str, int]:
+        counts = dict.fromkeys(TaskState.values, 0)
+        for task in plan.tasks.all():
+            counts[task.state] += 1
+        return counts
+
+
+class ActionPlanCreateSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, default="", allow_blank=True, max_length=10000)
+    client = ScopedUserField(help_text="Client user id.")
+    agency = AgencyField(
+        queryset=Agency.objects.all(),
+        required=False,
+        help_text="Agency id; defaults to the caller's agency (or the client's); required for admins.",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "agency" not in attrs:
+            user = _caller(self)
+            agency_id = user.agency_id if user is not None and user.role == User.Role.AGENCY else None
+            agency_id = agency_id or attrs["client"].agency_id
+            if agency_id is None:
+                raise serializers.ValidationError({"agency": ["This field is required."]})
+            attrs["agency"] = Agency.objects.get(pk=agency_id)
+        return attrs
+
+
+class ActionPlanTransitionResultSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    action_plan = ActionPlanDetailSerializer()
+    event = EventSerializer()
+
+
+class ActionPlanTransitionSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
+
+
+class ActionPlanListQuerySerializer(_ListQuerySerializer):
+    state = serializers.ChoiceField(choices=ActionPlanState.choices, required=False)
+    client = serializers.IntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
+
+
+class EventListQuerySerializer(_ListQuerySerializer):
+    pass
+
+
+# --- Metadata -------------------------------------------------------------------------------------
+
+
+class MachineTransitionSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # the field is named "source"
+    target = serializers.CharField()
+    guards = serializers.ListField(child=serializers.CharField())
+
+
+class MachineSerializer(serializers.Serializer):
+    states = serializers.ListField(child=serializers.CharField())
+    initial_state = serializers.CharField()
+    transitions = MachineTransitionSerializer(many=True)
+
+
+class MachinesSerializer(serializers.Serializer):
+    task = MachineSerializer()
+    action_plan = MachineSerializer()
+
+
+class MetadataSerializer(serializers.Serializer):
+    machines = MachinesSerializer()
+    event_types = serializers.ListField(child=serializers.CharField())
+    roles = serializers.ListField(child=serializers.CharField())
+    priorities = serializers.ListField(child=serializers.CharField())
