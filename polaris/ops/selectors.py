@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.apps import apps
-from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Count, Min, Model, Q, QuerySet
 from django.utils import timezone
 
@@ -35,14 +34,6 @@ def optional_model(app_label: str, model_name: str) -> type[Model] | None:
         return apps.get_model(app_label, model_name)
     except LookupError:
         return None
-
-
-def _has_field(model: type[Model], name: str) -> bool:
-    try:
-        model._meta.get_field(name)
-    except FieldDoesNotExist:
-        return False
-    return True
 
 
 def _state_counts(queryset: QuerySet, states: list[str]) -> dict[str, int]:
@@ -104,10 +95,10 @@ def outbox_backlog(*, agency_id: Any = None, now: datetime | None = None) -> Out
 
 
 def sla_counts(*, agency_id: Any = None, now: datetime | None = None) -> dict[str, int] | None:
-    """Running, at-risk and breached SLA records; ``None`` without the sla app's ``SLARecord``.
+    """Running, paused, at-risk and breached SLA records; ``None`` without the sla app's ``SLARecord``.
 
-    At risk: a clock still running (or paused) that has passed a warning threshold, or its due time
-    (a breach the next scan will record).
+    At risk (as the task list's ``?sla_status=at_risk``): a running clock that has passed a warning
+    threshold, or its due time (a breach the next scan will record).
     """
     record = optional_model("sla", "SLARecord")
     if record is None:
@@ -116,95 +107,57 @@ def sla_counts(*, agency_id: Any = None, now: datetime | None = None) -> dict[st
     queryset = record._default_manager.all()
     if agency_id is not None:
         queryset = queryset.filter(task__agency_id=agency_id)
-    open_ = Q(status__in=["running", "paused"])
-    at_risk = Q(due_at__lte=now)
-    if _has_field(record, "next_warning_at"):  # a warning due that the scan has not written yet
-        at_risk |= Q(next_warning_at__lte=now)
-    if _has_field(record, "warnings_sent"):  # a warning already written
-        at_risk |= ~Q(warnings_sent=[])
+    running = Q(status="running")
+    at_risk = running & (~Q(warnings_sent=[]) | Q(next_warning_at__lte=now) | Q(due_at__lte=now))
     return queryset.order_by().aggregate(
-        running=Count("pk", filter=Q(status="running")),
+        running=Count("pk", filter=running),
         paused=Count("pk", filter=Q(status="paused")),
-        at_risk=Count("pk", filter=open_ & at_risk),
+        at_risk=Count("pk", filter=at_risk),
         breached=Count("pk", filter=Q(status="breached")),
     )
 
 
-def _created_field(model: type[Model]) -> str | None:
-    for name in ("created_at", "executed_at", "occurred_at", "attempted_at"):
-        if _has_field(model, name):
-            return name
-    return None
+# Deliveries that will not arrive without someone acting: non-retryable failure, SSRF refusal, retries spent.
+WEBHOOK_FAILED_STATUSES = ("failed", "refused", "dead")
 
 
-def _agency_scope(queryset: QuerySet, agency_id: Any) -> QuerySet | None:
-    """Scope an automation record to an agency through whichever link its model has; None if it has none."""
-    if agency_id is None:
-        return queryset
-    model = queryset.model
-    if _has_field(model, "agency"):
-        return queryset.filter(agency_id=agency_id)
-    if _has_field(model, "task"):
-        return queryset.filter(task__agency_id=agency_id)
-    if _has_field(model, "event"):
-        return queryset.filter(event__payload__agency_id=str(agency_id))
-    return None
+def automation_counts(*, agency_id: Any = None, now: datetime | None = None) -> dict[str, int] | None:
+    """Trigger executions and failed webhook deliveries in the last 24 h; ``None`` without the models.
 
-
-def _recent(
-    model: type[Model] | None, *, since: datetime, agency_id: Any, failed: bool = False
-) -> int | None:
-    if model is None:
-        return None
-    field = _created_field(model)
-    if field is None:
-        return None
-    queryset = _agency_scope(model._default_manager.filter(**{f"{field}__gte": since}), agency_id)
-    if queryset is None:
-        return None
-    if failed:
-        if _has_field(model, "status"):
-            queryset = queryset.filter(status__in=["failed", "dead", "error"])
-        elif _has_field(model, "succeeded"):
-            queryset = queryset.filter(succeeded=False)
-        else:
-            return None
-    return queryset.order_by().count()
-
-
-def automation_counts(*, agency_id: Any = None, now: datetime | None = None) -> dict[str, int | None] | None:
-    """Trigger executions and failed webhook deliveries in the last 24 h; ``None`` without the models."""
+    Agency scope follows the event each record belongs to (events carry their agency in the payload).
+    """
     execution = optional_model("automation", "TriggerExecution")
     delivery = optional_model("automation", "WebhookDelivery")
-    if execution is None and delivery is None:
+    if execution is None or delivery is None:
         return None
     since = (now or timezone.now()) - RECENT_WINDOW
+    executions = execution._default_manager.filter(created_at__gte=since)
+    failures = delivery._default_manager.filter(created_at__gte=since, status__in=WEBHOOK_FAILED_STATUSES)
+    if agency_id is not None:
+        executions = executions.filter(event__payload__agency_id=str(agency_id))
+        failures = failures.filter(event__payload__agency_id=str(agency_id))
     return {
-        "trigger_executions_24h": _recent(execution, since=since, agency_id=agency_id),
-        "webhook_failures_24h": _recent(delivery, since=since, agency_id=agency_id, failed=True),
+        "trigger_executions_24h": executions.order_by().count(),
+        "webhook_failures_24h": failures.order_by().count(),
     }
 
 
-def recent_alerts(*, limit: int = 10) -> list[dict[str, Any]] | None:
-    """The latest alerts (newest first) for the dashboard; ``None`` without the automation ``Alert`` model."""
+def recent_alerts(*, limit: int = 8) -> list[dict[str, Any]] | None:
+    """The latest alerts, newest first, for the dashboard; ``None`` without the automation ``Alert`` model."""
     alert = optional_model("automation", "Alert")
     if alert is None:
         return None
-    order = _created_field(alert) or "pk"
-    rows = []
-    for item in alert._default_manager.order_by(f"-{order}")[:limit]:
-        rows.append(
-            {
-                "id": item.pk,
-                "title": str(item),
-                "severity": getattr(item, "severity", ""),
-                "at": getattr(item, order, None),
-                "acknowledged": bool(
-                    getattr(item, "acknowledged_at", None) or getattr(item, "acknowledged", False)
-                ),
-            }
-        )
-    return rows
+    return [
+        {
+            "id": item.pk,
+            "severity": item.severity,
+            "message": item.message,
+            "agency": str(item.agency) if item.agency_id else "",
+            "created_at": item.created_at,
+            "acknowledged": item.acknowledged_at is not None,
+        }
+        for item in alert._default_manager.select_related("agency").order_by("-created_at", "-pk")[:limit]
+    ]
 
 
 def stats_scope(*, user: User) -> Any:

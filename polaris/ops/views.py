@@ -37,8 +37,8 @@ class OutboxStatsSerializer(serializers.Serializer):
 
 
 class AutomationStatsSerializer(serializers.Serializer):
-    trigger_executions_24h = serializers.IntegerField(allow_null=True)
-    webhook_failures_24h = serializers.IntegerField(allow_null=True)
+    trigger_executions_24h = serializers.IntegerField()
+    webhook_failures_24h = serializers.IntegerField(help_text="Failed, refused (SSRF guard) or dead.")
 
 
 class WorkflowStatsSerializer(serializers.Serializer):
@@ -57,11 +57,18 @@ class WorkflowStatsSerializer(serializers.Serializer):
     )
 
 
-class OpsErrorEnvelopeSerializer(serializers.Serializer):
-    success = serializers.BooleanField(default=False)
-    error_code = serializers.CharField()
-    message = serializers.CharField()
-    details = serializers.DictField()
+try:  # the project's one error-envelope component (polaris.api.schema), when this build has it
+    from polaris.api.schema import ErrorEnvelopeSerializer
+except ImportError:  # pragma: no cover — an older tree without the shared component
+
+    class ErrorEnvelopeSerializer(serializers.Serializer):  # type: ignore[no-redef]
+        success = serializers.BooleanField()
+        error_code = serializers.CharField()
+        message = serializers.CharField()
+        details = serializers.DictField()
+
+        class Meta:
+            ref_name = "ErrorEnvelope"
 
 
 class WorkflowStatsView(APIView):
@@ -78,8 +85,8 @@ class WorkflowStatsView(APIView):
         tags=["operations"],
         responses={
             200: WorkflowStatsSerializer,
-            401: OpenApiResponse(OpsErrorEnvelopeSerializer, description="NOT_AUTHENTICATED"),
-            403: OpenApiResponse(OpsErrorEnvelopeSerializer, description="PERMISSION_DENIED (clients)"),
+            401: OpenApiResponse(ErrorEnvelopeSerializer, description="NOT_AUTHENTICATED"),
+            403: OpenApiResponse(ErrorEnvelopeSerializer, description="PERMISSION_DENIED (clients)"),
         },
     )
     def get(self, request: Request) -> Response:
