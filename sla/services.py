@@ -277,6 +277,18 @@ class ScanResult:
     warned: int = 0
 
 
+def _iso_sql(column: str) -> str:
+    """SQL rendering a UTC timestamp exactly as Python's ``datetime.isoformat()`` does (no ``.000000``)."""
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    # ``%%``: the statement goes through the driver's parameter substitution.
+    fraction = f"CASE WHEN extract(microseconds FROM {column})::bigint %% 1000000 <> 0"
+    seconds = f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+    return f"{seconds} || {fraction} THEN to_char({utc}, '.US') ELSE '' END || '+00:00'"
+
+
+# One statement per batch: claim (compare-and-swap on status), then write every claimed record's event,
+# all in the database. Concurrent scans skip each other's locked rows and split the work; a row another
+# scan has just breached no longer matches ``status = 'running'`` when re-checked.
 _BREACH_SQL = """
 WITH claimed AS (
     UPDATE {record} AS r
@@ -289,67 +301,84 @@ WITH claimed AS (
                   FOR UPDATE SKIP LOCKED)
        AND r.status = 'running' AND r.due_at <= %(now)s
  RETURNING r.id, r.task_id, r.config_id, r.version, r.target_minutes, r.started_at, r.due_at, r.paused_seconds
+),
+written AS (
+    INSERT INTO {outbox} ({columns})
+    SELECT {values}
+      FROM claimed c
+      JOIN {task} t ON t.id = c.task_id
+      JOIN {config} cfg ON cfg.id = c.config_id
+    RETURNING 1
 )
-SELECT c.id, c.version, c.target_minutes, c.started_at, c.due_at, c.paused_seconds, cfg.name,
-       t.id, t.title, t.task_type, t.service_area, t.priority, t.client_id, t.agency_id, t.assignee_id,
-       t.action_plan_id, t.state
-  FROM claimed c
-  JOIN {task} t ON t.id = c.task_id
-  JOIN {config} cfg ON cfg.id = c.config_id
+SELECT count(*) FROM written
 """
+
+# The event payload, built in SQL; the same keys and formats as ``_event_payload`` (a test holds them equal).
+_PAYLOAD_SQL = f"""jsonb_build_object(
+    'task_id', t.id::text, 'title', t.title, 'task_type', t.task_type, 'service_area', t.service_area,
+    'priority', t.priority, 'client_id', t.client_id, 'agency_id', t.agency_id::text,
+    'assignee_id', t.assignee_id, 'action_plan_id', t.action_plan_id::text, 'task_state', t.state,
+    'sla_record_id', c.id::text, 'config_name', cfg.name, 'target_minutes', c.target_minutes,
+    'started_at', {_iso_sql("c.started_at")}, 'due_at', {_iso_sql("c.due_at")},
+    'paused_seconds', c.paused_seconds, 'breached_at', {_iso_sql("c.due_at")}, 'detected_by', 'scan')"""
+
+
+def _breach_sql() -> tuple[str, dict[str, Any]]:
+    """The statement, with a value for every outbox column: ours, and any other column's model default (so a
+    column added to ``OutboxEvent`` later does not break the scan)."""
+    ours = {
+        "id": "gen_random_uuid()",
+        "event_type": "%(event_type)s",
+        "aggregate_type": "%(aggregate_type)s",
+        "aggregate_id": "c.id",
+        "sequence": "c.version",
+        "occurred_at": "%(now)s",
+        "next_attempt_at": "%(now)s",
+        "actor_id": "NULL",
+        "correlation_id": "%(correlation_id)s",
+        "causation_id": "%(causation_id)s",
+        "depth": "%(depth)s",
+        "payload": _PAYLOAD_SQL,
+    }
+    columns, values, params = [], [], {}
+    for field in OutboxEvent._meta.concrete_fields:
+        columns.append(connection.ops.quote_name(field.column))
+        if field.attname in ours:
+            values.append(ours[field.attname])
+        else:
+            key = f"default_{field.attname}"
+            params[key] = field.get_db_prep_save(field.get_default(), connection)
+            values.append(f"%({key})s")
+    sql = _BREACH_SQL.format(
+        record=SLARecord._meta.db_table,
+        task=Task._meta.db_table,
+        config=SLAConfig._meta.db_table,
+        outbox=OutboxEvent._meta.db_table,
+        columns=", ".join(columns),
+        values=", ".join(values),
+    )
+    return sql, params
 
 
 def _claim_breaches(*, now: datetime, limit: int, context: EventContext) -> int:
-    """One batch, in the caller's transaction: CAS-claim due running records, write their events in bulk."""
-    sql = _BREACH_SQL.format(
-        record=SLARecord._meta.db_table, task=Task._meta.db_table, config=SLAConfig._meta.db_table
+    """One batch, in the caller's transaction: CAS-claim due running records and write their events."""
+    sql, params = _breach_sql()
+    params.update(
+        now=now,
+        limit=limit,
+        event_type=SLAEventType.SLA_BREACHED,
+        aggregate_type=SLARecord.aggregate_type,
+        correlation_id=context.correlation_id,
+        causation_id=context.causation_id,
+        depth=context.depth,
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"now": now, "limit": limit})
-        rows = cursor.fetchall()
-    events = []
-    for record_id, version, target, started_at, due_at, paused, config_name, *task_row in rows:
-        task_id, title, task_type, area, priority, client_id, agency_id, assignee_id, plan_id, state = (
-            task_row
-        )
-        task = Task(
-            id=task_id,
-            title=title,
-            task_type=task_type,
-            service_area=area,
-            priority=priority,
-            client_id=client_id,
-            agency_id=agency_id,
-            assignee_id=assignee_id,
-            action_plan_id=plan_id,
-            state=state,
-        )
-        record = SLARecord(
-            id=record_id, target_minutes=target, started_at=started_at, due_at=due_at, paused_seconds=paused
-        )
-        payload = _event_payload(record, task, config_name)
-        payload.update({"breached_at": due_at.isoformat(), "detected_by": "scan"})
-        events.append(
-            OutboxEvent(
-                event_type=SLAEventType.SLA_BREACHED,
-                aggregate_type=SLARecord.aggregate_type,
-                aggregate_id=record_id,
-                sequence=version,
-                occurred_at=now,
-                next_attempt_at=now,
-                actor=None,
-                correlation_id=context.correlation_id,
-                causation_id=context.causation_id,
-                depth=context.depth,
-                payload=payload,
-            )
-        )
-    if events:
-        OutboxEvent.objects.bulk_create(events, batch_size=2000)
+        cursor.execute(sql, params)
+        (count,) = cursor.fetchone()
+    if count:
         kick_after_commit()
-        count = len(events)
         transaction.on_commit(lambda: SLA_RECORDS_BREACHED.inc(count))
-    return len(rows)
+    return count
 
 
 def _claim_warnings(*, now: datetime, limit: int, context: EventContext) -> int:

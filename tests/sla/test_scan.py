@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import pytest
 import time_machine
 from django.core.management import call_command
 
@@ -102,3 +103,25 @@ def test_the_celery_task_is_registered_by_name(make_task, intake_config):
         make_task()
     with time_machine.travel(MONDAY_10 + timedelta(hours=2), tick=False):
         assert sla_scan_task.apply().get() == {"breached": 1, "warned": 0}
+
+
+@pytest.mark.parametrize("microseconds", [0, 123456])
+def test_scan_payload_matches_the_python_payload(make_task, move, agent, intake_config, microseconds):
+    """The scan builds its events in SQL; they must say exactly what the Python path would."""
+    from sla.services import _event_payload
+
+    start = MONDAY_10 + timedelta(microseconds=microseconds)
+    with time_machine.travel(start, tick=False):
+        task = make_task(priority="urgent")
+        move(task, "blocked", reason="waiting")
+    with time_machine.travel(start + timedelta(minutes=7, microseconds=5), tick=False):
+        move(task, "in_progress")
+    sla_scan(now=start + timedelta(hours=3))
+
+    record = SLARecord.objects.select_related("config", "task").get(task=task)
+    event = OutboxEvent.objects.get(event_type="SLABreached", aggregate_id=record.pk)
+    expected = _event_payload(record, record.task, record.config.name)
+    expected.update(breached_at=record.due_at.isoformat(), detected_by="scan")
+    assert event.payload == expected
+    assert event.payload["assignee_id"] == agent.pk
+    assert event.payload["action_plan_id"] is None
