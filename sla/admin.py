@@ -1,12 +1,28 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils import timezone
+
+from workflow.errors import ValidationFailed
 
 from .models import BusinessCalendar, SLAConfig, SLARecord
+from .services import business_calendar_holidays_fill
 
 
 @admin.register(BusinessCalendar)
 class BusinessCalendarAdmin(admin.ModelAdmin):
     list_display = ("name", "time_zone", "country_code", "subdivision", "updated_at")
     search_fields = ("name",)
+    actions = ("fill_country_holidays",)
+
+    @admin.action(description="Fill holidays from the country code (this year and next)")
+    def fill_country_holidays(self, request, queryset) -> None:
+        year = timezone.now().year
+        for calendar in queryset:
+            try:
+                added = business_calendar_holidays_fill(calendar=calendar, years=[year, year + 1])
+            except ValidationFailed as exc:
+                self.message_user(request, f"{calendar}: {exc.details}", level=messages.ERROR)
+            else:
+                self.message_user(request, f"{calendar}: {added} holidays added.")
 
 
 @admin.register(SLAConfig)

@@ -118,6 +118,31 @@ def sla_config_update(*, actor: User | None, config_id: Any, **changes: Any) -> 
     return _config_save(config)
 
 
+@transaction.atomic
+def business_calendar_holidays_fill(*, calendar: BusinessCalendar, years: list[int]) -> int:
+    """Copy the public holidays of the calendar's country (``holidays`` package) for ``years`` into its
+    explicit ``holidays`` list, so they show (and can be edited) in the admin. Returns how many were added.
+
+    Records keep working without this: a calendar with a ``country_code`` also skips that country's holidays
+    on the fly. Filling makes the dates explicit, and lets an admin remove one that the office works.
+    """
+    if not calendar.country_code:
+        raise ValidationFailed(details={"country_code": ["Set a country code first."]})
+    try:
+        import holidays
+
+        table = holidays.country_holidays(
+            calendar.country_code.upper(), subdiv=calendar.subdivision or None, years=years
+        )
+    except NotImplementedError:
+        raise ValidationFailed(details={"country_code": ["Unknown to the holidays package."]}) from None
+    existing = set(calendar.holidays or [])
+    added = sorted({day.isoformat() for day in table} - existing)
+    calendar.holidays = sorted(existing | set(added))
+    calendar.save(update_fields=["holidays", "updated_at"])
+    return len(added)
+
+
 # --- The record's clock --------------------------------------------------------------------------------
 
 
