@@ -29,7 +29,8 @@ from polaris.correlation import get_correlation_id, reset_correlation_id, set_co
 
 logger = logging.getLogger(__name__)
 
-HEADER = "correlation_id"
+# Not "correlation_id": Celery already uses that name (the AMQP property, set to the task id).
+HEADER = "polaris_correlation_id"
 _LOG_KEYS = ("task_id", "task_name")
 _tokens: dict[str, Any] = {}
 

@@ -1,0 +1,62 @@
+"""Worker and beat really log JSON lines through the project's configuration (Celery's own logging is
+replaced), and a task's lines carry the correlation id its publisher stamped."""
+
+import json
+import re
+
+import pytest
+
+from polaris.ops.celery_signals import HEADER
+from tests.support.processes import process_env, wait_until
+from workflow.tasks import outbox_dispatch_task
+
+from .processes import celery
+
+
+def json_lines(text: str) -> list[dict]:
+    lines = []
+    for raw in text.splitlines():
+        raw = raw.strip()
+        if raw.startswith("{"):
+            lines.append(json.loads(raw))
+    return lines
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_worker_lines_are_json_with_the_task_correlation_id(tmp_path):
+    env = process_env(LOG_FORMAT="json", LOG_LEVEL="INFO")
+    with celery("worker", "--concurrency", "1", "--pool", "solo", env=env) as worker:
+        result = outbox_dispatch_task.apply_async(headers={HEADER: "ops-log-test-1"})
+
+        def task_lines():
+            return [
+                line
+                for line in json_lines(worker.output)
+                if line.get("task_id") == result.id and line.get("correlation_id") == "ops-log-test-1"
+            ]
+
+        lines = wait_until(task_lines, timeout=30)
+
+    everything = json_lines(worker.output)
+    assert everything, worker.output
+    assert all(line["service"] == "worker" for line in everything)
+    assert any("ready." in line["event"] for line in everything)
+    assert lines[0]["task_name"] == "workflow.outbox_dispatch"
+    # No line in Celery's own log format ("[2026-01-01 10:00:00,123: INFO/MainProcess] ..."): its
+    # logging setup was replaced (only the start-up banner, which is printed, is not JSON).
+    celery_format = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+: [A-Z]+/")
+    assert not [raw for raw in worker.output.splitlines() if celery_format.match(raw)]
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_beat_lines_are_json(tmp_path):
+    env = process_env(LOG_FORMAT="json", LOG_LEVEL="INFO")
+    with celery("beat", "-s", str(tmp_path / "schedule"), env=env) as beat:
+        pass
+    lines = json_lines(beat.output)
+    starting = [line for line in lines if line["event"].startswith("beat: Starting")]
+    assert starting, beat.output
+    assert starting[0]["service"] == "beat"
+    assert starting[0]["logger"] == "celery.beat"
