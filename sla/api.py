@@ -6,6 +6,8 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from workflow.api.common import caller
+
 from .selectors import sla_config_get, sla_config_list, sla_config_require_admin
 from .serializers import SLAConfigInputSerializer, SLAConfigOutputSerializer
 from .services import sla_config_create, sla_config_update
@@ -26,7 +28,7 @@ class SLAConfigListCreateApi(GenericAPIView):
         responses={200: SLAConfigOutputSerializer(many=True), 403: ERRORS[403]},
     )
     def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(sla_config_list(user=request.user))
+        page = self.paginate_queryset(sla_config_list(user=caller(request)))
         return self.get_paginated_response(SLAConfigOutputSerializer(page, many=True).data)
 
     @extend_schema(
@@ -37,10 +39,10 @@ class SLAConfigListCreateApi(GenericAPIView):
         responses={201: SLAConfigOutputSerializer, **ERRORS},
     )
     def post(self, request: Request) -> Response:
-        sla_config_require_admin(request.user)
+        sla_config_require_admin(caller(request))
         serializer = SLAConfigInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        config = sla_config_create(actor=request.user, **serializer.validated_data)
+        config = sla_config_create(actor=caller(request), **serializer.validated_data)
         return Response(SLAConfigOutputSerializer(config).data, status=status.HTTP_201_CREATED)
 
 
@@ -58,7 +60,7 @@ class SLAConfigDetailApi(GenericAPIView):
         },
     )
     def get(self, request: Request, config_id: int) -> Response:
-        config = sla_config_get(user=request.user, config_id=config_id)
+        config = sla_config_get(user=caller(request), config_id=config_id)
         return Response(SLAConfigOutputSerializer(config).data)
 
     @extend_schema(
@@ -69,8 +71,8 @@ class SLAConfigDetailApi(GenericAPIView):
         responses={200: SLAConfigOutputSerializer, **ERRORS, 404: OpenApiResponse(description="NOT_FOUND")},
     )
     def patch(self, request: Request, config_id: int) -> Response:
-        sla_config_require_admin(request.user)
+        sla_config_require_admin(caller(request))
         serializer = SLAConfigInputSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        config = sla_config_update(actor=request.user, config_id=config_id, **serializer.validated_data)
+        config = sla_config_update(actor=caller(request), config_id=config_id, **serializer.validated_data)
         return Response(SLAConfigOutputSerializer(config).data)

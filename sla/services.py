@@ -187,7 +187,7 @@ def sla_record_start(*, task: Task, now: datetime | None = None) -> SLARecord | 
         task=task,
         config=config,
         target_minutes=config.target_minutes,
-        calendar_snapshot=config.calendar.definition() if config.calendar_id else None,
+        calendar_snapshot=config.calendar.definition() if config.calendar is not None else None,
         warning_percentages=sorted(config.warning_percentages),
         pause_states=list(config.pause_states),
         started_at=now,
@@ -367,7 +367,7 @@ def _breach_sql() -> tuple[str, dict[str, Any]]:
     }
     columns, values, params = [], [], {}
     for field in OutboxEvent._meta.concrete_fields:
-        columns.append(connection.ops.quote_name(field.column))
+        columns.append(connection.ops.quote_name(field.column or field.attname))
         if field.attname in ours:
             values.append(ours[field.attname])
         else:
@@ -462,7 +462,7 @@ def sla_scan(*, now: datetime | None = None, batch_size: int | None = None) -> S
     repeat it. Both claims read partial indexes on running records: the cost follows what is due.
     """
     now = now or timezone.now()
-    limit = batch_size or getattr(settings, "SLA_SCAN_BATCH_SIZE", 5000)
+    limit = int(batch_size or getattr(settings, "SLA_SCAN_BATCH_SIZE", 5000))
     context = EventContext.build(actor=None)
     result = ScanResult()
     while True:
