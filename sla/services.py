@@ -462,7 +462,7 @@ def sla_scan(*, now: datetime | None = None, batch_size: int | None = None) -> S
     repeat it. Both claims read partial indexes on running records: the cost follows what is due.
     """
     now = now or timezone.now()
-    limit = int(batch_size or getattr(settings, "SLA_SCAN_BATCH_SIZE", 5000))
+    limit: int = batch_size or settings.SLA_SCAN_BATCH_SIZE
     context = EventContext.build(actor=None)
     result = ScanResult()
     while True:
