@@ -73,3 +73,58 @@ def test_concurrent_scans_warn_each_record_once(make_task, make_config):
     assert len(per_record) == RECORDS
     assert set(per_record.values()) == {1}
     assert SLARecord.objects.filter(warnings_sent=[50]).count() == RECORDS
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_scan_racing_late_completions_breaches_each_record_once(make_task, make_config, agent):
+    from workflow.services.tasks import task_transition
+
+    make_config(name="visits", task_type="home-visit", target_minutes=60, warning_percentages=[])
+    count = 30
+    with time_machine.travel(MONDAY_10, tick=False):
+        tasks = [make_task(title=f"visit {n}", task_type="home-visit") for n in range(count)]
+        for task in tasks:
+            task_transition(task_id=task.pk, target_state="in_progress", actor=agent)
+
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def complete_all():
+        try:
+            barrier.wait(timeout=10)
+            for task in tasks:
+                task_transition(task_id=task.pk, target_state="completed", actor=agent)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def scan_repeatedly():
+        try:
+            barrier.wait(timeout=10)
+            for _ in range(count):
+                sla_scan(batch_size=1)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    with time_machine.travel(MONDAY_10 + timedelta(hours=2), tick=True):
+        threads = [threading.Thread(target=complete_all), threading.Thread(target=scan_repeatedly)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+
+    assert not errors, errors
+    records = SLARecord.objects.filter(task__in=tasks)
+    assert records.filter(status="breached", stopped_at__isnull=False).count() == count
+    per_record = Counter(
+        OutboxEvent.objects.filter(event_type="SLABreached").values_list("aggregate_id", flat=True)
+    )
+    assert len(per_record) == count
+    assert set(per_record.values()) == {1}
+    detected = Counter(
+        OutboxEvent.objects.filter(event_type="SLABreached").values_list("payload__detected_by", flat=True)
+    )
+    assert sum(detected.values()) == count
