@@ -36,7 +36,9 @@ ERROR_DESCRIPTIONS = {
 
 
 def error_response(code: str, description: str | None = None) -> OpenApiResponse:
-    return OpenApiResponse(ErrorEnvelopeSerializer, description=description or ERROR_DESCRIPTIONS[code])
+    return OpenApiResponse(
+        ErrorEnvelopeSerializer, description=description or ERROR_DESCRIPTIONS.get(code, "")
+    )
 
 
 class EnvelopeAutoSchema(AutoSchema):
@@ -48,9 +50,27 @@ class EnvelopeAutoSchema(AutoSchema):
             codes.append("415")
         return codes
 
+    def _insert_field_validators(self, field, schema):
+        super()._insert_field_validators(field, schema)
+        # A read-only slug renders a model field that may be blank; drf-spectacular's pattern says "one or
+        # more" characters, which would make valid responses fail validation.
+        if (
+            isinstance(field, serializers.SlugField)
+            and field.read_only
+            and schema.get("pattern", "").endswith("+$")
+        ):
+            schema["pattern"] = schema["pattern"][:-2] + "*$"
+
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         for code in self._error_codes():
             if code not in responses:
                 responses[code] = self._get_response_for_code(error_response(code), code, direction=direction)
+        for code, response in responses.items():
+            # An error declared with only a description still has the envelope as its body.
+            if code.startswith(("4", "5")) and "content" not in response:
+                description = response.get("description") or ERROR_DESCRIPTIONS.get(code, "")
+                responses[code] = self._get_response_for_code(
+                    error_response(code, description), code, direction=direction
+                )
         return responses
