@@ -6,9 +6,16 @@ class AutomationConfig(AppConfig):
     verbose_name = "Automation"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+
         from workflow.dispatch.registry import register_handler
 
-        from .engine import HANDLER_NAME, automation_handle_event
+        from .engine import HANDLER_NAME, automation_handle_event, trigger_cache_clear
+        from .models import Trigger
 
         # Every event type: triggers can listen to any of them, including other apps' (SLA) events.
         register_handler(HANDLER_NAME, automation_handle_event)
+        post_save.connect(trigger_cache_clear, sender=Trigger, dispatch_uid="automation.trigger_cache_save")
+        post_delete.connect(
+            trigger_cache_clear, sender=Trigger, dispatch_uid="automation.trigger_cache_delete"
+        )

@@ -18,11 +18,13 @@ no matching trigger fires: its execution is recorded ``loop_prevented`` and a cr
 
 from __future__ import annotations
 
+import atexit
 import logging
 import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -35,12 +37,20 @@ from workflow.models import OutboxEvent
 
 from .actions import ACTION_TYPES, ActionContext, alert_raise
 from .models import Alert, Trigger, TriggerExecution
-from .predicates import CompiledPredicate, PredicateError, predicate_compile
+from .predicates import EVALUATION_ERRORS, CompiledPredicate, PredicateError, predicate_compile
 
 logger = logging.getLogger("automation.engine")
 
 HANDLER_NAME = "automation"
 Outcome = TriggerExecution.Outcome
+# Plain strings for the hot loop (enum members hash through a Python-level __hash__).
+MATCHED, NOT_MATCHED, REFUSED, ERROR, LOOP_PREVENTED = (
+    str(Outcome.MATCHED.value),
+    str(Outcome.NOT_MATCHED.value),
+    str(Outcome.REFUSED.value),
+    str(Outcome.ERROR.value),
+    str(Outcome.LOOP_PREVENTED.value),
+)
 _ONCE_CONSTRAINT = "trigger_execution_once_per_event"
 
 
@@ -79,52 +89,134 @@ def _compile(trigger: Trigger) -> tuple[CompiledPredicate | None, str]:
         return None, f"Invalid predicate: {exc}"
 
 
+@dataclass(frozen=True)
+class _Ruleset:
+    """The enabled triggers of one event type with their compiled predicates, as loaded at ``loaded_at``."""
+
+    loaded_at: float
+    entries: tuple[
+        tuple[Trigger, CompiledPredicate | None, str, str], ...
+    ]  # (trigger, predicate, error, label)
+    needs_role: bool
+
+
+_rulesets: dict[str, _Ruleset] = {}
+# Set while this process has trigger changes that are not committed yet: a rollback would leave a cached
+# ruleset holding triggers that never existed, so nothing is cached until such changes commit.
+_uncommitted_changes = False
+
+
+def _changes_committed() -> None:
+    global _uncommitted_changes
+    _uncommitted_changes = False
+    _rulesets.clear()
+
+
+def trigger_cache_clear(**_: Any) -> None:
+    """Forget the cached triggers (connected to ``Trigger`` saves and deletes; services call it too)."""
+    global _uncommitted_changes
+    _rulesets.clear()
+    if transaction.get_connection().in_atomic_block:
+        _uncommitted_changes = True
+        transaction.on_commit(_changes_committed)
+
+
+def _ruleset(event_type: str) -> _Ruleset:
+    """Enabled triggers for ``event_type``, cached per process for ``AUTOMATION_TRIGGER_CACHE_SECONDS``.
+
+    Loading them is a query and up to dozens of model instances; doing it for every event would cost
+    more than all the predicates together. Edits made in this process clear the cache at once; edits
+    made elsewhere (the admin runs in the web process) reach a worker within the cache lifetime.
+    """
+    now = time.monotonic()
+    cached = _rulesets.get(event_type)
+    if cached is not None and now - cached.loaded_at < settings.AUTOMATION_TRIGGER_CACHE_SECONDS:
+        return cached
+    triggers = Trigger.objects.filter(enabled=True, event_type=event_type).order_by("position", "id")
+    entries = tuple((trigger, *_compile(trigger), str(trigger.pk)) for trigger in triggers)
+    needs_role = any(
+        predicate is not None and "actor_role" in predicate.names for _, predicate, *_ in entries
+    )
+    ruleset = _Ruleset(now, entries, needs_role)
+    if not _uncommitted_changes:
+        _rulesets[event_type] = ruleset
+    return ruleset
+
+
 def automation_handle_event(event: OutboxEvent) -> None:
     """Run the enabled triggers for ``event.event_type`` in position order (the ``automation`` handler)."""
-    triggers = list(
-        Trigger.objects.filter(enabled=True, event_type=event.event_type).order_by("position", "id")
-    )
-    if not triggers:
+    ruleset = _ruleset(event.event_type)
+    if not ruleset.entries:
         return
-    compiled = [(trigger, *_compile(trigger)) for trigger in triggers]
-    needs_role = any(
-        predicate is not None and "actor_role" in predicate.names for _, predicate, _ in compiled
-    )
-    names = event_names(event, with_actor_role=needs_role)
-    counts: Counter[tuple[str, str]] = Counter()
-    skipped: list[TriggerExecution] = []
-    record_not_matched = getattr(settings, "AUTOMATION_RECORD_NOT_MATCHED", False)
+    names = event_names(event, with_actor_role=ruleset.needs_role)
+    # This loop runs (triggers x events) times: plain strings and lists, no per-trigger allocations.
+    not_matched: list[str] = []
+    outcomes: list[tuple[str, str]] = []
+    unmatched_rows: list[TriggerExecution] = []
+    record_not_matched = settings.AUTOMATION_RECORD_NOT_MATCHED
+    too_deep = event.depth >= settings.AUTOMATION_MAX_DEPTH
 
     with transaction.atomic(savepoint=False):
-        for trigger, predicate, compile_error in compiled:
+        for trigger, predicate, compile_error, label in ruleset.entries:
             started = time.perf_counter()
             error = compile_error
             matched = False
             if predicate is not None:
                 try:
-                    matched = predicate.evaluate(names)
+                    matched = predicate.evaluate_raw(names)
                 except PredicateError as exc:
                     error = str(exc)
+                except EVALUATION_ERRORS as exc:
+                    error = f"Evaluation failed: {exc}"
             if error:
-                outcome = _record(trigger, event, Outcome.ERROR, started, error=error)
+                outcome = _record(trigger, event, ERROR, started, error=error)
             elif not matched:
-                outcome = Outcome.NOT_MATCHED
+                not_matched.append(label)
                 if record_not_matched:
-                    skipped.append(TriggerExecution(trigger=trigger, event=event, outcome=outcome))
-            elif event.depth >= settings.AUTOMATION_MAX_DEPTH:
+                    unmatched_rows.append(TriggerExecution(trigger=trigger, event=event, outcome=NOT_MATCHED))
+                continue
+            elif too_deep:
                 outcome = _record_loop_prevented(trigger, event, started)
             else:
                 outcome = _fire(trigger, event, names, started)
             if outcome is not None:
-                counts[(str(trigger.pk), outcome)] += 1
-        if skipped:
-            TriggerExecution.objects.bulk_create(skipped, ignore_conflicts=True)
+                outcomes.append((label, outcome))
+        if unmatched_rows:
+            TriggerExecution.objects.bulk_create(unmatched_rows, ignore_conflicts=True)
 
-    def publish() -> None:
-        for (trigger_id, outcome), count in counts.items():
-            AUTOMATION_TRIGGER_EVALUATIONS.labels(trigger_id, outcome).inc(count)
+    # Counted after commit, so a rolled-back (retried) event is not counted twice.
+    transaction.on_commit(lambda: _metrics_add(not_matched, outcomes))
 
-    transaction.on_commit(publish)  # a rolled-back (retried) event is not counted twice
+
+# Evaluation counts are summed in the process and published to Prometheus at most every
+# _METRICS_FLUSH_SECONDS (and at exit): 50 triggers are 50 labelled increments per event, which would
+# cost more than evaluating the 50 predicates.
+_METRICS_FLUSH_SECONDS = 0.5
+_pending_not_matched: list[str] = []
+_pending_outcomes: list[tuple[str, str]] = []
+_last_flush = time.monotonic()
+
+
+def _metrics_add(not_matched: list[str], outcomes: list[tuple[str, str]]) -> None:
+    _pending_not_matched.extend(not_matched)
+    _pending_outcomes.extend(outcomes)
+    if time.monotonic() - _last_flush >= _METRICS_FLUSH_SECONDS:
+        automation_metrics_flush()
+
+
+def automation_metrics_flush() -> None:
+    """Publish the evaluation counts summed so far to ``automation_trigger_evaluations_total``."""
+    global _last_flush
+    _last_flush = time.monotonic()
+    counts = Counter((label, NOT_MATCHED) for label in _pending_not_matched)
+    counts.update(_pending_outcomes)
+    _pending_not_matched.clear()
+    _pending_outcomes.clear()
+    for (trigger_id, outcome), count in counts.items():
+        AUTOMATION_TRIGGER_EVALUATIONS.labels(trigger_id, outcome).inc(count)
+
+
+atexit.register(automation_metrics_flush)
 
 
 def _is_duplicate(exc: IntegrityError) -> bool:
@@ -167,7 +259,7 @@ def _record_loop_prevented(trigger: Trigger, event: OutboxEvent, started: float)
             TriggerExecution.objects.create(
                 trigger=trigger,
                 event=event,
-                outcome=Outcome.LOOP_PREVENTED,
+                outcome=LOOP_PREVENTED,
                 error=message,
                 duration_ms=_elapsed_ms(started),
             )
@@ -177,7 +269,7 @@ def _record_loop_prevented(trigger: Trigger, event: OutboxEvent, started: float)
             return None
         raise
     logger.warning("automation loop prevented", extra={"trigger_id": trigger.pk, "event_id": str(event.id)})
-    return Outcome.LOOP_PREVENTED
+    return LOOP_PREVENTED
 
 
 def _fire(trigger: Trigger, event: OutboxEvent, names: Mapping[str, Any], started: float) -> str | None:
@@ -191,7 +283,7 @@ def _fire(trigger: Trigger, event: OutboxEvent, names: Mapping[str, Any], starte
                 result = _run_action(context, action)
                 refused = refused or result["status"] == "refused"
                 results.append(result)
-            outcome = Outcome.REFUSED if refused else Outcome.MATCHED
+            outcome = REFUSED if refused else MATCHED
             TriggerExecution.objects.create(
                 trigger=trigger,
                 event=event,
@@ -209,7 +301,7 @@ def _fire(trigger: Trigger, event: OutboxEvent, names: Mapping[str, Any], starte
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
     logger.exception("automation trigger failed", extra={"trigger_id": trigger.pk, "event_id": str(event.id)})
-    return _record(trigger, event, Outcome.ERROR, started, error=error)
+    return _record(trigger, event, ERROR, started, error=error)
 
 
 def _run_action(context: ActionContext, action: dict[str, Any]) -> dict[str, Any]:
@@ -218,9 +310,9 @@ def _run_action(context: ActionContext, action: dict[str, Any]) -> dict[str, Any
     if kind is None:
         raise ValidationFailed(f"Unknown action type {action.get('type')!r}.")
     try:
-        # A savepoint per action: a refusal undoes only that action's partial writes.
-        with transaction.atomic():
-            output = kind.func(context, params)
+        # No savepoint per action (it would double the queries of a match): an action refuses before it
+        # writes, or writes through a service whose own atomic() has already rolled its part back.
+        output = kind.func(context, params)
     except DomainError as exc:
         return {
             "type": kind.name,

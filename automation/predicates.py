@@ -204,6 +204,16 @@ class _Compiler:
         self.text = text
         self.nodes = 0
         self.names: set[str] = set()
+        # Evaluators known to return a constant, or a plain name: the compiler specialises on them.
+        self.constants: dict[Evaluator, Any] = {}
+        self.name_of: dict[Evaluator, str] = {}
+
+    def constant(self, value: Any) -> Evaluator:
+        def evaluate(ns: Mapping[str, Any]) -> Any:
+            return value
+
+        self.constants[evaluate] = value
+        return evaluate
 
     def fail(self, node: ast.AST, message: str) -> PredicateError:
         col = getattr(node, "col_offset", None)
@@ -239,7 +249,7 @@ class _Compiler:
                 raise self.fail(node, "Number literal is not finite")
         else:
             raise self.fail(node, f"{type(value).__name__} literals are not allowed")
-        return lambda ns: value
+        return self.constant(value)
 
     def _Name(self, node: ast.Name, depth: int) -> Evaluator:
         name = node.id
@@ -249,12 +259,23 @@ class _Compiler:
             hint = " (a function: call it)" if name in FUNCTIONS else ""
             raise self.fail(node, f"Unknown name {name!r}{hint}. Available names: {', '.join(NAMES)}")
         self.names.add(name)
-        return lambda ns: ns.get(name)
+
+        def evaluate(ns: Mapping[str, Any]) -> Any:
+            return ns.get(name)
+
+        self.name_of[evaluate] = name
+        return evaluate
 
     def _collection(self, node: ast.List | ast.Tuple | ast.Set, depth: int, kind: type) -> Evaluator:
         if len(node.elts) > MAX_COLLECTION:
             raise self.fail(node, f"Collection literal with more than {MAX_COLLECTION} items")
         items = [self.compile(elt, depth) for elt in node.elts]
+        if all(item in self.constants for item in items):  # fold a literal collection once
+            values = tuple(self.constants[item] for item in items)
+            try:
+                return self.constant(frozenset(values) if kind is frozenset else values)
+            except TypeError:
+                raise self.fail(node, "Sets hold strings, numbers, booleans or None") from None
         if kind is frozenset:
             return lambda ns: frozenset(item(ns) for item in items)
         return lambda ns: tuple(item(ns) for item in items)
@@ -294,12 +315,29 @@ class _Compiler:
 
     def _BoolOp(self, node: ast.BoolOp, depth: int) -> Evaluator:
         parts = [self.compile(value, depth) for value in node.values]
-        if isinstance(node.op, ast.And):
-            return lambda ns: all(part(ns) for part in parts)
-        return lambda ns: any(part(ns) for part in parts)
+        is_and = isinstance(node.op, ast.And)
+        if len(parts) == 2:  # the common case, without a loop
+            first, second = parts
+            if is_and:
+                return lambda ns: first(ns) and second(ns)
+            return lambda ns: first(ns) or second(ns)
+
+        def chain(ns: Mapping[str, Any]) -> Any:
+            # Python's semantics: stop at the first falsy (and) / truthy (or) operand and return it.
+            value: Any = None
+            for part in parts:
+                value = part(ns)
+                if bool(value) is not is_and:
+                    return value
+            return value
+
+        return chain
 
     def _UnaryOp(self, node: ast.UnaryOp, depth: int) -> Evaluator:
         operand = self.compile(node.operand, depth)
+        if isinstance(node.op, ast.USub | ast.UAdd) and operand in self.constants:  # fold -1
+            value = _number(self.constants[operand])
+            return self.constant(_check_string(-value if isinstance(node.op, ast.USub) else value))
         if isinstance(node.op, ast.Not):
             return lambda ns: not operand(ns)
         if isinstance(node.op, ast.USub):
@@ -327,8 +365,7 @@ class _Compiler:
             funcs.append(_COMPARE[type(op)])
             operands.append(self.compile(comparator, depth))
         if len(funcs) == 1:
-            func, left, right = funcs[0], operands[0], operands[1]
-            return lambda ns: func(left(ns), right(ns))
+            return self._compare_one(type(node.ops[0]), funcs[0], operands[0], operands[1])
 
         def chain(ns: Mapping[str, Any]) -> bool:
             left = operands[0](ns)
@@ -340,6 +377,32 @@ class _Compiler:
             return True
 
         return chain
+
+    def _compare_one(self, op: type, func: Callable, left: Evaluator, right: Evaluator) -> Evaluator:
+        """One comparison, specialised for the common ``name == "literal"`` / ``name in (...)`` shapes
+        (a dict lookup and a C-level compare instead of three Python calls)."""
+        if right not in self.constants:
+            return lambda ns: func(left(ns), right(ns))
+        value = self.constants[right]
+        name = self.name_of.get(left)
+        if op in (ast.In, ast.NotIn) and isinstance(value, tuple | frozenset):
+            members = _hashable_set(value)
+            positive = op is ast.In
+
+            def contains(ns: Mapping[str, Any]) -> bool:
+                item = ns.get(name) if name is not None else left(ns)
+                try:
+                    found = item in members if members is not None else item in value
+                except TypeError:  # an unhashable value (a list from the payload) is in no set
+                    found = item in value
+                return found is positive
+
+            return contains
+        if name is not None and op is ast.Eq:
+            return lambda ns: ns.get(name) == value
+        if name is not None and op is ast.NotEq:
+            return lambda ns: ns.get(name) != value
+        return lambda ns: func(left(ns), value)
 
     def _Call(self, node: ast.Call, depth: int) -> Evaluator:
         if not isinstance(node.func, ast.Name):
@@ -360,10 +423,21 @@ class _Compiler:
         return lambda ns: func(*(arg(ns) for arg in args))
 
 
+def _hashable_set(values: tuple | frozenset) -> frozenset | None:
+    try:
+        return frozenset(values)
+    except TypeError:
+        return None
+
+
 def _number(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise PredicateError(f"Expected a number, got {type(value).__name__}.")
     return value
+
+
+# What a well-formed predicate can still raise on unexpected data (e.g. ``"a" < 1``).
+EVALUATION_ERRORS = (TypeError, ValueError, ArithmeticError, RecursionError, MemoryError)
 
 
 def _truth(evaluate: Evaluator, names: Mapping[str, Any]) -> bool:
@@ -371,7 +445,7 @@ def _truth(evaluate: Evaluator, names: Mapping[str, Any]) -> bool:
         return bool(evaluate(names))
     except PredicateError:
         raise
-    except (TypeError, ValueError, ArithmeticError, RecursionError, MemoryError) as exc:
+    except EVALUATION_ERRORS as exc:
         raise PredicateError(f"Evaluation failed: {exc}") from None
 
 

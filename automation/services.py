@@ -47,11 +47,15 @@ def trigger_create(
 
 def triggers_set_enabled(*, trigger_ids: list[int], enabled: bool) -> int:
     """Enable or disable triggers; returns how many changed."""
-    return (
+    from .engine import trigger_cache_clear
+
+    changed = (
         Trigger.objects.filter(pk__in=trigger_ids)
         .exclude(enabled=enabled)
         .update(enabled=enabled, updated_at=timezone.now())
     )
+    trigger_cache_clear()  # update() sends no post_save
+    return changed
 
 
 @transaction.atomic

@@ -3,7 +3,7 @@
 import pytest
 from prometheus_client import REGISTRY
 
-from automation.engine import automation_handle_event
+from automation.engine import automation_handle_event, automation_metrics_flush
 from automation.models import Alert, TriggerExecution
 from automation.services import trigger_create
 from tests.automation.conftest import latest_event
@@ -150,6 +150,7 @@ def test_evaluations_are_counted_by_trigger_and_outcome(make_task, django_captur
     before = value(hit, "matched"), value(miss, "not_matched")
     with django_capture_on_commit_callbacks(execute=True):
         automation_handle_event(latest_event(make_task()))
+    automation_metrics_flush()
     assert value(hit, "matched") == before[0] + 1
     assert value(miss, "not_matched") == before[1] + 1
 
