@@ -74,3 +74,9 @@ def register() -> None:
 
 def unregister() -> None:
     unregister_handler(HANDLER_NAME)
+
+
+def handled_event_ids() -> set:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT DISTINCT event_id FROM {EFFECT_TABLE}")  # noqa: S608
+        return {row[0] for row in cursor.fetchall()}

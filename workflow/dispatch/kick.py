@@ -1,19 +1,53 @@
-"""The low-latency path: after a commit that wrote events, ask a worker to dispatch now."""
+"""The low-latency path: after a commit that wrote events, ask a worker to dispatch now.
+
+The kick is an optimisation; beat is the safety net. So a kick must never slow the request that
+committed: it publishes with a short connection budget (kombu's default retries for about six seconds
+when the broker is down) and, after a failure, stays quiet for one dispatch interval (a crude circuit
+breaker) so a broker outage costs one short wait per interval, not one per commit.
+"""
 
 import logging
+import time
 
 from django.conf import settings
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
+KICK_CONNECT_TIMEOUT_SECONDS = 0.5
+_quiet_until = 0.0  # time.monotonic() before which kicks are skipped after a failure
+
 
 def _send_kick() -> None:
+    global _quiet_until
+    now = time.monotonic()
+    if now < _quiet_until:
+        return
     from workflow.tasks import outbox_dispatch_task
 
-    # No publish retries: when the broker is down the commit has already happened and beat will
-    # pick the events up; the request must not hang on the broker.
-    outbox_dispatch_task.apply_async(retry=False, expires=settings.OUTBOX_DISPATCH_INTERVAL_SECONDS)
+    app = outbox_dispatch_task.app
+    try:
+        with app.pool.acquire(block=True, timeout=KICK_CONNECT_TIMEOUT_SECONDS) as connection:
+            connection.ensure_connection(
+                max_retries=1, interval_start=0, timeout=KICK_CONNECT_TIMEOUT_SECONDS
+            )
+            # No publish retries: the commit has already happened and beat will pick the events up.
+            outbox_dispatch_task.apply_async(
+                retry=False, expires=settings.OUTBOX_DISPATCH_INTERVAL_SECONDS, connection=connection
+            )
+    except Exception as exc:
+        _quiet_until = now + settings.OUTBOX_DISPATCH_INTERVAL_SECONDS
+        logger.warning(
+            "dispatch kick not sent (broker unavailable: %s); beat will dispatch within %ss",
+            exc,
+            settings.OUTBOX_DISPATCH_INTERVAL_SECONDS,
+        )
+
+
+def kick_reset() -> None:
+    """Close the circuit breaker (tests; or after reconfiguring the broker)."""
+    global _quiet_until
+    _quiet_until = 0.0
 
 
 def kick_after_commit() -> None:
