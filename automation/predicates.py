@@ -273,15 +273,13 @@ class _Compiler:
         if all(item in self.constants for item in items):  # fold a literal collection once
             values = tuple(self.constants[item] for item in items)
             try:
-                return self.constant(frozenset(values) if kind is frozenset else values)
+                return self.constant(kind(values))
             except TypeError:
                 raise self.fail(node, "Sets hold strings, numbers, booleans or None") from None
-        if kind is frozenset:
-            return lambda ns: frozenset(item(ns) for item in items)
-        return lambda ns: tuple(item(ns) for item in items)
+        return lambda ns: kind(item(ns) for item in items)
 
     def _List(self, node: ast.List, depth: int) -> Evaluator:
-        return self._collection(node, depth, tuple)
+        return self._collection(node, depth, list)
 
     def _Tuple(self, node: ast.Tuple, depth: int) -> Evaluator:
         return self._collection(node, depth, tuple)
@@ -385,7 +383,7 @@ class _Compiler:
             return lambda ns: func(left(ns), right(ns))
         value = self.constants[right]
         name = self.name_of.get(left)
-        if op in (ast.In, ast.NotIn) and isinstance(value, tuple | frozenset):
+        if op in (ast.In, ast.NotIn) and isinstance(value, list | tuple | frozenset):
             members = _hashable_set(value)
             positive = op is ast.In
 
@@ -423,7 +421,7 @@ class _Compiler:
         return lambda ns: func(*(arg(ns) for arg in args))
 
 
-def _hashable_set(values: tuple | frozenset) -> frozenset | None:
+def _hashable_set(values: list | tuple | frozenset) -> frozenset | None:
     try:
         return frozenset(values)
     except TypeError:

@@ -162,3 +162,54 @@ def test_not_matched_can_be_recorded_when_configured(make_task, settings):
     automation_handle_event(event)
     automation_handle_event(event)
     assert list(TriggerExecution.objects.values_list("outcome", flat=True)) == ["not_matched"]
+
+
+def test_trigger_changes_reach_the_cached_rulesets(make_task, settings, monkeypatch):
+    from automation import engine
+    from automation.services import triggers_set_enabled
+
+    trigger = trigger_create(
+        name="alert", event_type="TaskCreated", actions=[{"type": "emit_alert", "params": {"message": "hi"}}]
+    )
+    monkeypatch.setattr(engine, "_uncommitted_changes", False)  # as if committed: caching is on
+    settings.AUTOMATION_TRIGGER_CACHE_SECONDS = 60
+    automation_handle_event(latest_event(make_task()))
+    assert Alert.objects.count() == 1
+
+    # A change made by another process (no signal here) is seen once the cache expires...
+    Trigger = type(trigger)
+    Trigger.objects.filter(pk=trigger.pk).update(enabled=False)
+    automation_handle_event(latest_event(make_task()))
+    assert Alert.objects.count() == 2  # still cached
+    settings.AUTOMATION_TRIGGER_CACHE_SECONDS = 0
+    automation_handle_event(latest_event(make_task()))
+    assert Alert.objects.count() == 2
+
+    # ...and one made in this process through a service or a save applies to the next event.
+    settings.AUTOMATION_TRIGGER_CACHE_SECONDS = 60
+    monkeypatch.setattr(engine, "_uncommitted_changes", False)
+    triggers_set_enabled(trigger_ids=[trigger.pk], enabled=True)
+    monkeypatch.setattr(engine, "_uncommitted_changes", False)
+    automation_handle_event(latest_event(make_task()))
+    assert Alert.objects.count() == 3
+    trigger.refresh_from_db()
+    trigger.predicate = 'task_type == "other"'
+    trigger.save()
+    automation_handle_event(latest_event(make_task()))
+    assert Alert.objects.count() == 3
+
+
+def test_a_trigger_rolled_back_is_never_served_from_the_cache(make_task, settings):
+    from django.db import transaction
+
+    settings.AUTOMATION_TRIGGER_CACHE_SECONDS = 60
+    with pytest.raises(RuntimeError), transaction.atomic():
+        trigger_create(
+            name="phantom",
+            event_type="TaskCreated",
+            actions=[{"type": "emit_alert", "params": {"message": "x"}}],
+        )
+        automation_handle_event(latest_event(make_task()))
+        raise RuntimeError("roll back")
+    automation_handle_event(latest_event(make_task()))
+    assert not Alert.objects.exists()

@@ -155,3 +155,20 @@ def test_explain_names_the_first_failing_top_level_clause():
     assert alternatives.failed_clause == "none of the alternatives matched"
 
     assert predicate_compile('priority == "high"').explain(NAMES).matched
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('payload["tags"] in ("urgent", "housing")', False),  # a list is in no set of strings: no error
+        ('payload["tags"] in [["urgent", "housing"], "x"]', True),
+        ('payload["count"] in {1, 2, 3}', True),
+        ("depth in (-1, 0)", True),
+        ('priority not in {"low"}', True),
+        ('payload["missing"] == None', True),
+        ('"hou" in service_area', True),
+        ("payload['count'] >= -3", True),
+    ],
+)
+def test_specialised_comparisons_keep_python_semantics(text, expected):
+    assert predicate_compile(text).evaluate(NAMES) is expected
