@@ -39,7 +39,7 @@ def run_concurrently(*, now, batch_size: int, scans: int = 2):
     return results
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_scans_breach_each_record_once(make_task, make_config):
     make_config(name="visits", task_type="home-visit", target_minutes=60, warning_percentages=[50])
     with time_machine.travel(MONDAY_10, tick=False):
@@ -57,7 +57,7 @@ def test_concurrent_scans_breach_each_record_once(make_task, make_config):
     assert set(per_record.values()) == {1}
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_scans_warn_each_record_once(make_task, make_config):
     make_config(name="visits", task_type="home-visit", target_minutes=60, warning_percentages=[50, 90])
     with time_machine.travel(MONDAY_10, tick=False):
@@ -75,7 +75,7 @@ def test_concurrent_scans_warn_each_record_once(make_task, make_config):
     assert SLARecord.objects.filter(warnings_sent=[50]).count() == RECORDS
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_scan_racing_late_completions_breaches_each_record_once(make_task, make_config, agent):
     from workflow.services.tasks import task_transition
 
