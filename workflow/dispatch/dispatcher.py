@@ -188,6 +188,12 @@ def _handle_fast(handler: Handler, events: list[OutboxEvent], now: datetime) -> 
         raise _BatchFailed(failed_index=index, error=exc) from exc
 
 
+def _connection_lost() -> bool:
+    """The database connection itself broke: not the handler's fault, so not a handler failure."""
+    raw = connection.connection
+    return raw is None or raw.closed or bool(getattr(raw, "broken", False))
+
+
 def _log_failure(handler: Handler, event: OutboxEvent, exc: BaseException) -> str:
     logger.warning(
         "outbox handler failed",
@@ -210,6 +216,8 @@ def _handle_careful(handler: Handler, events: list[OutboxEvent], now: datetime) 
                 # Another worker handled it meanwhile (its ledger row won the race); its effects stand.
                 continue
             except Exception as exc:
+                if _connection_lost():
+                    raise
                 errors[event.id] = _log_failure(handler, event, exc)
     return errors
 
@@ -223,6 +231,8 @@ def _run_handler(handler: Handler, events: list[OutboxEvent], now: datetime) -> 
         _handle_fast(handler, todo, now)
         return {}
     except _BatchFailed as failure:
+        if _connection_lost():
+            raise failure.error from None
         errors: dict[Any, str] = {}
         if failure.failed_index is not None:
             # That event already had its attempt; the ones before it are redone (their effects were
