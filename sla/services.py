@@ -279,7 +279,13 @@ def sla_record_stop(
 
 def sla_record_track_transition(*, task: Task, source: str, target: str, context: EventContext) -> None:
     """Apply a task transition to its SLA record (the ``post_transition`` receiver's one call)."""
-    record = SLARecord.objects.select_for_update().select_related("config").filter(task_id=task.pk).first()
+    # Lock the record only (not its config: every task sharing the config would queue behind it).
+    record = (
+        SLARecord.objects.select_for_update(of=("self",))
+        .select_related("config")
+        .filter(task_id=task.pk)
+        .first()
+    )
     if record is None:
         return
     now = timezone.now()
