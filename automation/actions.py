@@ -20,6 +20,7 @@ import string
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -308,8 +309,6 @@ def webhook(context: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
 
     The HTTP request happens later in a Celery task enqueued after commit, never in this transaction.
     """
-    from .tasks import webhook_deliver_task
-
     endpoints = WebhookEndpoint.objects.filter(enabled=True)
     if params.get("endpoint"):
         endpoints = endpoints.filter(pk=params["endpoint"])
@@ -319,8 +318,16 @@ def webhook(context: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
             continue
         delivery = WebhookDelivery.objects.create(endpoint=endpoint, event=context.event)
         delivery_ids.append(delivery.pk)
-        transaction.on_commit(lambda pk=delivery.pk: webhook_deliver_task.delay(pk))
+        transaction.on_commit(partial(webhook_enqueue, delivery.pk), robust=True)
     return {"deliveries": delivery_ids}
+
+
+def webhook_enqueue(delivery_id: int) -> None:
+    """Queue one delivery attempt (after commit). No publish retries: if the broker is down the delivery
+    stays ``pending`` and ``automation.webhook_sweep`` (or an admin replay) picks it up."""
+    from .tasks import webhook_deliver_task
+
+    webhook_deliver_task.apply_async((delivery_id,), retry=False)
 
 
 def alert_raise(

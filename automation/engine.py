@@ -354,7 +354,7 @@ def _event_from_body(body: Mapping[str, Any]) -> tuple[OutboxEvent, str | None]:
     )
     actor_role = body.get("actor_role")
     event = OutboxEvent(
-        event_type=event_type,
+        event_type=str(event_type),
         aggregate_type=str(aggregate_type),
         aggregate_id=aggregate_uuid,
         sequence=0,

@@ -39,7 +39,7 @@ def alert_queryset(*, user: User | None) -> QuerySet[Alert]:
     if user is None or user.role == User.Role.ADMIN:
         return alerts
     if user.role == User.Role.AGENCY:
-        return alerts.filter(agency_id=user.agency_id)
+        return alerts.filter(agency_id=user.agency_id) if user.agency_id else alerts.none()
     raise PermissionDenied("Clients have no access to alerts.")
 
 

@@ -67,7 +67,9 @@ class AlertOutputSerializer(serializers.ModelSerializer):
     event_id = serializers.UUIDField(allow_null=True, read_only=True)
     agency_id = serializers.UUIDField(allow_null=True, read_only=True)
     trigger_id = serializers.IntegerField(allow_null=True, read_only=True)
-    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    acknowledged_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
 
     class Meta:
         model = Alert

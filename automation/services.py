@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from polaris.accounts.models import User
@@ -72,7 +74,7 @@ def alert_acknowledge(*, alert_id: Any, actor: User) -> Alert:
 @transaction.atomic
 def webhook_delivery_replay(*, delivery_id: int) -> WebhookDelivery:
     """Send a delivery again from scratch (fresh attempt budget), enqueued after commit."""
-    from .tasks import webhook_deliver_task
+    from .actions import webhook_enqueue
 
     WebhookDelivery.objects.filter(pk=delivery_id).update(
         status=WebhookDelivery.Status.PENDING,
@@ -81,15 +83,20 @@ def webhook_delivery_replay(*, delivery_id: int) -> WebhookDelivery:
         locked_until=None,
         last_error="",
     )
-    transaction.on_commit(lambda: webhook_deliver_task.delay(delivery_id))
+    transaction.on_commit(partial(webhook_enqueue, delivery_id), robust=True)
     return WebhookDelivery.objects.get(pk=delivery_id)
 
 
 def webhook_deliveries_due(*, grace_seconds: float, limit: int = 500) -> list[int]:
-    """Pending deliveries overdue by ``grace_seconds`` (their retry message was probably lost)."""
+    """Deliveries overdue by ``grace_seconds``: pending ones whose message was probably lost, and ones
+    whose sender died mid-attempt (lease expired)."""
     cutoff = timezone.now() - timedelta(seconds=grace_seconds)
+    Status = WebhookDelivery.Status
     return list(
-        WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=cutoff)
+        WebhookDelivery.objects.filter(
+            Q(status=Status.PENDING, next_attempt_at__lte=cutoff)
+            | Q(status=Status.DELIVERING, locked_until__lte=cutoff)
+        )
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )

@@ -1,5 +1,7 @@
 """Automation endpoints: thin views over ``automation.selectors``, ``services`` and the engine's dry-run."""
 
+from typing import cast
+
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import BasePermission
@@ -83,7 +85,7 @@ class AlertListApi(GenericAPIView):
         responses={200: AlertOutputSerializer(many=True), 403: FORBIDDEN},
     )
     def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(alert_queryset(user=request.user))
+        page = self.paginate_queryset(alert_queryset(user=cast(User, request.user)))
         return self.get_paginated_response(AlertOutputSerializer(page, many=True).data)
 
 
@@ -99,5 +101,5 @@ class AlertAcknowledgeApi(GenericAPIView):
         parameters=[OpenApiParameter("alert_id", int, OpenApiParameter.PATH)],
     )
     def post(self, request: Request, alert_id: int) -> Response:
-        alert = alert_acknowledge(alert_id=alert_id, actor=request.user)
+        alert = alert_acknowledge(alert_id=alert_id, actor=cast(User, request.user))
         return Response(AlertOutputSerializer(alert).data)

@@ -25,6 +25,7 @@ import random
 import socket
 import time
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -98,7 +99,7 @@ def target_resolve(url: str) -> tuple[str, int, str]:
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
         raise OSError(f"{host} did not resolve")
     if not host_is_allow_listed(host):
@@ -190,7 +191,7 @@ def webhook_delivery_attempt(*, delivery_id: int) -> float | None:
     elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
 
     delay: float | None = None
-    fields = {
+    fields: dict[str, Any] = {
         "response_status": response_status,
         "response_ms": elapsed_ms,
         "last_error": error[:2000],

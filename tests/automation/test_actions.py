@@ -179,12 +179,12 @@ def test_webhook_action_queues_deliveries_after_commit(make_task, django_capture
     WebhookEndpoint.objects.create(name="off", url="https://off.example.org/", secret="s", enabled=False)
     trigger_create(name="hook", event_type="TaskCreated", actions=[{"type": "webhook", "params": {}}])
     event = latest_event(make_task())
-    with mock.patch("automation.tasks.webhook_deliver_task.delay") as delay:
+    with mock.patch("automation.tasks.webhook_deliver_task.apply_async") as send:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             automation_handle_event(event)
         delivery = WebhookDelivery.objects.get()
         assert (delivery.endpoint, delivery.status) == (wanted, "pending")
-        delay.assert_not_called()  # nothing leaves the process before the transaction commits
+        send.assert_not_called()  # nothing leaves the process before the transaction commits
         for callback in callbacks:
             callback()
-    delay.assert_called_once_with(delivery.pk)
+    send.assert_called_once_with((delivery.pk,), retry=False)

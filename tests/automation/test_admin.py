@@ -82,7 +82,7 @@ def test_alert_acknowledge_and_delivery_replay_actions(admin_client_, admin_user
     delivery = WebhookDelivery.objects.create(
         endpoint=endpoint, event=latest_event(make_task()), status="dead", attempts=8
     )
-    with mock.patch("automation.tasks.webhook_deliver_task.delay"):
+    with mock.patch("automation.tasks.webhook_deliver_task.apply_async"):
         admin_client_.post(
             "/admin/automation/webhookdelivery/", {"action": "replay", "_selected_action": [delivery.pk]}
         )

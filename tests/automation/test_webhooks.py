@@ -248,12 +248,29 @@ def test_replay_resends_a_finished_delivery(
     delivery = make_delivery(make_task, receiver.url)
     webhook_delivery_attempt(delivery_id=delivery.pk)
     with (
-        mock.patch("automation.tasks.webhook_deliver_task.delay") as delay,
+        mock.patch("automation.tasks.webhook_deliver_task.apply_async") as send,
         django_capture_on_commit_callbacks(execute=True),
     ):
         webhook_delivery_replay(delivery_id=delivery.pk)
-    delay.assert_called_once_with(delivery.pk)
+    send.assert_called_once_with((delivery.pk,), retry=False)
     assert webhook_delivery_attempt(delivery_id=delivery.pk) is None
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("delivered", 1)
     assert len(receiver.requests) == 2
+
+
+def test_the_sweep_finds_lost_and_abandoned_deliveries(make_task):
+    from automation.services import webhook_deliveries_due
+
+    endpoint = WebhookEndpoint.objects.create(name="e", url="https://example.org/h", secret="s")
+    event = latest_event(make_task())
+    long_ago = timezone.now() - timedelta(minutes=5)
+    lost = WebhookDelivery.objects.create(endpoint=endpoint, event=event, next_attempt_at=long_ago)
+    abandoned = WebhookDelivery.objects.create(
+        endpoint=endpoint, event=event, status="delivering", locked_until=long_ago
+    )
+    WebhookDelivery.objects.create(endpoint=endpoint, event=event)  # just queued
+    WebhookDelivery.objects.create(
+        endpoint=endpoint, event=event, status="delivered", next_attempt_at=long_ago
+    )
+    assert sorted(webhook_deliveries_due(grace_seconds=60)) == sorted([lost.pk, abandoned.pk])
