@@ -4,16 +4,38 @@ from __future__ import annotations
 
 import json
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.utils import timezone
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path
 
+from workflow.errors import DomainError
 from workflow.models import OutboxEvent
 
 from .engine import trigger_dry_run
 from .models import Alert, Trigger, TriggerExecution, WebhookDelivery, WebhookEndpoint
-from .services import triggers_set_enabled, webhook_delivery_replay
+from .selectors import event_get
+from .services import alerts_acknowledge, triggers_set_enabled, webhook_delivery_replay
+
+
+class DryRunForm(forms.Form):
+    event_id = forms.UUIDField(required=False, help_text="A stored event (see Workflow → Outbox events).")
+    event = forms.JSONField(
+        required=False,
+        help_text='Or an event body, e.g. {"event_type": "TaskStateChanged", "payload": {"task_type": '
+        '"intake", "new_state": "completed", "title": "Intake"}}',
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 90}),
+    )
+
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        if bool(data.get("event_id")) == bool(data.get("event")):
+            raise forms.ValidationError("Give exactly one of an event id or an event body.")
+        return data
 
 
 @admin.register(Trigger)
@@ -26,6 +48,44 @@ class TriggerAdmin(admin.ModelAdmin):
     ordering = ("position", "id")
     readonly_fields = ("created_at", "updated_at")
     actions = ("enable", "disable", "dry_run_latest")
+    change_form_template = "admin/automation/trigger/change_form.html"
+
+    def get_urls(self):
+        dry_run = path(
+            "<int:trigger_id>/dry-run/",
+            self.admin_site.admin_view(self.dry_run_view),
+            name="automation_trigger_dry_run",
+        )
+        return [dry_run, *super().get_urls()]
+
+    def dry_run_view(self, request: HttpRequest, trigger_id: int) -> HttpResponse:
+        """A form: event id or body in, the dry-run answer out (writes nothing)."""
+        trigger = get_object_or_404(Trigger, pk=trigger_id)
+        if not self.has_view_permission(request, trigger):
+            raise PermissionDenied
+        form = DryRunForm(request.POST or None)
+        answer = None
+        if request.method == "POST" and form.is_valid():
+            try:
+                if form.cleaned_data.get("event_id"):
+                    event = event_get(event_id=form.cleaned_data["event_id"])
+                    answer = trigger_dry_run(trigger=trigger, event=event)
+                else:
+                    answer = trigger_dry_run(trigger=trigger, event_body=form.cleaned_data["event"])
+            except DomainError as exc:
+                form.add_error(
+                    None, f"{exc.message} {json.dumps(exc.details) if exc.details else ''}".strip()
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Dry-run: {trigger.name}",
+            "trigger": trigger,
+            "form": form,
+            "answer": answer,
+            "answer_json": json.dumps(answer, indent=2, default=str) if answer else "",
+        }
+        return TemplateResponse(request, "admin/automation/trigger/dry_run.html", context)
 
     @admin.action(description="Enable selected triggers")
     def enable(self, request: HttpRequest, queryset: QuerySet[Trigger]) -> None:
@@ -85,8 +145,9 @@ class AlertAdmin(admin.ModelAdmin):
 
     @admin.action(description="Acknowledge selected alerts")
     def acknowledge(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
-        count = queryset.filter(acknowledged_at__isnull=True).update(
-            acknowledged_at=timezone.now(), acknowledged_by=request.user
+        count = alerts_acknowledge(
+            alert_ids=list(queryset.values_list("pk", flat=True)),
+            actor=request.user,  # type: ignore[arg-type]
         )
         self.message_user(request, f"Acknowledged {count} alert(s).")
 

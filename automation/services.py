@@ -71,6 +71,13 @@ def alert_acknowledge(*, alert_id: Any, actor: User) -> Alert:
     return alert
 
 
+def alerts_acknowledge(*, alert_ids: list[int], actor: User) -> int:
+    """Acknowledge several alerts at once (admin bulk action); returns how many were still open."""
+    return Alert.objects.filter(pk__in=alert_ids, acknowledged_at__isnull=True).update(
+        acknowledged_at=timezone.now(), acknowledged_by=actor
+    )
+
+
 @transaction.atomic
 def webhook_delivery_replay(*, delivery_id: int) -> WebhookDelivery:
     """Send a delivery again from scratch (fresh attempt budget), enqueued after commit."""

@@ -1,6 +1,7 @@
 """The admin: trigger validation errors on the form, enable/disable and dry-run actions, alert
 acknowledge, delivery replay."""
 
+import json
 from unittest import mock
 
 import pytest
@@ -95,3 +96,32 @@ def test_alert_acknowledge_and_delivery_replay_actions(admin_client_, admin_user
 )
 def test_changelists_render(admin_client_, path):
     assert admin_client_.get(f"/admin/automation/{path}/").status_code == 200
+
+
+def test_the_dry_run_page_explains_an_event_and_writes_nothing(admin_client_, make_task):
+    from automation.models import TriggerExecution
+
+    trigger = trigger_create(
+        name="t",
+        event_type="TaskCreated",
+        predicate='task_type == "intake" and priority == "urgent"',
+        actions=[{"type": "emit_alert", "params": {"message": "Urgent $title"}}],
+    )
+    event = latest_event(make_task(title="Cleo"))
+    url = f"/admin/automation/trigger/{trigger.pk}/dry-run/"
+    assert url.encode() in admin_client_.get(f"/admin/automation/trigger/{trigger.pk}/change/").content
+
+    page = admin_client_.post(url, {"event_id": str(event.id)})
+    assert page.status_code == 200
+    assert page.context["answer"]["failed_clause"] == 'priority == "urgent"'
+    body = json.dumps(
+        {"event_type": "TaskCreated", "payload": {"task_type": "intake", "priority": "urgent", "title": "X"}}
+    )
+    page = admin_client_.post(url, {"event": body})
+    assert page.context["answer"]["actions"] == [{"type": "emit_alert", "params": {"message": "Urgent X"}}]
+    assert b"Matches" in page.content
+
+    page = admin_client_.post(url, {"event_id": "00000000-0000-0000-0000-000000000000"})
+    assert "Event not found." in str(page.context["form"].non_field_errors())
+    assert not TriggerExecution.objects.exists()
+    assert not Alert.objects.exists()
