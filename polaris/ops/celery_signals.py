@@ -83,7 +83,7 @@ def _serve_worker_metrics(**kwargs: Any) -> None:
         return
     from prometheus_client import start_http_server
 
-    start_http_server(port, addr=settings.WORKER_METRICS_ADDR, registry=worker_metrics_registry())
+    start_http_server(port, addr=str(settings.WORKER_METRICS_ADDR), registry=worker_metrics_registry())
     logger.info("worker metrics served", extra={"port": port})
 
 

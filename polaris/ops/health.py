@@ -32,7 +32,9 @@ def check_database() -> str | None:
 
 def check_redis() -> str | None:
     client = redis.Redis.from_url(
-        settings.REDIS_URL, socket_timeout=PROBE_TIMEOUT_SECONDS, socket_connect_timeout=PROBE_TIMEOUT_SECONDS
+        str(settings.REDIS_URL),
+        socket_timeout=PROBE_TIMEOUT_SECONDS,
+        socket_connect_timeout=PROBE_TIMEOUT_SECONDS,
     )
     try:
         client.ping()

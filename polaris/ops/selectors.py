@@ -147,6 +147,9 @@ def recent_alerts(*, limit: int = 8) -> list[dict[str, Any]] | None:
     alert = optional_model("automation", "Alert")
     if alert is None:
         return None
+    items: list[Any] = list(
+        alert._default_manager.select_related("agency").order_by("-created_at", "-pk")[:limit]
+    )
     return [
         {
             "id": item.pk,
@@ -156,7 +159,7 @@ def recent_alerts(*, limit: int = 8) -> list[dict[str, Any]] | None:
             "created_at": item.created_at,
             "acknowledged": item.acknowledged_at is not None,
         }
-        for item in alert._default_manager.select_related("agency").order_by("-created_at", "-pk")[:limit]
+        for item in items
     ]
 
 

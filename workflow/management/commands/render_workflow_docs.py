@@ -16,6 +16,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from rest_framework.exceptions import APIException
 
 from workflow import errors
 from workflow.machines import edges_of, machine_describe
@@ -53,8 +54,8 @@ def state_machines() -> str:
     return "\n".join(parts).rstrip()
 
 
-def _all_subclasses(cls: type) -> list[type]:
-    found = []
+def _all_subclasses(cls: type[errors.DomainError]) -> list[type[errors.DomainError]]:
+    found: list[type[errors.DomainError]] = []
     for sub in cls.__subclasses__():
         found += [sub, *_all_subclasses(sub)]
     return found
@@ -65,14 +66,14 @@ def _domain_messages() -> dict[str, str]:
     from django.urls import get_resolver
 
     get_resolver().url_patterns  # noqa: B018 — imports every view, hence every module defining errors
-    messages = {}
+    messages: dict[str, str] = {}
     for cls in _all_subclasses(errors.DomainError):
         doc = (cls.__doc__ or "").strip().splitlines()
         messages.setdefault(cls.error_code, (doc[0] if doc else cls.default_message).replace("``", "`"))
     return messages
 
 
-def _drf_message(exception: type) -> str:
+def _drf_message(exception: type[APIException]) -> str:
     text = re.sub(r'\s*"\{\w+\}"', "", str(exception.default_detail or "")).rstrip(".")
     return f"{text}." if text else ""
 
@@ -101,10 +102,10 @@ def render(text: str) -> str:
     for name, build in SECTIONS.items():
         begin, end = _marker(name), _marker(name, end=True)
         pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-        if not pattern.search(text):
+        match = pattern.search(text)
+        if match is None:
             raise CommandError(f"{DOC.name} has no {name!r} section: add the markers\n{begin}\n{end}")
-        replacement = f"{begin}\n{build()}\n{end}"
-        text = pattern.sub(lambda _, section=replacement: section, text, count=1)
+        text = f"{text[: match.start()]}{begin}\n{build()}\n{end}{text[match.end() :]}"
     return text
 
 
