@@ -1,0 +1,281 @@
+"""Task transitions per second through the HTTP API beside the in-process service rate, in one run.
+
+1. Service layer: ``task_transition`` (new → in_progress) called in this process, one connection, the same
+   path the foundation bench times.
+2. HTTP: ``POST /api/workflow/tasks/{id}/transition`` through gunicorn (the project's gunicorn.conf.py,
+   2 sync workers, DEBUG off, JWT from ``/api/auth/token/``) driven by a bounded Python load client: 16
+   threads, each with its own keep-alive httpx connection, each moving its own tasks. Every request is
+   timed; the figure is completed transitions / wall time.
+
+The service arm runs in two halves, before and after the HTTP arm, so both see the same machine state.
+Targets: HTTP >= 50 % of the service rate, p99 < 100 ms, zero errors. Runs on a scratch database
+(``polaris_api_bench``, dropped at the end). The user throttle is raised for the run (the default
+6000/minute would cap one user at 100 requests/s); the throttle check itself still runs on every request.
+
+    DATABASE_URL=... REDIS_URL=... python bench/api_bench.py [--quick] [--transitions N] [--keep-db]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "polaris.settings")
+
+BENCH_DATABASE = "polaris_api_bench"
+CONNECTIONS = 16
+WORKERS = 2
+PASSWORD = "bench-Polaris-123"  # a scratch database's throwaway user
+
+
+def _admin_connection(url: str):
+    import dj_database_url
+    import psycopg
+
+    params = dj_database_url.parse(url)
+    return psycopg.connect(
+        dbname="postgres",
+        user=params.get("USER") or "postgres",
+        password=params.get("PASSWORD") or None,
+        host=params.get("HOST") or None,
+        port=params.get("PORT") or None,
+        autocommit=True,
+    )
+
+
+def _bench_url(url: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{BENCH_DATABASE}"))
+
+
+def _drop_database(url: str) -> None:
+    with _admin_connection(url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
+
+
+def _recreate_database(url: str) -> None:
+    _drop_database(url)
+    with _admin_connection(url) as conn:
+        conn.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _setup_django() -> None:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def _make_tasks(count: int) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """Tasks in state ``new`` with an assignee: ``count`` for each arm."""
+    from polaris.accounts.services import agency_get_or_create, user_upsert
+    from workflow.services.tasks import task_create
+
+    agency = agency_get_or_create(name="API Bench")
+    agent, _ = user_upsert(username="bench-api-agent", password=PASSWORD, role="agency", agency=agency)
+    client, _ = user_upsert(username="bench-api-client", password="x", role="client", agency=agency)
+    ids = [
+        task_create(
+            actor=agent, title=f"Bench {i}", task_type="intake", client=client, agency=agency, assignee=agent
+        ).pk
+        for i in range(2 * count)
+    ]
+    return ids[:count], ids[count:]
+
+
+def _service_seconds(task_ids: list[uuid.UUID]) -> float:
+    from polaris.accounts.models import User
+    from workflow.services.tasks import task_transition
+
+    actor = User.objects.get(username="bench-api-agent")
+    started = time.perf_counter()
+    for task_id in task_ids:
+        task_transition(task_id=task_id, target_state="in_progress", actor=actor)
+    return time.perf_counter() - started
+
+
+def _start_gunicorn(env: dict[str, str], port: int, log_path: Path, threads: int) -> subprocess.Popen:
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    log = log_path.open("wb")
+    return subprocess.Popen(
+        [gunicorn, "--config", "gunicorn.conf.py", "polaris.wsgi:application"],
+        cwd=ROOT,
+        env={
+            **env,
+            "GUNICORN_BIND": f"127.0.0.1:{port}",
+            "WEB_CONCURRENCY": str(WORKERS),
+            "GUNICORN_THREADS": str(threads),
+        },
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _obtain_token(base: str, server: subprocess.Popen, timeout: float = 60.0) -> str:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError("gunicorn exited during start-up")
+        try:
+            response = httpx.post(
+                f"{base}/api/auth/token/",
+                json={"username": "bench-api-agent", "password": PASSWORD},
+                timeout=5,
+            )
+            if response.status_code == 200:
+                return response.json()["access"]
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("gunicorn did not answer in time")
+
+
+def _http_run(base: str, token: str, task_ids: list[uuid.UUID]) -> tuple[float, list[float], int]:
+    """(wall seconds, per-request latencies in seconds, errors) for moving every task over HTTP."""
+    import httpx
+
+    # A log line per request would cost the load client CPU the server then cannot use.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    shares = [task_ids[i::CONNECTIONS] for i in range(CONNECTIONS)]
+    latencies: list[list[float]] = [[] for _ in range(CONNECTIONS)]
+    errors = [0] * CONNECTIONS
+    start_line = threading.Barrier(CONNECTIONS + 1)
+
+    def worker(index: int) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+            start_line.wait()
+            for task_id in shares[index]:
+                began = time.perf_counter()
+                try:
+                    response = client.post(
+                        f"/api/workflow/tasks/{task_id}/transition", json={"target_state": "in_progress"}
+                    )
+                    ok = response.status_code == 200 and response.json()["task"]["state"] == "in_progress"
+                except httpx.HTTPError:
+                    ok = False
+                latencies[index].append(time.perf_counter() - began)
+                errors[index] += not ok
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(CONNECTIONS)]
+    for thread in threads:
+        thread.start()
+    start_line.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started, [x for part in latencies for x in part], sum(errors)
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small run (400 transitions per arm)")
+    parser.add_argument("--transitions", type=int, default=None, help="transitions per arm")
+    parser.add_argument("--keep-db", action="store_true", help="keep the scratch database")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("GUNICORN_THREADS") or 1),
+        help="gunicorn threads per worker (default: GUNICORN_THREADS or 1, as gunicorn.conf.py)",
+    )
+    args = parser.parse_args(argv)
+    count = args.transitions or (400 if args.quick else 3000)
+    warmup = 100
+
+    base_url = os.environ.get("DATABASE_URL")
+    if not base_url:
+        print("DATABASE_URL is required (make bench sets it up)", file=sys.stderr)
+        return 2
+    _recreate_database(base_url)
+    os.environ["DATABASE_URL"] = _bench_url(base_url)
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+    server = None
+    try:
+        _setup_django()
+        from django.db import connection
+
+        service_ids, http_ids = _make_tasks(count + warmup)
+        port = _free_port()
+        env = {
+            **os.environ,
+            "DEBUG": "false",
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "SECURE_SSL_REDIRECT": "false",
+            "API_THROTTLE_USER": "1000000/minute",
+            "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="polaris-api-bench-metrics-"),
+        }
+        log_path = Path(tempfile.gettempdir()) / "polaris-api-bench-gunicorn.log"
+        server = _start_gunicorn(env, port, log_path, args.threads)
+        base = f"http://127.0.0.1:{port}"
+        token = _obtain_token(base, server)
+
+        # Warm both paths (imports, connections, statement caches) before timing.
+        _service_seconds(service_ids[:warmup])
+        _http_run(base, token, http_ids[:warmup])
+        service_ids, http_ids = service_ids[warmup:], http_ids[warmup:]
+
+        half = len(service_ids) // 2
+        service_seconds = _service_seconds(service_ids[:half])
+        http_seconds, latencies, errors = _http_run(base, token, http_ids)
+        service_seconds += _service_seconds(service_ids[half:])
+        connection.close()
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        if not args.keep_db:
+            _drop_database(base_url)
+
+    service_rate = count / service_seconds
+    http_rate = count / http_seconds
+    p50, p99 = _percentile(latencies, 0.50) * 1000, _percentile(latencies, 0.99) * 1000
+    ratio = http_rate / service_rate
+    print(f"== API: task transitions, {count} per arm ==")
+    print(f"service task_transition (in-process, 1 connection) : {service_rate:8.0f} transitions/s")
+    print(
+        f"HTTP POST …/transition (gunicorn {WORKERS} workers x {args.threads} threads, JWT, "
+        f"{CONNECTIONS} conns) : "
+        f"{http_rate:8.0f} transitions/s"
+    )
+    print(f"ratio HTTP/service : {ratio:6.2f}   (target >= 0.50)")
+    print(f"HTTP latency       : p50 {p50:6.1f} ms   p99 {p99:6.1f} ms   (target p99 < 100 ms)")
+    print(f"HTTP errors        : {errors}   (target 0)   mean {statistics.mean(latencies) * 1000:.1f} ms")
+    met = ratio >= 0.5 and p99 < 100 and errors == 0
+    print(f"targets            : {'met' if met else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
