@@ -143,3 +143,25 @@ def test_odd_headers_do_not_break_anything(agent_api):
     body = assert_envelope(response, 400, "VALIDATION_ERROR")
     assert "Idempotency-Key" in body["details"]
     assert response["X-Correlation-ID"] != "<script>" * 50
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs handler404/handler500 = polaris.api.handlers.not_found/server_error in polaris/urls.py",
+)
+def test_unrouted_api_paths_use_the_envelope(agent_api):
+    assert_envelope(agent_api.get("/api/workflow/no-such-thing/"), 404, "NOT_FOUND")
+
+
+def test_options_describes_without_error(agent_api):
+    assert agent_api.options("/api/workflow/tasks").status_code == 200
+
+
+def test_browsable_api_renders_for_a_session(agent):
+    from rest_framework.test import APIClient
+
+    browser = APIClient()
+    browser.force_login(agent)
+    response = browser.get("/api/workflow/tasks", HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
