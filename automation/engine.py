@@ -5,8 +5,9 @@ Transactions. The dispatcher calls ``automation_handle_event`` inside a transact
 and its ``TriggerExecution`` row commit (or roll back) together, and a trigger that fails with an
 unexpected error rolls back only its own effects and is recorded as ``error`` — the other triggers'
 effects stand and the event is *not* retried (a deterministic bug would fail again the same way).
-Transient database errors (``OperationalError``/``InterfaceError``) are re-raised instead, so the whole
-event rolls back and the dispatcher retries it with backoff.
+Transient errors (``OperationalError``/``InterfaceError``, and ``ConcurrentModification`` when a person
+moved the task first) are re-raised instead, so the whole event rolls back and the dispatcher retries it
+with backoff.
 
 Effectively once. The ledger makes a redelivered event a no-op; independently, the unique
 ``(trigger, event)`` constraint on ``TriggerExecution`` commits with the effects, so even a second run of
@@ -32,7 +33,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 
 from polaris.accounts.models import User
 from polaris.metrics import AUTOMATION_TRIGGER_EVALUATIONS
-from workflow.errors import DomainError, ValidationFailed
+from workflow.errors import ConcurrentModification, DomainError, ValidationFailed
 from workflow.models import OutboxEvent
 
 from .actions import ACTION_TYPES, ActionContext, alert_raise
@@ -296,8 +297,8 @@ def _fire(trigger: Trigger, event: OutboxEvent, names: Mapping[str, Any], starte
         if _is_duplicate(exc):
             return None  # this trigger already ran for this event: its effects stand, these rolled back
         error = f"{type(exc).__name__}: {exc}"
-    except (OperationalError, InterfaceError):
-        raise  # transient: let the dispatcher retry the whole event
+    except (OperationalError, InterfaceError, ConcurrentModification):
+        raise  # transient: let the dispatcher retry the whole event (with backoff)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
     logger.exception("automation trigger failed", extra={"trigger_id": trigger.pk, "event_id": str(event.id)})
@@ -307,15 +308,17 @@ def _fire(trigger: Trigger, event: OutboxEvent, names: Mapping[str, Any], starte
 def _run_action(context: ActionContext, action: dict[str, Any]) -> dict[str, Any]:
     kind = ACTION_TYPES.get(action.get("type", ""))
     params = action.get("params") or {}
-    if kind is None:
-        raise ValidationFailed(f"Unknown action type {action.get('type')!r}.")
     try:
+        if kind is None:  # only reachable if a row bypassed Trigger.clean() or a type was removed
+            raise ValidationFailed(f"Unknown action type {action.get('type')!r}.")
         # No savepoint per action (it would double the queries of a match): an action refuses before it
         # writes, or writes through a service whose own atomic() has already rolled its part back.
         output = kind.func(context, params)
+    except ConcurrentModification:
+        raise  # not a refusal: someone else moved the task first; the event is retried
     except DomainError as exc:
         return {
-            "type": kind.name,
+            "type": kind.name if kind is not None else str(action.get("type")),
             "status": "refused",
             "error_code": exc.error_code,
             "message": exc.message,

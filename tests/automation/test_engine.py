@@ -213,3 +213,21 @@ def test_a_trigger_rolled_back_is_never_served_from_the_cache(make_task, setting
         raise RuntimeError("roll back")
     automation_handle_event(latest_event(make_task()))
     assert not Alert.objects.exists()
+
+
+def test_a_concurrent_modification_is_retried_not_recorded(make_task, monkeypatch):
+    from automation import actions
+    from workflow.errors import ConcurrentModification
+
+    def raced(**kwargs):
+        raise ConcurrentModification()
+
+    monkeypatch.setattr(actions, "task_transition", raced)
+    trigger_create(
+        name="auto-start",
+        event_type="TaskCreated",
+        actions=[{"type": "update_task_state", "params": {"target_state": "in_progress"}}],
+    )
+    event = latest_event(make_task())
+    with pytest.raises(ConcurrentModification):
+        automation_handle_event(event)
