@@ -1,6 +1,6 @@
 """SLA config endpoints: thin views over ``sla.selectors`` and ``sla.services``."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
@@ -12,6 +12,7 @@ from .selectors import sla_config_get, sla_config_list, sla_config_require_admin
 from .serializers import SLAConfigInputSerializer, SLAConfigOutputSerializer
 from .services import sla_config_create, sla_config_update
 
+CONFIG_ID = OpenApiParameter("config_id", int, OpenApiParameter.PATH, description="The SLA config's id.")
 ERRORS = {
     400: OpenApiResponse(description="VALIDATION_ERROR (including a tie with another active config)"),
     403: OpenApiResponse(description="PERMISSION_DENIED"),
@@ -51,6 +52,7 @@ class SLAConfigDetailApi(GenericAPIView):
 
     @extend_schema(
         operation_id="sla_configs_retrieve",
+        parameters=[CONFIG_ID],
         tags=["sla"],
         summary="Read one SLA config (admins and agency agents)",
         responses={
@@ -59,18 +61,19 @@ class SLAConfigDetailApi(GenericAPIView):
             404: OpenApiResponse(description="NOT_FOUND"),
         },
     )
-    def get(self, request: Request, config_id: int) -> Response:
+    def get(self, request: Request, config_id: str) -> Response:
         config = sla_config_get(user=caller(request), config_id=config_id)
         return Response(SLAConfigOutputSerializer(config).data)
 
     @extend_schema(
         operation_id="sla_configs_partial_update",
+        parameters=[CONFIG_ID],
         tags=["sla"],
         summary="Change an SLA config (admins); running SLA records keep their snapshot",
         request=SLAConfigInputSerializer,
         responses={200: SLAConfigOutputSerializer, **ERRORS, 404: OpenApiResponse(description="NOT_FOUND")},
     )
-    def patch(self, request: Request, config_id: int) -> Response:
+    def patch(self, request: Request, config_id: str) -> Response:
         sla_config_require_admin(caller(request))
         serializer = SLAConfigInputSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)

@@ -8,7 +8,9 @@ from .models import PAUSABLE_STATES, BusinessCalendar, SLAConfig
 
 
 class SLAConfigOutputSerializer(serializers.ModelSerializer):
-    calendar_name = serializers.CharField(source="calendar.name", default=None, read_only=True)
+    calendar_name = serializers.CharField(
+        source="calendar.name", default=None, read_only=True, allow_null=True
+    )
 
     class Meta:
         model = SLAConfig

@@ -159,3 +159,9 @@ def test_the_schema_documents_the_endpoints(api, admin_user):
     assert response.status_code == 200
     paths = response.json()["paths"]
     assert any(path.startswith(URL) for path in paths)
+
+
+def test_a_malformed_id_is_not_found_in_the_envelope(api, admin_user, db):
+    response = api(admin_user).get(f"{URL}/not-a-number/")
+    assert response.status_code == 404
+    assert response.json()["error_code"] == "NOT_FOUND"
