@@ -77,10 +77,19 @@ def worker_metrics_registry():
     return REGISTRY
 
 
-def _serve_worker_metrics(**kwargs: Any) -> None:
+def _serve_worker_metrics(sender: Any = None, **kwargs: Any) -> None:
     port = settings.WORKER_METRICS_PORT
     if not port:
         return
+    pool = str(getattr(sender, "pool_cls", "") or "")
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR") and not any(
+        name in pool for name in ("solo", "thread")
+    ):
+        logger.warning(
+            "CELERY_METRICS_PORT is set without PROMETHEUS_MULTIPROC_DIR: the port shows this main process "
+            "only, not the counters of the pool processes that run the tasks",
+            extra={"pool": pool},
+        )
     from prometheus_client import start_http_server
 
     start_http_server(port, addr=str(settings.WORKER_METRICS_ADDR), registry=worker_metrics_registry())

@@ -72,3 +72,8 @@ def test_probes_are_exempt_from_the_https_redirect(client, settings, path):
     settings.SECURE_SSL_REDIRECT = True
     assert client.get(path).status_code in (200, 503)
     assert client.get("/admin/login/").status_code == 301
+
+
+def test_probes_answer_head_requests_too(client):
+    assert client.head("/healthz").status_code == 200
+    assert client.post("/healthz").status_code == 405

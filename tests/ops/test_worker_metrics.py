@@ -59,3 +59,30 @@ def test_worker_counters_are_served_on_the_worker_metrics_port(tmp_path):
     if PROMTOOL is not None:
         result = promtool("check", "metrics", stdin=text.encode())
         assert result.returncode == 0, (result.stdout + result.stderr).decode()
+
+
+@pytest.mark.parametrize(("pool", "warned"), [("prefork", True), ("solo", False), ("threads", False)])
+def test_a_port_without_a_multiprocess_dir_warns_for_process_pools(
+    settings, monkeypatch, caplog, pool, warned
+):
+    import prometheus_client
+
+    from polaris.ops import celery_signals
+
+    served = []
+    monkeypatch.setattr(prometheus_client, "start_http_server", lambda port, **kwargs: served.append(kwargs))
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    settings.WORKER_METRICS_PORT = 9808
+    celery_signals._serve_worker_metrics(sender=type("Worker", (), {"pool_cls": pool})())
+    assert served[0]["registry"] is prometheus_client.REGISTRY
+    assert ("without PROMETHEUS_MULTIPROC_DIR" in caplog.text) is warned
+
+
+def test_no_port_no_server(settings, monkeypatch):
+    import prometheus_client
+
+    from polaris.ops import celery_signals
+
+    monkeypatch.setattr(prometheus_client, "start_http_server", lambda *a, **k: pytest.fail("must not serve"))
+    settings.WORKER_METRICS_PORT = 0
+    celery_signals._serve_worker_metrics(sender=None)
