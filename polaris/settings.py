@@ -175,6 +175,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "polaris.api.schema.EnvelopeAutoSchema",
     "EXCEPTION_HANDLER": "polaris.api.exceptions.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "polaris.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "polaris.api.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_CLASSES": [

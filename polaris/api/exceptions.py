@@ -8,6 +8,7 @@ unexpected exception becomes a logged ``500 INTERNAL_ERROR`` envelope rather tha
 import logging
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -73,6 +74,17 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
             error_code=exc.error_code,
             message=exc.message,
             details=exc.details,
+        )
+    if isinstance(exc, RequestDataTooBig):
+        return error_response(
+            status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            error_code="REQUEST_TOO_LARGE",
+            message="The request body is too large.",
+        )
+    if isinstance(exc, SuspiciousOperation):
+        # Django answers these with 400 outside DRF (too many fields, malformed multipart, …).
+        return error_response(
+            status_code=status.HTTP_400_BAD_REQUEST, error_code="VALIDATION_ERROR", message=str(exc)
         )
     response = drf_exception_handler(exc, context)
     if response is None:

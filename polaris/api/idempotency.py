@@ -47,7 +47,10 @@ def request_fingerprint(data: Any) -> str:
     """SHA-256 of the request body in a canonical JSON form (key order and spacing do not matter)."""
     if hasattr(data, "lists"):  # QueryDict from form posts
         data = dict(data.lists())
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    try:
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    except RecursionError:
+        raise ValidationFailed(details={"non_field_errors": ["The body is nested too deeply."]}) from None
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -165,3 +165,43 @@ def test_browsable_api_renders_for_a_session(agent):
     response = browser.get("/api/workflow/tasks", HTTP_ACCEPT="text/html")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
+
+
+def test_json_nested_too_deeply_is_a_validation_error(agent_api):
+    body = "[" * 100_000 + "]" * 100_000
+    response = agent_api.post(TASKS, data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="deep")
+    assert_envelope(response, 400, "VALIDATION_ERROR")
+
+
+def test_nesting_just_under_the_parser_limit_is_still_a_4xx(agent_api):
+    for depth in (900, 990):
+        body = "[" * depth + "]" * depth
+        response = agent_api.post(TASKS, data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="d")
+        assert response.status_code == 400, depth
+
+
+def test_oversized_body_is_413(settings, agent_api):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    response = agent_api.post(
+        TASKS, data='{"title": "' + "x" * 20_000 + '"}', content_type="application/json"
+    )
+    assert_envelope(response, 413, "REQUEST_TOO_LARGE")
+
+
+def test_too_many_query_parameters_is_400(agent_api):
+    response = agent_api.get(TASKS + "?" + "&".join(f"p{i}=1" for i in range(2000)))
+    assert_envelope(response, 400, "VALIDATION_ERROR")
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type"),
+    [
+        (b'\xff\xfe{"a":1}', "application/json"),
+        (b"--x\r\nbroken", "multipart/form-data; boundary=x"),
+        (b'{"title":"a"}', "multipart/form-data"),
+        (b'{"title": "\\ud800", "task_type": "intake"}', "application/json"),
+        (b"NaN", "application/json"),
+    ],
+)
+def test_malformed_encodings_are_400(agent_api, data, content_type):
+    assert_envelope(agent_api.post(TASKS, data=data, content_type=content_type), 400, "VALIDATION_ERROR")
