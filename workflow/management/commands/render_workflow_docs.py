@@ -78,7 +78,16 @@ def _drf_message(exception: type[APIException]) -> str:
     return f"{text}." if text else ""
 
 
+# The handler's own answers: ``error_response(status_code=status.HTTP_413_…, error_code="…", message="…")``.
+_HANDLER_CODE = re.compile(
+    r'status_code=status\.HTTP_(\d{3})_\w+,\s*error_code="([A-Z_]+)"(?:,\s*message="([^"]*)")?'
+)
+
+
 def error_codes() -> str:
+    import inspect
+
+    from polaris.api import exceptions as api_exceptions
     from polaris.api.exceptions import DOMAIN_STATUS, DRF_CODES
 
     rows: dict[str, tuple[int, str]] = {}
@@ -88,6 +97,8 @@ def error_codes() -> str:
     for exception, code in DRF_CODES:
         if code not in rows:
             rows[code] = (exception.status_code, _drf_message(exception))
+    for status_text, code, message in _HANDLER_CODE.findall(inspect.getsource(api_exceptions)):
+        rows.setdefault(code, (int(status_text), message))
     lines = ["| HTTP | `error_code` | Meaning |", "|---|---|---|"]
     for code, (status, meaning) in sorted(rows.items(), key=lambda item: (item[1][0], item[0])):
         lines.append(f"| {status} | `{code}` | {meaning} |")
