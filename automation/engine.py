@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
+import threading
 import time
 import uuid
 from collections import Counter
@@ -190,34 +192,58 @@ def automation_handle_event(event: OutboxEvent) -> None:
 
 
 # Evaluation counts are summed in the process and published to Prometheus at most every
-# _METRICS_FLUSH_SECONDS (and at exit): 50 triggers are 50 labelled increments per event, which would
-# cost more than evaluating the 50 predicates.
+# _METRICS_FLUSH_SECONDS (a timer publishes the tail of a burst; exit publishes the rest): 50 triggers
+# are 50 labelled increments per event, which would cost more than evaluating the 50 predicates.
 _METRICS_FLUSH_SECONDS = 0.5
+_metrics_lock = threading.Lock()
 _pending_not_matched: list[str] = []
 _pending_outcomes: list[tuple[str, str]] = []
 _last_flush = time.monotonic()
+_flush_timer: threading.Timer | None = None
 
 
 def _metrics_add(not_matched: list[str], outcomes: list[tuple[str, str]]) -> None:
-    _pending_not_matched.extend(not_matched)
-    _pending_outcomes.extend(outcomes)
-    if time.monotonic() - _last_flush >= _METRICS_FLUSH_SECONDS:
+    global _flush_timer
+    with _metrics_lock:
+        _pending_not_matched.extend(not_matched)
+        _pending_outcomes.extend(outcomes)
+        due = time.monotonic() - _last_flush >= _METRICS_FLUSH_SECONDS
+        if not due and _flush_timer is None:
+            _flush_timer = threading.Timer(_METRICS_FLUSH_SECONDS, automation_metrics_flush)
+            _flush_timer.daemon = True
+            _flush_timer.start()
+    if due:
         automation_metrics_flush()
 
 
 def automation_metrics_flush() -> None:
     """Publish the evaluation counts summed so far to ``automation_trigger_evaluations_total``."""
-    global _last_flush
-    _last_flush = time.monotonic()
-    counts = Counter((label, NOT_MATCHED) for label in _pending_not_matched)
-    counts.update(_pending_outcomes)
-    _pending_not_matched.clear()
-    _pending_outcomes.clear()
+    global _last_flush, _flush_timer
+    with _metrics_lock:
+        _last_flush = time.monotonic()
+        not_matched, outcomes = list(_pending_not_matched), list(_pending_outcomes)
+        _pending_not_matched.clear()
+        _pending_outcomes.clear()
+        timer, _flush_timer = _flush_timer, None
+    if timer is not None and timer is not threading.current_thread():
+        timer.cancel()
+    counts = Counter((label, NOT_MATCHED) for label in not_matched)
+    counts.update(outcomes)
     for (trigger_id, outcome), count in counts.items():
         AUTOMATION_TRIGGER_EVALUATIONS.labels(trigger_id, outcome).inc(count)
 
 
+def _after_fork_in_child() -> None:
+    # A forked pool process inherits the counts (its parent publishes them) but not the timer thread.
+    global _metrics_lock, _flush_timer
+    _metrics_lock = threading.Lock()
+    _flush_timer = None
+    _pending_not_matched.clear()
+    _pending_outcomes.clear()
+
+
 atexit.register(automation_metrics_flush)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _is_duplicate(exc: IntegrityError) -> bool:

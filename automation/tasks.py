@@ -1,8 +1,10 @@
 """Celery tasks of the automation app: thin wrappers that call the webhook services."""
 
 from celery import shared_task
+from celery.signals import worker_process_shutdown
 from django.conf import settings
 
+from .engine import automation_metrics_flush
 from .services import webhook_deliveries_due
 from .webhooks import webhook_delivery_attempt
 
@@ -28,3 +30,9 @@ def webhook_sweep_task() -> None:
     """Safety net for lost retry messages: re-enqueue deliveries overdue by more than a minute."""
     for delivery_id in webhook_deliveries_due(grace_seconds=60):
         webhook_deliver_task.delay(delivery_id)
+
+
+@worker_process_shutdown.connect
+def _publish_pending_metrics(**kwargs) -> None:
+    """Pool processes leave through ``os._exit`` (no atexit): publish the evaluation counts still held."""
+    automation_metrics_flush()

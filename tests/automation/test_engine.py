@@ -231,3 +231,21 @@ def test_a_concurrent_modification_is_retried_not_recorded(make_task, monkeypatc
     event = latest_event(make_task())
     with pytest.raises(ConcurrentModification):
         automation_handle_event(event)
+
+
+def test_counts_of_a_burst_are_published_without_waiting_for_another_event(
+    make_task, django_capture_on_commit_callbacks
+):
+    from tests.support.processes import wait_until
+
+    trigger = trigger_create(name="hit", event_type="TaskCreated")
+    labels = {"trigger_id": str(trigger.pk), "outcome": "matched"}
+    automation_metrics_flush()
+    before = REGISTRY.get_sample_value("automation_trigger_evaluations_total", labels) or 0
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(3):  # the first may publish at once; the rest wait for the timer
+            automation_handle_event(latest_event(make_task()))
+    wait_until(
+        lambda: REGISTRY.get_sample_value("automation_trigger_evaluations_total", labels) == before + 3,
+        timeout=3,
+    )
