@@ -37,7 +37,7 @@ SLA_STATUS_PARAMETER = OpenApiParameter(
     str,
     OpenApiParameter.QUERY,
     required=False,
-    description="Filter by SLA status (provided by the SLA app, e.g. on_track, at_risk, breached).",
+    description="Filter by SLA status, provided by the SLA app: running, paused, met, breached or at_risk.",
 )
 
 
