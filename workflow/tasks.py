@@ -19,6 +19,12 @@ DISPATCH_SOFT_TIME_LIMIT = int(settings.OUTBOX_DISPATCH_TIME_BUDGET_SECONDS + se
 DISPATCH_HARD_TIME_LIMIT = DISPATCH_SOFT_TIME_LIMIT + 30
 
 
+def _drop_broken_connections() -> None:
+    # Not inside an atomic block (an eagerly run task, a test): that connection is the caller's.
+    if not connection.in_atomic_block:
+        close_old_connections()
+
+
 # acks_late=False (ack on receipt), so reject_on_worker_lost does not apply: the message carries no work,
 # only "drain now". Work lives in the database and survives a lost worker through the lease, not through
 # redelivery; and with Redis, an unacked message comes back only after the visibility timeout (an hour),
@@ -34,7 +40,7 @@ def outbox_dispatch_task() -> dict:
     """Drain due outbox events for up to the time budget; overlapping runs share the work (SKIP LOCKED)."""
     # Celery has no request cycle, so nothing else drops connections the server closed (restart,
     # pg_terminate_backend, idle timeout); do it here, and retry once on a connection lost mid-run.
-    close_old_connections()
+    _drop_broken_connections()
     try:
         report = outbox_dispatch()
     except (OperationalError, InterfaceError):
@@ -42,7 +48,7 @@ def outbox_dispatch_task() -> dict:
         connection.close()
         report = outbox_dispatch()
     finally:
-        close_old_connections()
+        _drop_broken_connections()
     if report.claimed:
         logger.info("outbox dispatch", extra=report.as_dict())
     return report.as_dict()
