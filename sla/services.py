@@ -6,6 +6,7 @@ task's state and its SLA bookkeeping always commit together.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -354,6 +355,7 @@ _PAYLOAD_SQL = f"""jsonb_build_object(
     'paused_seconds', c.paused_seconds, 'breached_at', {_iso_sql("c.due_at")}, 'detected_by', 'scan')"""
 
 
+@functools.cache
 def _breach_sql() -> tuple[str, dict[str, Any]]:
     """The statement, with a value for every outbox column: ours, and any other column's model default (so a
     column added to ``OutboxEvent`` later does not break the scan)."""
@@ -393,7 +395,8 @@ def _breach_sql() -> tuple[str, dict[str, Any]]:
 
 def _claim_breaches(*, now: datetime, limit: int, context: EventContext) -> int:
     """One batch, in the caller's transaction: CAS-claim due running records and write their events."""
-    sql, params = _breach_sql()
+    sql, defaults = _breach_sql()
+    params = dict(defaults)
     params.update(
         now=now,
         limit=limit,
@@ -429,13 +432,14 @@ def _claim_warnings(*, now: datetime, limit: int, context: EventContext) -> int:
             for p in record.warning_percentages
             if p not in record.warnings_sent and _warning_instant(record, p, calendar) <= now
         ]
-        first_sequence = record.version + 1
-        record.warnings_sent = sorted([*record.warnings_sent, *reached])
+        first_sequence, sent_before = record.version + 1, list(record.warnings_sent)
+        record.warnings_sent = sorted([*sent_before, *reached])
         record.version += len(reached)
         _schedule(record)
-        # The row is locked, but keep the compare-and-swap so a warning can never be recorded twice.
+        # The row is locked, but keep the compare-and-swap (on the stream position and the warnings already
+        # sent) so a warning can never be recorded twice.
         updated = SLARecord.objects.filter(
-            pk=record.pk, status=Status.RUNNING, version=first_sequence - 1
+            pk=record.pk, status=Status.RUNNING, version=first_sequence - 1, warnings_sent=sent_before
         ).update(
             warnings_sent=record.warnings_sent,
             version=record.version,
@@ -477,7 +481,8 @@ def sla_scan(*, now: datetime | None = None, batch_size: int | None = None) -> S
         result.breached += claimed
         if claimed < limit:
             break
-    while True:
+    warnings_due = SLARecord.objects.filter(status=Status.RUNNING, next_warning_at__lte=now)
+    while warnings_due.exists():  # a plain read first: no transaction or locks when nothing is due
         with transaction.atomic():
             warned = _claim_warnings(now=now, limit=limit, context=context)
         result.warned += warned
