@@ -51,7 +51,10 @@ def sla_config_get(*, user: User | None, config_id: Any, for_update: bool = Fals
     if for_update:
         queryset = queryset.select_for_update(of=("self",))
     try:
-        return queryset.get(pk=int(str(config_id)))
+        pk = int(str(config_id))
+        if not 0 < pk < 2**63:  # beyond a bigint the database would refuse the query
+            raise ValueError(pk)
+        return queryset.get(pk=pk)
     except (ValueError, TypeError, SLAConfig.DoesNotExist):
         raise NotFound("SLA config not found.") from None
 

@@ -161,7 +161,8 @@ def test_the_schema_documents_the_endpoints(api, admin_user):
     assert any(path.startswith(URL) for path in paths)
 
 
-def test_a_malformed_id_is_not_found_in_the_envelope(api, admin_user, db):
-    response = api(admin_user).get(f"{URL}/not-a-number/")
+@pytest.mark.parametrize("config_id", ["not-a-number", "-1", "0", str(2**64)])
+def test_a_malformed_id_is_not_found_in_the_envelope(api, admin_user, db, config_id):
+    response = api(admin_user).get(f"{URL}/{config_id}/")
     assert response.status_code == 404
     assert response.json()["error_code"] == "NOT_FOUND"
