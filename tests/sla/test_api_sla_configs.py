@@ -166,3 +166,10 @@ def test_a_malformed_id_is_not_found_in_the_envelope(api, admin_user, db, config
     response = api(admin_user).get(f"{URL}/{config_id}/")
     assert response.status_code == 404
     assert response.json()["error_code"] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize("calendar", [2**64, -5, "x"])
+def test_an_impossible_calendar_id_is_a_validation_error(api, admin_user, db, calendar):
+    response = api(admin_user).post(URL, body(calendar=calendar), format="json")
+    assert response.status_code == 400
+    assert "calendar" in response.json()["details"]
