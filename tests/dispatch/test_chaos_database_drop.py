@@ -20,6 +20,15 @@ WORKER_ENV = {
 }
 
 
+def other_backends() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
 def terminate_other_backends() -> int:
     """Kill every other connection to the test database (only the worker's: the database is ours)."""
     with connection.cursor() as cursor:
@@ -47,7 +56,11 @@ def test_the_worker_survives_its_database_connection_dropping(effect_table):
         assert terminate_other_backends() >= 1  # mid-drain
         drain(2000)
 
-        assert terminate_other_backends() >= 1  # idle: the next task meets a dead connection
+        # Idle: the worker keeps its connection between tasks (CONN_MAX_AGE); kill it there, so the next
+        # task meets a dead connection.
+        outbox_dispatch_task.delay()
+        wait_until(other_backends, timeout=10)
+        assert terminate_other_backends() >= 1
         probe_events_bulk(count=100)
         drain(2100)
 
