@@ -47,12 +47,13 @@ def _admin_connection(url: str):
     import psycopg
 
     params = dj_database_url.parse(url)
+    options = params.get("OPTIONS") or {}  # an embedded server's socket comes as ?host=…&port=…
     return psycopg.connect(
         dbname="postgres",
         user=params.get("USER") or "postgres",
         password=params.get("PASSWORD") or None,
-        host=params.get("HOST") or None,
-        port=params.get("PORT") or None,
+        host=params.get("HOST") or options.get("host") or None,
+        port=params.get("PORT") or options.get("port") or None,
         autocommit=True,
     )
 
