@@ -138,6 +138,9 @@ class ActionType:
     name: str
     func: Callable[[ActionContext, dict[str, Any]], dict[str, Any]]
     params: tuple[Param, ...]
+    # True when the action writes one statement at most (refusals raised before it): a trigger whose
+    # only action is such needs no savepoint of its own (see automation.engine).
+    single_write: bool = False
 
     def validate(self, params: Any) -> list[str]:
         if not isinstance(params, dict):
@@ -164,11 +167,11 @@ class ActionType:
 ACTION_TYPES: dict[str, ActionType] = {}
 
 
-def action_type(name: str, *params: Param) -> Callable:
+def action_type(name: str, *params: Param, single_write: bool = False) -> Callable:
     """Register an action type (decorator)."""
 
     def register(func: Callable[[ActionContext, dict[str, Any]], dict[str, Any]]):
-        ACTION_TYPES[name] = ActionType(name, func, params)
+        ACTION_TYPES[name] = ActionType(name, func, params, single_write)
         return func
 
     return register
@@ -291,6 +294,7 @@ def update_task_state(context: ActionContext, params: dict[str, Any]) -> dict[st
     "emit_alert",
     Param("severity", choices=tuple(Alert.Severity.values)),
     Param("message", required=True, max_length=500, template=True),
+    single_write=True,
 )
 def emit_alert(context: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
     """An ``Alert`` for the event's agency (admins see all) and a structured log line."""

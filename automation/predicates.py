@@ -472,6 +472,10 @@ class CompiledPredicate:
     names: frozenset[str]
     clauses: tuple[Clause, ...]
     combinator: str  # "and", "or" or "single"
+    # (name, strings): the predicate is false whenever ``names[name]`` is a string not in ``strings``,
+    # read off a first top-level clause ``name == "x"`` / ``name in ("x", "y")``. The engine indexes
+    # triggers by it, so an event only evaluates the triggers that can match it.
+    guard: tuple[str, frozenset[str]] | None = None
 
     def evaluate(self, names: Mapping[str, Any]) -> bool:
         """True when the event (given as its names) matches. Raises ``PredicateError`` on a runtime fault."""
@@ -497,6 +501,27 @@ class CompiledPredicate:
 
 
 _ALWAYS = CompiledPredicate("", lambda ns: True, frozenset(), (), "single")
+
+
+def _guard_of(first: ast.expr) -> tuple[str, frozenset[str]] | None:
+    """The guard of a first clause shaped ``name == "x"`` or ``name in ("x", "y")`` (strings only).
+
+    Only the *first* clause qualifies: when it is false, Python's ``and`` stops there, so skipping the
+    predicate changes neither its result nor whether it raises. Only strings: for them ``==`` and set
+    membership agree exactly (the engine evaluates in full when the event's value is not a string).
+    """
+    if not (isinstance(first, ast.Compare) and len(first.ops) == 1 and isinstance(first.left, ast.Name)):
+        return None
+    name, op, right = first.left.id, first.ops[0], first.comparators[0]
+    if name == "payload":
+        return None
+    if isinstance(op, ast.Eq) and isinstance(right, ast.Constant) and isinstance(right.value, str):
+        return name, frozenset([right.value])
+    if isinstance(op, ast.In) and isinstance(right, ast.List | ast.Tuple | ast.Set):
+        items = right.elts
+        if items and all(isinstance(i, ast.Constant) and isinstance(i.value, str) for i in items):
+            return name, frozenset(i.value for i in items)  # type: ignore[attr-defined]
+    return None
 
 
 def _parse(text: str) -> ast.Expression:
@@ -535,7 +560,8 @@ def predicate_compile(text: str) -> CompiledPredicate:
         Clause(ast.get_source_segment(text, part) or ast.unparse(part), _Compiler(text).compile(part))
         for part in parts
     )
-    return CompiledPredicate(text, evaluate, frozenset(compiler.names), clauses, combinator)
+    guard = _guard_of(parts[0]) if combinator in ("and", "single") else None
+    return CompiledPredicate(text, evaluate, frozenset(compiler.names), clauses, combinator, guard)
 
 
 def predicate_validate(text: str) -> None:

@@ -249,3 +249,29 @@ def test_counts_of_a_burst_are_published_without_waiting_for_another_event(
         lambda: REGISTRY.get_sample_value("automation_trigger_evaluations_total", labels) == before + 3,
         timeout=3,
     )
+
+
+def test_an_alert_only_trigger_runs_without_a_savepoint_and_still_only_once(
+    make_task, django_assert_num_queries, monkeypatch, settings
+):
+    """Its alert and execution row are one unit with the event: a second run of the pair fails the
+    event (for the dispatcher to find it handled) instead of writing a second alert."""
+    from django.db import IntegrityError, transaction
+
+    trigger_create(
+        name="a", event_type="TaskCreated", actions=[{"type": "emit_alert", "params": {"message": "m"}}]
+    )
+    from automation import engine
+
+    monkeypatch.setattr(engine, "_uncommitted_changes", False)  # as if committed: the ruleset is cached
+    settings.AUTOMATION_TRIGGER_CACHE_SECONDS = 60
+    event = latest_event(make_task())
+    automation_handle_event(event)  # loads the ruleset
+    TriggerExecution.objects.all().delete()
+    Alert.objects.all().delete()
+    with django_assert_num_queries(2):  # the alert and the execution row: no SAVEPOINT/RELEASE
+        automation_handle_event(event)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        automation_handle_event(event)
+    assert Alert.objects.count() == 1
+    assert TriggerExecution.objects.get(event=event).outcome == "matched"
