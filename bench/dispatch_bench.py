@@ -47,7 +47,7 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 BENCH_DATABASE = "polaris_dispatch_bench"
 EVENT_TYPE = "BenchDispatched"
 HANDLER = "bench.noop"
-BATCH = 500
+BATCH = int(os.environ.get("OUTBOX_DISPATCH_BATCH_SIZE") or 500)  # the dispatcher reads the same variable
 PAYLOAD = json.dumps(
     {
         "task_id": "00000000-0000-0000-0000-000000000000",

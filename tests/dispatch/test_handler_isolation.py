@@ -1,5 +1,7 @@
 """A failing handler stops neither the other handlers nor the other events, and its effects roll back."""
 
+import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connection
 
 from tests.dispatch import effects
@@ -69,3 +71,16 @@ def test_retry_runs_only_the_handler_that_failed(make_event):
     assert calls == {"good": 1, "bad": 2}
     event.refresh_from_db()
     assert event.status == OutboxEvent.Status.DISPATCHED
+
+
+def test_a_soft_time_limit_is_not_a_handler_failure_and_hands_the_batch_back(make_event):
+    def out_of_time(event):
+        raise SoftTimeLimitExceeded()
+
+    register_handler("slow", out_of_time)
+    event = make_event()
+    with pytest.raises(SoftTimeLimitExceeded):
+        outbox_dispatch(budget_seconds=10)
+    event.refresh_from_db()
+    # Released: due again now, the interrupted claim not counted, no error recorded.
+    assert (event.status, event.attempts, event.last_error) == (OutboxEvent.Status.PENDING, 0, "")

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
@@ -202,6 +203,8 @@ def _handle_fast(handler: Handler, events: list[OutboxEvent], now: datetime) -> 
                     "SELECT %s, unnest(%s::uuid[]), %s",
                     [handler.name, [event.id for event in events], now],
                 )
+    except SoftTimeLimitExceeded:
+        raise  # the run is out of time: not the handler's failure
     except Exception as exc:
         raise _BatchFailed(failed_index=index, error=exc) from exc
 
@@ -233,6 +236,8 @@ def _handle_careful(handler: Handler, events: list[OutboxEvent], now: datetime) 
             except IntegrityError:
                 # Another worker handled it meanwhile (its ledger row won the race); its effects stand.
                 continue
+            except SoftTimeLimitExceeded:
+                raise
             except Exception as exc:
                 if _connection_lost():
                     raise
