@@ -139,9 +139,20 @@ class AlertAdmin(admin.ModelAdmin):
     list_filter = ("severity", ("acknowledged_at", admin.EmptyFieldListFilter), "agency")
     search_fields = ("message",)
     list_select_related = ("agency", "acknowledged_by")
-    raw_id_fields = ("event",)
-    readonly_fields = ("created_at", "acknowledged_at", "acknowledged_by")
+    readonly_fields = (
+        "severity",
+        "message",
+        "agency",
+        "event",
+        "trigger",
+        "created_at",
+        "acknowledged_at",
+        "acknowledged_by",
+    )
     actions = ("acknowledge",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # alerts are raised by automation, acknowledged here
 
     @admin.action(description="Acknowledge selected alerts")
     def acknowledge(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
