@@ -3,13 +3,17 @@
 import hashlib
 import hmac
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 from collections import deque
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from unittest import mock
 
+import httpx
 import pytest
 import time_machine
 from django.utils import timezone
@@ -274,3 +278,57 @@ def test_the_sweep_finds_lost_and_abandoned_deliveries(make_task):
         endpoint=endpoint, event=event, status="delivered", next_attempt_at=long_ago
     )
     assert sorted(webhook_deliveries_due(grace_seconds=60)) == sorted([lost.pk, abandoned.pk])
+
+
+def _self_signed(tmp_path, name: str):
+    cert, key = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
+@pytest.mark.parametrize(
+    ("certified_name", "delivered"), [("hooks.example.test", True), ("other.example", False)]
+)
+def test_https_goes_to_the_checked_address_and_verifies_the_original_name(
+    make_task, receiver, settings, monkeypatch, tmp_path, certified_name, delivered
+):
+    """TLS to the resolved address still sends SNI and checks the certificate for the URL's host name."""
+    cert, key = _self_signed(tmp_path, certified_name)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    receiver.server.socket = server_context.wrap_socket(receiver.server.socket, server_side=True)
+    client_context = ssl.create_default_context(cafile=str(cert))
+    real_client = httpx.Client
+    monkeypatch.setattr(
+        "automation.webhooks.httpx.Client", lambda **kwargs: real_client(verify=client_context, **kwargs)
+    )
+    real_getaddrinfo = socket.getaddrinfo
+
+    def fake_getaddrinfo(host, *args, **kwargs):
+        if host == "hooks.example.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", receiver.port))]
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+    settings.WEBHOOK_ALLOWED_HOSTS = ["hooks.example.test"]
+    delivery = make_delivery(make_task, f"https://hooks.example.test:{receiver.port}/tls")
+
+    webhook_delivery_attempt(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    if delivered:
+        assert delivery.status == "delivered"
+        assert receiver.requests[0]["headers"]["Host"] == f"hooks.example.test:{receiver.port}"
+    else:
+        assert delivery.status == "pending"  # retried: a TLS failure may be a transient misconfiguration
+        assert "CERTIFICATE_VERIFY_FAILED" in delivery.last_error
+        assert receiver.requests == []
