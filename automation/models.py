@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+_EVENT_TYPE = re.compile(r"^[A-Z][A-Za-z0-9]{0,63}$")
 
 
 class Trigger(models.Model):
@@ -51,6 +55,8 @@ class Trigger(models.Model):
         from .predicates import PredicateError, predicate_validate
 
         errors: dict[str, list[str]] = {}
+        if not _EVENT_TYPE.match(self.event_type or ""):
+            errors["event_type"] = ["An event type name in PascalCase, e.g. TaskStateChanged or SLABreached."]
         try:
             predicate_validate(self.predicate)
         except PredicateError as exc:

@@ -188,3 +188,10 @@ def test_webhook_action_queues_deliveries_after_commit(make_task, django_capture
         for callback in callbacks:
             callback()
     send.assert_called_once_with((delivery.pk,), retry=False)
+
+
+@pytest.mark.parametrize("event_type", ["", "task_state_changed", "Task State", "X" * 65])
+def test_event_types_are_pascal_case_names(event_type):
+    with pytest.raises(ValidationFailed) as caught:
+        trigger_create(name="t", event_type=event_type)
+    assert "event_type" in caught.value.details
