@@ -8,12 +8,13 @@ domain errors as messages. Tasks and plans are created through the API, not the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from polaris.accounts.models import User
 from workflow.dispatch.services import outbox_event_replay
 from workflow.errors import DomainError
 from workflow.models import ActionPlan, ActionPlanState, HandledEvent, OutboxEvent, Task, TaskState
@@ -47,7 +48,9 @@ def _task_transition_action(target: str, name: str, description: str):
             modeladmin,
             request,
             queryset,
-            lambda task: task_transition(task_id=task.pk, target_state=target, actor=request.user),
+            lambda task: task_transition(
+                task_id=task.pk, target_state=target, actor=cast(User, request.user)
+            ),
             f"task(s) moved to {target}",
         )
 
@@ -62,7 +65,7 @@ def _plan_transition_action(target: str, name: str, description: str):
             request,
             queryset,
             lambda plan: action_plan_transition(
-                action_plan_id=plan.pk, target_state=target, actor=request.user
+                action_plan_id=plan.pk, target_state=target, actor=cast(User, request.user)
             ),
             f"plan(s) moved to {target}",
         )
@@ -146,7 +149,7 @@ class OutboxEventAdmin(ReadOnlyAdmin):
             self,
             request,
             queryset,
-            lambda event: outbox_event_replay(event_id=event.pk, actor=request.user),
+            lambda event: outbox_event_replay(event_id=event.pk, actor=cast(User, request.user)),
             "event(s) queued for replay",
         )
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from polaris.accounts.models import User
 from workflow.dispatch.services import outbox_event_replay
 from workflow.models import OutboxEvent
 
@@ -63,5 +66,5 @@ class OutboxEventReplayView(APIView):
         },
     )
     def post(self, request: Request, event_id: str) -> Response:
-        event = outbox_event_replay(event_id=event_id, actor=request.user)
+        event = outbox_event_replay(event_id=event_id, actor=cast(User, request.user))
         return Response(OutboxEventDispatchSerializer(event).data)
