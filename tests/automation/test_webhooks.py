@@ -135,7 +135,7 @@ def test_a_500_then_200_is_retried_with_backoff_and_delivered_once(make_task, re
     assert delivery.status == "pending"
     assert (delivery.attempts, delivery.response_status, delivery.last_error) == (1, 500, "HTTP 500")
     assert 0 < delay <= 2.0  # base 2 s, jittered into [1, 2]
-    assert webhook_delivery_attempt(delivery_id=delivery.pk) == pytest.approx(delay, abs=0.5)  # not yet due
+    assert 0 < webhook_delivery_attempt(delivery_id=delivery.pk) <= delay  # not yet due: come back later
     assert len(receiver.requests) == 1
 
     assert attempt_when_due(delivery) is None
