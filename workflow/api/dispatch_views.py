@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import cast
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from polaris.accounts.models import User
+from polaris.api.schema import error_response
 from workflow.dispatch.services import outbox_event_replay
 from workflow.models import OutboxEvent
 
@@ -37,13 +38,6 @@ class OutboxEventDispatchSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ErrorEnvelopeSerializer(serializers.Serializer):
-    success = serializers.BooleanField(default=False)
-    error_code = serializers.CharField()
-    message = serializers.CharField()
-    details = serializers.DictField()
-
-
 class OutboxEventReplayView(APIView):
     """``POST /api/workflow/events/{id}/replay``: put a dead event back in the dispatch queue."""
 
@@ -59,10 +53,9 @@ class OutboxEventReplayView(APIView):
         parameters=[OpenApiParameter("event_id", str, OpenApiParameter.PATH, description="Event UUID")],
         responses={
             200: OutboxEventDispatchSerializer,
-            401: OpenApiResponse(ErrorEnvelopeSerializer, description="NOT_AUTHENTICATED"),
-            403: OpenApiResponse(ErrorEnvelopeSerializer, description="PERMISSION_DENIED (not an admin)"),
-            404: OpenApiResponse(ErrorEnvelopeSerializer, description="NOT_FOUND"),
-            409: OpenApiResponse(ErrorEnvelopeSerializer, description="CONFLICT (the event is not dead)"),
+            403: error_response("403", "PERMISSION_DENIED: only administrators replay events."),
+            404: error_response("404", "NOT_FOUND: no event with this id."),
+            409: error_response("409", "CONFLICT: the event is not dead (details.status says what it is)."),
         },
     )
     def post(self, request: Request, event_id: str) -> Response:
