@@ -94,3 +94,20 @@ def test_a_retrying_event_is_not_due_before_its_backoff(make_event, settings):
     assert event.status == OutboxEvent.Status.DISPATCHED
     assert event.dispatched_at is not None
     assert event.last_error == ""
+
+
+def test_an_event_that_keeps_killing_its_worker_is_dead_lettered_without_running_again(make_event, settings):
+    """Claims count as attempts: an event whose worker died (lease expired) every time still ends up dead."""
+    settings.OUTBOX_MAX_ATTEMPTS = 3
+    calls = []
+    register_handler("probe", lambda event: calls.append(event.id))
+    # Three claims already used up by workers that never came back.
+    event = make_event(attempts=3)
+
+    report = outbox_dispatch(budget_seconds=10)
+
+    event.refresh_from_db()
+    assert calls == []
+    assert report.dead == 1
+    assert event.status == OutboxEvent.Status.DEAD
+    assert "claimed 4 times" in event.last_error

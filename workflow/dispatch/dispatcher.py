@@ -314,11 +314,18 @@ def outbox_dispatch_batch(*, events: list[OutboxEvent]) -> DispatchReport:
     if not events:
         return report
     now = timezone.now()
+    errors: dict[Any, list[str]] = {}
     by_handler: dict[str, tuple[Handler, list[OutboxEvent]]] = {}
     for event in events:
+        if event.attempts > settings.OUTBOX_MAX_ATTEMPTS:
+            # Every earlier claim ended without a settle (worker killed, hard time limit): this event
+            # may be what kills workers, so it is not run again but dead-lettered for a human to look at.
+            errors[event.id] = [
+                f"claimed {event.attempts} times without finishing (worker lost or timed out each time)"
+            ]
+            continue
         for handler in handlers_for(event.event_type):
             by_handler.setdefault(handler.name, (handler, []))[1].append(event)
-    errors: dict[Any, list[str]] = {}
     for handler, handler_events in by_handler.values():
         for event_id, error in _run_handler(handler, handler_events, now).items():
             errors.setdefault(event_id, []).append(error)
