@@ -496,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
             rss_met = "met" if big["rss"] <= 200 else "NOT met"
             print(f"  targets: >= 5,000 ev/s -> {rate_met}; RSS <= 200 MB at {big['size']:,} -> {rss_met}")
         if not args.no_latency:
-            transitions = 50 if args.quick else 200
+            transitions = 30 if args.quick else 200
             print(
                 f"\nDispatch latency: {transitions} transitions at {args.rate:g}/s, a real worker + beat "
                 "(5 s), commit -> handler effect"
