@@ -1,0 +1,50 @@
+"""The after-commit kick: one per transaction, off in poll-only mode, never slow when the broker is down."""
+
+import time
+from unittest import mock
+
+import pytest
+from django.db import transaction
+
+from tests.dispatch.workers import free_port, publishing_to
+from workflow.dispatch import kick
+from workflow.services.tasks import task_transition
+
+
+def kicks(callbacks) -> int:
+    return sum(1 for callback in callbacks if callback is kick._send_kick)
+
+
+def test_one_kick_per_committing_transaction(make_task, agent, django_capture_on_commit_callbacks, settings):
+    settings.OUTBOX_KICK_ON_COMMIT = True
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        task = make_task()  # three events in one transaction
+        task_transition(task_id=task.pk, target_state="in_progress", actor=agent)
+        task_transition(task_id=task.pk, target_state="completed", actor=agent)
+    assert kicks(callbacks) == 1
+
+
+def test_poll_only_mode_sends_no_kick(make_task, django_capture_on_commit_callbacks, settings):
+    settings.OUTBOX_KICK_ON_COMMIT = False
+    with django_capture_on_commit_callbacks() as callbacks:
+        make_task()
+    assert kicks(callbacks) == 0
+
+
+@pytest.fixture
+def dead_broker():
+    kick.kick_reset()
+    with publishing_to(f"redis://127.0.0.1:{free_port()}/0"):  # nothing listens there
+        yield
+    kick.kick_reset()
+
+
+def test_a_dead_broker_costs_one_short_attempt_then_kicks_pause(dead_broker, settings):
+    settings.OUTBOX_DISPATCH_INTERVAL_SECONDS = 5
+    started = time.monotonic()
+    kick._send_kick()  # must not raise: the commit already happened
+    assert time.monotonic() - started < 2
+
+    with mock.patch("workflow.tasks.outbox_dispatch_task.apply_async") as publish:
+        kick._send_kick()
+    publish.assert_not_called()  # circuit open: beat covers the next interval
