@@ -25,7 +25,7 @@ bench: $(STAMP)  ## run the benchmarks and print figures beside their baselines
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy .
+	DATABASE_URL=postgresql://mypy@localhost/mypy DEBUG=true $(VENV)/bin/mypy .
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

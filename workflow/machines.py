@@ -36,7 +36,7 @@ def transition_find(model: type[models.Model], *, source: str, target: str) -> T
 def edges_of(model: type[models.Model]) -> list[Edge]:
     states = [value for value, _ in _state_field(model).choices]
     edges = [
-        Edge(t.name, t.source, t.target, tuple(guard_name(c) for c in t.conditions))
+        Edge(t.name, str(t.source), str(t.target), tuple(guard_name(c) for c in t.conditions))
         for t in transitions_of(model)
     ]
     return sorted(edges, key=lambda e: (states.index(e.source), states.index(e.target)))

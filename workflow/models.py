@@ -45,6 +45,8 @@ class ActionPlan(FSMModelMixin, models.Model):
     aggregate_type = "action_plan"
     # Columns a transition may change; saved with update_fields so a transition writes nothing else.
     transition_fields = ("state", "version", "updated_at")
+    # The event the latest creation or transition wrote (set by the outbox service; not a column).
+    recorded_event: "OutboxEvent"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     title = models.CharField(max_length=200)
@@ -106,6 +108,7 @@ class Task(FSMModelMixin, models.Model):
 
     aggregate_type = "task"
     transition_fields = ("state", "version", "blocked_reason", "updated_at")
+    recorded_event: "OutboxEvent"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     title = models.CharField(max_length=200)

@@ -69,5 +69,5 @@ def available_targets(*, instance: Task | ActionPlan, user: User | None) -> list
         if user is not None and not transition.has_perm(instance, user):
             continue
         if all(condition(instance) for condition in transition.conditions):
-            targets.append(transition.target)
+            targets.append(str(transition.target))
     return targets

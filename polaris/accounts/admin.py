@@ -15,5 +15,5 @@ class AgencyAdmin(admin.ModelAdmin):
 class UserAdmin(BaseUserAdmin):
     list_display = ("username", "email", "role", "agency", "is_staff", "is_active")
     list_filter = ("role", "agency", "is_staff", "is_active")
-    fieldsets = (*BaseUserAdmin.fieldsets, ("Polaris", {"fields": ("role", "agency")}))
+    fieldsets = (*(BaseUserAdmin.fieldsets or ()), ("Polaris", {"fields": ("role", "agency")}))
     add_fieldsets = (*BaseUserAdmin.add_fieldsets, ("Polaris", {"fields": ("role", "agency")}))

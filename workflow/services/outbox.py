@@ -79,7 +79,7 @@ def action_plan_facts(plan: ActionPlan) -> dict[str, Any]:
     }
 
 
-_PLAN_EVENT_BY_TARGET = {
+_PLAN_EVENT_BY_TARGET: dict[str, str] = {
     ActionPlanState.ACTIVE: EventType.ACTION_PLAN_ACTIVATED,
     ActionPlanState.ARCHIVED: EventType.ACTION_PLAN_ARCHIVED,
 }
@@ -99,7 +99,7 @@ def event_record_creation(*, instance: Task | ActionPlan, context: EventContext)
         context=context,
         payload={**facts, "old_state": None, "new_state": instance.state, "transition": "create"},
     )
-    instance.recorded_event = event  # type: ignore[union-attr]
+    instance.recorded_event = event
     return event
 
 
@@ -126,5 +126,5 @@ def event_record_transition(
             "reason": context.reason,
         },
     )
-    instance.recorded_event = event  # type: ignore[union-attr]
+    instance.recorded_event = event
     return event
