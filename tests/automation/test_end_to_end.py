@@ -9,8 +9,7 @@ from automation.services import trigger_create
 from polaris.celery import app as celery_app
 from tests.automation.conftest import latest_event
 from tests.automation.test_webhooks import Receiver, verify
-from tests.dispatch.workers import celery_process
-from tests.support.processes import process_env, wait_until
+from tests.support.processes import celery_process, process_env, wait_until
 from workflow.models import HandledEvent, OutboxEvent, Task
 from workflow.services.action_plans import action_plan_activate
 from workflow.services.tasks import task_transition

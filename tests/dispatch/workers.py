@@ -6,82 +6,13 @@ import contextlib
 import os
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from django.db import connection
 
-from tests.support.processes import CELERY, ROOT, process_env
-
-
-class CeleryProcess:
-    """A ``celery -A polaris worker|beat`` subprocess whose output a thread collects.
-
-    (tests.support.processes reads a non-blocking text pipe, which raises TypeError on an empty read;
-    a reader thread avoids that and keeps the log for failure messages.)
-    """
-
-    def __init__(self, kind: str, args: list[str], env: dict[str, str]) -> None:
-        self.kind = kind
-        self.popen = subprocess.Popen(
-            [CELERY, "-A", "polaris", kind, "-l", "info", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def _read(self) -> None:
-        assert self.popen.stdout is not None
-        for line in self.popen.stdout:
-            self.lines.append(line)
-
-    def log(self) -> str:
-        return "".join(self.lines[-200:])
-
-    def wait_for(self, needle: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(needle in line for line in self.lines):
-                return
-            if self.popen.poll() is not None:
-                raise RuntimeError(f"{self.kind} exited ({self.popen.returncode}):\n{self.log()}")
-            time.sleep(0.05)
-        raise TimeoutError(f"{self.kind}: no {needle!r} within {timeout}s:\n{self.log()}")
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait()
-
-    def wait(self, timeout: float | None = None) -> int:
-        return self.popen.wait(timeout=timeout)
-
-
-@contextlib.contextmanager
-def celery_process(kind: str, *args: str, env: dict[str, str]) -> Iterator[CeleryProcess]:
-    process = CeleryProcess(kind, list(args), env)
-    try:
-        process.wait_for("ready." if kind == "worker" else "beat: Starting")
-        yield process
-    finally:
-        process.stop()
+from tests.support.processes import CeleryProcess, celery_process, process_env
 
 
 def dispatch_env(**overrides: str) -> dict[str, str]:

@@ -7,10 +7,8 @@ import re
 import pytest
 
 from polaris.ops.celery_signals import HEADER
-from tests.support.processes import process_env, wait_until
+from tests.support.processes import celery_process, process_env, wait_until
 from workflow.tasks import outbox_dispatch_task
-
-from .processes import celery
 
 
 def json_lines(text: str) -> list[dict]:
@@ -26,7 +24,7 @@ def json_lines(text: str) -> list[dict]:
 @pytest.mark.django_db(transaction=True)
 def test_worker_lines_are_json_with_the_task_correlation_id(tmp_path):
     env = process_env(LOG_FORMAT="json", LOG_LEVEL="INFO")
-    with celery("worker", "--concurrency", "1", "--pool", "solo", env=env) as worker:
+    with celery_process("worker", "--concurrency", "1", "--pool", "solo", env=env) as worker:
         result = outbox_dispatch_task.apply_async(headers={HEADER: "ops-log-test-1"})
 
         def task_lines():
@@ -53,7 +51,7 @@ def test_worker_lines_are_json_with_the_task_correlation_id(tmp_path):
 @pytest.mark.django_db(transaction=True)
 def test_beat_lines_are_json(tmp_path):
     env = process_env(LOG_FORMAT="json", LOG_LEVEL="INFO")
-    with celery("beat", "-s", str(tmp_path / "schedule"), env=env) as beat:
+    with celery_process("beat", "-s", str(tmp_path / "schedule"), env=env) as beat:
         pass
     lines = json_lines(beat.output)
     starting = [line for line in lines if line["event"].startswith("beat: Starting")]

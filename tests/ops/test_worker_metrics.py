@@ -7,10 +7,9 @@ import urllib.request
 import pytest
 
 from polaris.ops.celery_signals import HEADER
-from tests.support.processes import process_env, wait_until
+from tests.support.processes import celery_process, process_env, wait_until
 from workflow.tasks import outbox_dispatch_task
 
-from .processes import celery
 from .promtool import PROMTOOL, promtool
 from .test_metrics_endpoint import sample
 
@@ -40,7 +39,7 @@ def test_worker_counters_are_served_on_the_worker_metrics_port(tmp_path):
         CELERY_METRICS_ADDR="127.0.0.1",
         PROMETHEUS_MULTIPROC_DIR=str(directory),
     )
-    with celery("worker", "--concurrency", "2", "--pool", "prefork", env=env):
+    with celery_process("worker", "--concurrency", "2", "--pool", "prefork", env=env):
         outbox_dispatch_task.apply_async(headers={HEADER: "ops-worker-metrics-test"})
 
         def dispatched():

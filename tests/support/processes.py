@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,54 +51,80 @@ def process_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def _wait_for_line(process: subprocess.Popen, needle: str, timeout: float, log: list[str]) -> None:
-    assert process.stdout is not None
-    os.set_blocking(process.stdout.fileno(), False)
-    deadline = time.monotonic() + timeout
-    buffer = ""
-    while time.monotonic() < deadline:
-        chunk = process.stdout.read()
-        if chunk:
-            buffer += chunk
-            log.append(chunk)
-            if needle in buffer:
+class CeleryProcess:
+    """A ``celery -A polaris worker|beat`` subprocess whose output a reader thread collects.
+
+    A thread (rather than non-blocking reads) copes with partial lines and keeps the whole log for
+    assertions and failure messages.
+    """
+
+    def __init__(self, kind: str, args: list[str], env: dict[str, str]) -> None:
+        self.kind = kind
+        self.popen = subprocess.Popen(
+            [CELERY, "-A", "polaris", kind, "-l", "info", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self.lines.append(line)
+
+    def log(self) -> str:
+        return "".join(self.lines[-200:])
+
+    def wait_for(self, needle: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(needle in line for line in self.lines):
                 return
-        elif process.poll() is not None:
-            raise RuntimeError(f"process exited early ({process.returncode}):\n{''.join(log)}")
-        else:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited ({self.popen.returncode}):\n{self.log()}")
             time.sleep(0.05)
-    raise TimeoutError(f"no {needle!r} within {timeout}s:\n{''.join(log)}")
+        raise TimeoutError(f"{self.kind}: no {needle!r} within {timeout}s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+        self._reader.join(timeout=5)
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.popen.wait(timeout=timeout)
 
 
 @contextlib.contextmanager
 def celery_process(
     kind: str = "worker", *args: str, env: dict[str, str] | None = None, ready_timeout: float = 60
-) -> Iterator[subprocess.Popen]:
+) -> Iterator[CeleryProcess]:
     """Start ``celery -A polaris worker|beat`` and wait until it is ready; stop it on exit."""
-    command = [CELERY, "-A", "polaris", kind, "-l", "info", *args]
-    needle = "ready." if kind == "worker" else "beat: Starting"
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=env or process_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    log: list[str] = []
+    process = CeleryProcess(kind, list(args), env or process_env())
     try:
-        _wait_for_line(process, needle, ready_timeout, log)
+        process.wait_for("ready." if kind == "worker" else "beat: Starting", timeout=ready_timeout)
         yield process
     finally:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        process.stop()
 
 
 def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02):
