@@ -21,6 +21,9 @@ app.conf.worker_prefetch_multiplier = 1
 app.conf.task_acks_late = False
 
 
+WEBHOOK_SWEEP_SECONDS = 60.0
+
+
 def _beat_schedule() -> dict:
     from django.conf import settings
 
@@ -40,6 +43,12 @@ def _beat_schedule() -> dict:
             "task": "sla.sla_scan",
             "schedule": sla_every,
             "options": {"expires": sla_every * 0.8},
+        },
+        # Re-enqueues webhook deliveries whose retry message was lost (broker restart, worker crash).
+        "webhook-sweep": {
+            "task": "automation.webhook_sweep",
+            "schedule": WEBHOOK_SWEEP_SECONDS,
+            "options": {"expires": WEBHOOK_SWEEP_SECONDS * 0.8},
         },
     }
 

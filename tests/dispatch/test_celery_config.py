@@ -20,7 +20,14 @@ def test_beat_runs_dispatch_and_the_sla_scan_each_expiring_before_its_next_run(s
 
 
 def test_the_installed_schedule_is_the_computed_one():
-    assert set(celery_app.conf.beat_schedule) >= {"outbox-dispatch", "sla-scan"}
+    assert set(celery_app.conf.beat_schedule) == {"outbox-dispatch", "sla-scan", "webhook-sweep"}
+
+
+def test_every_scheduled_task_name_is_a_registered_task():
+    # Entries are sent by name (workflow never imports sla or automation): a typo would fail silently.
+    celery_app.loader.import_default_modules()
+    for entry in celery_app.conf.beat_schedule.values():
+        assert entry["task"] in celery_app.tasks, entry["task"]
 
 
 def test_dispatch_task_limits_and_acknowledgement():
