@@ -25,6 +25,7 @@ def other_backends() -> int:
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND backend_type = 'client backend'"
         )
         return cursor.fetchone()[0]
 
@@ -35,6 +36,7 @@ def terminate_other_backends() -> int:
         cursor.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND backend_type = 'client backend'"
         )
         return cursor.fetchone()[0]
 
