@@ -157,8 +157,14 @@ def test_options_describes_without_error(agent_api):
     assert agent_api.options("/api/workflow/tasks").status_code == 200
 
 
-def test_browsable_api_renders_for_a_session(agent):
+def test_browsable_api_renders_for_a_session(settings, agent):
     from rest_framework.test import APIClient
+
+    # Without DEBUG the manifest storage needs collectstatic, which a test run does not do.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
 
     browser = APIClient()
     browser.force_login(agent)

@@ -7,6 +7,7 @@ data the schema forbids is rejected.
 
 import pytest
 import schemathesis
+from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
@@ -18,8 +19,6 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-
-from polaris.wsgi import application
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db]
 
@@ -48,7 +47,8 @@ def fuzz_env(settings, admin_user, make_task, make_plan, agent):
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     try:
-        schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
+        # A fresh handler, so its middleware sees this test's settings (not those at import time).
+        schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", WSGIHandler())
         ids = {"task_id": str(task.pk), "action_plan_id": str(plan.pk)}
         yield schema, {"Authorization": f"Bearer {token}"}, ids
     finally:
