@@ -19,6 +19,11 @@ app.conf.worker_prefetch_multiplier = 1
 # A lost message costs at most one beat interval (the work is in the database), so ack on receipt;
 # see workflow/tasks.py. Set explicitly so a global CELERY_TASK_ACKS_LATE does not change it.
 app.conf.task_acks_late = False
+# Celery's Django fixup closes the database connection before and after every task unless this is set,
+# so each dispatch kick would pay a fresh PostgreSQL connection. Reuse it (Django's CONN_MAX_AGE and our
+# own close_old_connections() in the tasks still retire broken or old connections); recycle every 1,000
+# tasks as a backstop.
+app.conf.CELERY_DB_REUSE_MAX = 1000
 
 
 WEBHOOK_SWEEP_SECONDS = 60.0

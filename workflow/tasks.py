@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from celery.signals import worker_ready
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 from workflow.dispatch.dispatcher import outbox_dispatch
+from workflow.dispatch.kick import kick_acknowledge
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ def outbox_dispatch_task() -> dict:
     # Celery has no request cycle, so nothing else drops connections the server closed (restart,
     # pg_terminate_backend, idle timeout); do it here, and retry once on a connection lost mid-run.
     _drop_broken_connections()
+    kick_acknowledge()
     try:
         report = outbox_dispatch()
     except (OperationalError, InterfaceError):
@@ -52,3 +55,10 @@ def outbox_dispatch_task() -> dict:
     if report.claimed:
         logger.info("outbox dispatch", extra=report.as_dict())
     return report.as_dict()
+
+
+@worker_ready.connect
+def _forget_stale_kick(**kwargs: object) -> None:
+    # A kick queued before this worker started may be lost with the worker that held it; don't let its
+    # flag hold back fresh kicks for the rest of its lifetime.
+    kick_acknowledge()

@@ -48,3 +48,30 @@ def test_a_dead_broker_costs_one_short_attempt_then_kicks_pause(dead_broker, set
     with mock.patch("workflow.tasks.outbox_dispatch_task.apply_async") as publish:
         kick._send_kick()
     publish.assert_not_called()  # circuit open: beat covers the next interval
+
+
+def test_kicks_coalesce_until_a_dispatch_run_starts(settings):
+    settings.OUTBOX_DISPATCH_INTERVAL_SECONDS = 5
+    kick.kick_reset()
+    kick.kick_acknowledge()
+    with mock.patch("workflow.tasks.outbox_dispatch_task.apply_async") as publish:
+        kick._send_kick()
+        kick._send_kick()  # a kick is already queued: this commit rides on it
+        assert publish.call_count == 1
+        kick.kick_acknowledge()  # a dispatch run started: later commits need their own kick
+        kick._send_kick()
+        assert publish.call_count == 2
+    kick.kick_acknowledge()
+
+
+@pytest.mark.django_db
+def test_the_dispatch_task_clears_the_pending_flag_before_it_claims(settings):
+    from workflow.tasks import outbox_dispatch_task
+
+    kick.kick_reset()
+    with mock.patch("workflow.tasks.outbox_dispatch_task.apply_async") as publish:
+        kick._send_kick()
+        outbox_dispatch_task.run()
+        kick._send_kick()
+    assert publish.call_count == 2
+    kick.kick_acknowledge()

@@ -8,6 +8,7 @@ breaker) so a broker outage costs one short wait per interval, not one per commi
 
 import logging
 import time
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -15,7 +16,13 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 KICK_CONNECT_TIMEOUT_SECONDS = 0.5
+KICK_PENDING_KEY = "polaris:outbox:kick-pending"
 _quiet_until = 0.0  # time.monotonic() before which kicks are skipped after a failure
+
+
+def _flag_client(connection: Any) -> Any:
+    """The Redis client behind a kombu connection, or None on another transport (no coalescing)."""
+    return getattr(connection.default_channel, "client", None)
 
 
 def _send_kick() -> None:
@@ -32,6 +39,10 @@ def _send_kick() -> None:
             connection.ensure_connection(  # type: ignore[attr-defined]
                 max_retries=1, interval_start=0, timeout=KICK_CONNECT_TIMEOUT_SECONDS
             )
+            client = _flag_client(connection)
+            pending_ms = int(settings.OUTBOX_DISPATCH_INTERVAL_SECONDS * 1000)
+            if client is not None and not client.set(KICK_PENDING_KEY, "1", nx=True, px=pending_ms):
+                return  # a queued kick will see this commit's events
             # No publish retries: the commit has already happened and beat will pick the events up.
             outbox_dispatch_task.apply_async(  # type: ignore[call-arg]  # stubs: options reach send_task
                 retry=False, expires=settings.OUTBOX_DISPATCH_INTERVAL_SECONDS, connection=connection
@@ -43,6 +54,22 @@ def _send_kick() -> None:
             exc,
             settings.OUTBOX_DISPATCH_INTERVAL_SECONDS,
         )
+
+
+def kick_acknowledge() -> None:
+    """Called by each dispatch run before it claims: commits from now on must kick again."""
+    from workflow.tasks import outbox_dispatch_task
+
+    try:
+        with outbox_dispatch_task.app.pool.acquire(
+            block=True, timeout=KICK_CONNECT_TIMEOUT_SECONDS
+        ) as connection:
+            client = _flag_client(connection)
+            if client is not None:
+                client.delete(KICK_PENDING_KEY)
+    except Exception as exc:
+        # The flag expires on its own within one interval; dispatching must not wait for it.
+        logger.warning("could not clear the pending-kick flag: %s", exc)
 
 
 def kick_reset() -> None:
