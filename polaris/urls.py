@@ -13,3 +13,7 @@ urlpatterns = [
     path("api/workflow/", include("automation.urls")),
     path("", include("polaris.ops.urls")),
 ]
+
+# Unrouted /api/ paths (and crashes) answer with the error envelope; other paths keep Django's pages.
+handler404 = "polaris.api.handlers.not_found"
+handler500 = "polaris.api.handlers.server_error"

@@ -145,10 +145,6 @@ def test_odd_headers_do_not_break_anything(agent_api):
     assert response["X-Correlation-ID"] != "<script>" * 50
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs handler404/handler500 = polaris.api.handlers.not_found/server_error in polaris/urls.py",
-)
 def test_unrouted_api_paths_use_the_envelope(agent_api):
     assert_envelope(agent_api.get("/api/workflow/no-such-thing/"), 404, "NOT_FOUND")
 
