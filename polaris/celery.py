@@ -55,6 +55,12 @@ def _beat_schedule() -> dict:
             "schedule": WEBHOOK_SWEEP_SECONDS,
             "options": {"expires": WEBHOOK_SWEEP_SECONDS * 0.8},
         },
+        # Idempotency-Key responses are kept IDEMPOTENCY_KEY_TTL_HOURS; drop older ones hourly.
+        "idempotency-keys-purge": {
+            "task": "ops.idempotency_keys_purge",
+            "schedule": 3600.0,
+            "options": {"expires": 3000.0},
+        },
     }
 
 

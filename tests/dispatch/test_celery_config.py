@@ -20,7 +20,12 @@ def test_beat_runs_dispatch_and_the_sla_scan_each_expiring_before_its_next_run(s
 
 
 def test_the_installed_schedule_is_the_computed_one():
-    assert set(celery_app.conf.beat_schedule) == {"outbox-dispatch", "sla-scan", "webhook-sweep"}
+    assert set(celery_app.conf.beat_schedule) == {
+        "outbox-dispatch",
+        "sla-scan",
+        "webhook-sweep",
+        "idempotency-keys-purge",
+    }
 
 
 def test_every_scheduled_task_name_is_a_registered_task():
