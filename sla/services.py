@@ -280,13 +280,9 @@ def sla_record_stop(
 
 def sla_record_track_transition(*, task: Task, source: str, target: str, context: EventContext) -> None:
     """Apply a task transition to its SLA record (the ``post_transition`` receiver's one call)."""
-    # Lock the record only (not its config: every task sharing the config would queue behind it).
-    record = (
-        SLARecord.objects.select_for_update(of=("self",))
-        .select_related("config")
-        .filter(task_id=task.pk)
-        .first()
-    )
+    # Lock the record only (not its config: every task sharing the config would queue behind it). One
+    # record per task, so no ordering; the config is read lazily, only on the rare breach-at-stop path.
+    record = SLARecord.objects.select_for_update().filter(task_id=task.pk).order_by().first()
     if record is None:
         return
     now = timezone.now()

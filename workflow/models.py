@@ -43,7 +43,8 @@ class ActionPlan(FSMModelMixin, models.Model):
     """A client's plan: a set of tasks an agency works through. ``draft → active → archived``."""
 
     aggregate_type = "action_plan"
-    # Columns a transition may change; saved with update_fields so a transition writes nothing else.
+    # Columns a transition may change: the outbox service writes exactly these in its compare-and-swap
+    # UPDATE, so a transition method that sets another field must list it here.
     transition_fields = ("state", "version", "updated_at")
     # The event the latest creation or transition wrote (set by the outbox service; not a column).
     recorded_event: "OutboxEvent"

@@ -2,22 +2,25 @@
 
 import pytest
 from django.db import transaction
+from django_fsm.signals import post_transition
 
 from workflow.models import OutboxEvent, Task
 from workflow.services.tasks import task_transition
 
 
-def test_failure_while_saving_rolls_back_the_outbox_row(make_task, agent, monkeypatch):
+def test_a_failure_after_the_transition_is_written_rolls_back_state_and_event(make_task, agent):
     task = make_task()
 
-    def explode(self, *args, **kwargs):
-        raise RuntimeError("disk on fire")
+    def explode(sender, instance, **kwargs):
+        raise RuntimeError("a later receiver failed")
 
-    # The receiver has already inserted the outbox row when save() runs.
-    monkeypatch.setattr(Task, "save", explode)
-    with pytest.raises(RuntimeError):
-        task_transition(task_id=task.pk, target_state="in_progress", actor=agent)
-    monkeypatch.undo()
+    # Connected after workflow's receiver: the state and the outbox row are already written when it runs.
+    post_transition.connect(explode, sender=Task, dispatch_uid="test.explode")
+    try:
+        with pytest.raises(RuntimeError):
+            task_transition(task_id=task.pk, target_state="in_progress", actor=agent)
+    finally:
+        post_transition.disconnect(sender=Task, dispatch_uid="test.explode")
 
     stored = Task.objects.get(pk=task.pk)
     assert (stored.state, stored.version) == ("new", 1)

@@ -3,7 +3,7 @@
 from typing import Any
 
 from django.db import models
-from django.db.models import F
+from django.utils import timezone
 
 from workflow.dispatch.kick import kick_after_commit
 from workflow.errors import ConcurrentModification
@@ -12,21 +12,24 @@ from workflow.models import ActionPlan, ActionPlanState, OutboxEvent, Task
 
 
 def aggregate_advance(instance: Task | ActionPlan) -> int:
-    """Claim the next position in the aggregate's event stream (compare-and-swap on ``version``).
+    """Persist a transition and claim the next position in the aggregate's event stream, in one
+    compare-and-swap UPDATE (``… WHERE version = <the version we read>``).
 
-    The conditional UPDATE both detects a concurrent writer (someone advanced the stream since we read
-    it) and row-locks the aggregate until commit, so sequences stay gap-free and the loser of a race
-    writes nothing.
+    It both detects a concurrent writer (someone advanced the stream since we read it) and row-locks the
+    aggregate until commit, so sequences stay gap-free and the loser of a race writes nothing. The
+    columns written are the model's ``transition_fields``.
     """
     model: type[models.Model] = type(instance)
-    claimed = model._default_manager.filter(pk=instance.pk, version=instance.version).update(
-        version=F("version") + 1
-    )
+    read_version = instance.version
+    instance.version = read_version + 1
+    instance.updated_at = timezone.now()
+    values = {field: getattr(instance, field) for field in instance.transition_fields}
+    claimed = model._default_manager.filter(pk=instance.pk, version=read_version).update(**values)
     if claimed != 1:
+        instance.version = read_version
         raise ConcurrentModification(
             f"This {instance.aggregate_type.replace('_', ' ')} was changed meanwhile."
         )
-    instance.version += 1
     return instance.version
 
 

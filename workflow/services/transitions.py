@@ -42,6 +42,6 @@ def _apply(
     failed = [guard_name(condition) for condition in transition.conditions if not condition(instance)]
     if failed:
         raise GuardFailed(guards=failed, source=instance.state, target=target_state)
+    # The post_transition receiver persists the transition (compare-and-swap) and writes its event.
     getattr(instance, transition.name)(context=context)
-    instance.save(update_fields=instance.transition_fields)
     return instance.recorded_event
