@@ -30,7 +30,8 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from scratch import database_url, django_setup_and_migrate, drop_database, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,50 +43,22 @@ WORKERS = 2
 PASSWORD = "bench-Polaris-123"  # a scratch database's throwaway user
 
 
-def _admin_connection(url: str):
-    import dj_database_url
-    import psycopg
-
-    params = dj_database_url.parse(url)
-    options = params.get("OPTIONS") or {}  # an embedded server's socket comes as ?host=…&port=…
-    return psycopg.connect(
-        dbname="postgres",
-        user=params.get("USER") or "postgres",
-        password=params.get("PASSWORD") or None,
-        host=params.get("HOST") or options.get("host") or None,
-        port=params.get("PORT") or options.get("port") or None,
-        autocommit=True,
-    )
-
-
 def _bench_url(url: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{BENCH_DATABASE}"))
+    return database_url(url, BENCH_DATABASE)
 
 
 def _drop_database(url: str) -> None:
-    with _admin_connection(url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
+    drop_database(url, BENCH_DATABASE)
 
 
 def _recreate_database(url: str) -> None:
-    _drop_database(url)
-    with _admin_connection(url) as conn:
-        conn.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
+    recreate_database(url, BENCH_DATABASE)
 
 
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _setup_django() -> None:
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def _make_tasks(count: int) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
@@ -158,9 +131,6 @@ def _http_run(base: str, token: str, task_ids: list[uuid.UUID]) -> tuple[float, 
     """(wall seconds, per-request latencies in seconds, errors) for moving every task over HTTP."""
     import httpx
 
-    # A log line per request would cost the load client CPU the server then cannot use.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-
     shares = [task_ids[i::CONNECTIONS] for i in range(CONNECTIONS)]
     latencies: list[list[float]] = [[] for _ in range(CONNECTIONS)]
     errors = [0] * CONNECTIONS
@@ -222,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     server = None
     try:
-        _setup_django()
+        django_setup_and_migrate()
+        # A log line per request would cost the load client CPU the server then cannot use.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         from django.db import connection
 
         service_ids, http_ids = _make_tasks(count + warmup)

@@ -26,6 +26,8 @@ import time
 import uuid
 from pathlib import Path
 
+from scratch import database_url, django_setup_and_migrate, drop_database, recreate_database
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "polaris.settings")
@@ -35,49 +37,18 @@ TRIGGERS = 50
 MATCH_EVERY = 10  # one event in ten matches the emit_alert trigger
 
 
-def _admin_connection(url: str):
-    import dj_database_url
-    import psycopg
-
-    params = dj_database_url.parse(url)
-    options = params.get("OPTIONS") or {}  # an embedded server's socket comes as ?host=…&port=…
-    return psycopg.connect(
-        dbname="postgres",
-        user=params.get("USER") or "postgres",
-        password=params.get("PASSWORD") or None,
-        host=params.get("HOST") or options.get("host") or None,
-        port=params.get("PORT") or options.get("port") or None,
-        autocommit=True,
-    )
-
-
 def _bench_url(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    return urlunsplit(urlsplit(url)._replace(path=f"/{BENCH_DATABASE}"))
-
-
-def _recreate_database(url: str) -> None:
-    with _admin_connection(url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
+    return database_url(url, BENCH_DATABASE)
 
 
 def _drop_database(url: str) -> None:
-    with _admin_connection(url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
+    drop_database(url, BENCH_DATABASE)
 
 
-def _setup_django() -> None:
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+def _recreate_database(url: str) -> None:
+    recreate_database(url, BENCH_DATABASE)
 
 
-# 49 predicates in the shapes people write, none matching the bench events, and one that matches 10 %.
 def _predicates() -> list[str]:
     shapes = [
         'task_type == "kind-{i}" and new_state == "completed"',
@@ -324,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     _recreate_database(original_url)
     os.environ["DATABASE_URL"] = _bench_url(original_url)
     try:
-        _setup_django()
+        django_setup_and_migrate()
         print(f"draining {events:,} events per arm, {rounds} round(s) ...", flush=True)
         figures = run(events=events, rounds=rounds, samples=samples)
     finally:

@@ -35,11 +35,13 @@ import time
 import uuid
 from functools import partial
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from scratch import database_url, drop_database, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "polaris.settings")
+
 # DEBUG off (it would record every query); a throwaway key for the scratch run.
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
 os.environ.setdefault("LOG_LEVEL", "WARNING")
@@ -67,52 +69,25 @@ PAYLOAD = json.dumps(
 )
 
 
-# --- the scratch database -------------------------------------------------------------------------
-
-
-def _admin_connection(url: str):
-    import dj_database_url
-    import psycopg
-
-    params = dj_database_url.parse(url)
-    return psycopg.connect(
-        dbname="postgres",
-        user=params.get("USER") or "postgres",
-        password=params.get("PASSWORD") or None,
-        host=params.get("HOST") or None,
-        port=params.get("PORT") or None,
-        autocommit=True,
-    )
-
-
 def _bench_url(url: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{BENCH_DATABASE}"))
+    return database_url(url, BENCH_DATABASE)
 
 
 def _drop_database(url: str) -> None:
-    with _admin_connection(url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
+    drop_database(url, BENCH_DATABASE)
 
 
 def _recreate_database(url: str) -> None:
-    _drop_database(url)
-    with _admin_connection(url) as conn:
-        conn.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
+    recreate_database(url, BENCH_DATABASE)
+
+
+# --- the scratch database -------------------------------------------------------------------------
 
 
 def _psycopg_connect():
-    import dj_database_url
     import psycopg
 
-    params = dj_database_url.parse(os.environ["DATABASE_URL"])
-    return psycopg.connect(
-        dbname=params["NAME"],
-        user=params.get("USER") or "postgres",
-        password=params.get("PASSWORD") or None,
-        host=params.get("HOST") or None,
-        port=params.get("PORT") or None,
-        autocommit=True,
-    )
+    return psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
 
 
 # --- throughput -----------------------------------------------------------------------------------

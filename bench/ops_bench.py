@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from scratch import database_url, django_setup_and_migrate, drop_database, recreate_database
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "polaris.settings")
@@ -34,46 +36,16 @@ BACKLOG = 500  # pending events, plus a few dead ones
 DEAD = 20
 
 
-def _admin_connection(url: str):
-    import dj_database_url
-    import psycopg
-
-    params = dj_database_url.parse(url)
-    options = params.get("OPTIONS") or {}  # an embedded server's socket comes as ?host=…&port=…
-    return psycopg.connect(
-        dbname="postgres",
-        user=params.get("USER") or "postgres",
-        password=params.get("PASSWORD") or None,
-        host=params.get("HOST") or options.get("host") or None,
-        port=params.get("PORT") or options.get("port") or None,
-        autocommit=True,
-    )
-
-
 def _bench_url(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    return urlunsplit(urlsplit(url)._replace(path=f"/{BENCH_DATABASE}"))
+    return database_url(url, BENCH_DATABASE)
 
 
 def _drop_database(url: str) -> None:
-    with _admin_connection(url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
+    drop_database(url, BENCH_DATABASE)
 
 
 def _recreate_database(url: str) -> None:
-    _drop_database(url)
-    with _admin_connection(url) as conn:
-        conn.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
-
-
-def _setup_django() -> None:
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    recreate_database(url, BENCH_DATABASE)
 
 
 def _insert_events(*, count: int, status: str, agency_id: str) -> None:
@@ -213,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["DATABASE_URL"] = _bench_url(original_url)
     print(f"Operations benchmark: scrape-time gauges over a growing outbox history ({events:,} events)")
     try:
-        _setup_django()
+        django_setup_and_migrate()
         figures = run(events=events, repeats=args.repeats)
     finally:
         from django.db import connections
