@@ -39,6 +39,10 @@ def free_port() -> int:
 
 
 def start_postgres(database: str) -> str:
+    # pgserver keeps a lock file in the user's runtime directory; give it one where none is set.
+    runtime = DATA / "runtime"
+    runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
     import pgserver
 
     pgdata = DATA / "postgres"
