@@ -37,3 +37,41 @@ def test_mypy_is_clean():
         [BIN / "mypy", "."], cwd=ROOT, capture_output=True, text=True, env=env, timeout=600
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_application_code_imports_only_runtime_dependencies():
+    # The Docker image installs [project].dependencies only: an app module importing a dev-only package
+    # (httpx once was) would pass every test here and fail in production.
+    import ast
+    import importlib.metadata
+    import re
+    import tomllib
+
+    def normalise(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {normalise(re.split(r"[<>=!~\[; ]", dep, maxsplit=1)[0]) for dep in project["dependencies"]}
+    # Packages that arrive with a declared one (Django brings asgiref; Celery brings kombu; …).
+    provided = {
+        normalise(req.split()[0]) for dist in declared for req in (importlib.metadata.requires(dist) or [])
+    }
+    distributions = importlib.metadata.packages_distributions()
+    local = {"polaris", "workflow", "sla", "automation"}
+    missing: dict[str, str] = {}
+    for package in local:
+        for path in (ROOT / package).rglob("*.py"):
+            if "migrations" in path.parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                for name in names:
+                    top = name.split(".")[0]
+                    if top in local or top in sys.stdlib_module_names:
+                        continue
+                    owners = {normalise(d) for d in distributions.get(top, [top])}
+                    if not owners & (declared | provided):
+                        missing[top] = str(path.relative_to(ROOT))
+    assert not missing, f"imported by application code but not a runtime dependency: {missing}"
