@@ -43,18 +43,6 @@ WORKERS = 2
 PASSWORD = "bench-Polaris-123"  # a scratch database's throwaway user
 
 
-def _bench_url(url: str) -> str:
-    return database_url(url, BENCH_DATABASE)
-
-
-def _drop_database(url: str) -> None:
-    drop_database(url, BENCH_DATABASE)
-
-
-def _recreate_database(url: str) -> None:
-    recreate_database(url, BENCH_DATABASE)
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -187,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     if not base_url:
         print("DATABASE_URL is required (make bench sets it up)", file=sys.stderr)
         return 2
-    _recreate_database(base_url)
-    os.environ["DATABASE_URL"] = _bench_url(base_url)
+    recreate_database(base_url, BENCH_DATABASE)
+    os.environ["DATABASE_URL"] = database_url(base_url, BENCH_DATABASE)
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     server = None
     try:
@@ -235,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 server.kill()
         if not args.keep_db:
-            _drop_database(base_url)
+            drop_database(base_url, BENCH_DATABASE)
 
     print(
         f"== API: task transitions, {per_round} per arm per round, {args.rounds} rounds; HTTP through "

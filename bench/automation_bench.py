@@ -37,18 +37,6 @@ TRIGGERS = 50
 MATCH_EVERY = 10  # one event in ten matches the emit_alert trigger
 
 
-def _bench_url(url: str) -> str:
-    return database_url(url, BENCH_DATABASE)
-
-
-def _drop_database(url: str) -> None:
-    drop_database(url, BENCH_DATABASE)
-
-
-def _recreate_database(url: str) -> None:
-    recreate_database(url, BENCH_DATABASE)
-
-
 def _predicates() -> list[str]:
     shapes = [
         'task_type == "kind-{i}" and new_state == "completed"',
@@ -292,8 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DEBUG", "true")  # no SECRET_KEY is needed for a scratch run
     os.environ["OUTBOX_KICK_ON_COMMIT"] = "false"  # the bench drains in-process; no broker traffic
     os.environ.setdefault("LOG_LEVEL", "WARNING")
-    _recreate_database(original_url)
-    os.environ["DATABASE_URL"] = _bench_url(original_url)
+    recreate_database(original_url, BENCH_DATABASE)
+    os.environ["DATABASE_URL"] = database_url(original_url, BENCH_DATABASE)
     try:
         django_setup_and_migrate()
         print(f"draining {events:,} events per arm, {rounds} round(s) ...", flush=True)
@@ -303,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
 
         connections.close_all()
         if not args.keep_db:
-            _drop_database(original_url)
+            drop_database(original_url, BENCH_DATABASE)
         os.environ["DATABASE_URL"] = original_url
 
     ratio = figures["automation"] / figures["noop"]

@@ -69,18 +69,6 @@ PAYLOAD = json.dumps(
 )
 
 
-def _bench_url(url: str) -> str:
-    return database_url(url, BENCH_DATABASE)
-
-
-def _drop_database(url: str) -> None:
-    drop_database(url, BENCH_DATABASE)
-
-
-def _recreate_database(url: str) -> None:
-    recreate_database(url, BENCH_DATABASE)
-
-
 # --- the scratch database -------------------------------------------------------------------------
 
 
@@ -452,8 +440,8 @@ def main(argv: list[str] | None = None) -> int:
         print("DATABASE_URL is required (scripts/devstack.py bench sets it).", file=sys.stderr)
         return 2
     logging.disable(logging.WARNING)
-    _recreate_database(url)
-    os.environ["DATABASE_URL"] = _bench_url(url)
+    recreate_database(url, BENCH_DATABASE)
+    os.environ["DATABASE_URL"] = database_url(url, BENCH_DATABASE)
     try:
         import django
 
@@ -485,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
 
         connections.close_all()
         if not args.keep_db:
-            _drop_database(url)
+            drop_database(url, BENCH_DATABASE)
     return 0
 
 

@@ -36,18 +36,6 @@ BACKLOG = 500  # pending events, plus a few dead ones
 DEAD = 20
 
 
-def _bench_url(url: str) -> str:
-    return database_url(url, BENCH_DATABASE)
-
-
-def _drop_database(url: str) -> None:
-    drop_database(url, BENCH_DATABASE)
-
-
-def _recreate_database(url: str) -> None:
-    recreate_database(url, BENCH_DATABASE)
-
-
 def _insert_events(*, count: int, status: str, agency_id: str) -> None:
     """``count`` events of distinct aggregates in ``status`` (history: dispatched), spread over a year."""
     from django.db import connection, transaction
@@ -62,9 +50,9 @@ def _insert_events(*, count: int, status: str, agency_id: str) -> None:
                  payload, status, attempts, next_attempt_at, last_error, dispatched_at)
             SELECT gen_random_uuid(), 'TaskStateChanged', 'task', gen_random_uuid(), 1,
                    now() - (g %% 525600) * interval '1 minute', 'bench', 0,
-                   jsonb_build_object('agency_id', %(agency)s::text), %(status)s, 0, now(), '',
-                   CASE WHEN %(status)s = 'dispatched' THEN now() END
-              FROM generate_series(1, %(count)s) AS g
+                   jsonb_build_object('agency_id', %(agency)s::text), %(status)s::text, 0, now(), '',
+                   CASE WHEN %(status)s::text = 'dispatched' THEN now() END
+              FROM generate_series(1, %(count)s::int) AS g
             """,
             {"count": count, "status": status, "agency": agency_id},
         )
@@ -84,7 +72,7 @@ def _insert_tasks(*, count: int, agency, client) -> None:
             SELECT gen_random_uuid(), 'Bench task ' || g, '', 'intake', 'housing', 'normal', %(client)s,
                    %(agency)s, '', (ARRAY['new','in_progress','blocked','completed','cancelled'])[1 + g %% 5],
                    1, now(), now()
-              FROM generate_series(1, %(count)s) AS g
+              FROM generate_series(1, %(count)s::int) AS g
             """,
             {"client": client.pk, "agency": agency.pk, "count": count},
         )
@@ -181,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.environ.setdefault("DEBUG", "true")  # no SECRET_KEY is needed for a scratch run
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # measure the collector, not files on disk
-    _recreate_database(original_url)
-    os.environ["DATABASE_URL"] = _bench_url(original_url)
+    recreate_database(original_url, BENCH_DATABASE)
+    os.environ["DATABASE_URL"] = database_url(original_url, BENCH_DATABASE)
     print(f"Operations benchmark: scrape-time gauges over a growing outbox history ({events:,} events)")
     try:
         django_setup_and_migrate()
@@ -192,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
         connections.close_all()
         if not args.keep_db:
-            _drop_database(original_url)
+            drop_database(original_url, BENCH_DATABASE)
         os.environ["DATABASE_URL"] = original_url
 
     ratio = figures["large"] / figures["small"]

@@ -34,18 +34,6 @@ OVERDUE = 10_000
 SMALL = 10_000
 
 
-def _bench_url(url: str) -> str:
-    return database_url(url, BENCH_DATABASE)
-
-
-def _drop_database(url: str) -> None:
-    drop_database(url, BENCH_DATABASE)
-
-
-def _recreate_database(url: str) -> None:
-    recreate_database(url, BENCH_DATABASE)
-
-
 def _seed_people():
     from polaris.accounts.models import Agency, User
     from sla.models import SLAConfig
@@ -72,7 +60,7 @@ def _insert(*, count: int, overdue: int, offset: int, agency, client, config) ->
                  blocked_reason, state, version, created_at, updated_at)
             SELECT gen_random_uuid(), 'Bench task ' || g, '', 'intake', 'housing', 'normal', %(client)s,
                    %(agency)s, '', 'new', 1, now(), now()
-              FROM generate_series(%(first)s, %(last)s) AS g
+              FROM generate_series(%(first)s::int, %(last)s::int) AS g
             """,
             {"client": client.pk, "agency": agency.pk, "first": offset + 1, "last": offset + count},
         )
@@ -198,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         print("DATABASE_URL is not set (use `make bench` or scripts/devstack.py bench).", file=sys.stderr)
         return 2
     os.environ.setdefault("DEBUG", "true")  # no SECRET_KEY is needed for a scratch run
-    _recreate_database(original_url)
-    os.environ["DATABASE_URL"] = _bench_url(original_url)
+    recreate_database(original_url, BENCH_DATABASE)
+    os.environ["DATABASE_URL"] = database_url(original_url, BENCH_DATABASE)
     try:
         django_setup_and_migrate()
         figures = run(records=records, repeats=args.repeats)
@@ -208,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
 
         connections.close_all()
         if not args.keep_db:
-            _drop_database(original_url)
+            drop_database(original_url, BENCH_DATABASE)
         os.environ["DATABASE_URL"] = original_url
 
     ratio = figures["large"] / figures["small"]
