@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from polaris.accounts.models import User
 from polaris.metrics import SLA_RECORDS_BREACHED
+from polaris.statements import row_get
 from workflow.dispatch.kick import kick_after_commit
 from workflow.errors import ValidationFailed
 from workflow.events import EventContext
@@ -282,7 +283,7 @@ def sla_record_track_transition(*, task: Task, source: str, target: str, context
     """Apply a task transition to its SLA record (the ``post_transition`` receiver's one call)."""
     # Lock the record only (not its config: every task sharing the config would queue behind it). One
     # record per task, so no ordering; the config is read lazily, only on the rare breach-at-stop path.
-    record = SLARecord.objects.select_for_update().filter(task_id=task.pk).order_by().first()
+    record = row_get(SLARecord, where={"task_id": task.pk}, lock=True)
     if record is None:
         return
     now = timezone.now()

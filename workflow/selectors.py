@@ -6,23 +6,31 @@ An object outside the caller's scope is indistinguishable from an absent one (``
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db.models import QuerySet
 
 from polaris.accounts.models import User
+from polaris.statements import row_get
 
 from .errors import NotFound
 from .machines import transitions_of
 from .models import ActionPlan, OutboxEvent, Task
 
+M = TypeVar("M", Task, ActionPlan)
+
+
+def _scope(user: User | None) -> dict[str, Any]:
+    """The filter that keeps ``user`` within scope (the one place the rule is written)."""
+    if user is None or user.role == User.Role.ADMIN:
+        return {}
+    if user.role == User.Role.AGENCY:
+        return {"agency_id": user.agency_id}
+    return {"client_id": user.pk}
+
 
 def _scoped(queryset: QuerySet, user: User | None) -> QuerySet:
-    if user is None or user.role == User.Role.ADMIN:
-        return queryset
-    if user.role == User.Role.AGENCY:
-        return queryset.filter(agency_id=user.agency_id)
-    return queryset.filter(client_id=user.pk)
+    return queryset.filter(**_scope(user))
 
 
 def task_queryset(*, user: User | None) -> QuerySet[Task]:
@@ -33,19 +41,24 @@ def action_plan_queryset(*, user: User | None) -> QuerySet[ActionPlan]:
     return _scoped(ActionPlan.objects.all(), user)
 
 
-def _get(queryset: QuerySet, object_id: Any, label: str):
+def _get(model: type[M], user: User | None, object_id: Any, label: str) -> M:
     try:
-        return queryset.get(pk=uuid.UUID(str(object_id)))
-    except (ValueError, TypeError, queryset.model.DoesNotExist):
+        pk = uuid.UUID(str(object_id))
+    except (ValueError, TypeError):
         raise NotFound(f"{label} not found.") from None
+    # Precompiled: every transition starts here (polaris.statements).
+    instance = row_get(model, where={"id": pk, **_scope(user)})
+    if instance is None:
+        raise NotFound(f"{label} not found.")
+    return instance
 
 
 def task_get(*, user: User | None, task_id: Any) -> Task:
-    return _get(task_queryset(user=user), task_id, "Task")
+    return _get(Task, user, task_id, "Task")
 
 
 def action_plan_get(*, user: User | None, action_plan_id: Any) -> ActionPlan:
-    return _get(action_plan_queryset(user=user), action_plan_id, "Action plan")
+    return _get(ActionPlan, user, action_plan_id, "Action plan")
 
 
 def aggregate_events(*, aggregate_type: str, aggregate_id: Any) -> QuerySet[OutboxEvent]:

@@ -5,6 +5,7 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
+from polaris.statements import row_insert, rows_update
 from workflow.dispatch.kick import kick_after_commit
 from workflow.errors import ConcurrentModification
 from workflow.events import EventContext, EventType
@@ -24,7 +25,7 @@ def aggregate_advance(instance: Task | ActionPlan) -> int:
     instance.version = read_version + 1
     instance.updated_at = timezone.now()
     values = {field: getattr(instance, field) for field in instance.transition_fields}
-    claimed = model._default_manager.filter(pk=instance.pk, version=read_version).update(**values)
+    claimed = rows_update(model, where={"id": instance.pk, "version": read_version}, values=values)
     if claimed != 1:
         instance.version = read_version
         raise ConcurrentModification(
@@ -43,7 +44,7 @@ def event_append(
     payload: dict[str, Any],
 ) -> OutboxEvent:
     """Insert one event row; after commit, kick the dispatcher (beat is the safety net)."""
-    event = OutboxEvent.objects.create(
+    event = OutboxEvent(
         event_type=event_type,
         aggregate_type=aggregate_type,
         aggregate_id=aggregate_id,
@@ -54,6 +55,7 @@ def event_append(
         depth=context.depth,
         payload=payload,
     )
+    row_insert(event)  # precompiled: this is the hot path of every transition (polaris.statements)
     kick_after_commit()
     return event
 
