@@ -2,8 +2,9 @@
 
 import pytest
 from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
 
-from tests.api.conftest import assert_envelope
+from tests.api.conftest import assert_envelope, bearer_client
 
 pytestmark = pytest.mark.django_db
 
@@ -60,6 +61,22 @@ def test_missing_fields_are_validation_errors(anon_api):
 def test_bad_bearer_token_is_401(anon_api):
     anon_api.credentials(HTTP_AUTHORIZATION="Bearer not.a.jwt")
     assert_envelope(anon_api.get("/api/auth/me/"), 401, "NOT_AUTHENTICATED")
+
+
+def test_token_of_an_inactive_or_deleted_user_is_401(agent, client_user):
+    inactive, deleted = bearer_client(agent), bearer_client(client_user)
+    agent.is_active = False
+    agent.save(update_fields=["is_active"])
+    client_user.delete()
+    assert_envelope(inactive.get("/api/auth/me"), 401, "NOT_AUTHENTICATED")
+    assert_envelope(deleted.get("/api/auth/me"), 401, "NOT_AUTHENTICATED")
+
+
+def test_token_with_a_user_id_of_the_wrong_type_is_401(anon_api, agent):
+    token = AccessToken.for_user(agent)
+    token["user_id"] = "not-a-number"
+    anon_api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert_envelope(anon_api.get("/api/auth/me"), 401, "NOT_AUTHENTICATED")
 
 
 def test_me_for_admin_has_no_agency(admin_api, admin_user):
