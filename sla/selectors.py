@@ -11,6 +11,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from polaris.accounts.models import User
+from polaris.statements import row_get
 from workflow.errors import NotFound, PermissionDenied, ValidationFailed
 
 from .calendar import working_seconds_between
@@ -75,7 +76,7 @@ def sla_block(task: Any) -> dict[str, Any] | None:
     except SLARecord.DoesNotExist:
         return None
     return {
-        "config_name": record.config.name,
+        "config_name": _config_of(record).name,
         "target_minutes": record.target_minutes,
         "started_at": _iso(record.started_at),
         "due_at": _iso(record.due_at),
@@ -84,6 +85,15 @@ def sla_block(task: Any) -> dict[str, Any] | None:
         "breached_at": _iso(record.breached_at),
         "remaining_seconds": sla_record_remaining_seconds(record),
     }
+
+
+def _config_of(record: SLARecord) -> SLAConfig:
+    # Lists fetch it with the record (select_related); after a transition only the record is at hand.
+    if not SLARecord.config.is_cached(record):
+        config = row_get(SLAConfig, where={"id": record.config_id})
+        assert config is not None, "records protect their config"
+        record.config = config
+    return record.config
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -286,6 +286,7 @@ def sla_record_track_transition(*, task: Task, source: str, target: str, context
     record = row_get(SLARecord, where={"task_id": task.pk}, lock=True)
     if record is None:
         return
+    task.sla_record = record  # cached on the task: whoever renders it next (the API) needs no query
     now = timezone.now()
     if target == TaskState.COMPLETED:
         sla_record_stop(record=record, task=task, completed=True, now=now, context=context)

@@ -140,3 +140,23 @@ def test_task_api_carries_the_block_and_the_filter(agent, make_task, intake_conf
     bad = client.get("/api/workflow/tasks", {"sla_status": "late"})
     assert bad.status_code == 400
     assert bad.json()["error_code"] == "VALIDATION_ERROR"
+
+
+@pytest.mark.skipif(not _task_api_available(), reason="the task API is not part of this build")
+def test_transition_response_shows_the_record_as_the_transition_left_it(agent, make_task, intake_config):
+    client = APIClient()
+    client.force_authenticate(agent)
+    task = make_task()
+    client.post(f"/api/workflow/tasks/{task.pk}/transition", {"target_state": "in_progress"}, format="json")
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(
+            f"/api/workflow/tasks/{task.pk}/transition",
+            {"target_state": "blocked", "reason": "waiting for documents"},
+            format="json",
+        )
+    assert response.status_code == 200, response.json()
+    assert response.json()["task"]["sla"]["status"] == "paused"
+    assert response.json()["task"]["sla"]["config_name"] == intake_config.name
+    # The record locked by the transition is the one rendered; only its config is read for the response.
+    record_reads = [q["sql"] for q in queries.captured_queries if "sla_slarecord" in q["sql"]]
+    assert len(record_reads) == 2, record_reads  # the FOR UPDATE read and the pause UPDATE
