@@ -94,7 +94,11 @@ class TriggerExecution(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["trigger", "event"], name="trigger_execution_once_per_event"),
         ]
-        indexes = [models.Index(fields=["event"], name="trigger_execution_event_idx")]
+        indexes = [
+            models.Index(fields=["event"], name="trigger_execution_event_idx"),
+            # The stats API and dashboard count the last 24 h; the admin lists newest first.
+            models.Index(fields=["created_at"], name="trigger_execution_created_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.trigger_id} on {self.event_id}: {self.outcome}"
@@ -201,7 +205,9 @@ class WebhookDelivery(models.Model):
                 fields=["next_attempt_at"],
                 condition=Q(status__in=["pending", "delivering"]),
                 name="webhook_delivery_due_idx",
-            )
+            ),
+            # The stats API and dashboard count the last 24 h's failures; the admin lists newest first.
+            models.Index(fields=["created_at"], name="webhook_delivery_created_idx"),
         ]
 
     def __str__(self) -> str:
