@@ -111,6 +111,8 @@ def _select_sql(
 def row_get(model: type[M], *, where: dict[str, Any], lock: bool = False) -> M | None:
     """The row matching the equality filters ``where`` (which must include a unique key), or None.
 
+    Filters are SQL equality: a ``None`` value matches nothing (the ORM would write ``IS NULL``).
+
     ``lock=True`` is ``select_for_update()``: the row stays locked until the transaction ends.
     """
     sql, where_fields, converters = _select_sql(model, tuple(where), lock)
