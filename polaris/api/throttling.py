@@ -3,7 +3,7 @@
 DRF's ``SimpleRateThrottle`` keeps every request's timestamp of the last window in one cache value and
 reads, unpickles, re-pickles and writes the whole list on each request: at the default 6000/minute a busy
 user's list holds thousands of entries. Here each (scope, identity, window) has one Redis counter: ``INCR``
-it and set its expiry in one pipelined round trip. A fixed window admits up to twice the rate across a
+it and refresh its expiry in one pipelined round trip. A fixed window admits up to twice the rate across a
 window boundary, the usual trade for O(1) work. When Redis is unreachable the throttle lets requests
 through (and logs): rate limiting must not take the API down with it.
 
@@ -42,9 +42,11 @@ def window_count(key: str, duration: int) -> int | None:
     try:
         pipeline = _client().pipeline(transaction=False)
         pipeline.incr(key)
-        pipeline.expire(key, duration + 1, nx=True)
+        # The window is in the key, so refreshing the expiry each time cannot extend the window; a plain
+        # EXPIRE also works on Redis 6 (``NX`` needs 7).
+        pipeline.expire(key, duration + 1)
         count, _ = pipeline.execute()
-    except redis.RedisError as exc:
+    except (redis.ConnectionError, redis.TimeoutError) as exc:  # not a command error: that is a bug
         logger.warning("throttle not applied (Redis unavailable: %s)", exc)
         return None
     return int(count)

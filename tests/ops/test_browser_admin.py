@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from sla.models import SLAConfig
 from tests.factories import AdminFactory
@@ -48,6 +49,10 @@ def page(monkeypatch):
             yield context.new_page()
         finally:
             browser.close()
+            # The connection the test's ORM calls opened under Playwright is not the one pytest-django's
+            # teardown closes (Django keeps connections in context-local storage); left open it outlived
+            # the session and blocked dropping the test database. Close it while it is still reachable.
+            connections.close_all()
 
 
 def test_admin_dashboard_sla_config_and_trigger_validation(page, live_server, make_task, agent):
