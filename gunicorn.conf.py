@@ -39,7 +39,7 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    # The app is loaded: its hundreds of thousands of long-lived objects (Django, the URLconf, models) need
+    # The app is loaded: its ~120,000 long-lived tracked objects (Django, the URLconf, models, DRF) need
     # never be scanned again. Freezing them keeps the collector's full passes short, and with them the
     # latency tail of whichever request triggers one.
     gc.freeze()

@@ -1,4 +1,4 @@
-"""The write path's few hot statements, compiled once from model metadata instead of on every call.
+"""The hot paths' few statements, compiled once from model metadata instead of on every call.
 
 The ORM spends about half a millisecond compiling each query, more than a round trip on this machine, and
 a task transition issues four. These helpers build the SQL the ORM would from ``Model._meta`` (so a renamed
