@@ -1,7 +1,9 @@
 """Transitions per second through ``task_transition`` beside a raw-SQL floor, measured in one run.
 
-The floor issues the same statements the service does (read the task, claim the stream position, insert
-the outbox row, write the task) through psycopg, one transaction per transition, on the same database.
+The floor issues the same statements the service does (read the task; the compare-and-swap UPDATE that
+writes the transition and claims the stream position; insert the outbox row; lock the SLA record) through
+psycopg, one transaction per transition, on the same database. tests/workflow/test_write_path.py holds
+the service to those four statements.
 pgbench's TPC-B-like rate on a scratch database is printed too when pgbench is available.
 
     DATABASE_URL=... REDIS_URL=... python bench/foundation_bench.py [--quick] [--transitions N]
