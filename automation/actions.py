@@ -25,9 +25,10 @@ from typing import Any
 
 from django.db import transaction
 
+from outbox.models import OutboxEvent
 from polaris.accounts.models import User
-from workflow.errors import NotFound, ValidationFailed
-from workflow.models import ActionPlan, OutboxEvent, Task, TaskPriority, TaskState
+from polaris.errors import NotFound, ValidationFailed
+from workflow.models import ActionPlan, Task, TaskPriority, TaskState
 from workflow.services.tasks import task_create, task_transition
 
 from .models import Alert, Trigger, WebhookDelivery, WebhookEndpoint
@@ -205,9 +206,9 @@ def actions_validate(actions: Any) -> list[str]:
 
 
 def _slug_check(value: str) -> str | None:
-    from workflow.services.tasks import _SLUG
+    from workflow.validation import SLUG
 
-    return None if _SLUG.match(value) else "must be a lowercase slug such as 'assessment'"
+    return None if SLUG.match(value) else "must be a lowercase slug such as 'assessment'"
 
 
 def _assignee_check(value: Any) -> str | None:

@@ -13,8 +13,8 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from workflow.errors import DomainError
-from workflow.models import OutboxEvent
+from outbox.models import OutboxEvent
+from polaris.errors import DomainError
 
 from .engine import trigger_dry_run
 from .models import Alert, Trigger, TriggerExecution, WebhookDelivery, WebhookEndpoint

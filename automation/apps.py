@@ -8,7 +8,7 @@ class AutomationConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
-        from workflow.dispatch.registry import register_handler
+        from outbox.registry import register_handler
 
         from .engine import HANDLER_NAME, automation_handle_event, trigger_cache_clear
         from .models import Trigger

@@ -41,10 +41,10 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 
+from outbox.models import OutboxEvent
 from polaris.accounts.models import User
+from polaris.errors import ConcurrentModification, DomainError, ValidationFailed
 from polaris.metrics import AUTOMATION_TRIGGER_EVALUATIONS
-from workflow.errors import ConcurrentModification, DomainError, ValidationFailed
-from workflow.models import OutboxEvent
 
 from .actions import ACTION_TYPES, ActionContext, alert_raise
 from .models import Alert, Trigger, TriggerExecution

@@ -81,7 +81,7 @@ class TriggerExecution(models.Model):
 
     trigger = models.ForeignKey(Trigger, on_delete=models.CASCADE, related_name="executions")
     event = models.ForeignKey(
-        "workflow.OutboxEvent", on_delete=models.CASCADE, related_name="trigger_executions"
+        "outbox.OutboxEvent", on_delete=models.CASCADE, related_name="trigger_executions"
     )
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     duration_ms = models.FloatField(default=0)
@@ -118,7 +118,7 @@ class Alert(models.Model):
         "accounts.Agency", null=True, blank=True, on_delete=models.CASCADE, related_name="alerts"
     )
     event = models.ForeignKey(
-        "workflow.OutboxEvent", null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+        "outbox.OutboxEvent", null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
     )
     trigger = models.ForeignKey(
         Trigger, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
@@ -185,7 +185,7 @@ class WebhookDelivery(models.Model):
 
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
     event = models.ForeignKey(
-        "workflow.OutboxEvent", on_delete=models.CASCADE, related_name="webhook_deliveries"
+        "outbox.OutboxEvent", on_delete=models.CASCADE, related_name="webhook_deliveries"
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)

@@ -7,9 +7,9 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from outbox.models import OutboxEvent
 from polaris.accounts.models import User
-from workflow.errors import NotFound, PermissionDenied
-from workflow.models import OutboxEvent
+from polaris.errors import NotFound, PermissionDenied
 
 from .models import Alert, Trigger
 

@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from polaris.accounts.models import User
-from workflow.errors import ValidationFailed
+from polaris.errors import ValidationFailed
 
 from .models import Alert, Trigger, WebhookDelivery
 from .selectors import alert_get

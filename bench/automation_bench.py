@@ -139,7 +139,7 @@ def _payload(n: int, agency_id: str) -> dict:
 
 
 def _insert_events(count: int, agency_id: str) -> None:
-    from workflow.models import OutboxEvent
+    from outbox.models import OutboxEvent
 
     OutboxEvent.objects.bulk_create(
         [
@@ -163,8 +163,8 @@ def _noop(event) -> None:
 
 def _drain(count: int, agency_id: str, handler_name: str, handler_func) -> float:
     """Insert ``count`` due events, then time the dispatcher draining them with only one handler."""
-    from workflow.dispatch import registry
-    from workflow.dispatch.dispatcher import outbox_dispatch
+    from outbox import registry
+    from outbox.dispatcher import outbox_dispatch
 
     _insert_events(count, agency_id)
     saved = dict(registry._handlers)
@@ -187,7 +187,7 @@ def _evaluated_per_event() -> float:
     trigger index: their first clause names a value the event does not have)."""
     from automation.engine import _ruleset_build, event_names
     from automation.models import Trigger
-    from workflow.models import OutboxEvent
+    from outbox.models import OutboxEvent
 
     ruleset = _ruleset_build(list(Trigger.objects.filter(enabled=True).order_by("position", "id")), 0.0)
     events = list(OutboxEvent.objects.order_by("?")[:200])
@@ -197,7 +197,7 @@ def _evaluated_per_event() -> float:
 def _predicate_micros(samples: int) -> tuple[float, float]:
     from automation.engine import event_names
     from automation.predicates import predicate_compile
-    from workflow.models import OutboxEvent
+    from outbox.models import OutboxEvent
 
     events = list(OutboxEvent.objects.order_by("?")[:20])
     names = [event_names(event, actor_role="agency") for event in events]

@@ -91,7 +91,7 @@ def _insert_events(count: int) -> None:
         "payload, status, attempts, next_attempt_at, last_error"
     )
     with _psycopg_connect() as conn, conn.cursor() as cursor:
-        with cursor.copy(f"COPY workflow_outboxevent ({columns}) FROM STDIN") as copy:
+        with cursor.copy(f"COPY outbox_outboxevent ({columns}) FROM STDIN") as copy:
             for index in range(count):
                 at = start + timedelta(microseconds=index)
                 copy.write_row(
@@ -111,25 +111,25 @@ def _insert_events(count: int) -> None:
                         "",
                     )
                 )
-        cursor.execute("ANALYZE workflow_outboxevent")
+        cursor.execute("ANALYZE outbox_outboxevent")
 
 
 def _clear_events() -> None:
     with _psycopg_connect() as conn:
-        conn.execute("DELETE FROM workflow_handledevent WHERE handler = %s", [HANDLER])
-        conn.execute("DELETE FROM workflow_outboxevent WHERE event_type = %s", [EVENT_TYPE])
-        conn.execute("VACUUM ANALYZE workflow_outboxevent")
-        conn.execute("VACUUM ANALYZE workflow_handledevent")
+        conn.execute("DELETE FROM outbox_handledevent WHERE handler = %s", [HANDLER])
+        conn.execute("DELETE FROM outbox_outboxevent WHERE event_type = %s", [EVENT_TYPE])
+        conn.execute("VACUUM ANALYZE outbox_outboxevent")
+        conn.execute("VACUUM ANALYZE outbox_handledevent")
 
 
 def _counts() -> tuple[int, int]:
     with _psycopg_connect() as conn:
         dispatched = conn.execute(
-            "SELECT count(*) FROM workflow_outboxevent WHERE event_type = %s AND status = 'dispatched'",
+            "SELECT count(*) FROM outbox_outboxevent WHERE event_type = %s AND status = 'dispatched'",
             [EVENT_TYPE],
         ).fetchone()[0]
         ledger = conn.execute(
-            "SELECT count(*) FROM workflow_handledevent WHERE handler = %s", [HANDLER]
+            "SELECT count(*) FROM outbox_handledevent WHERE handler = %s", [HANDLER]
         ).fetchone()[0]
     return dispatched, ledger
 
@@ -147,8 +147,8 @@ def _child_dispatcher() -> dict:
     django.setup()
     from django.db import connection
 
-    from workflow.dispatch import registry
-    from workflow.dispatch.dispatcher import outbox_dispatch
+    from outbox import registry
+    from outbox.dispatcher import outbox_dispatch
 
     registry._handlers.clear()  # only the handler under test (other apps' handlers are not measured)
     registry.register_handler(HANDLER, lambda event: None)
@@ -172,7 +172,7 @@ def _child_baseline() -> dict:
     import django
 
     django.setup()  # only to read the claim statement; the work below uses psycopg directly
-    from workflow.dispatch.dispatcher import _CLAIM_SQL
+    from outbox.dispatcher import _CLAIM_SQL
 
     conn = _psycopg_connect()
     started = time.perf_counter()
@@ -193,19 +193,19 @@ def _child_baseline() -> dict:
             break
         ids = [row[0] for row in rows]
         conn.execute(
-            "SELECT event_id FROM workflow_handledevent WHERE handler = %s AND event_id = ANY(%s)",
+            "SELECT event_id FROM outbox_handledevent WHERE handler = %s AND event_id = ANY(%s)",
             [HANDLER, ids],
         ).fetchall()
         with conn.transaction():
             conn.execute(
-                "INSERT INTO workflow_handledevent (handler, event_id, handled_at) "
+                "INSERT INTO outbox_handledevent (handler, event_id, handled_at) "
                 "SELECT %s, unnest(%s::uuid[]), %s",
                 [HANDLER, ids, now],
             )
         with conn.transaction():
             conn.execute("SET LOCAL synchronous_commit TO OFF")
             conn.execute(
-                "UPDATE workflow_outboxevent SET status = 'dispatched', dispatched_at = %s, "
+                "UPDATE outbox_outboxevent SET status = 'dispatched', dispatched_at = %s, "
                 "locked_until = NULL, last_error = '' WHERE id = ANY(%s) AND status = 'processing'",
                 [now, ids],
             )
@@ -292,7 +292,7 @@ def _wait(predicate, timeout: float, what: str) -> None:
 
 
 def _pending() -> int:
-    from workflow.models import OutboxEvent
+    from outbox.models import OutboxEvent
 
     return OutboxEvent.objects.filter(status__in=["pending", "processing"]).count()
 

@@ -109,7 +109,7 @@ def bench_raw_sql(task_ids: list[uuid.UUID]) -> float:
                     "reason": "",
                 }
                 cur.execute(
-                    "INSERT INTO workflow_outboxevent (id, event_type, aggregate_type, aggregate_id,"
+                    "INSERT INTO outbox_outboxevent (id, event_type, aggregate_type, aggregate_id,"
                     " sequence, occurred_at, actor_id, correlation_id, causation_id, depth, payload, status,"
                     " attempts, next_attempt_at, locked_until, last_error, dispatched_at) VALUES (%s,"
                     " 'TaskStateChanged', 'task', %s, %s, now(), %s, %s, NULL, 0, %s, 'pending', 0, now(),"

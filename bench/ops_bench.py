@@ -40,7 +40,7 @@ def _insert_events(*, count: int, status: str, agency_id: str) -> None:
     """``count`` events of distinct aggregates in ``status`` (history: dispatched), spread over a year."""
     from django.db import connection, transaction
 
-    from workflow.models import OutboxEvent
+    from outbox.models import OutboxEvent
 
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
@@ -96,7 +96,7 @@ def _median_seconds(func, repeats: int) -> float:
 
 
 def _backlog_gauges():
-    from polaris.ops.selectors import outbox_backlog
+    from ops.stats import outbox_backlog
 
     backlog = outbox_backlog()
     assert backlog.pending == BACKLOG, backlog
@@ -108,7 +108,7 @@ def _backlog_without_partial_index() -> int:
     """The pending count phrased so no partial index applies (what a naive query would cost)."""
     from django.db import connection
 
-    from workflow.models import OutboxEvent
+    from outbox.models import OutboxEvent
 
     with connection.cursor() as cursor:
         cursor.execute(
@@ -121,7 +121,7 @@ def _backlog_without_partial_index() -> int:
 def _scrape() -> bytes:
     from prometheus_client import generate_latest
 
-    from polaris.ops.metrics import scrape_registry
+    from ops.metrics import scrape_registry
 
     return generate_latest(scrape_registry())
 

@@ -123,7 +123,7 @@ def _time_without_partial_index() -> float:
 
 
 def run(*, records: int, repeats: int) -> dict[str, float]:
-    from workflow.models import OutboxEvent
+    from outbox.models import OutboxEvent
 
     agency, client, config = _seed_people()
     print(f"seeding {SMALL:,} running records (none due) ...", flush=True)

@@ -17,7 +17,7 @@ app.autodiscover_tasks()
 # delay them while other processes idle, so each process reserves one message at a time.
 app.conf.worker_prefetch_multiplier = 1
 # A lost message costs at most one beat interval (the work is in the database), so ack on receipt;
-# see workflow/tasks.py. Set explicitly so a global CELERY_TASK_ACKS_LATE does not change it.
+# see outbox/tasks.py. Set explicitly so a global CELERY_TASK_ACKS_LATE does not change it.
 app.conf.task_acks_late = False
 # Celery's Django fixup closes the database connection before and after every task unless this is set,
 # so each dispatch kick would pay a fresh PostgreSQL connection. Reuse it (Django's CONN_MAX_AGE and our
@@ -39,7 +39,7 @@ def _beat_schedule() -> dict:
     # are harmless anyway (SKIP LOCKED claims, compare-and-swap SLA updates).
     return {
         "outbox-dispatch": {
-            "task": "workflow.outbox_dispatch",
+            "task": "outbox.dispatch",
             "schedule": dispatch_every,
             "options": {"expires": dispatch_every * 0.8},
         },

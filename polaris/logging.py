@@ -39,7 +39,7 @@ def _service_name() -> str:
 
 SERVICE = _service_name()
 
-# The request in hand (set by polaris.ops.middleware.RequestLogMiddleware), for the actor processor.
+# The request in hand (set by ops.middleware.RequestLogMiddleware), for the actor processor.
 current_request: ContextVar[Any] = ContextVar("polaris_current_request", default=None)
 
 

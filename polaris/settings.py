@@ -65,10 +65,12 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt",
     "drf_spectacular",
     "polaris.accounts",
-    "polaris.ops",
+    "polaris.idempotency",
+    "outbox",
     "workflow",
     "sla",
     "automation",
+    "ops",
 ]
 
 MIDDLEWARE = [
@@ -80,13 +82,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "polaris.ops.middleware.RequestLogMiddleware",
+    "ops.middleware.RequestLogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
-ROOT_URLCONF = "polaris.urls"
+ROOT_URLCONF = "ops.urls"
 WSGI_APPLICATION = "polaris.wsgi.application"
 
 TEMPLATES = [

@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from workflow.errors import ValidationFailed
+from polaris.errors import ValidationFailed
 
 from .models import BusinessCalendar, SLAConfig, SLARecord
 from .services import business_calendar_holidays_fill

@@ -6,6 +6,7 @@ class SlaConfig(AppConfig):
     verbose_name = "SLA tracking"
 
     def ready(self) -> None:
+        from outbox.events import event_types_register
         from workflow.api import extensions
 
         from . import receivers  # noqa: F401  (connects the task receivers)
@@ -16,7 +17,4 @@ class SlaConfig(AppConfig):
         extensions.task_filters["sla_status"] = task_filter_sla_status
         if task_queryset_with_sla not in extensions.task_queryset_hooks:
             extensions.task_queryset_hooks.append(task_queryset_with_sla)
-        # Listed by /api/workflow/metadata where the workflow API offers the hook.
-        event_types = getattr(extensions, "event_types", None)
-        if event_types is not None:
-            event_types.extend(t for t in SLA_EVENT_TYPES if t not in event_types)
+        event_types_register(self.label, SLA_EVENT_TYPES)

@@ -8,7 +8,7 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django_fsm.signals import post_transition
 
-from workflow.events import EventContext
+from outbox.events import EventContext
 from workflow.models import Task
 
 from .services import sla_record_start, sla_record_track_transition

@@ -11,8 +11,8 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from polaris.accounts.models import User
-from polaris.statements import row_get
-from workflow.errors import NotFound, PermissionDenied, ValidationFailed
+from polaris.errors import NotFound, PermissionDenied, ValidationFailed
+from polaris.precompiled import row_get
 
 from .calendar import working_seconds_between
 from .models import SLAConfig, SLARecord, SLARecordStatus

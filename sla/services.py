@@ -17,14 +17,15 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from outbox.events import EventContext
+from outbox.kick import kick_after_commit
+from outbox.models import OutboxEvent
 from polaris.accounts.models import User
+from polaris.errors import ValidationFailed
 from polaris.metrics import SLA_RECORDS_BREACHED
-from polaris.statements import row_get
-from workflow.dispatch.kick import kick_after_commit
-from workflow.errors import ValidationFailed
-from workflow.events import EventContext
-from workflow.models import OutboxEvent, Task, TaskState
-from workflow.services.outbox import event_append, task_facts
+from polaris.precompiled import row_get
+from workflow.models import Task, TaskState
+from workflow.services.events import event_append, task_facts
 
 from .calendar import Calendar, add_working_seconds, working_seconds_between
 from .events import SLAEventType

@@ -1,4 +1,4 @@
-"""Admin for tasks, action plans and the outbox.
+"""Admin for tasks and action plans.
 
 Writes go through the same services as the API (so every change writes its event and passes the
 guards and permissions): rows are read-only here, and admin actions call the services, reporting
@@ -7,44 +7,22 @@ domain errors as messages. Tasks and plans are created through the API, not the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, cast
+from typing import cast
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from polaris.accounts.models import User
-from workflow.dispatch.services import outbox_event_replay
-from workflow.errors import DomainError
-from workflow.models import ActionPlan, ActionPlanState, HandledEvent, OutboxEvent, Task, TaskState
+from polaris.admin_tools import ReadOnlyAdmin, run_for_each
+from workflow.models import ActionPlan, ActionPlanState, Task, TaskState
 from workflow.services.action_plans import action_plan_transition
 from workflow.services.tasks import task_transition
 
 
-def _run_for_each(
-    modeladmin: admin.ModelAdmin,
-    request: HttpRequest,
-    queryset: QuerySet,
-    call: Callable[[Any], Any],
-    done: str,
-) -> None:
-    """Call ``call(obj)`` per selected row; one success message, one error message per refusal."""
-    succeeded = 0
-    for obj in queryset:
-        try:
-            call(obj)
-        except DomainError as exc:
-            modeladmin.message_user(request, f"{obj}: {exc.message} ({exc.error_code})", level=messages.ERROR)
-        else:
-            succeeded += 1
-    if succeeded:
-        modeladmin.message_user(request, f"{succeeded} {done}.", level=messages.SUCCESS)
-
-
 def _task_transition_action(target: str, name: str, description: str):
     def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-        _run_for_each(
+        run_for_each(
             modeladmin,
             request,
             queryset,
@@ -60,7 +38,7 @@ def _task_transition_action(target: str, name: str, description: str):
 
 def _plan_transition_action(target: str, name: str, description: str):
     def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-        _run_for_each(
+        run_for_each(
             modeladmin,
             request,
             queryset,
@@ -72,19 +50,6 @@ def _plan_transition_action(target: str, name: str, description: str):
 
     action.__name__ = name
     return admin.action(description=description)(action)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Every field read-only, no add, no delete: rows change through services only."""
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Task)
@@ -121,43 +86,3 @@ class ActionPlanAdmin(ReadOnlyAdmin):
         _plan_transition_action(ActionPlanState.ACTIVE, "activate", "Activate selected plans"),
         _plan_transition_action(ActionPlanState.ARCHIVED, "archive", "Archive selected plans"),
     )
-
-
-@admin.register(OutboxEvent)
-class OutboxEventAdmin(ReadOnlyAdmin):
-    list_display = (
-        "event_type",
-        "aggregate_type",
-        "aggregate_id",
-        "sequence",
-        "status",
-        "attempts",
-        "occurred_at",
-        "next_attempt_at",
-        "dispatched_at",
-    )
-    list_filter = ("status", "event_type", "aggregate_type")
-    search_fields = ("=id", "=aggregate_id", "=correlation_id")
-    ordering = ("-occurred_at",)
-    # The table is also the event history: skip the unfiltered COUNT(*) on every page.
-    show_full_result_count = False
-    actions = ("replay",)
-
-    @admin.action(description="Replay selected dead events")
-    def replay(self, request: HttpRequest, queryset: QuerySet) -> None:
-        _run_for_each(
-            self,
-            request,
-            queryset,
-            lambda event: outbox_event_replay(event_id=event.pk, actor=cast(User, request.user)),
-            "event(s) queued for replay",
-        )
-
-
-@admin.register(HandledEvent)
-class HandledEventAdmin(ReadOnlyAdmin):
-    list_display = ("handler", "event", "handled_at")
-    list_filter = ("handler",)
-    search_fields = ("=event__id",)
-    list_select_related = ("event",)
-    show_full_result_count = False

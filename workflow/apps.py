@@ -1,7 +1,4 @@
-import importlib
-
 from django.apps import AppConfig
-from django.conf import settings
 
 
 class WorkflowConfig(AppConfig):
@@ -9,9 +6,9 @@ class WorkflowConfig(AppConfig):
     verbose_name = "Workflow"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401  (connects the post_transition receivers)
+        from outbox.events import event_types_register
 
-        # POLARIS_EXTRA_HANDLER_MODULES: modules that register dispatch handlers on import (test-only
-        # handlers in worker subprocesses, site plug-ins) without workflow knowing them.
-        for module in settings.OUTBOX_EXTRA_HANDLER_MODULES:
-            importlib.import_module(module)
+        from . import receivers  # noqa: F401  (connects the post_transition receivers)
+        from .events import WORKFLOW_EVENT_TYPES
+
+        event_types_register(self.label, WORKFLOW_EVENT_TYPES)

@@ -6,6 +6,8 @@ They take the instance only (django-fsm's contract) and write nothing.
 from collections.abc import Callable
 from typing import Any
 
+from .states import TaskState
+
 Guard = Callable[[Any], bool]
 
 
@@ -38,6 +40,4 @@ def has_tasks(plan: Any) -> bool:
 
 @guard("all_tasks_closed")
 def all_tasks_closed(plan: Any) -> bool:
-    from workflow.models import TaskState
-
     return not plan.tasks.exclude(state__in=(TaskState.COMPLETED, TaskState.CANCELLED)).exists()

@@ -1,4 +1,4 @@
-"""Tasks and action plans (state machines defined with django-fsm) and the transactional outbox.
+"""Tasks and action plans: the state machines, defined with django-fsm.
 
 The transition methods are the single source of truth for the graphs: services, the API's metadata
 and the docs' diagrams all introspect them. A transition method takes ``context`` (an ``EventContext``);
@@ -10,33 +10,13 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
-from django.utils import timezone
 from django_fsm import FSMField, FSMModelMixin, transition
+
+from outbox.models import OutboxEvent
 
 from . import guards
 from .policies import is_staff_for, may_cancel_task
-
-
-class TaskState(models.TextChoices):
-    NEW = "new", "New"
-    IN_PROGRESS = "in_progress", "In progress"
-    BLOCKED = "blocked", "Blocked"
-    COMPLETED = "completed", "Completed"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-class TaskPriority(models.TextChoices):
-    LOW = "low", "Low"
-    NORMAL = "normal", "Normal"
-    HIGH = "high", "High"
-    URGENT = "urgent", "Urgent"
-
-
-class ActionPlanState(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    ACTIVE = "active", "Active"
-    ARCHIVED = "archived", "Archived"
+from .states import ActionPlanState, TaskPriority, TaskState
 
 
 class ActionPlan(FSMModelMixin, models.Model):
@@ -198,126 +178,3 @@ class Task(FSMModelMixin, models.Model):
     )
     def cancel(self, *, context) -> None:
         self.blocked_reason = ""
-
-
-class OutboxEvent(models.Model):
-    """A domain event, written in the transaction that caused it; also the system's event history.
-
-    Dispatch state lives on the row: the dispatcher claims ``pending`` rows that are due, marks them
-    ``processing`` under a lease, and ends them ``dispatched`` or, after too many failures, ``dead``.
-    """
-
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        PROCESSING = "processing", "Processing"
-        DISPATCHED = "dispatched", "Dispatched"
-        DEAD = "dead", "Dead"
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    event_type = models.CharField(max_length=64)
-    aggregate_type = models.CharField(max_length=32)
-    aggregate_id = models.UUIDField()
-    sequence = models.PositiveIntegerField()
-    occurred_at = models.DateTimeField(default=timezone.now)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        db_constraint=False,
-    )
-    correlation_id = models.CharField(max_length=64)
-    causation_id = models.UUIDField(null=True, blank=True)
-    depth = models.PositiveSmallIntegerField(default=0)
-    payload = models.JSONField(default=dict)
-
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(default=timezone.now)
-    locked_until = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    dispatched_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ("occurred_at", "aggregate_id", "sequence")
-        constraints = [
-            models.UniqueConstraint(
-                fields=["aggregate_type", "aggregate_id", "sequence"],
-                name="outbox_aggregate_sequence_uniq",
-            ),
-        ]
-        indexes = [
-            # Claims scan only rows still to do: O(backlog), not O(history).
-            models.Index(
-                fields=["next_attempt_at"],
-                condition=Q(status__in=["pending", "processing"]),
-                name="outbox_due_idx",
-            ),
-            models.Index(
-                fields=["aggregate_type", "aggregate_id", "sequence"],
-                condition=Q(status__in=["pending", "processing"]),
-                name="outbox_undone_aggregate_idx",
-            ),
-            models.Index(fields=["occurred_at"], condition=Q(status="dead"), name="outbox_dead_idx"),
-            models.Index(fields=["correlation_id"], name="outbox_correlation_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.event_type} {self.aggregate_type}:{self.aggregate_id} #{self.sequence}"
-
-    def envelope(self) -> dict:
-        """The event as handlers and webhooks see it (JSON-ready)."""
-        return {
-            "id": str(self.id),
-            "event_type": self.event_type,
-            "aggregate_type": self.aggregate_type,
-            "aggregate_id": str(self.aggregate_id),
-            "sequence": self.sequence,
-            "occurred_at": self.occurred_at.isoformat(),
-            "actor_id": self.actor_id,
-            "correlation_id": self.correlation_id,
-            "causation_id": str(self.causation_id) if self.causation_id else None,
-            "depth": self.depth,
-            "payload": self.payload,
-        }
-
-
-class HandledEvent(models.Model):
-    """Ledger of (handler, event) pairs already handled.
-
-    A handler's effects and its ledger row commit in one transaction; the unique constraint makes a
-    redelivered event a no-op for that handler (effectively-once effects on at-least-once delivery).
-    """
-
-    handler = models.CharField(max_length=100)
-    event = models.ForeignKey(OutboxEvent, on_delete=models.CASCADE, related_name="handled_by")
-    handled_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["event", "handler"], name="handled_event_once_per_handler"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.handler} handled {self.event_id}"
-
-
-class IdempotencyKey(models.Model):
-    """The first response to a create request sent with ``Idempotency-Key``, replayed for repeats."""
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    key = models.CharField(max_length=255)
-    scope = models.CharField(max_length=200, help_text="The method and route the key was used on.")
-    request_hash = models.CharField(max_length=64)
-    response_status = models.PositiveSmallIntegerField()
-    response_body = models.JSONField()
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["user", "scope", "key"], name="idempotency_key_once_per_user"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.scope} {self.key}"

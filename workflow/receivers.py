@@ -4,7 +4,7 @@ from django.dispatch import receiver
 from django_fsm.signals import post_transition
 
 from .models import ActionPlan, Task
-from .services.outbox import event_record_transition
+from .services.events import event_record_transition
 
 
 @receiver(post_transition, sender=Task, dispatch_uid="workflow.task_outbox")

@@ -10,27 +10,19 @@ from typing import Any, TypeVar
 
 from django.db.models import QuerySet
 
+from polaris.access import scope_filter
 from polaris.accounts.models import User
-from polaris.statements import row_get
+from polaris.errors import NotFound
+from polaris.precompiled import row_get
 
-from .errors import NotFound
 from .machines import transitions_of
 from .models import ActionPlan, OutboxEvent, Task
 
 M = TypeVar("M", Task, ActionPlan)
 
 
-def _scope(user: User | None) -> dict[str, Any]:
-    """The filter that keeps ``user`` within scope (the one place the rule is written)."""
-    if user is None or user.role == User.Role.ADMIN:
-        return {}
-    if user.role == User.Role.AGENCY:
-        return {"agency_id": user.agency_id}
-    return {"client_id": user.pk}
-
-
 def _scoped(queryset: QuerySet, user: User | None) -> QuerySet:
-    return queryset.filter(**_scope(user))
+    return queryset.filter(**scope_filter(user))
 
 
 def task_queryset(*, user: User | None) -> QuerySet[Task]:
@@ -46,8 +38,8 @@ def _get(model: type[M], user: User | None, object_id: Any, label: str) -> M:
         pk = uuid.UUID(str(object_id))
     except (ValueError, TypeError):
         raise NotFound(f"{label} not found.") from None
-    # Precompiled: every transition starts here (polaris.statements).
-    instance = row_get(model, where={"id": pk, **_scope(user)})
+    # Precompiled: every transition starts here (polaris.precompiled).
+    instance = row_get(model, where={"id": pk, **scope_filter(user)})
     if instance is None:
         raise NotFound(f"{label} not found.")
     return instance

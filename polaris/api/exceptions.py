@@ -1,6 +1,6 @@
 """One error envelope for every API error: ``{success, error_code, message, details}``.
 
-Domain errors (``workflow.errors.DomainError``) map to a status by their ``error_code``; DRF's own errors
+Domain errors (``polaris.errors.DomainError``) map to a status by their ``error_code``; DRF's own errors
 (validation, parsing, authentication, 404, 405, 406, 415, throttling) get the same envelope, and an
 unexpected exception becomes a logged ``500 INTERNAL_ERROR`` envelope rather than an HTML page.
 """
@@ -13,7 +13,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from workflow.errors import DomainError
+from polaris.errors import DomainError
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from workflow.models import OutboxEvent
+from outbox.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -2,9 +2,9 @@
 
 import pytest
 
+from polaris.errors import ValidationFailed
 from tests.api.conftest import assert_envelope
 from workflow.api import extensions
-from workflow.errors import ValidationFailed
 
 pytestmark = pytest.mark.django_db
 

@@ -9,10 +9,12 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from polaris.api.idempotency import idempotency_keys_purge
+from outbox.models import OutboxEvent
+from polaris.idempotency.models import IdempotencyKey
+from polaris.idempotency.services import idempotency_keys_purge
 from tests.api.conftest import assert_envelope, bearer_client
 from tests.factories import AgencyFactory, AgentFactory, ClientFactory
-from workflow.models import ActionPlan, IdempotencyKey, OutboxEvent, Task
+from workflow.models import ActionPlan, Task
 from workflow.services.tasks import task_create
 
 TASKS = "/api/workflow/tasks"

@@ -6,7 +6,7 @@ import pytest
 from django.apps import apps as django_apps
 
 from automation.engine import automation_handle_event
-from workflow.models import OutboxEvent
+from outbox.models import OutboxEvent
 
 builtin = importlib.import_module("automation.migrations.0002_builtin_triggers")
 

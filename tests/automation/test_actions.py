@@ -8,8 +8,8 @@ from automation.actions import actions_validate, template_render
 from automation.engine import automation_handle_event
 from automation.models import Alert, TriggerExecution, WebhookDelivery, WebhookEndpoint
 from automation.services import trigger_create
+from polaris.errors import ValidationFailed
 from tests.automation.conftest import latest_event
-from workflow.errors import ValidationFailed
 from workflow.models import Task
 from workflow.services.tasks import task_transition
 

@@ -6,8 +6,9 @@ from rest_framework.test import APIClient
 from automation.actions import alert_raise
 from automation.models import Alert, TriggerExecution
 from automation.services import trigger_create
+from outbox.models import OutboxEvent
 from tests.automation.conftest import latest_event
-from workflow.models import OutboxEvent, Task
+from workflow.models import Task
 from workflow.services.tasks import task_transition
 
 pytestmark = pytest.mark.django_db

@@ -4,8 +4,9 @@ import pytest
 
 from automation.models import Alert, TriggerExecution
 from automation.services import trigger_create
+from outbox.models import OutboxEvent
 from tests.automation.conftest import dispatch_all
-from workflow.models import OutboxEvent, Task
+from workflow.models import Task
 
 pytestmark = pytest.mark.django_db
 

@@ -6,14 +6,15 @@ from django.utils import timezone
 
 from automation.models import Alert, TriggerExecution, WebhookDelivery, WebhookEndpoint
 from automation.services import trigger_create
+from outbox.models import HandledEvent, OutboxEvent
+from outbox.tasks import outbox_dispatch_task
 from polaris.celery import app as celery_app
 from tests.automation.conftest import latest_event
 from tests.automation.test_webhooks import Receiver, verify
 from tests.support.processes import celery_process, process_env, wait_until
-from workflow.models import HandledEvent, OutboxEvent, Task
+from workflow.models import Task
 from workflow.services.action_plans import action_plan_activate
 from workflow.services.tasks import task_transition
-from workflow.tasks import outbox_dispatch_task
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -6,9 +6,10 @@ from prometheus_client import REGISTRY
 from automation.engine import automation_handle_event, automation_metrics_flush
 from automation.models import Alert, TriggerExecution
 from automation.services import trigger_create
+from outbox.models import OutboxEvent
+from outbox.registry import handlers_for
 from tests.automation.conftest import latest_event
-from workflow.dispatch.registry import handlers_for
-from workflow.models import OutboxEvent, Task
+from workflow.models import Task
 from workflow.services.action_plans import action_plan_activate
 from workflow.services.tasks import task_transition
 
@@ -217,7 +218,7 @@ def test_a_trigger_rolled_back_is_never_served_from_the_cache(make_task, setting
 
 def test_a_concurrent_modification_is_retried_not_recorded(make_task, monkeypatch):
     from automation import actions
-    from workflow.errors import ConcurrentModification
+    from polaris.errors import ConcurrentModification
 
     def raced(**kwargs):
         raise ConcurrentModification()

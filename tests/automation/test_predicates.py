@@ -7,7 +7,7 @@ import pytest
 from automation import predicates
 from automation.predicates import PredicateError, predicate_compile
 from automation.services import trigger_create
-from workflow.errors import ValidationFailed
+from polaris.errors import ValidationFailed
 
 NAMES = {
     "event_type": "TaskStateChanged",

@@ -7,9 +7,9 @@ import uuid
 import pytest
 from django.utils import timezone
 
+from outbox import registry
+from outbox.models import OutboxEvent
 from tests.dispatch import effects
-from workflow.dispatch import registry
-from workflow.models import OutboxEvent
 
 
 @pytest.fixture(autouse=True)

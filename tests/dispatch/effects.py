@@ -12,7 +12,7 @@ import time
 
 from django.db import connection
 
-from workflow.dispatch.registry import register_handler, unregister_handler
+from outbox.registry import register_handler, unregister_handler
 
 EFFECT_TABLE = "dispatch_test_effect"
 HANDLER_NAME = "tests.effect"

@@ -5,7 +5,8 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
-from workflow.models import ActionPlan, HandledEvent, OutboxEvent, Task
+from outbox.models import HandledEvent, OutboxEvent
+from workflow.models import ActionPlan, Task
 from workflow.services.tasks import task_transition
 
 
@@ -16,8 +17,15 @@ def admin_client_(admin_user):
     return client
 
 
+APP_OF = {"task": "workflow", "actionplan": "workflow", "outboxevent": "outbox", "handledevent": "outbox"}
+
+
+def changelist(model: str) -> str:
+    return reverse(f"admin:{APP_OF[model]}_{model}_changelist")
+
+
 def run_action(client, model: str, action: str, pks):
-    url = reverse(f"admin:workflow_{model}_changelist")
+    url = changelist(model)
     response = client.post(url, {"action": action, "_selected_action": [str(pk) for pk in pks]}, follow=True)
     assert response.status_code == 200
     return [str(message) for message in get_messages(response.wsgi_request)]
@@ -28,9 +36,9 @@ def test_changelists_render(admin_client_, make_task, model):
     task = make_task()
     event = OutboxEvent.objects.get(aggregate_id=task.pk)
     HandledEvent.objects.create(handler="probe", event=event)
-    response = admin_client_.get(reverse(f"admin:workflow_{model}_changelist"))
+    response = admin_client_.get(changelist(model))
     assert response.status_code == 200
-    assert admin_client_.get(reverse(f"admin:workflow_{model}_changelist") + "?q=x").status_code == 200
+    assert admin_client_.get(changelist(model) + "?q=x").status_code == 200
 
 
 def test_rows_are_read_only(admin_client_, make_task):

@@ -1,17 +1,17 @@
 """The Celery wiring: beat schedule, time limits, acknowledgement policy, the task body."""
 
+from outbox.models import OutboxEvent
+from outbox.registry import register_handler
+from outbox.tasks import DISPATCH_HARD_TIME_LIMIT, DISPATCH_SOFT_TIME_LIMIT, outbox_dispatch_task
 from polaris.celery import _beat_schedule
 from polaris.celery import app as celery_app
-from workflow.dispatch.registry import register_handler
-from workflow.models import OutboxEvent
-from workflow.tasks import DISPATCH_HARD_TIME_LIMIT, DISPATCH_SOFT_TIME_LIMIT, outbox_dispatch_task
 
 
 def test_beat_runs_dispatch_and_the_sla_scan_each_expiring_before_its_next_run(settings):
     settings.OUTBOX_DISPATCH_INTERVAL_SECONDS = 5
     settings.SLA_SCAN_INTERVAL_SECONDS = 300
     schedule = _beat_schedule()
-    assert schedule["outbox-dispatch"]["task"] == "workflow.outbox_dispatch"
+    assert schedule["outbox-dispatch"]["task"] == "outbox.dispatch"
     assert schedule["sla-scan"]["task"] == "sla.sla_scan"
     assert schedule["outbox-dispatch"]["schedule"] == 5
     assert schedule["sla-scan"]["schedule"] == 300
@@ -36,7 +36,7 @@ def test_every_scheduled_task_name_is_a_registered_task():
 
 
 def test_dispatch_task_limits_and_acknowledgement():
-    assert outbox_dispatch_task.name == "workflow.outbox_dispatch"
+    assert outbox_dispatch_task.name == "outbox.dispatch"
     assert 0 < outbox_dispatch_task.soft_time_limit == DISPATCH_SOFT_TIME_LIMIT < DISPATCH_HARD_TIME_LIMIT
     assert outbox_dispatch_task.time_limit == DISPATCH_HARD_TIME_LIMIT
     assert outbox_dispatch_task.acks_late is False

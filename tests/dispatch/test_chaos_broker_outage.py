@@ -4,12 +4,12 @@ import time
 
 import pytest
 
+from outbox.kick import kick_reset
+from outbox.models import OutboxEvent
 from polaris.celery import app as celery_app
 from tests.dispatch import effects
 from tests.dispatch.workers import PrivateRedis, beat, publishing_to, worker
 from tests.support.processes import wait_until
-from workflow.dispatch.kick import kick_reset
-from workflow.models import OutboxEvent
 from workflow.services.tasks import task_transition
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db(transaction=True)]

@@ -9,13 +9,13 @@ import time
 import pytest
 from django.db import connection
 
+from outbox.dispatcher import outbox_dispatch
+from outbox.tasks import outbox_dispatch_task
 from polaris.celery import app as celery_app
 from tests.dispatch import effects
 from tests.dispatch.conftest import probe_events_bulk
 from tests.dispatch.workers import CeleryProcess, dispatch_env, outbox_status_counts
 from tests.support.processes import wait_until
-from workflow.dispatch.dispatcher import outbox_dispatch
-from workflow.tasks import outbox_dispatch_task
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db(transaction=True)]
 

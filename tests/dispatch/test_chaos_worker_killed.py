@@ -2,12 +2,12 @@
 
 import pytest
 
+from outbox.tasks import outbox_dispatch_task
 from polaris.celery import app as celery_app
 from tests.dispatch import effects
 from tests.dispatch.conftest import probe_events_bulk
 from tests.dispatch.workers import kill_hard, outbox_status_counts, start_worker, worker
 from tests.support.processes import wait_until
-from workflow.tasks import outbox_dispatch_task
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db(transaction=True)]
 

@@ -7,8 +7,8 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from workflow.dispatch.dispatcher import outbox_claim
-from workflow.models import OutboxEvent
+from outbox.dispatcher import outbox_claim
+from outbox.models import OutboxEvent
 
 
 def test_claims_due_pending_events_oldest_first_and_leases_them(make_event, settings):
@@ -59,7 +59,7 @@ def test_claim_plan_uses_the_partial_due_index(make_event):
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute(
-            "EXPLAIN SELECT id FROM workflow_outboxevent WHERE status IN ('pending', 'processing') "
+            "EXPLAIN SELECT id FROM outbox_outboxevent WHERE status IN ('pending', 'processing') "
             "AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT 500"
         )
         plan = "\n".join(row[0] for row in cursor.fetchall())
@@ -76,7 +76,7 @@ def test_concurrent_claims_take_disjoint_batches(make_event):
     events = [make_event() for _ in range(6)]
     with psycopg.connect(database_url_for_tests()) as other, other.transaction():
         locked = other.execute(
-            "SELECT id FROM workflow_outboxevent ORDER BY next_attempt_at LIMIT 3 FOR UPDATE"
+            "SELECT id FROM outbox_outboxevent ORDER BY next_attempt_at LIMIT 3 FOR UPDATE"
         ).fetchall()
         claimed = outbox_claim(limit=10)
     assert {e.id for e in claimed} == {e.id for e in events} - {row[0] for row in locked}

@@ -6,8 +6,8 @@ from unittest import mock
 import pytest
 from django.db import transaction
 
+from outbox import kick
 from tests.dispatch.workers import free_port, publishing_to
-from workflow.dispatch import kick
 from workflow.services.tasks import task_transition
 
 
@@ -45,7 +45,7 @@ def test_a_dead_broker_costs_one_short_attempt_then_kicks_pause(dead_broker, set
     kick._send_kick()  # must not raise: the commit already happened
     assert time.monotonic() - started < 2
 
-    with mock.patch("workflow.tasks.outbox_dispatch_task.apply_async") as publish:
+    with mock.patch.object(kick.celery_app, "send_task") as publish:
         kick._send_kick()
     publish.assert_not_called()  # circuit open: beat covers the next interval
 
@@ -54,7 +54,7 @@ def test_kicks_coalesce_until_a_dispatch_run_starts(settings):
     settings.OUTBOX_DISPATCH_INTERVAL_SECONDS = 5
     kick.kick_reset()
     kick.kick_acknowledge()
-    with mock.patch("workflow.tasks.outbox_dispatch_task.apply_async") as publish:
+    with mock.patch.object(kick.celery_app, "send_task") as publish:
         kick._send_kick()
         kick._send_kick()  # a kick is already queued: this commit rides on it
         assert publish.call_count == 1
@@ -66,10 +66,10 @@ def test_kicks_coalesce_until_a_dispatch_run_starts(settings):
 
 @pytest.mark.django_db
 def test_the_dispatch_task_clears_the_pending_flag_before_it_claims(settings):
-    from workflow.tasks import outbox_dispatch_task
+    from outbox.tasks import outbox_dispatch_task
 
     kick.kick_reset()
-    with mock.patch("workflow.tasks.outbox_dispatch_task.apply_async") as publish:
+    with mock.patch.object(kick.celery_app, "send_task") as publish:
         kick._send_kick()
         outbox_dispatch_task.run()
         kick._send_kick()

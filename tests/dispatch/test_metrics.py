@@ -4,9 +4,9 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from outbox.dispatcher import outbox_dispatch
+from outbox.registry import register_handler
 from polaris.metrics import OUTBOX_DISPATCH_LAG, OUTBOX_EVENTS_PROCESSED
-from workflow.dispatch.dispatcher import outbox_dispatch
-from workflow.dispatch.registry import register_handler
 
 
 def processed(event_type: str, status: str) -> float:

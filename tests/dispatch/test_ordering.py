@@ -5,9 +5,9 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from workflow.dispatch.dispatcher import outbox_claim, outbox_dispatch
-from workflow.dispatch.registry import register_handler
-from workflow.models import OutboxEvent
+from outbox.dispatcher import outbox_claim, outbox_dispatch
+from outbox.models import OutboxEvent
+from outbox.registry import register_handler
 
 
 def test_only_the_first_undone_event_of_an_aggregate_is_claimed(make_event):

@@ -5,11 +5,11 @@ import uuid
 import pytest
 from rest_framework.test import APIClient
 
-from workflow.dispatch.dispatcher import outbox_dispatch
-from workflow.dispatch.registry import register_handler
-from workflow.dispatch.services import outbox_event_replay
-from workflow.errors import Conflict, NotFound, PermissionDenied
-from workflow.models import HandledEvent, OutboxEvent
+from outbox.dispatcher import outbox_dispatch
+from outbox.models import HandledEvent, OutboxEvent
+from outbox.registry import register_handler
+from outbox.replay import outbox_event_replay
+from polaris.errors import Conflict, NotFound, PermissionDenied
 
 
 @pytest.fixture

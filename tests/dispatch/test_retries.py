@@ -6,10 +6,10 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from outbox.dispatcher import outbox_dispatch, retry_delay
+from outbox.models import OutboxEvent
+from outbox.registry import register_handler
 from polaris.metrics import OUTBOX_EVENTS_PROCESSED
-from workflow.dispatch.dispatcher import outbox_dispatch, retry_delay
-from workflow.dispatch.registry import register_handler
-from workflow.models import OutboxEvent
 
 
 def always_fail(event):

@@ -4,11 +4,11 @@ import time
 
 import pytest
 
+from outbox.models import OutboxEvent
 from polaris.celery import app as celery_app
 from tests.dispatch import effects
 from tests.dispatch.workers import beat, worker
 from tests.support.processes import wait_until
-from workflow.models import OutboxEvent
 from workflow.services.tasks import task_transition
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

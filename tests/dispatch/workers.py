@@ -52,7 +52,7 @@ def start_worker(name: str, *, pool: str = "solo", concurrency: int = 1, **env: 
 
 def outbox_status_counts() -> dict[str, int]:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT status, count(*) FROM workflow_outboxevent GROUP BY status")
+        cursor.execute("SELECT status, count(*) FROM outbox_outboxevent GROUP BY status")
         return dict(cursor.fetchall())
 
 

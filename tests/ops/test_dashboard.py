@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from automation.models import Alert
-from polaris.ops.selectors import BAR_MAX_WIDTH, bar_chart
-from workflow.models import OutboxEvent
+from ops.dashboard import BAR_MAX_WIDTH, bar_chart
+from outbox.models import OutboxEvent
 
 
 def test_bar_widths_are_proportional_to_the_largest_value():

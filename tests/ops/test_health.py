@@ -3,7 +3,7 @@
 import pytest
 from django.db.migrations.executor import MigrationExecutor
 
-from polaris.ops import health
+from ops import health
 
 
 def test_healthz_is_ok_without_touching_the_database(client):

@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from polaris.ops.tasks import idempotency_keys_purge_task
-from workflow.models import IdempotencyKey
+from ops.tasks import idempotency_keys_purge_task
+from polaris.idempotency.models import IdempotencyKey
 
 
 @pytest.mark.django_db

@@ -8,10 +8,10 @@ import logging
 import pytest
 import structlog
 
+from ops import celery_signals
+from ops.metrics import CELERY_TASKS
 from polaris.correlation import get_correlation_id, reset_correlation_id, set_correlation_id
 from polaris.logging import logging_config
-from polaris.ops import celery_signals
-from polaris.ops.metrics import CELERY_TASKS
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ class FakeRequest:
 
 
 class FakeTask:
-    name = "workflow.outbox_dispatch"
+    name = "outbox.dispatch"
 
     def __init__(self, **headers):
         self.request = FakeRequest(**headers)
@@ -172,7 +172,7 @@ def test_a_task_runs_with_the_published_correlation_id_bound_then_unbinds_and_co
     (line,) = json_lines(stream)
     assert line["correlation_id"] == "from-request"
     assert line["task_id"] == "celery-1"
-    assert line["task_name"] == "workflow.outbox_dispatch"
+    assert line["task_name"] == "outbox.dispatch"
     assert get_correlation_id() is None
     assert "task_id" not in structlog.contextvars.get_contextvars()
     assert CELERY_TASKS.labels(task.name, "SUCCESS")._value.get() == before + 1

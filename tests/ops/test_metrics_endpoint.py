@@ -6,9 +6,9 @@ import pytest
 from django.db import DatabaseError
 from prometheus_client import REGISTRY
 
-from polaris.ops import metrics, selectors
-from workflow.errors import InvalidTransition
-from workflow.models import OutboxEvent
+from ops import metrics, stats
+from outbox.models import OutboxEvent
+from polaris.errors import InvalidTransition
 from workflow.services.tasks import task_transition
 
 from .promtool import promtool, requires_promtool
@@ -103,7 +103,7 @@ def test_collector_reports_down_instead_of_failing_the_scrape(client, monkeypatc
     def broken(**kwargs):
         raise DatabaseError("connection refused")
 
-    monkeypatch.setattr(selectors, "metrics_snapshot", broken)
+    monkeypatch.setattr(stats, "metrics_snapshot", broken)
     text = scrape(client)
     assert sample(text, "polaris_state_collector_up") == 0
     assert "active_tasks_total" not in text.replace("# ", "")  # no stale figures

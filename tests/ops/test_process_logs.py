@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from polaris.ops.celery_signals import HEADER
+from ops.celery_signals import HEADER
+from outbox.tasks import outbox_dispatch_task
 from tests.support.processes import celery_process, process_env, wait_until
-from workflow.tasks import outbox_dispatch_task
 
 
 def json_lines(text: str) -> list[dict]:
@@ -40,7 +40,7 @@ def test_worker_lines_are_json_with_the_task_correlation_id(tmp_path):
     assert everything, worker.output
     assert all(line["service"] == "worker" for line in everything)
     assert any("ready." in line["event"] for line in everything)
-    assert lines[0]["task_name"] == "workflow.outbox_dispatch"
+    assert lines[0]["task_name"] == "outbox.dispatch"
     # No line in Celery's own log format ("[2026-01-01 10:00:00,123: INFO/MainProcess] ..."): its
     # logging setup was replaced (only the start-up banner, which is printed, is not JSON).
     celery_format = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+: [A-Z]+/")

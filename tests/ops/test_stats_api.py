@@ -7,9 +7,9 @@ import time_machine
 from django.utils import timezone
 
 from automation.models import Trigger, TriggerExecution, WebhookDelivery, WebhookEndpoint
+from outbox.models import OutboxEvent
 from sla.models import SLAConfig, SLARecord
 from tests.factories import AgentFactory, ClientFactory
-from workflow.models import OutboxEvent
 from workflow.services.tasks import task_create, task_transition
 
 URL = "/api/workflow/stats"
@@ -62,7 +62,6 @@ def test_admin_sees_every_agency(api, admin_user, workload):
     assert body["outbox"]["dead"] == 0
     assert body["outbox"]["oldest_pending_age_seconds"] >= 0
     assert body["automation"] == {"trigger_executions_24h": 0, "webhook_failures_24h": 0}
-    assert body["unavailable"] == []
 
 
 def test_agency_staff_see_their_agency_only(api, agent, agency, workload):
@@ -137,19 +136,6 @@ def test_dead_events_oldest_pending_age_and_automation_last_24h(api, admin_user,
     assert body["outbox"]["pending"] == 5
     assert 300 <= body["outbox"]["oldest_pending_age_seconds"] < 360
     assert body["automation"] == {"trigger_executions_24h": 1, "webhook_failures_24h": 2}
-
-
-def test_sections_of_missing_apps_are_null_and_named(api, admin_user, workload, monkeypatch):
-    from polaris.ops import selectors
-
-    real = selectors.optional_model
-    monkeypatch.setattr(
-        selectors, "optional_model", lambda app, model: None if app == "automation" else real(app, model)
-    )
-    body = get(api, admin_user).json()
-    assert body["automation"] is None
-    assert body["unavailable"] == ["automation"]
-    assert body["sla"]["running"] == 4
 
 
 def test_the_endpoint_is_in_the_openapi_schema(api, admin_user):

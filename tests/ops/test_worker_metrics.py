@@ -6,9 +6,9 @@ import urllib.request
 
 import pytest
 
-from polaris.ops.celery_signals import HEADER
+from ops.celery_signals import HEADER
+from outbox.tasks import outbox_dispatch_task
 from tests.support.processes import celery_process, process_env, wait_until
-from workflow.tasks import outbox_dispatch_task
 
 from .promtool import PROMTOOL, promtool
 from .test_metrics_endpoint import sample
@@ -45,7 +45,7 @@ def test_worker_counters_are_served_on_the_worker_metrics_port(tmp_path):
         def dispatched():
             text = fetch(port)
             finished = sum(
-                sample(text, "celery_tasks_total", task_name="workflow.outbox_dispatch", state=state) or 0
+                sample(text, "celery_tasks_total", task_name="outbox.dispatch", state=state) or 0
                 for state in ("SUCCESS", "FAILURE", "RETRY")
             )
             return text if finished >= 1 else None
@@ -66,7 +66,7 @@ def test_a_port_without_a_multiprocess_dir_warns_for_process_pools(
 ):
     import prometheus_client
 
-    from polaris.ops import celery_signals
+    from ops import celery_signals
 
     served = []
     monkeypatch.setattr(prometheus_client, "start_http_server", lambda port, **kwargs: served.append(kwargs))
@@ -80,7 +80,7 @@ def test_a_port_without_a_multiprocess_dir_warns_for_process_pools(
 def test_no_port_no_server(settings, monkeypatch):
     import prometheus_client
 
-    from polaris.ops import celery_signals
+    from ops import celery_signals
 
     monkeypatch.setattr(prometheus_client, "start_http_server", lambda *a, **k: pytest.fail("must not serve"))
     settings.WORKER_METRICS_PORT = 0

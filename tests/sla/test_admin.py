@@ -4,9 +4,9 @@ import holidays
 import pytest
 from django.test import Client
 
+from polaris.errors import ValidationFailed
 from sla.models import BusinessCalendar, SLARecord
 from sla.services import business_calendar_holidays_fill
-from workflow.errors import ValidationFailed
 
 
 @pytest.fixture

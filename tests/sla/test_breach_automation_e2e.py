@@ -10,13 +10,14 @@ from django.utils import timezone
 
 from automation.models import Alert, TriggerExecution
 from automation.services import trigger_create
+from outbox.dispatcher import outbox_dispatch
+from outbox.models import OutboxEvent
 from polaris.celery import app as celery_app
 from sla.models import SLARecord
 from sla.services import sla_config_create, sla_scan
 from tests.sla.conftest import MONDAY_10
 from tests.support.processes import wait_until
-from workflow.dispatch.dispatcher import outbox_dispatch
-from workflow.models import OutboxEvent, Task
+from workflow.models import Task
 
 ESCALATE = [
     {

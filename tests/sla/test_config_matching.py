@@ -6,9 +6,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from polaris.errors import ValidationFailed
 from sla.models import BusinessCalendar, SLAConfig, SLARecord
 from sla.selectors import sla_config_match
-from workflow.errors import ValidationFailed
 
 
 def test_default_configs_arrive_by_data_migration(db):

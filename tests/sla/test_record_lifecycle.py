@@ -4,9 +4,9 @@ from datetime import timedelta
 
 import time_machine
 
+from outbox.models import OutboxEvent
 from sla.models import SLARecord
 from tests.sla.conftest import MONDAY_10
-from workflow.models import OutboxEvent
 
 
 def record_of(task) -> SLARecord:

@@ -6,11 +6,11 @@ import pytest
 import time_machine
 from django.core.management import call_command
 
+from outbox.models import OutboxEvent
 from polaris.metrics import SLA_RECORDS_BREACHED
 from sla.models import SLARecord
 from sla.services import sla_scan
 from tests.sla.conftest import MONDAY_10
-from workflow.models import OutboxEvent
 
 
 def breached_total() -> float:

@@ -8,10 +8,10 @@ import pytest
 import time_machine
 from django.db import connection
 
+from outbox.models import OutboxEvent
 from sla.models import SLARecord
 from sla.services import sla_scan
 from tests.sla.conftest import MONDAY_10
-from workflow.models import OutboxEvent
 
 RECORDS = 120
 

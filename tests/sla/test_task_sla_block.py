@@ -10,10 +10,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import NoReverseMatch, reverse
 from rest_framework.test import APIClient
 
+from polaris.errors import ValidationFailed
 from sla.services import sla_scan
 from tests.sla.conftest import MONDAY_10
 from workflow.api import extensions
-from workflow.errors import ValidationFailed
 from workflow.models import Task
 
 

@@ -4,10 +4,10 @@ from datetime import timedelta
 
 import time_machine
 
+from outbox.models import OutboxEvent
 from sla.models import SLARecord
 from sla.services import sla_scan
 from tests.sla.conftest import MONDAY_10
-from workflow.models import OutboxEvent
 
 
 def warnings_for(record):

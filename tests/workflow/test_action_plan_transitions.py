@@ -4,8 +4,9 @@ import itertools
 
 import pytest
 
-from workflow.errors import InvalidTransition
-from workflow.models import ActionPlan, ActionPlanState, OutboxEvent, Task
+from outbox.models import OutboxEvent
+from polaris.errors import InvalidTransition
+from workflow.models import ActionPlan, ActionPlanState, Task
 from workflow.services.action_plans import action_plan_transition
 
 EDGES = {("draft", "active"), ("draft", "archived"), ("active", "archived")}

@@ -4,7 +4,8 @@ import pytest
 from django.db import transaction
 from django_fsm.signals import post_transition
 
-from workflow.models import OutboxEvent, Task
+from outbox.models import OutboxEvent
+from workflow.models import Task
 from workflow.services.tasks import task_transition
 
 

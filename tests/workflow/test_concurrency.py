@@ -6,8 +6,9 @@ import pytest
 from django.db import connection
 from django_fsm.signals import pre_transition
 
-from workflow.errors import ConcurrentModification
-from workflow.models import OutboxEvent, Task
+from outbox.models import OutboxEvent
+from polaris.errors import ConcurrentModification
+from workflow.models import Task
 from workflow.services.tasks import task_transition
 
 ROUNDS = 25

@@ -1,7 +1,7 @@
 """The event envelope: lineage (actor, correlation, causation, depth) and history order."""
 
+from outbox.models import OutboxEvent
 from polaris.correlation import reset_correlation_id, set_correlation_id
-from workflow.models import OutboxEvent
 from workflow.selectors import task_events
 from workflow.services.tasks import task_create, task_transition
 

@@ -2,8 +2,9 @@
 
 import pytest
 
-from workflow.errors import GuardFailed
-from workflow.models import ActionPlan, OutboxEvent, Task
+from outbox.models import OutboxEvent
+from polaris.errors import GuardFailed
+from workflow.models import ActionPlan, Task
 from workflow.services.action_plans import action_plan_activate, action_plan_archive
 from workflow.services.tasks import task_transition
 

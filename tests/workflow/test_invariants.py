@@ -3,8 +3,9 @@
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workflow.errors import DomainError
-from workflow.models import OutboxEvent, Task, TaskState
+from outbox.models import OutboxEvent
+from polaris.errors import DomainError
+from workflow.models import Task, TaskState
 from workflow.services.tasks import task_transition
 
 

@@ -4,8 +4,9 @@ import itertools
 
 import pytest
 
-from workflow.errors import InvalidTransition
-from workflow.models import OutboxEvent, Task, TaskState
+from outbox.models import OutboxEvent
+from polaris.errors import InvalidTransition
+from workflow.models import Task, TaskState
 from workflow.services.tasks import task_transition
 
 EDGES = {

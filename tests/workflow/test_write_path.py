@@ -1,4 +1,4 @@
-"""The transition write path is four statements and a commit; each one written by polaris.statements."""
+"""The transition write path is four statements and a commit; each one written by polaris.precompiled."""
 
 import pytest
 from django.db import connection
@@ -24,6 +24,6 @@ def test_a_transition_is_four_statements(make_task, agent, settings):
     assert '"agency_id" = ' in task_read
     assert advance.startswith('UPDATE "workflow_task" SET "state" = ')
     assert '"version" = ' in advance
-    assert event.startswith('INSERT INTO "workflow_outboxevent"')
+    assert event.startswith('INSERT INTO "outbox_outboxevent"')
     assert '"sla_slarecord"' in sla_lock
     assert sla_lock.endswith("FOR UPDATE")

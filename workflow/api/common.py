@@ -13,8 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from polaris.accounts.models import User
-from polaris.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from polaris.api.pagination import StandardPagination
+from polaris.idempotency.services import HEADER as IDEMPOTENCY_HEADER
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     IDEMPOTENCY_HEADER,

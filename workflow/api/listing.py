@@ -17,9 +17,9 @@ from rest_framework import serializers
 from rest_framework.request import Request
 
 from polaris.accounts.models import User
+from polaris.errors import NotFound, ValidationFailed
 from workflow import selectors
 from workflow.api import extensions
-from workflow.errors import NotFound, ValidationFailed
 from workflow.models import ActionPlan, Task, TaskPriority
 
 # Parameters DRF itself understands (renderer choice); accepted everywhere.

@@ -5,19 +5,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from outbox.events import event_types_registered
 from polaris.accounts.models import User
-from workflow.api import extensions
 from workflow.api.serializers import MetadataSerializer
-from workflow.events import WORKFLOW_EVENT_TYPES
 from workflow.machines import machine_describe
 from workflow.models import ActionPlan, Task, TaskPriority
 
 
 def metadata_describe() -> dict:
-    event_types = list(dict.fromkeys([*WORKFLOW_EVENT_TYPES, *extensions.event_types]))
     return {
         "machines": {"task": machine_describe(Task), "action_plan": machine_describe(ActionPlan)},
-        "event_types": event_types,
+        "event_types": event_types_registered(),
         "roles": list(User.Role.values),
         "priorities": list(TaskPriority.values),
     }

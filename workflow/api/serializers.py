@@ -13,6 +13,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from polaris.access import is_admin, is_agent, is_client
 from polaris.accounts.models import Agency, User
 from workflow import selectors
 from workflow.api import extensions
@@ -30,12 +31,21 @@ def referable_users(user: Any) -> QuerySet[User]:
     """Users a caller may name in a body: admins anyone; agents their agency's people; clients themselves
     and their agency's agents."""
     users = User.objects.all()
-    if user is None or getattr(user, "role", None) == User.Role.ADMIN:
+    if is_admin(user):
         return users
-    if user.role == User.Role.AGENCY:
+    if is_agent(user):
         return users.filter(Q(agency_id=user.agency_id) | Q(agency__isnull=True, role=User.Role.CLIENT))
     own_agents = Q(agency_id=user.agency_id, role=User.Role.AGENCY) if user.agency_id else Q(pk__in=[])
     return users.filter(Q(pk=user.pk) | own_agents)
+
+
+def default_agency(*, user: Any, client: User) -> Agency:
+    """The agency a create body may omit: the agent's own, else the client's; admins must name one."""
+    agency_id = user.agency_id if is_agent(user) else None
+    agency_id = agency_id or client.agency_id
+    if agency_id is None:
+        raise serializers.ValidationError({"agency": ["This field is required."]})
+    return Agency.objects.get(pk=agency_id)
 
 
 @extend_schema_field(OpenApiTypes.INT)
@@ -168,16 +178,12 @@ class TaskCreateSerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         user = _caller(self)
         if "client" not in attrs:
-            if user is not None and user.role == User.Role.CLIENT:
+            if is_client(user):
                 attrs["client"] = user
             else:
                 raise serializers.ValidationError({"client": ["This field is required."]})
         if "agency" not in attrs:
-            agency_id = user.agency_id if user is not None and user.role == User.Role.AGENCY else None
-            agency_id = agency_id or attrs["client"].agency_id
-            if agency_id is None:
-                raise serializers.ValidationError({"agency": ["This field is required."]})
-            attrs["agency"] = Agency.objects.get(pk=agency_id)
+            attrs["agency"] = default_agency(user=user, client=attrs["client"])
         return attrs
 
 
@@ -294,12 +300,7 @@ class ActionPlanCreateSerializer(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "agency" not in attrs:
-            user = _caller(self)
-            agency_id = user.agency_id if user is not None and user.role == User.Role.AGENCY else None
-            agency_id = agency_id or attrs["client"].agency_id
-            if agency_id is None:
-                raise serializers.ValidationError({"agency": ["This field is required."]})
-            attrs["agency"] = Agency.objects.get(pk=agency_id)
+            attrs["agency"] = default_agency(user=_caller(self), client=attrs["client"])
         return attrs
 
 

@@ -6,8 +6,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from polaris.api.idempotency import idempotent_create
 from polaris.api.pagination import StandardPagination
+from polaris.idempotency.services import idempotent_create
 from workflow import selectors
 from workflow.api import extensions
 from workflow.api.common import (

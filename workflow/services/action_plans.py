@@ -6,14 +6,17 @@ from typing import Any
 
 from django.db import transaction
 
+from outbox.events import EventContext
+from outbox.models import OutboxEvent
+from polaris.access import is_client
 from polaris.accounts.models import Agency, User
-from workflow.errors import PermissionDenied, ValidationFailed
-from workflow.events import EventContext
-from workflow.models import ActionPlan, ActionPlanState, OutboxEvent
+from polaris.errors import PermissionDenied, ValidationFailed
+from workflow.models import ActionPlan, ActionPlanState
 from workflow.policies import is_staff_for
 from workflow.selectors import action_plan_get
+from workflow.validation import title_errors
 
-from .outbox import event_record_creation
+from .events import event_record_creation
 from .transitions import transition_apply
 
 
@@ -30,11 +33,9 @@ def action_plan_create(
 ) -> ActionPlan:
     """Create a plan in state ``draft`` and write its ``ActionPlanCreated`` event."""
     errors: dict[str, list[str]] = {}
-    if not title.strip():
-        errors["title"] = ["This field may not be blank."]
-    elif len(title) > 200:
-        errors["title"] = ["Ensure this field has no more than 200 characters."]
-    if client.role != User.Role.CLIENT:
+    if title_problems := title_errors(title):
+        errors["title"] = title_problems
+    if not is_client(client):
         errors["client"] = ["Must be a client user."]
     elif client.agency_id is not None and client.agency_id != agency.pk:
         errors["client"] = ["This client is served by another agency."]

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 
+from outbox.events import EventContext
+from outbox.models import OutboxEvent
+from polaris.access import is_admin, is_agent, is_client, may_serve
 from polaris.accounts.models import Agency, User
-from workflow.errors import PermissionDenied, ValidationFailed
-from workflow.events import EventContext
-from workflow.models import ActionPlan, ActionPlanState, OutboxEvent, Task, TaskPriority, TaskState
+from polaris.errors import PermissionDenied, ValidationFailed
+from workflow.models import ActionPlan, ActionPlanState, Task, TaskPriority, TaskState
 from workflow.selectors import task_get
+from workflow.validation import is_slug, title_errors
 
-from .outbox import event_record_creation
+from .events import event_record_creation
 from .transitions import transition_apply
 
-_SLUG = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
 CLIENT_TASK_TYPES = frozenset({"intake"})
 
 
@@ -34,24 +35,19 @@ def _check_task_input(
     action_plan: ActionPlan | None,
 ) -> None:
     errors: dict[str, list[str]] = {}
-    if not title.strip():
-        errors["title"] = ["This field may not be blank."]
-    elif len(title) > 200:
-        errors["title"] = ["Ensure this field has no more than 200 characters."]
-    if not _SLUG.match(task_type) or len(task_type) > 64:
+    if title_problems := title_errors(title):
+        errors["title"] = title_problems
+    if not is_slug(task_type):
         errors["task_type"] = ["Use a lowercase slug such as 'intake' or 'home-visit'."]
-    if service_area and (not _SLUG.match(service_area) or len(service_area) > 64):
+    if service_area and not is_slug(service_area):
         errors["service_area"] = ["Use a lowercase slug such as 'housing'."]
     if priority not in TaskPriority.values:
         errors["priority"] = [f"Choose one of: {', '.join(TaskPriority.values)}."]
-    if client.role != User.Role.CLIENT:
+    if not is_client(client):
         errors["client"] = ["Must be a client user."]
     elif client.agency_id is not None and client.agency_id != agency.pk:
         errors["client"] = ["This client is served by another agency."]
-    if assignee is not None and not (
-        assignee.role == User.Role.ADMIN
-        or (assignee.role == User.Role.AGENCY and assignee.agency_id == agency.pk)
-    ):
+    if assignee is not None and not may_serve(assignee, agency_id=agency.pk):
         errors["assignee"] = ["Must be an agent of the task's agency."]
     if action_plan is not None:
         if action_plan.client_id != client.pk or action_plan.agency_id != agency.pk:
@@ -61,9 +57,9 @@ def _check_task_input(
     if errors:
         raise ValidationFailed(details=errors)
 
-    if actor is None or actor.role == User.Role.ADMIN:
+    if actor is None or is_admin(actor):
         return
-    if actor.role == User.Role.AGENCY:
+    if is_agent(actor):
         if actor.agency_id != agency.pk:
             raise PermissionDenied("Agency agents create tasks for their own agency only.")
         return

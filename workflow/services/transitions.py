@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from outbox.events import EventContext
+from outbox.models import OutboxEvent
+from polaris.errors import DomainError, GuardFailed, InvalidTransition, PermissionDenied
 from polaris.metrics import WORKFLOW_TRANSITIONS
-from workflow.errors import DomainError, GuardFailed, InvalidTransition, PermissionDenied
-from workflow.events import EventContext
 from workflow.guards import guard_name
 from workflow.machines import transition_find
-from workflow.models import ActionPlan, OutboxEvent, Task
+from workflow.models import ActionPlan, Task
 
 
 def transition_apply(*, instance: Task | ActionPlan, target_state: str, context: EventContext) -> OutboxEvent:

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework.exceptions import APIException
 
-from workflow import errors
+from polaris import errors
 from workflow.machines import edges_of, machine_describe
 from workflow.models import ActionPlan, Task
 

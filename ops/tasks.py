@@ -1,0 +1,18 @@
+"""Housekeeping tasks run by beat."""
+
+import logging
+
+from celery import shared_task
+
+from polaris.idempotency.services import idempotency_keys_purge
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="ops.idempotency_keys_purge", ignore_result=True, soft_time_limit=300, time_limit=330)
+def idempotency_keys_purge_task() -> int:
+    """Forget ``Idempotency-Key`` responses older than ``IDEMPOTENCY_KEY_TTL_HOURS``."""
+    deleted = idempotency_keys_purge()
+    if deleted:
+        logger.info("purged idempotency keys", extra={"deleted": deleted})
+    return deleted

@@ -1,0 +1,12 @@
+from django.urls import re_path
+
+from .events import OutboxEventReplayView
+
+urlpatterns = [
+    # Trailing slash optional, like the rest of the API.
+    re_path(
+        r"^events/(?P<event_id>[^/]+)/replay/?$",
+        OutboxEventReplayView.as_view(),
+        name="workflow-event-replay",
+    ),
+]

@@ -1,0 +1,109 @@
+"""``Idempotency-Key`` for the create endpoints: a repeated request replays the first response.
+
+The key row is written in the same transaction as the object it records, so either both exist or
+neither does. Two concurrent requests with one key both run, but only one can insert the key (unique
+constraint on user + scope + key): the loser's transaction, creation included, rolls back and it replays
+the winner's response. Only successful responses are kept; a failed request created nothing and may
+be retried with the same key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from polaris.errors import DomainError, ValidationFailed
+from polaris.idempotency.models import IdempotencyKey
+
+HEADER = "Idempotency-Key"
+REPLAY_HEADER = "Idempotent-Replayed"
+# Visible ASCII only: keys end up in logs and in a varchar(255).
+_VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+class IdempotencyKeyReused(DomainError):
+    """The key was already used by this caller for a request with a different body."""
+
+    error_code = "IDEMPOTENCY_KEY_REUSED"
+    default_message = "This Idempotency-Key was already used with a different request body."
+
+
+def _cutoff(now: datetime | None = None) -> datetime:
+    return (now or timezone.now()) - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+
+
+def request_fingerprint(data: Any) -> str:
+    """SHA-256 of the request body in a canonical JSON form (key order and spacing do not matter)."""
+    if hasattr(data, "lists"):  # QueryDict from form posts
+        data = dict(data.lists())
+    try:
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    except RecursionError:
+        raise ValidationFailed(details={"non_field_errors": ["The body is nested too deeply."]}) from None
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(*, user: Any, scope: str, key: str, fingerprint: str) -> Response | None:
+    record = IdempotencyKey.objects.filter(user=user, scope=scope, key=key, created_at__gte=_cutoff()).first()
+    if record is None:
+        return None
+    if record.request_hash != fingerprint:
+        raise IdempotencyKeyReused(details={"idempotency_key": key})
+    return Response(record.response_body, status=record.response_status, headers={REPLAY_HEADER: "true"})
+
+
+def idempotent_create(*, request: Request, scope: str, perform: Callable[[], Response]) -> Response:
+    """Run ``perform`` (which creates something and returns its response) at most once per key.
+
+    Without the header, ``perform`` simply runs. ``scope`` names the endpoint (``"POST tasks"``), so one
+    key may be used on different endpoints.
+    """
+    key = request.headers.get(HEADER)
+    if key is None:
+        return perform()
+    if not _VALID_KEY.match(key):
+        raise ValidationFailed(details={HEADER: ["Use 1 to 255 visible ASCII characters."]})
+    user: Any = request.user  # authenticated: the create views require it
+    fingerprint = request_fingerprint(request.data)
+    replay = _replay(user=user, scope=scope, key=key, fingerprint=fingerprint)
+    if replay is not None:
+        return replay
+    try:
+        with transaction.atomic():
+            # An expired record would block the insert below; past the TTL the key is free again.
+            IdempotencyKey.objects.filter(user=user, scope=scope, key=key, created_at__lt=_cutoff()).delete()
+            response = perform()
+            if 200 <= response.status_code < 300:
+                IdempotencyKey.objects.create(
+                    user=user,
+                    scope=scope,
+                    key=key,
+                    request_hash=fingerprint,
+                    response_status=response.status_code,
+                    # Stored exactly as the client received it (UUIDs and datetimes as strings).
+                    response_body=json.loads(JSONRenderer().render(response.data)),
+                )
+    except IntegrityError:
+        # A concurrent request with the same key committed first; ours rolled back entirely.
+        replay = _replay(user=user, scope=scope, key=key, fingerprint=fingerprint)
+        if replay is None:
+            raise
+        return replay
+    return response
+
+
+def idempotency_keys_purge(*, now: datetime | None = None) -> int:
+    """Delete records older than ``IDEMPOTENCY_KEY_TTL_HOURS``; returns how many. For a periodic task."""
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=_cutoff(now)).delete()
+    return deleted

@@ -1,0 +1,149 @@
+"""The hot paths' few statements, compiled once from model metadata instead of on every call.
+
+The ORM spends about half a millisecond compiling each query, more than a round trip on this machine, and
+a task transition issues four. These helpers build the SQL the ORM would from ``Model._meta`` (so a renamed
+column or a new field cannot drift), cache it per shape, and run it through Django's connection cursor (so
+transactions, ``on_commit``, server-side binding and query metrics behave as for any ORM query). As the ORM
+does, each statement runs on the database the routers pick for the model (``db_for_read``/``db_for_write``),
+and the SQL and converters are cached per model, shape and database alias. Values go
+through each field's ``get_db_prep_save``/``get_db_prep_value``; rows come back through the fields'
+converters (``from_db_value``) and ``Model.from_db``, as from a queryset. Use them only on measured hot
+paths; everything else stays plain ORM. Identifiers in the SQL come from model metadata, quoted; values are
+always parameters.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, TypeVar
+
+from django.db import connections, models, router
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+M = TypeVar("M", bound=models.Model)
+
+# (position in the row, converter functions, the column expression they expect)
+Converters = list[tuple[int, list[Any], Any]]
+
+
+def _quote(connection: BaseDatabaseWrapper, name: str | None) -> str:
+    assert name, "a concrete field always has a column"
+    return connection.ops.quote_name(name)
+
+
+def _fields(model: type[models.Model], names: tuple[str, ...]) -> tuple[models.Field, ...]:
+    """Concrete fields by name or attname (``task`` or ``task_id``)."""
+    return tuple(model._meta.get_field(name) for name in names)  # type: ignore[misc]
+
+
+def _equals(connection: BaseDatabaseWrapper, fields: tuple[models.Field, ...], separator: str) -> str:
+    return separator.join(f"{_quote(connection, field.column)} = %s" for field in fields)
+
+
+@functools.cache
+def _insert_sql(model: type[models.Model], alias: str) -> tuple[str, tuple[models.Field, ...]]:
+    connection = connections[alias]
+    fields = tuple(model._meta.concrete_fields)
+    columns = ", ".join(_quote(connection, field.column) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    table = _quote(connection, model._meta.db_table)
+    return f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", fields  # noqa: S608
+
+
+def row_insert(instance: M) -> M:
+    """Insert ``instance`` with every concrete column given (defaults already applied by ``__init__``).
+
+    Like ``save(force_insert=True)`` without the save signals; the model must not rely on them, nor on a
+    database-generated primary key.
+    """
+    alias = router.db_for_write(type(instance), instance=instance)
+    connection = connections[alias]
+    sql, fields = _insert_sql(type(instance), alias)
+    params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+    instance._state.adding = False
+    instance._state.db = alias
+    return instance
+
+
+@functools.cache
+def _update_sql(
+    model: type[models.Model], columns: tuple[str, ...], where: tuple[str, ...], alias: str
+) -> tuple[str, tuple[models.Field, ...], tuple[models.Field, ...]]:
+    connection = connections[alias]
+    set_fields, where_fields = _fields(model, columns), _fields(model, where)
+    table = _quote(connection, model._meta.db_table)
+    assignments, conditions = (
+        _equals(connection, set_fields, ", "),
+        _equals(connection, where_fields, " AND "),
+    )
+    sql = f"UPDATE {table} SET {assignments} WHERE {conditions}"  # noqa: S608
+    return sql, set_fields, where_fields
+
+
+def rows_update(model: type[models.Model], *, where: dict[str, Any], values: dict[str, Any]) -> int:
+    """``model.objects.filter(**where).update(**values)`` for equality filters; returns the rows changed."""
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    sql, set_fields, where_fields = _update_sql(model, tuple(values), tuple(where), alias)
+    params = [
+        field.get_db_prep_save(value, connection)
+        for field, value in zip(set_fields, values.values(), strict=True)
+    ]
+    params += [
+        field.get_db_prep_value(value, connection)
+        for field, value in zip(where_fields, where.values(), strict=True)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+@functools.cache
+def _select_sql(
+    model: type[models.Model], where: tuple[str, ...], lock: bool, alias: str
+) -> tuple[str, tuple[models.Field, ...], Converters]:
+    connection = connections[alias]
+    fields = tuple(model._meta.concrete_fields)
+    where_fields = _fields(model, where)
+    table = model._meta.db_table
+    columns = ", ".join(_quote(connection, field.column) for field in fields)
+    conditions = _equals(connection, where_fields, " AND ")
+    sql = f"SELECT {columns} FROM {_quote(connection, table)} WHERE {conditions}"  # noqa: S608
+    if lock:
+        sql += " FOR UPDATE"
+    # The conversions the ORM's compiler applies to each selected column (backend's, then the field's).
+    converters = []
+    for position, field in enumerate(fields):
+        column = field.get_col(table)
+        functions = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if functions:
+            converters.append((position, functions, column))
+    return sql, where_fields, converters
+
+
+def row_get(model: type[M], *, where: dict[str, Any], lock: bool = False) -> M | None:
+    """The row matching the equality filters ``where`` (which must include a unique key), or None.
+
+    Filters are SQL equality: a ``None`` value matches nothing (the ORM would write ``IS NULL``).
+
+    ``lock=True`` is ``select_for_update()``: the row stays locked until the transaction ends.
+    """
+    alias = router.db_for_read(model)
+    connection = connections[alias]
+    sql, where_fields, converters = _select_sql(model, tuple(where), lock, alias)
+    params = [
+        field.get_db_prep_value(value, connection)
+        for field, value in zip(where_fields, where.values(), strict=True)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row)
+    for position, functions, column in converters:
+        for convert in functions:
+            values[position] = convert(values[position], column, connection)
+    return model.from_db(alias, None, values)  # type: ignore[arg-type]
