@@ -9,7 +9,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/workflow/", include("workflow.api.urls")),
     path("api/workflow/", include("workflow.api.dispatch_urls")),
-    path("api/workflow/", include("sla.urls")),
+    path("api/workflow/", include("sla.api.urls")),
     path("api/workflow/", include("automation.urls")),
     path("", include("polaris.ops.urls")),
 ]

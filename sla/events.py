@@ -1,4 +1,18 @@
-"""Event types the SLA app writes to the outbox (aggregate ``sla_record``)."""
+"""What the SLA app writes to the outbox (aggregate ``sla_record``): the event types and their payloads.
+
+Every SLA event payload is built here, whichever path writes it (a transition in ``sla.clock``, the scan in
+``sla.scan``), so the events say the same thing however they were detected.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from workflow.models import Task
+from workflow.services.outbox import task_facts
+
+from .models import SLARecord
 
 
 class SLAEventType:
@@ -7,3 +21,40 @@ class SLAEventType:
 
 
 SLA_EVENT_TYPES = (SLAEventType.SLA_WARNING, SLAEventType.SLA_BREACHED)
+
+
+def sla_event_payload(*, record: SLARecord, task: Task, config_name: str) -> dict[str, Any]:
+    """What every SLA event says: the task's facts, its state, and the record's clock."""
+    return {
+        **task_facts(task),
+        "task_state": task.state,
+        "sla_record_id": str(record.pk),
+        "config_name": config_name,
+        "target_minutes": record.target_minutes,
+        "started_at": record.started_at.isoformat(),
+        "due_at": record.due_at.isoformat(),
+        "paused_seconds": record.paused_seconds,
+    }
+
+
+def sla_breach_payload(
+    *, record: SLARecord, task: Task, config_name: str, detected_by: str
+) -> dict[str, Any]:
+    """The ``SLABreached`` payload; ``detected_by`` is ``scan``, ``pause`` or ``completion``."""
+    assert record.breached_at is not None, "a breach payload is built for a breached record"
+    return {
+        **sla_event_payload(record=record, task=task, config_name=config_name),
+        "breached_at": record.breached_at.isoformat(),
+        "detected_by": detected_by,
+    }
+
+
+def sla_warning_payload(
+    *, record: SLARecord, task: Task, config_name: str, percentage: int, warning_at: datetime
+) -> dict[str, Any]:
+    """The ``SLAWarning`` payload for one percentage reached at ``warning_at``."""
+    return {
+        **sla_event_payload(record=record, task=task, config_name=config_name),
+        "percentage": percentage,
+        "warning_at": warning_at.isoformat(),
+    }

@@ -4,8 +4,8 @@ import holidays
 import pytest
 from django.test import Client
 
+from sla.configs import business_calendar_holidays_fill
 from sla.models import BusinessCalendar, SLARecord
-from sla.services import business_calendar_holidays_fill
 from workflow.errors import ValidationFailed
 
 

@@ -11,8 +11,9 @@ from django.utils import timezone
 from automation.models import Alert, TriggerExecution
 from automation.services import trigger_create
 from polaris.celery import app as celery_app
+from sla.configs import sla_config_create
 from sla.models import SLARecord
-from sla.services import sla_config_create, sla_scan
+from sla.scan import sla_scan
 from tests.sla.conftest import MONDAY_10
 from tests.support.processes import wait_until
 from workflow.dispatch.dispatcher import outbox_dispatch

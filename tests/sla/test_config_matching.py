@@ -6,8 +6,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from sla.configs import sla_config_match
 from sla.models import BusinessCalendar, SLAConfig, SLARecord
-from sla.selectors import sla_config_match
 from workflow.errors import ValidationFailed
 
 

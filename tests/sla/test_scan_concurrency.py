@@ -9,7 +9,7 @@ import time_machine
 from django.db import connection
 
 from sla.models import SLARecord
-from sla.services import sla_scan
+from sla.scan import sla_scan
 from tests.sla.conftest import MONDAY_10
 from workflow.models import OutboxEvent
 

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import NoReverseMatch, reverse
 from rest_framework.test import APIClient
 
-from sla.services import sla_scan
+from sla.scan import sla_scan
 from tests.sla.conftest import MONDAY_10
 from workflow.api import extensions
 from workflow.errors import ValidationFailed

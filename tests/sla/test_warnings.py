@@ -5,7 +5,7 @@ from datetime import timedelta
 import time_machine
 
 from sla.models import SLARecord
-from sla.services import sla_scan
+from sla.scan import sla_scan
 from tests.sla.conftest import MONDAY_10
 from workflow.models import OutboxEvent
 
