@@ -1,16 +1,19 @@
 """The breach/warning scan: breach running records past due and warn those past a warning percentage.
 
 Each batch is its own transaction. Breaches are claimed with one compare-and-swap ``UPDATE … WHERE status =
-'running'`` over ``FOR UPDATE SKIP LOCKED`` rows; warnings by locking due records with ``SKIP LOCKED``. So
+'running'`` over ``FOR UPDATE SKIP LOCKED`` rows, whose events the same statement writes (payload:
+``sla.events.SLA_BREACH_PAYLOAD_SQL``); warnings by locking due records with ``SKIP LOCKED``. So
 concurrent scans split the work and never repeat it, and both claims read partial indexes on running
 records: the cost follows what is due, not the table.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -19,20 +22,16 @@ from django.utils import timezone
 from polaris.metrics import SLA_RECORDS_BREACHED
 from workflow.dispatch.kick import kick_after_commit
 from workflow.events import EventContext
-from workflow.models import OutboxEvent
+from workflow.models import OutboxEvent, Task
 from workflow.services.outbox import event_append
 
 from .clock import sla_record_schedule, sla_record_warning_instant
-from .events import SLAEventType, sla_breach_payload, sla_warning_payload
-from .models import SLARecord, SLARecordStatus
+from .events import SLA_BREACH_PAYLOAD_SQL, SLAEventType, sla_warning_payload
+from .models import SLAConfig, SLARecord, SLARecordStatus
 
 logger = logging.getLogger(__name__)
 
 Status = SLARecordStatus
-
-# Records read back and events inserted per statement (a bound parameter per column per row: keep well under
-# PostgreSQL's 65,535 whatever SLA_SCAN_BATCH_SIZE is).
-_CHUNK = 1000
 
 
 @dataclass
@@ -41,59 +40,88 @@ class ScanResult:
     warned: int = 0
 
 
-# The claim: a compare-and-swap on status. Concurrent scans skip each other's locked rows and split the work;
-# a row another scan has just breached no longer matches ``status = 'running'`` when re-checked.
-_CLAIM_BREACHES_SQL = """
-UPDATE {record} AS r
-   SET status = 'breached', breached_at = r.due_at, next_warning_at = NULL, version = r.version + 1
- WHERE r.id IN (
-           SELECT id FROM {record}
-            WHERE status = 'running' AND due_at <= %(now)s
-            ORDER BY due_at
-            LIMIT %(limit)s
-              FOR UPDATE SKIP LOCKED)
-   AND r.status = 'running' AND r.due_at <= %(now)s
-RETURNING r.id
+# One statement per batch: claim (compare-and-swap on status), then write every claimed record's event,
+# all in the database. Concurrent scans skip each other's locked rows and split the work; a row another
+# scan has just breached no longer matches ``status = 'running'`` when re-checked.
+_BREACH_SQL = """
+WITH claimed AS (
+    UPDATE {record} AS r
+       SET status = 'breached', breached_at = r.due_at, next_warning_at = NULL, version = r.version + 1
+     WHERE r.id IN (
+               SELECT id FROM {record}
+                WHERE status = 'running' AND due_at <= %(now)s
+                ORDER BY due_at
+                LIMIT %(limit)s
+                  FOR UPDATE SKIP LOCKED)
+       AND r.status = 'running' AND r.due_at <= %(now)s
+ RETURNING r.id, r.task_id, r.config_id, r.version, r.target_minutes, r.started_at, r.due_at, r.paused_seconds
+),
+written AS (
+    INSERT INTO {outbox} ({columns})
+    SELECT {values}
+      FROM claimed c
+      JOIN {task} t ON t.id = c.task_id
+      JOIN {config} cfg ON cfg.id = c.config_id
+    RETURNING 1
+)
+SELECT count(*) FROM written
 """
 
 
-def _claim_breaches(*, now: datetime, limit: int, context: EventContext) -> int:
-    """One batch, in the caller's transaction: CAS-claim due running records, then write their events.
+@functools.cache
+def _breach_sql() -> tuple[str, dict[str, Any]]:
+    """The statement, with a value for every outbox column: ours, and any other column's model default (so a
+    column added to ``OutboxEvent`` later does not break the scan)."""
+    ours = {
+        "id": "gen_random_uuid()",
+        "event_type": "%(event_type)s",
+        "aggregate_type": "%(aggregate_type)s",
+        "aggregate_id": "c.id",
+        "sequence": "c.version",
+        "occurred_at": "%(now)s",
+        "next_attempt_at": "%(now)s",
+        "actor_id": "NULL",
+        "correlation_id": "%(correlation_id)s",
+        "causation_id": "%(causation_id)s",
+        "depth": "%(depth)s",
+        "payload": SLA_BREACH_PAYLOAD_SQL,
+    }
+    columns, values, params = [], [], {}
+    for field in OutboxEvent._meta.concrete_fields:
+        columns.append(connection.ops.quote_name(field.column or field.attname))
+        if field.attname in ours:
+            values.append(ours[field.attname])
+        else:
+            key = f"default_{field.attname}"
+            params[key] = field.get_db_prep_save(field.get_default(), connection)
+            values.append(f"%({key})s")
+    sql = _BREACH_SQL.format(
+        record=SLARecord._meta.db_table,
+        task=Task._meta.db_table,
+        config=SLAConfig._meta.db_table,
+        outbox=OutboxEvent._meta.db_table,
+        columns=", ".join(columns),
+        values=", ".join(values),
+    )
+    return sql, params
 
-    The payloads are built in Python by ``sla.events.sla_breach_payload``, the same function a breach found
-    at a transition uses; the claimed rows are read back (locked by this transaction) in chunks and their
-    events inserted in bulk.
-    """
+
+def _claim_breaches(*, now: datetime, limit: int, context: EventContext) -> int:
+    """One batch, in the caller's transaction: CAS-claim due running records and write their events."""
+    sql, defaults = _breach_sql()
+    params = dict(defaults)
+    params.update(
+        now=now,
+        limit=limit,
+        event_type=SLAEventType.SLA_BREACHED,
+        aggregate_type=SLARecord.aggregate_type,
+        correlation_id=context.correlation_id,
+        causation_id=context.causation_id,
+        depth=context.depth,
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            _CLAIM_BREACHES_SQL.format(record=SLARecord._meta.db_table), {"now": now, "limit": limit}
-        )
-        claimed = [row[0] for row in cursor.fetchall()]
-    for start in range(0, len(claimed), _CHUNK):
-        records = SLARecord.objects.select_related("task", "config").filter(
-            pk__in=claimed[start : start + _CHUNK]
-        )
-        OutboxEvent.objects.bulk_create(
-            [
-                OutboxEvent(
-                    event_type=SLAEventType.SLA_BREACHED,
-                    aggregate_type=SLARecord.aggregate_type,
-                    aggregate_id=record.pk,
-                    sequence=record.version,
-                    occurred_at=now,
-                    next_attempt_at=now,
-                    actor=None,
-                    correlation_id=context.correlation_id,
-                    causation_id=context.causation_id,
-                    depth=context.depth,
-                    payload=sla_breach_payload(
-                        record=record, task=record.task, config_name=record.config.name, detected_by="scan"
-                    ),
-                )
-                for record in records
-            ]
-        )
-    count = len(claimed)
+        cursor.execute(sql, params)
+        (count,) = cursor.fetchone()
     if count:
         kick_after_commit()
         transaction.on_commit(lambda: SLA_RECORDS_BREACHED.inc(count))

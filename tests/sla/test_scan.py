@@ -107,8 +107,8 @@ def test_the_celery_task_is_registered_by_name(make_task, intake_config):
 
 @pytest.mark.parametrize("microseconds", [0, 123456])
 def test_scan_payload_matches_the_python_payload(make_task, move, agent, intake_config, microseconds):
-    """The scan's events must say exactly what the transition path's payload function says."""
-    from sla.events import sla_event_payload
+    """The scan builds its events in SQL; they must say exactly what the Python path would."""
+    from sla.events import sla_breach_payload
 
     start = MONDAY_10 + timedelta(microseconds=microseconds)
     with time_machine.travel(start, tick=False):
@@ -120,8 +120,10 @@ def test_scan_payload_matches_the_python_payload(make_task, move, agent, intake_
 
     record = SLARecord.objects.select_related("config", "task").get(task=task)
     event = OutboxEvent.objects.get(event_type="SLABreached", aggregate_id=record.pk)
-    expected = sla_event_payload(record=record, task=record.task, config_name=record.config.name)
-    expected.update(breached_at=record.due_at.isoformat(), detected_by="scan")
+    expected = sla_breach_payload(
+        record=record, task=record.task, config_name=record.config.name, detected_by="scan"
+    )
+    assert expected["breached_at"] == record.due_at.isoformat()
     assert event.payload == expected
     assert event.payload["assignee_id"] == agent.pk
     assert event.payload["action_plan_id"] is None
