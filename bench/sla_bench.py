@@ -91,7 +91,7 @@ def _insert(*, count: int, overdue: int, offset: int, agency, client, config) ->
 
 
 def _time_nothing_due(repeats: int) -> float:
-    from sla.services import sla_scan
+    from sla.scan import sla_scan
 
     samples = []
     for _ in range(repeats):
@@ -136,7 +136,7 @@ def run(*, records: int, repeats: int) -> dict[str, float]:
     _insert(count=records - SMALL, overdue=OVERDUE, offset=SMALL, agency=agency, client=client, config=config)
     print(f"  seeded in {time.perf_counter() - started:.1f} s", flush=True)
 
-    from sla.services import sla_scan
+    from sla.scan import sla_scan
 
     started = time.perf_counter()
     result = sla_scan()

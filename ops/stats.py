@@ -18,7 +18,8 @@ from automation.models import Alert, TriggerExecution, WebhookDelivery
 from outbox.models import OutboxEvent
 from polaris.access import agency_scope
 from polaris.accounts.models import User
-from sla.models import SLARecord
+from sla.models import SLARecord, SLARecordStatus
+from sla.selectors import sla_at_risk_q
 from workflow.models import ActionPlan, ActionPlanState, Task, TaskState
 
 UNDONE = (OutboxEvent.Status.PENDING, OutboxEvent.Status.PROCESSING)
@@ -86,20 +87,17 @@ def outbox_backlog(*, agency_id: Any = None, now: datetime | None = None) -> Out
 def sla_counts(*, agency_id: Any = None, now: datetime | None = None) -> dict[str, int]:
     """Running, paused, at-risk and breached SLA records.
 
-    At risk (as the task list's ``?sla_status=at_risk``): a running clock that has passed a warning
-    threshold, or its due time (a breach the next scan will record).
+    At risk is the task list's ``?sla_status=at_risk`` rule (``sla.selectors.sla_at_risk_q``).
     """
     now = now or timezone.now()
     queryset = SLARecord.objects.all()
     if agency_id is not None:
         queryset = queryset.filter(task__agency_id=agency_id)
-    running = Q(status="running")
-    at_risk = running & (~Q(warnings_sent=[]) | Q(next_warning_at__lte=now) | Q(due_at__lte=now))
     return queryset.order_by().aggregate(
-        running=Count("pk", filter=running),
-        paused=Count("pk", filter=Q(status="paused")),
-        at_risk=Count("pk", filter=at_risk),
-        breached=Count("pk", filter=Q(status="breached")),
+        running=Count("pk", filter=Q(status=SLARecordStatus.RUNNING)),
+        paused=Count("pk", filter=Q(status=SLARecordStatus.PAUSED)),
+        at_risk=Count("pk", filter=sla_at_risk_q(now=now)),
+        breached=Count("pk", filter=Q(status=SLARecordStatus.BREACHED)),
     )
 
 

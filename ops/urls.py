@@ -13,7 +13,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/workflow/", include("workflow.api.urls")),
     path("api/workflow/", include("outbox.api.urls")),
-    path("api/workflow/", include("sla.urls")),
+    path("api/workflow/", include("sla.api.urls")),
     path("api/workflow/", include("automation.urls")),
     re_path(r"^api/workflow/stats/?$", views.WorkflowStatsView.as_view(), name="workflow-stats"),
     path("healthz", health.healthz, name="healthz"),

@@ -3,8 +3,8 @@ from django.utils import timezone
 
 from polaris.errors import ValidationFailed
 
+from .configs import business_calendar_holidays_fill
 from .models import BusinessCalendar, SLAConfig, SLARecord
-from .services import business_calendar_holidays_fill
 
 
 @admin.register(BusinessCalendar)

@@ -12,6 +12,7 @@ from django.db.models import Q
 from workflow.models import Task, TaskState
 
 from .calendar import DEFAULT_WORKING_HOURS, WEEKDAYS, Calendar, CalendarError
+from .defaults import default_pause_states, default_warning_percentages
 
 # A task can be paused only in a state where work could resume; terminal states stop the clock instead.
 PAUSABLE_STATES = (TaskState.NEW, TaskState.IN_PROGRESS, TaskState.BLOCKED)
@@ -21,12 +22,13 @@ def _default_working_hours() -> dict[str, list[list[str]]]:
     return {day: [list(pair) for pair in pairs] for day, pairs in DEFAULT_WORKING_HOURS.items()}
 
 
+# Migration 0001 refers to these names; the values live in ``sla.defaults``.
 def _default_warning_percentages() -> list[int]:
-    return [75]
+    return default_warning_percentages()
 
 
 def _default_pause_states() -> list[str]:
-    return [TaskState.BLOCKED.value]
+    return default_pause_states()
 
 
 class BusinessCalendar(models.Model):

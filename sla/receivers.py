@@ -11,7 +11,7 @@ from django_fsm.signals import post_transition
 from outbox.events import EventContext
 from workflow.models import Task
 
-from .services import sla_record_start, sla_record_track_transition
+from .clock import sla_record_start, sla_record_track_transition
 
 
 # workflow emits no django-fsm transition when a task is created, so creation is seen through post_save.

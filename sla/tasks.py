@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from .services import sla_scan
+from .scan import sla_scan
 
 
 # Overlapping runs are harmless (claims are compare-and-swap / SKIP LOCKED); the limits keep a stuck scan

@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from sla.configs import sla_config_create
 from sla.models import BusinessCalendar, SLAConfig
-from sla.services import sla_config_create
 from workflow.services.tasks import task_transition
 
 # A Monday, 10:00 UTC.

@@ -5,8 +5,8 @@ import pytest
 from django.test import Client
 
 from polaris.errors import ValidationFailed
+from sla.configs import business_calendar_holidays_fill
 from sla.models import BusinessCalendar, SLARecord
-from sla.services import business_calendar_holidays_fill
 
 
 @pytest.fixture

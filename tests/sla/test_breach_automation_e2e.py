@@ -13,8 +13,9 @@ from automation.services import trigger_create
 from outbox.dispatcher import outbox_dispatch
 from outbox.models import OutboxEvent
 from polaris.celery import app as celery_app
+from sla.configs import sla_config_create
 from sla.models import SLARecord
-from sla.services import sla_config_create, sla_scan
+from sla.scan import sla_scan
 from tests.sla.conftest import MONDAY_10
 from tests.support.processes import wait_until
 from workflow.models import Task

@@ -7,8 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from polaris.errors import ValidationFailed
+from sla.configs import sla_config_match
 from sla.models import BusinessCalendar, SLAConfig, SLARecord
-from sla.selectors import sla_config_match
 
 
 def test_default_configs_arrive_by_data_migration(db):
@@ -21,6 +21,23 @@ def test_default_configs_arrive_by_data_migration(db):
     migration.create_defaults(apps, None)
     defaults = {c.task_type: c.target_minutes for c in SLAConfig.objects.filter(active=True, service_area="")}
     assert defaults == {"intake": 60, "assessment": 240, "review": 120}
+
+
+def test_the_migrations_frozen_defaults_match_sla_defaults(db):
+    """The data migration keeps its own copy (migrations must not follow later code); it must still say what
+    ``sla.defaults`` says, warnings and pause states included."""
+    from django.apps import apps
+
+    from sla.defaults import DEFAULT_CONFIGS, DEFAULT_PAUSE_STATES, DEFAULT_WARNING_PERCENTAGES
+
+    migration = importlib.import_module("sla.migrations.0002_default_sla_configs")
+    assert tuple(migration.DEFAULTS) == DEFAULT_CONFIGS
+    migration.create_defaults(apps, None)
+    for name, task_type, minutes in DEFAULT_CONFIGS:
+        config = SLAConfig.objects.get(name=name)
+        assert (config.task_type, config.service_area, config.target_minutes) == (task_type, "", minutes)
+        assert config.warning_percentages == list(DEFAULT_WARNING_PERCENTAGES)
+        assert config.pause_states == list(DEFAULT_PAUSE_STATES)
 
 
 def test_most_specific_active_config_wins(make_config, intake_config):

@@ -5,7 +5,7 @@ import threading
 import pytest
 from django.db import connection, transaction
 
-from sla.services import sla_scan
+from sla.scan import sla_scan
 from workflow.services.tasks import task_transition
 
 

@@ -6,9 +6,9 @@ from zoneinfo import ZoneInfo
 
 import time_machine
 
+from sla.clock import sla_record_remaining_seconds
 from sla.models import SLARecord
-from sla.selectors import sla_record_remaining_seconds
-from sla.services import sla_scan
+from sla.scan import sla_scan
 
 LONDON = ZoneInfo("Europe/London")
 

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from outbox.models import OutboxEvent
 from polaris.metrics import SLA_RECORDS_BREACHED
 from sla.models import SLARecord
-from sla.services import sla_scan
+from sla.scan import sla_scan
 from tests.sla.conftest import MONDAY_10
 
 
@@ -108,7 +108,7 @@ def test_the_celery_task_is_registered_by_name(make_task, intake_config):
 @pytest.mark.parametrize("microseconds", [0, 123456])
 def test_scan_payload_matches_the_python_payload(make_task, move, agent, intake_config, microseconds):
     """The scan builds its events in SQL; they must say exactly what the Python path would."""
-    from sla.services import _event_payload
+    from sla.events import sla_breach_payload
 
     start = MONDAY_10 + timedelta(microseconds=microseconds)
     with time_machine.travel(start, tick=False):
@@ -120,8 +120,10 @@ def test_scan_payload_matches_the_python_payload(make_task, move, agent, intake_
 
     record = SLARecord.objects.select_related("config", "task").get(task=task)
     event = OutboxEvent.objects.get(event_type="SLABreached", aggregate_id=record.pk)
-    expected = _event_payload(record, record.task, record.config.name)
-    expected.update(breached_at=record.due_at.isoformat(), detected_by="scan")
+    expected = sla_breach_payload(
+        record=record, task=record.task, config_name=record.config.name, detected_by="scan"
+    )
+    assert expected["breached_at"] == record.due_at.isoformat()
     assert event.payload == expected
     assert event.payload["assignee_id"] == agent.pk
     assert event.payload["action_plan_id"] is None

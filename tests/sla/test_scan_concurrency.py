@@ -10,7 +10,7 @@ from django.db import connection
 
 from outbox.models import OutboxEvent
 from sla.models import SLARecord
-from sla.services import sla_scan
+from sla.scan import sla_scan
 from tests.sla.conftest import MONDAY_10
 
 RECORDS = 120

@@ -11,7 +11,7 @@ from django.urls import NoReverseMatch, reverse
 from rest_framework.test import APIClient
 
 from polaris.errors import ValidationFailed
-from sla.services import sla_scan
+from sla.scan import sla_scan
 from tests.sla.conftest import MONDAY_10
 from workflow.api import extensions
 from workflow.models import Task

@@ -6,7 +6,7 @@ import time_machine
 
 from outbox.models import OutboxEvent
 from sla.models import SLARecord
-from sla.services import sla_scan
+from sla.scan import sla_scan
 from tests.sla.conftest import MONDAY_10
 
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from sla.services import sla_scan
+from sla.scan import sla_scan
 
 
 class Command(BaseCommand):

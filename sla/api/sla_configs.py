@@ -1,4 +1,4 @@
-"""SLA config endpoints: thin views over ``sla.selectors`` and ``sla.services``."""
+"""SLA config endpoints: list/create and detail/change, thin views over ``sla.configs``."""
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -6,11 +6,15 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from sla.api.serializers import SLAConfigInputSerializer, SLAConfigOutputSerializer
+from sla.configs import (
+    sla_config_create,
+    sla_config_get,
+    sla_config_list,
+    sla_config_require_admin,
+    sla_config_update,
+)
 from workflow.api.common import caller
-
-from .selectors import sla_config_get, sla_config_list, sla_config_require_admin
-from .serializers import SLAConfigInputSerializer, SLAConfigOutputSerializer
-from .services import sla_config_create, sla_config_update
 
 CONFIG_ID = OpenApiParameter("config_id", int, OpenApiParameter.PATH, description="The SLA config's id.")
 ERRORS = {
@@ -19,7 +23,7 @@ ERRORS = {
 }
 
 
-class SLAConfigListCreateApi(GenericAPIView):
+class SLAConfigListCreateView(GenericAPIView):
     serializer_class = SLAConfigOutputSerializer
 
     @extend_schema(
@@ -47,7 +51,7 @@ class SLAConfigListCreateApi(GenericAPIView):
         return Response(SLAConfigOutputSerializer(config).data, status=status.HTTP_201_CREATED)
 
 
-class SLAConfigDetailApi(GenericAPIView):
+class SLAConfigDetailView(GenericAPIView):
     serializer_class = SLAConfigOutputSerializer
 
     @extend_schema(

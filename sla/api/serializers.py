@@ -2,9 +2,8 @@
 
 from rest_framework import serializers
 
+from sla.models import PAUSABLE_STATES, BusinessCalendar, SLAConfig
 from workflow.models import TaskState
-
-from .models import PAUSABLE_STATES, BusinessCalendar, SLAConfig
 
 
 class SLAConfigOutputSerializer(serializers.ModelSerializer):

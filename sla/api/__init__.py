@@ -1,0 +1,1 @@
+"""The SLA app's HTTP API under ``/api/workflow/``: one module per resource, routes in ``urls``."""

@@ -1,0 +1,181 @@
+"""The SLA record's clock: start on creation, pause/resume/stop on transitions, remaining time.
+
+The record functions run inside the task transition's transaction (called from ``sla.receivers``), so a
+task's state and its SLA bookkeeping always commit together. The calendar arithmetic itself is pure and
+lives in ``sla.calendar``; this module applies it to a record.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from outbox.events import EventContext
+from outbox.models import OutboxEvent
+from polaris.metrics import SLA_RECORDS_BREACHED
+from polaris.precompiled import row_get
+from workflow.models import Task, TaskState
+from workflow.services.events import event_append
+
+from .calendar import Calendar, add_working_seconds, working_seconds_between
+from .configs import sla_config_match
+from .events import SLAEventType, sla_breach_payload
+from .models import SLARecord, SLARecordStatus
+
+Status = SLARecordStatus
+
+
+# --- Scheduling: where the clock's instants fall ---------------------------------------------------------
+
+
+def sla_record_warning_instant(record: SLARecord, percentage: int, calendar: Calendar | None) -> datetime:
+    """The instant ``percentage`` of the target (plus the time paused so far) has elapsed."""
+    seconds = record.target_minutes * 60 * percentage / 100 + record.paused_seconds
+    return add_working_seconds(record.started_at, seconds, calendar)
+
+
+def sla_record_schedule(record: SLARecord) -> None:
+    """Recompute ``due_at`` and ``next_warning_at`` from the snapshot and the paused time so far."""
+    calendar = record.calendar
+    record.due_at = add_working_seconds(
+        record.started_at, record.target_minutes * 60 + record.paused_seconds, calendar
+    )
+    pending = [p for p in record.warning_percentages if p not in record.warnings_sent]
+    record.next_warning_at = sla_record_warning_instant(record, min(pending), calendar) if pending else None
+
+
+def sla_record_remaining_seconds(record: SLARecord, *, now: datetime | None = None) -> int | None:
+    """Working seconds left on the clock (negative when overdue); ``None`` once the record is closed."""
+    if record.status == SLARecordStatus.PAUSED and record.paused_at is not None:
+        return round(working_seconds_between(record.paused_at, record.due_at, record.calendar))
+    if record.status == SLARecordStatus.RUNNING:
+        return round(working_seconds_between(now or timezone.now(), record.due_at, record.calendar))
+    return None
+
+
+# --- The lifecycle -------------------------------------------------------------------------------------
+
+
+def sla_record_start(*, task: Task, now: datetime | None = None) -> SLARecord | None:
+    """Start the task's SLA clock with the most specific matching active config (none: no record).
+
+    Called from the task's ``post_save(created=True)`` inside ``task_create``'s transaction.
+    """
+    config = sla_config_match(task_type=task.task_type, service_area=task.service_area)
+    if config is None:
+        return None
+    now = now or timezone.now()
+    record = SLARecord(
+        task=task,
+        config=config,
+        target_minutes=config.target_minutes,
+        calendar_snapshot=config.calendar.definition() if config.calendar is not None else None,
+        warning_percentages=sorted(config.warning_percentages),
+        pause_states=list(config.pause_states),
+        started_at=now,
+    )
+    sla_record_schedule(record)
+    if task.state in record.pause_states:
+        record.status, record.paused_at = Status.PAUSED, now
+    record.save()
+    return record
+
+
+def _breach(
+    *, record: SLARecord, task: Task, now: datetime, context: EventContext, stopped: bool
+) -> OutboxEvent:
+    """Mark one locked record breached (at its due time) and write its ``SLABreached`` event."""
+    record.status = Status.BREACHED
+    record.breached_at = record.due_at
+    record.next_warning_at = None
+    if stopped:
+        record.stopped_at = now
+    record.version += 1
+    record.save()
+    transaction.on_commit(SLA_RECORDS_BREACHED.inc)
+    return event_append(
+        event_type=SLAEventType.SLA_BREACHED,
+        aggregate_type=SLARecord.aggregate_type,
+        aggregate_id=record.pk,
+        sequence=record.version,
+        context=context,
+        payload=sla_breach_payload(
+            record=record,
+            task=task,
+            config_name=record.config.name,
+            detected_by="completion" if stopped else "pause",
+        ),
+    )
+
+
+def sla_record_pause(*, record: SLARecord, task: Task, now: datetime, context: EventContext) -> None:
+    """Stop the clock (the task entered a pause state). A record already past due is breached instead."""
+    if record.status != Status.RUNNING:
+        return
+    if record.due_at <= now:
+        _breach(record=record, task=task, now=now, context=context, stopped=False)
+        return
+    record.status, record.paused_at = Status.PAUSED, now
+    record.save(update_fields=["status", "paused_at"])
+
+
+def _accumulate_pause(record: SLARecord, now: datetime) -> None:
+    assert record.paused_at is not None
+    paused = working_seconds_between(record.paused_at, now, record.calendar)
+    record.paused_seconds += max(round(paused), 0)
+    record.paused_at = None
+    sla_record_schedule(record)
+
+
+def sla_record_resume(*, record: SLARecord, now: datetime) -> None:
+    """Restart the clock; ``due_at`` (and the next warning) move back by the working time spent paused."""
+    if record.status != Status.PAUSED:
+        return
+    _accumulate_pause(record, now)
+    record.status = Status.RUNNING
+    record.save(update_fields=["status", "paused_at", "paused_seconds", "due_at", "next_warning_at"])
+
+
+def sla_record_stop(
+    *, record: SLARecord, task: Task, completed: bool, now: datetime, context: EventContext
+) -> None:
+    """The task reached a final state: completed → met (or breached when late); cancelled → cancelled.
+
+    A record the scan already breached keeps that status and only gets its ``stopped_at``.
+    """
+    if record.stopped_at is not None or record.status in (Status.MET, Status.CANCELLED):
+        return
+    if record.status == Status.BREACHED:
+        record.stopped_at = now
+        record.save(update_fields=["stopped_at"])
+        return
+    if record.status == Status.PAUSED:
+        _accumulate_pause(record, now)
+    if completed and now > record.due_at:
+        _breach(record=record, task=task, now=now, context=context, stopped=True)
+        return
+    record.status = Status.MET if completed else Status.CANCELLED
+    record.stopped_at = now
+    record.next_warning_at = None
+    record.save()
+
+
+def sla_record_track_transition(*, task: Task, source: str, target: str, context: EventContext) -> None:
+    """Apply a task transition to its SLA record (the ``post_transition`` receiver's one call)."""
+    # Lock the record only (not its config: every task sharing the config would queue behind it). One
+    # record per task, so no ordering; the config is read lazily, only on the rare breach-at-stop path.
+    record = row_get(SLARecord, where={"task_id": task.pk}, lock=True)
+    if record is None:
+        return
+    task.sla_record = record  # cached on the task: whoever renders it next (the API) needs no query
+    now = timezone.now()
+    if target == TaskState.COMPLETED:
+        sla_record_stop(record=record, task=task, completed=True, now=now, context=context)
+    elif target == TaskState.CANCELLED:
+        sla_record_stop(record=record, task=task, completed=False, now=now, context=context)
+    elif target in record.pause_states:
+        sla_record_pause(record=record, task=task, now=now, context=context)
+    else:
+        sla_record_resume(record=record, now=now)

@@ -1,0 +1,174 @@
+"""SLA configs and business calendars: matching a task to its config, reading and managing configs.
+
+Writes (``sla_config_create``/``sla_config_update``, ``business_calendar_holidays_fill``) are atomic and raise
+``ValidationFailed`` for bad input; reads raise ``NotFound``/``PermissionDenied``. Defaults come from
+``sla.defaults``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+
+from polaris.access import require_admin, require_staff
+from polaris.accounts.models import User
+from polaris.errors import NotFound, ValidationFailed
+
+from .defaults import default_pause_states, default_warning_percentages
+from .models import BusinessCalendar, SLAConfig
+
+CONFIG_FIELDS = (
+    "name",
+    "service_area",
+    "task_type",
+    "target_minutes",
+    "warning_percentages",
+    "pause_states",
+    "calendar",
+    "active",
+)
+
+
+# --- Reads ---------------------------------------------------------------------------------------------
+
+
+def sla_config_match(*, task_type: str, service_area: str) -> SLAConfig | None:
+    """The most specific active config for a task: area+type, then type, then area, then any."""
+    candidates = SLAConfig.objects.select_related("calendar").filter(
+        Q(task_type=task_type) | Q(task_type=""),
+        Q(service_area=service_area) | Q(service_area=""),
+        active=True,
+    )
+    return max(candidates, key=lambda config: config.specificity, default=None)
+
+
+def _require_staff(user: User | None) -> None:
+    require_staff(user, "Only admins and agency agents may read SLA configs.")
+
+
+def sla_config_require_admin(user: User | None) -> None:
+    """Only admins create or change SLA configs (``None``, the system, may too)."""
+    require_admin(user, "Only admins manage SLA configs.")
+
+
+def sla_config_list(*, user: User | None) -> QuerySet[SLAConfig]:
+    _require_staff(user)
+    return SLAConfig.objects.select_related("calendar").order_by("name", "id")
+
+
+def sla_config_get(*, user: User | None, config_id: Any, for_update: bool = False) -> SLAConfig:
+    _require_staff(user)
+    queryset = SLAConfig.objects.select_related("calendar")
+    if for_update:
+        queryset = queryset.select_for_update(of=("self",))
+    try:
+        pk = int(str(config_id))
+        if not 0 < pk < 2**63:  # beyond a bigint the database would refuse the query
+            raise ValueError(pk)
+        return queryset.get(pk=pk)
+    except (ValueError, TypeError, SLAConfig.DoesNotExist):
+        raise NotFound("SLA config not found.") from None
+
+
+# --- Writes --------------------------------------------------------------------------------------------
+
+
+def _validation_details(exc: ValidationError) -> dict[str, list[str]]:
+    if not hasattr(exc, "error_dict"):
+        return {"non_field_errors": [str(message) for message in exc.messages]}
+    return {
+        ("non_field_errors" if field == "__all__" else field): [str(message) for message in messages]
+        for field, messages in exc.message_dict.items()
+    }
+
+
+def _config_save(config: SLAConfig) -> SLAConfig:
+    try:
+        config.full_clean()
+    except ValidationError as exc:
+        raise ValidationFailed(details=_validation_details(exc)) from None
+    try:
+        # A savepoint: losing a race on the unique constraint leaves the caller's transaction usable.
+        with transaction.atomic():
+            config.save()
+    except IntegrityError:
+        raise ValidationFailed(
+            details={
+                "non_field_errors": [
+                    "Another active SLA config has the same service area and task type (or the same name)."
+                ]
+            }
+        ) from None
+    return config
+
+
+@transaction.atomic
+def sla_config_create(
+    *,
+    actor: User | None,
+    name: str,
+    target_minutes: int,
+    service_area: str = "",
+    task_type: str = "",
+    warning_percentages: list[int] | None = None,
+    pause_states: list[str] | None = None,
+    calendar: BusinessCalendar | None = None,
+    active: bool = True,
+) -> SLAConfig:
+    """Create a config. Raises ``ValidationFailed`` for bad input or a tie with another active config."""
+    sla_config_require_admin(actor)
+    config = SLAConfig(
+        name=name,
+        service_area=service_area,
+        task_type=task_type,
+        target_minutes=target_minutes,
+        warning_percentages=default_warning_percentages()
+        if warning_percentages is None
+        else warning_percentages,
+        pause_states=default_pause_states() if pause_states is None else pause_states,
+        calendar=calendar,
+        active=active,
+    )
+    return _config_save(config)
+
+
+@transaction.atomic
+def sla_config_update(*, actor: User | None, config_id: Any, **changes: Any) -> SLAConfig:
+    """Change a config's fields. Running records keep the snapshot they took at start; only tasks created
+    from now on see the change."""
+    sla_config_require_admin(actor)
+    unknown = set(changes) - set(CONFIG_FIELDS)
+    if unknown:
+        raise ValidationFailed(details={field: ["Unknown field."] for field in sorted(unknown)})
+    config = sla_config_get(user=actor, config_id=config_id, for_update=True)
+    for field, value in changes.items():
+        setattr(config, field, value)
+    return _config_save(config)
+
+
+@transaction.atomic
+def business_calendar_holidays_fill(*, calendar: BusinessCalendar, years: list[int]) -> int:
+    """Copy the public holidays of the calendar's country (``holidays`` package) for ``years`` into its
+    explicit ``holidays`` list, so they show (and can be edited) in the admin. Returns how many were added.
+
+    Records keep working without this: a calendar with a ``country_code`` also skips that country's holidays
+    on the fly. Filling makes the dates explicit, and lets an admin remove one that the office works.
+    """
+    if not calendar.country_code:
+        raise ValidationFailed(details={"country_code": ["Set a country code first."]})
+    try:
+        import holidays
+
+        table = holidays.country_holidays(
+            calendar.country_code.upper(), subdiv=calendar.subdivision or None, years=years
+        )
+    except NotImplementedError:
+        raise ValidationFailed(details={"country_code": ["Unknown to the holidays package."]}) from None
+    existing = set(calendar.holidays or [])
+    added = sorted({day.isoformat() for day in table} - existing)
+    calendar.holidays = sorted(existing | set(added))
+    calendar.save(update_fields=["holidays", "updated_at"])
+    return len(added)
