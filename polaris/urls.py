@@ -10,7 +10,7 @@ urlpatterns = [
     path("api/workflow/", include("workflow.api.urls")),
     path("api/workflow/", include("workflow.api.dispatch_urls")),
     path("api/workflow/", include("sla.urls")),
-    path("api/workflow/", include("automation.urls")),
+    path("api/workflow/", include("automation.api.urls")),
     path("", include("polaris.ops.urls")),
 ]
 
