@@ -56,12 +56,20 @@ class TriggerAdminForm(forms.ModelForm):
         return data
 
 
+class _HttpDefaultURLField(forms.URLField):
+    # Django's current default scheme, said explicitly: this form is built at import, and an implicit
+    # default warns (RemovedInDjango60Warning) at every start instead of once per admin page.
+    def __init__(self, **kwargs) -> None:
+        super().__init__(assume_scheme="http", **kwargs)
+
+
 class WebhookEndpointAdminForm(forms.ModelForm):
     """Checks the URL's form; its addresses are checked at delivery time (the SSRF guard)."""
 
     class Meta:
         model = WebhookEndpoint
         fields = ("name", "url", "secret", "enabled", "event_types")
+        field_classes = {"url": _HttpDefaultURLField}
 
     def clean(self) -> dict:
         data = super().clean() or {}
