@@ -14,12 +14,70 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from outbox.models import OutboxEvent
+from polaris.admin_tools import ReadOnlyAdmin
 from polaris.errors import DomainError
 
-from .engine import trigger_dry_run
+from .alerts import alerts_acknowledge
+from .dry_run import trigger_dry_run
 from .models import Alert, Trigger, TriggerExecution, WebhookDelivery, WebhookEndpoint
+from .rules import trigger_validate
 from .selectors import event_get
-from .services import alerts_acknowledge, triggers_set_enabled, webhook_delivery_replay
+from .services import triggers_set_enabled, webhook_delivery_replay
+from .webhooks.transport import url_check_syntax
+
+
+def _value(form: forms.ModelForm, name: str):
+    """The value the saved row would hold: the cleaned input, or the row's own when the form lacks it."""
+    return form.cleaned_data[name] if name in form.cleaned_data else getattr(form.instance, name)
+
+
+def _add_errors(form: forms.ModelForm, errors: dict[str, list[str]]) -> None:
+    for name, problems in errors.items():
+        for problem in problems:
+            form.add_error(name if name in form.fields else None, problem)
+
+
+class TriggerAdminForm(forms.ModelForm):
+    """Runs the trigger rules (the model does not), on the change form and on the list's editable rows."""
+
+    class Meta:
+        model = Trigger
+        fields = ("name", "description", "event_type", "predicate", "actions", "position", "enabled")
+
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        _add_errors(
+            self,
+            trigger_validate(
+                event_type=_value(self, "event_type"),
+                predicate=_value(self, "predicate"),
+                actions=_value(self, "actions"),
+            ),
+        )
+        return data
+
+
+class _HttpDefaultURLField(forms.URLField):
+    # Django's current default scheme, said explicitly: this form is built at import, and an implicit
+    # default warns (RemovedInDjango60Warning) at every start instead of once per admin page.
+    def __init__(self, **kwargs) -> None:
+        super().__init__(assume_scheme="http", **kwargs)
+
+
+class WebhookEndpointAdminForm(forms.ModelForm):
+    """Checks the URL's form; its addresses are checked at delivery time (the SSRF guard)."""
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ("name", "url", "secret", "enabled", "event_types")
+        field_classes = {"url": _HttpDefaultURLField}
+
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        problem = url_check_syntax(_value(self, "url"))
+        if problem:
+            _add_errors(self, {"url": [problem]})
+        return data
 
 
 class DryRunForm(forms.Form):
@@ -40,6 +98,7 @@ class DryRunForm(forms.Form):
 
 @admin.register(Trigger)
 class TriggerAdmin(admin.ModelAdmin):
+    form = TriggerAdminForm
     list_display = ("position", "name", "event_type", "predicate", "enabled", "updated_at")
     list_display_links = ("name",)
     list_editable = ("position", "enabled")
@@ -49,6 +108,10 @@ class TriggerAdmin(admin.ModelAdmin):
     readonly_fields = ("created_at", "updated_at")
     actions = ("enable", "disable", "dry_run_latest")
     change_form_template = "admin/automation/trigger/change_form.html"
+
+    def get_changelist_form(self, request: HttpRequest, **kwargs):
+        # The list's editable rows (position, enabled) are validated by the same rules as the change form.
+        return super().get_changelist_form(request, form=TriggerAdminForm, **kwargs)
 
     def get_urls(self):
         dry_run = path(
@@ -116,14 +179,6 @@ class TriggerAdmin(admin.ModelAdmin):
             self.message_user(request, f"{trigger.name} on event {event.id}: {summary}")
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-
 @admin.register(TriggerExecution)
 class TriggerExecutionAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "trigger", "event", "outcome", "duration_ms")
@@ -165,6 +220,7 @@ class AlertAdmin(admin.ModelAdmin):
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
+    form = WebhookEndpointAdminForm
     list_display = ("name", "url", "enabled", "event_types", "updated_at")
     list_filter = ("enabled",)
     search_fields = ("name", "url")

@@ -10,12 +10,13 @@ class AutomationConfig(AppConfig):
 
         from outbox.registry import register_handler
 
-        from .engine import HANDLER_NAME, automation_handle_event, trigger_cache_clear
+        from .engine import HANDLER_NAME, automation_handle_event
         from .models import Trigger
+        from .ruleset import ruleset_invalidate
 
         # Every event type: triggers can listen to any of them, including other apps' (SLA) events.
         register_handler(HANDLER_NAME, automation_handle_event)
-        post_save.connect(trigger_cache_clear, sender=Trigger, dispatch_uid="automation.trigger_cache_save")
+        post_save.connect(ruleset_invalidate, sender=Trigger, dispatch_uid="automation.trigger_cache_save")
         post_delete.connect(
-            trigger_cache_clear, sender=Trigger, dispatch_uid="automation.trigger_cache_delete"
+            ruleset_invalidate, sender=Trigger, dispatch_uid="automation.trigger_cache_delete"
         )

@@ -1,4 +1,4 @@
-"""The automation engine: the dispatcher handler that runs triggers, and the dry-run that explains them.
+"""The automation engine: the dispatcher handler that runs triggers and records what they did.
 
 Transactions. The dispatcher calls ``automation_handle_event`` inside a transaction that also writes its
 ``HandledEvent`` ledger row. Each trigger that matched runs in its own savepoint: its actions' effects
@@ -17,9 +17,10 @@ Alert-only triggers. A trigger whose only action writes a single row (``emit_ale
 savepoint: that row and its execution row commit with the event, and any failure is re-raised for the
 dispatcher to retry (two round trips saved per alert, most of the cost of a match).
 
-Speed. Enabled triggers are loaded per event type and cached per process (``_ruleset``); they are
-indexed by their guard (a first clause ``name == "x"``/``name in (...)``), so an event evaluates only
-the triggers that can match it; evaluation counts are published to Prometheus in batches.
+Speed. Enabled triggers are loaded per event type and cached per process (``automation.ruleset``);
+they are indexed by their guard (a first clause ``name == "x"``/``name in (...)``), so an event
+evaluates only the triggers that can match it; evaluation counts are published to Prometheus in
+batches (``automation.metrics``). The dry-run that explains a trigger is ``automation.dry_run``.
 
 Loops. Events written by actions carry ``depth + 1``. For an event at ``AUTOMATION_MAX_DEPTH`` or deeper
 no matching trigger fires: its execution is recorded ``loop_prevented`` and a critical alert is raised.
@@ -27,16 +28,10 @@ no matching trigger fires: its execution is recorded ``loop_prevented`` and a cr
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
-import threading
 import time
-import uuid
-from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
@@ -44,11 +39,13 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 from outbox.models import OutboxEvent
 from polaris.accounts.models import User
 from polaris.errors import ConcurrentModification, DomainError, ValidationFailed
-from polaris.metrics import AUTOMATION_TRIGGER_EVALUATIONS
 
-from .actions import ACTION_TYPES, ActionContext, alert_raise
+from .actions.registry import ACTION_TYPES, ActionContext
+from .alerts import alert_raise
+from .metrics import ALREADY_DONE, automation_metrics_add
 from .models import Alert, Trigger, TriggerExecution
-from .predicates import EVALUATION_ERRORS, CompiledPredicate, PredicateError, predicate_compile
+from .predicates import EVALUATION_ERRORS, PredicateError
+from .ruleset import ruleset_get
 
 logger = logging.getLogger("automation.engine")
 
@@ -93,118 +90,9 @@ def event_names(event: OutboxEvent, *, actor_role: str | None = None, with_actor
     return names
 
 
-def _compile(trigger: Trigger) -> tuple[CompiledPredicate | None, str]:
-    try:
-        return predicate_compile(trigger.predicate or ""), ""
-    except PredicateError as exc:  # only reachable if a row bypassed Trigger.clean()
-        return None, f"Invalid predicate: {exc}"
-
-
-class _Entry(NamedTuple):
-    trigger: Trigger
-    predicate: CompiledPredicate | None
-    compile_error: str
-    label: str  # the trigger id as the metric label
-
-
-@dataclass(frozen=True)
-class _Ruleset:
-    """The enabled triggers of one event type, compiled and indexed, as loaded at ``loaded_at``.
-
-    ``index[name][value]`` lists the triggers whose predicate can only be true when the event's
-    ``name`` is ``value`` (their guard); ``unguarded`` the others. An event evaluates the unguarded
-    triggers plus those its values select, in position order: the rest are false without looking.
-    """
-
-    loaded_at: float
-    entries: tuple[_Entry, ...]
-    labels: tuple[str, ...]
-    unguarded: tuple[int, ...]
-    index: dict[str, dict[str, tuple[int, ...]]]
-    guarded_on: dict[str, tuple[int, ...]]  # every trigger guarded on a name (for non-string values)
-    needs_role: bool
-
-    def candidates(self, names: Mapping[str, Any]) -> list[int]:
-        if not self.index:
-            return list(self.unguarded)
-        found = list(self.unguarded)
-        for name, by_value in self.index.items():
-            value = names.get(name)
-            if isinstance(value, str):
-                found.extend(by_value.get(value, ()))
-            else:  # the guard is decided for strings only: evaluate these in full
-                found.extend(self.guarded_on[name])
-        found.sort()
-        return found
-
-
-def _ruleset_build(triggers: list[Trigger], loaded_at: float) -> _Ruleset:
-    entries = tuple(_Entry(trigger, *_compile(trigger), str(trigger.pk)) for trigger in triggers)
-    unguarded: list[int] = []
-    index: dict[str, dict[str, list[int]]] = {}
-    guarded_on: dict[str, list[int]] = {}
-    for position, entry in enumerate(entries):
-        guard = entry.predicate.guard if entry.predicate is not None else None
-        if guard is None:
-            unguarded.append(position)
-            continue
-        name, values = guard
-        guarded_on.setdefault(name, []).append(position)
-        for value in values:
-            index.setdefault(name, {}).setdefault(value, []).append(position)
-    return _Ruleset(
-        loaded_at=loaded_at,
-        entries=entries,
-        labels=tuple(entry.label for entry in entries),
-        unguarded=tuple(unguarded),
-        index={name: {v: tuple(ps) for v, ps in by_value.items()} for name, by_value in index.items()},
-        guarded_on={name: tuple(ps) for name, ps in guarded_on.items()},
-        needs_role=any(e.predicate is not None and "actor_role" in e.predicate.names for e in entries),
-    )
-
-
-_rulesets: dict[str, _Ruleset] = {}
-# Set while this process has trigger changes that are not committed yet: a rollback would leave a cached
-# ruleset holding triggers that never existed, so nothing is cached until such changes commit.
-_uncommitted_changes = False
-
-
-def _changes_committed() -> None:
-    global _uncommitted_changes
-    _uncommitted_changes = False
-    _rulesets.clear()
-
-
-def trigger_cache_clear(**_: Any) -> None:
-    """Forget the cached triggers (connected to ``Trigger`` saves and deletes; services call it too)."""
-    global _uncommitted_changes
-    _rulesets.clear()
-    if transaction.get_connection().in_atomic_block:
-        _uncommitted_changes = True
-        transaction.on_commit(_changes_committed)
-
-
-def _ruleset(event_type: str) -> _Ruleset:
-    """Enabled triggers for ``event_type``, cached per process for ``AUTOMATION_TRIGGER_CACHE_SECONDS``.
-
-    Loading them is a query and up to dozens of model instances; doing it for every event would cost
-    more than all the predicates together. Edits made in this process clear the cache at once; edits
-    made elsewhere (the admin runs in the web process) reach a worker within the cache lifetime.
-    """
-    now = time.monotonic()
-    cached = _rulesets.get(event_type)
-    if cached is not None and now - cached.loaded_at < settings.AUTOMATION_TRIGGER_CACHE_SECONDS:
-        return cached
-    triggers = list(Trigger.objects.filter(enabled=True, event_type=event_type).order_by("position", "id"))
-    ruleset = _ruleset_build(triggers, now)
-    if not _uncommitted_changes:
-        _rulesets[event_type] = ruleset
-    return ruleset
-
-
 def automation_handle_event(event: OutboxEvent) -> None:
     """Run the enabled triggers for ``event.event_type`` in position order (the ``automation`` handler)."""
-    ruleset = _ruleset(event.event_type)
+    ruleset = ruleset_get(event.event_type)
     if not ruleset.entries:
         return
     names = event_names(event, with_actor_role=ruleset.needs_role)
@@ -233,7 +121,7 @@ def automation_handle_event(event: OutboxEvent) -> None:
                 outcome = _record_loop_prevented(trigger, event, started)
             else:
                 outcome = _fire(trigger, event, names, started)
-            outcomes.append((label, outcome or _ALREADY_DONE))
+            outcomes.append((label, outcome or ALREADY_DONE))
         if settings.AUTOMATION_RECORD_NOT_MATCHED:
             done = {label for label, _ in outcomes}
             rows = [
@@ -245,72 +133,7 @@ def automation_handle_event(event: OutboxEvent) -> None:
 
     # Counted after commit, so a rolled-back (retried) event is not counted twice.
     labels = ruleset.labels
-    transaction.on_commit(lambda: _metrics_add(labels, outcomes))
-
-
-# Evaluation counts are summed in the process and published to Prometheus at most every
-# _METRICS_FLUSH_SECONDS (a timer publishes the tail of a burst; exit publishes the rest): 50 triggers
-# are 50 labelled increments per event, which would cost more than evaluating the 50 predicates.
-# Per event only the ruleset (its labels) and the outcomes other than not_matched are kept; a trigger's
-# not_matched count is the events its ruleset saw minus its other outcomes.
-_METRICS_FLUSH_SECONDS = 0.5
-_ALREADY_DONE = "already_done"  # the (trigger, event) pair had run before: not counted again
-_metrics_lock = threading.Lock()
-_pending_seen: Counter[tuple[str, ...]] = Counter()
-_pending_outcomes: list[tuple[str, str]] = []
-_last_flush = time.monotonic()
-_flush_timer: threading.Timer | None = None
-
-
-def _metrics_add(labels: tuple[str, ...], outcomes: list[tuple[str, str]]) -> None:
-    global _flush_timer
-    with _metrics_lock:
-        _pending_seen[labels] += 1
-        _pending_outcomes.extend(outcomes)
-        due = time.monotonic() - _last_flush >= _METRICS_FLUSH_SECONDS
-        if not due and _flush_timer is None:
-            _flush_timer = threading.Timer(_METRICS_FLUSH_SECONDS, automation_metrics_flush)
-            _flush_timer.daemon = True
-            _flush_timer.start()
-    if due:
-        automation_metrics_flush()
-
-
-def automation_metrics_flush() -> None:
-    """Publish the evaluation counts summed so far to ``automation_trigger_evaluations_total``."""
-    global _last_flush, _flush_timer
-    with _metrics_lock:
-        _last_flush = time.monotonic()
-        seen, outcomes = dict(_pending_seen), list(_pending_outcomes)
-        _pending_seen.clear()
-        _pending_outcomes.clear()
-        timer, _flush_timer = _flush_timer, None
-    if timer is not None and timer is not threading.current_thread():
-        timer.cancel()
-    counts: Counter[tuple[str, str]] = Counter()
-    for labels, events in seen.items():
-        for label in labels:
-            counts[(label, NOT_MATCHED)] += events
-    for label, outcome in outcomes:
-        counts[(label, NOT_MATCHED)] -= 1
-        if outcome != _ALREADY_DONE:
-            counts[(label, outcome)] += 1
-    for (trigger_id, outcome), count in counts.items():
-        if count > 0:
-            AUTOMATION_TRIGGER_EVALUATIONS.labels(trigger_id, outcome).inc(count)
-
-
-def _after_fork_in_child() -> None:
-    # A forked pool process inherits the counts (its parent publishes them) but not the timer thread.
-    global _metrics_lock, _flush_timer
-    _metrics_lock = threading.Lock()
-    _flush_timer = None
-    _pending_seen.clear()
-    _pending_outcomes.clear()
-
-
-atexit.register(automation_metrics_flush)
-os.register_at_fork(after_in_child=_after_fork_in_child)
+    transaction.on_commit(lambda: automation_metrics_add(labels, outcomes))
 
 
 def _is_duplicate(exc: IntegrityError) -> bool:
@@ -426,7 +249,7 @@ def _run_action(context: ActionContext, action: dict[str, Any]) -> dict[str, Any
     kind = ACTION_TYPES.get(action.get("type", ""))
     params = action.get("params") or {}
     try:
-        if kind is None:  # only reachable if a row bypassed Trigger.clean() or a type was removed
+        if kind is None:  # only reachable if a row bypassed the trigger rules or a type was removed
             raise ValidationFailed(f"Unknown action type {action.get('type')!r}.")
         # No savepoint per action (it would double the queries of a match): an action refuses before it
         # writes, or writes through a service whose own atomic() has already rolled its part back.
@@ -442,100 +265,3 @@ def _run_action(context: ActionContext, action: dict[str, Any]) -> dict[str, Any
             "details": exc.details,
         }
     return {"type": kind.name, "status": "done", **(output or {})}
-
-
-# --- dry-run ---
-
-
-def _event_from_body(body: Mapping[str, Any]) -> tuple[OutboxEvent, str | None]:
-    """An unsaved ``OutboxEvent`` built from a JSON body (for dry-runs of events that never happened)."""
-    if not isinstance(body, Mapping):
-        raise ValidationFailed(details={"event": ["Must be an object."]})
-    errors: dict[str, list[str]] = {}
-    event_type = body.get("event_type")
-    if not isinstance(event_type, str) or not event_type:
-        errors["event_type"] = ["Required: the event type, e.g. TaskStateChanged."]
-    payload = body.get("payload", {})
-    if not isinstance(payload, dict):
-        errors["payload"] = ["Must be an object."]
-    depth = body.get("depth", 0)
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
-        errors["depth"] = ["Must be a non-negative integer."]
-    aggregate_id = body.get("aggregate_id") or payload.get("task_id") or payload.get("action_plan_id")
-    try:
-        aggregate_uuid = uuid.UUID(str(aggregate_id)) if aggregate_id else uuid.uuid4()
-    except ValueError:
-        errors["aggregate_id"] = ["Must be a UUID."]
-        aggregate_uuid = uuid.uuid4()
-    if errors:
-        raise ValidationFailed(details=errors)
-    aggregate_type = body.get("aggregate_type") or (
-        "task" if "task_id" in payload else "action_plan" if "action_plan_id" in payload else ""
-    )
-    actor_role = body.get("actor_role")
-    event = OutboxEvent(
-        event_type=str(event_type),
-        aggregate_type=str(aggregate_type),
-        aggregate_id=aggregate_uuid,
-        sequence=0,
-        actor_id=body.get("actor_id") if isinstance(body.get("actor_id"), int) else None,
-        correlation_id=str(body.get("correlation_id") or "dry-run"),
-        depth=depth,
-        payload=payload,
-    )
-    return event, actor_role if isinstance(actor_role, str) else None
-
-
-def trigger_dry_run(
-    *, trigger: Trigger, event: OutboxEvent | None = None, event_body: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """Would ``trigger`` fire for this event? Which top-level clause failed, and what would it do?
-
-    Give a stored ``event`` or an ``event_body`` (``{event_type, payload, depth?, actor_role?, ...}``).
-    Reads only: nothing is written, no metric is counted.
-    """
-    actor_role = None
-    if event is None:
-        if event_body is None:
-            raise ValidationFailed("Give an event_id or an event.")
-        event, actor_role = _event_from_body(event_body)
-    names = event_names(event, actor_role=actor_role)
-    answer: dict[str, Any] = {
-        "trigger_id": trigger.pk,
-        "trigger": trigger.name,
-        "enabled": trigger.enabled,
-        "event_id": str(event.id) if event.pk and not event._state.adding else None,
-        "event_type": event.event_type,
-        "event_type_matches": event.event_type == trigger.event_type,
-        "matched": False,
-        "failed_clause": None,
-        "clauses": [],
-        "error": None,
-        "loop_prevented": False,
-        "actions": [],
-    }
-    if not answer["event_type_matches"]:
-        answer["failed_clause"] = f"event_type == {trigger.event_type!r}"
-        return answer
-    try:
-        explanation = predicate_compile(trigger.predicate or "").explain(names)
-    except PredicateError as exc:
-        answer["error"] = str(exc)
-        return answer
-    answer.update(
-        matched=explanation.matched,
-        failed_clause=explanation.failed_clause,
-        clauses=explanation.clauses,
-        error=explanation.error,
-    )
-    if not explanation.matched:
-        return answer
-    if event.depth >= settings.AUTOMATION_MAX_DEPTH:
-        answer["loop_prevented"] = True
-        return answer
-    context = ActionContext(event=event, names=names, trigger=trigger)
-    for action in trigger.actions:
-        kind = ACTION_TYPES.get(action.get("type", ""))
-        if kind is not None:
-            answer["actions"].append(kind.preview(context, action.get("params") or {}))
-    return answer

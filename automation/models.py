@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import re
-
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-_EVENT_TYPE = re.compile(r"^[A-Z][A-Za-z0-9]{0,63}$")
-
 
 class Trigger(models.Model):
     """When an event of ``event_type`` matches ``predicate``, run ``actions`` in order.
 
     ``actions`` is a JSON list of ``{"type": ..., "params": {...}}``; the types and their params come
-    from ``automation.actions``. Triggers are evaluated in ``position`` order. ``clean()`` validates the
-    predicate and every action's params, so the admin shows the same errors the engine would hit.
+    from ``automation.actions``. Triggers are evaluated in ``position`` order. The event type, predicate
+    and every action's params are validated by ``automation.rules.trigger_validate`` (the admin form and
+    ``automation.services.trigger_create`` run it), so the admin shows the errors the engine would hit.
     """
 
     name = models.CharField(max_length=200, unique=True)
@@ -49,23 +46,6 @@ class Trigger(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    def clean(self) -> None:
-        from .actions import actions_validate
-        from .predicates import PredicateError, predicate_validate
-
-        errors: dict[str, list[str]] = {}
-        if not _EVENT_TYPE.match(self.event_type or ""):
-            errors["event_type"] = ["An event type name in PascalCase, e.g. TaskStateChanged or SLABreached."]
-        try:
-            predicate_validate(self.predicate)
-        except PredicateError as exc:
-            errors["predicate"] = [str(exc)]
-        action_errors = actions_validate(self.actions)
-        if action_errors:
-            errors["actions"] = action_errors
-        if errors:
-            raise ValidationError(errors)
 
 
 class TriggerExecution(models.Model):
@@ -160,12 +140,8 @@ class WebhookEndpoint(models.Model):
         return self.enabled and (not self.event_types or event_type in self.event_types)
 
     def clean(self) -> None:
-        from .webhooks import url_check_syntax
-
+        # The URL's form is checked by the admin form (``automation.webhooks.transport.url_check_syntax``).
         errors: dict[str, list[str]] = {}
-        problem = url_check_syntax(self.url)
-        if problem:
-            errors["url"] = [problem]
         if not isinstance(self.event_types, list) or not all(isinstance(t, str) for t in self.event_types):
             errors["event_types"] = ["A list of event type names."]
         if errors:

@@ -565,5 +565,5 @@ def predicate_compile(text: str) -> CompiledPredicate:
 
 
 def predicate_validate(text: str) -> None:
-    """Raise ``PredicateError`` if ``text`` is not a valid predicate (used by ``Trigger.clean``)."""
+    """Raise ``PredicateError`` if ``text`` is not a valid predicate (used by ``automation.rules``)."""
     predicate_compile(text or "")

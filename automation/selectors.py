@@ -8,8 +8,9 @@ from typing import Any
 from django.db.models import QuerySet
 
 from outbox.models import OutboxEvent
+from polaris.access import agency_scope
 from polaris.accounts.models import User
-from polaris.errors import NotFound, PermissionDenied
+from polaris.errors import NotFound
 
 from .models import Alert, Trigger
 
@@ -36,11 +37,8 @@ def event_get(*, event_id: Any) -> OutboxEvent:
 def alert_queryset(*, user: User | None) -> QuerySet[Alert]:
     """Admins (and the system) see every alert; agency agents their agency's; clients none (403)."""
     alerts = Alert.objects.select_related("acknowledged_by").order_by("-created_at", "-id")
-    if user is None or user.role == User.Role.ADMIN:
-        return alerts
-    if user.role == User.Role.AGENCY:
-        return alerts.filter(agency_id=user.agency_id) if user.agency_id else alerts.none()
-    raise PermissionDenied("Clients have no access to alerts.")
+    agency_id = agency_scope(user, "Clients have no access to alerts.")
+    return alerts if agency_id is None else alerts.filter(agency_id=agency_id)
 
 
 def alert_get(*, user: User | None, alert_id: Any) -> Alert:

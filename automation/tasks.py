@@ -4,9 +4,8 @@ from celery import shared_task
 from celery.signals import worker_process_shutdown
 from django.conf import settings
 
-from .engine import automation_metrics_flush
-from .services import webhook_deliveries_due
-from .webhooks import webhook_delivery_attempt
+from .metrics import automation_metrics_flush
+from .webhooks.delivery import webhook_deliveries_due, webhook_delivery_attempt
 
 # Long enough for the HTTP timeout plus DNS; the claim's lease outlives it.
 _TIME_LIMIT = int(settings.WEBHOOK_TIMEOUT_SECONDS * 2 + 20)
@@ -30,6 +29,12 @@ def webhook_sweep_task() -> None:
     """Safety net for lost retry messages: re-enqueue deliveries overdue by more than a minute."""
     for delivery_id in webhook_deliveries_due(grace_seconds=60):
         webhook_deliver_task.delay(delivery_id)
+
+
+def webhook_enqueue(delivery_id: int) -> None:
+    """Queue one delivery attempt (after commit). No publish retries: if the broker is down the delivery
+    stays ``pending`` and ``automation.webhook_sweep`` (or an admin replay) picks it up."""
+    webhook_deliver_task.apply_async((delivery_id,), retry=False)
 
 
 @worker_process_shutdown.connect

@@ -93,6 +93,7 @@ def _python_equivalents():
 
 def _seed(agency_id: str):
     from automation.models import Trigger
+    from automation.services import trigger_errors
 
     Trigger.objects.all().delete()  # exactly the bench's 50 (the built-in ones would fire on these events)
     predicates = _predicates()
@@ -115,7 +116,8 @@ def _seed(agency_id: str):
             actions=actions,
             position=position,
         )
-        trigger.full_clean()
+        errors = trigger_errors(trigger)
+        assert not errors, errors
         trigger.save()
 
 
@@ -185,11 +187,12 @@ def _drain(count: int, agency_id: str, handler_name: str, handler_func) -> float
 def _evaluated_per_event() -> float:
     """How many of the 50 predicates an event actually evaluates (the others are ruled out by the
     trigger index: their first clause names a value the event does not have)."""
-    from automation.engine import _ruleset_build, event_names
+    from automation.engine import event_names
     from automation.models import Trigger
+    from automation.ruleset import ruleset_build
     from outbox.models import OutboxEvent
 
-    ruleset = _ruleset_build(list(Trigger.objects.filter(enabled=True).order_by("position", "id")), 0.0)
+    ruleset = ruleset_build(list(Trigger.objects.filter(enabled=True).order_by("position", "id")), 0.0)
     events = list(OutboxEvent.objects.order_by("?")[:200])
     return statistics.mean(len(ruleset.candidates(event_names(e, actor_role="agency"))) for e in events)
 

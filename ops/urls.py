@@ -14,7 +14,7 @@ urlpatterns = [
     path("api/workflow/", include("workflow.api.urls")),
     path("api/workflow/", include("outbox.api.urls")),
     path("api/workflow/", include("sla.api.urls")),
-    path("api/workflow/", include("automation.urls")),
+    path("api/workflow/", include("automation.api.urls")),
     re_path(r"^api/workflow/stats/?$", views.WorkflowStatsView.as_view(), name="workflow-stats"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

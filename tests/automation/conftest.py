@@ -19,11 +19,11 @@ def _start_without_triggers(request):
     if marker is None:
         return
     request.getfixturevalue("transactional_db" if marker.kwargs.get("transaction") else "db")
-    from automation.engine import trigger_cache_clear
     from automation.models import Trigger
+    from automation.ruleset import ruleset_invalidate
 
     Trigger.objects.all().delete()
-    trigger_cache_clear()
+    ruleset_invalidate()
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ from unittest import mock
 
 import pytest
 
-from automation.actions import actions_validate, template_render
+from automation.actions.registry import actions_validate
+from automation.actions.templating import template_render
 from automation.engine import automation_handle_event
 from automation.models import Alert, TriggerExecution, WebhookDelivery, WebhookEndpoint
 from automation.services import trigger_create

@@ -3,7 +3,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-from automation.actions import alert_raise
+from automation.alerts import alert_raise
 from automation.models import Alert, TriggerExecution
 from automation.services import trigger_create
 from outbox.models import OutboxEvent

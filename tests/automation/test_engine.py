@@ -3,7 +3,8 @@
 import pytest
 from prometheus_client import REGISTRY
 
-from automation.engine import automation_handle_event, automation_metrics_flush
+from automation.engine import automation_handle_event
+from automation.metrics import automation_metrics_flush
 from automation.models import Alert, TriggerExecution
 from automation.services import trigger_create
 from outbox.models import OutboxEvent
@@ -99,16 +100,17 @@ def test_triggers_run_in_position_order(make_task, agent):
 
 
 def test_a_failing_trigger_rolls_back_alone(make_task, agent, monkeypatch):
-    from automation import actions
+    from automation import alerts
+    from automation.actions import registry
 
     def explode(context, params):
-        actions.alert_raise(severity="info", message="half-done", event=context.event)
+        alerts.alert_raise(severity="info", message="half-done", event=context.event)
         raise RuntimeError("boom")
 
-    monkeypatch.setitem(actions.ACTION_TYPES, "explode", actions.ActionType("explode", explode, ()))
+    monkeypatch.setitem(registry.ACTION_TYPES, "explode", registry.ActionType("explode", explode, ()))
     broken = trigger_create(name="broken", event_type="TaskCreated", position=1)
     broken.actions = [{"type": "explode", "params": {}}]
-    broken.save()  # bypasses clean(): the type exists only in this test
+    broken.save()  # bypasses the trigger rules: the type exists only in this test
     trigger_create(
         name="fine",
         event_type="TaskCreated",
@@ -166,13 +168,13 @@ def test_not_matched_can_be_recorded_when_configured(make_task, settings):
 
 
 def test_trigger_changes_reach_the_cached_rulesets(make_task, settings, monkeypatch):
-    from automation import engine
+    from automation import ruleset
     from automation.services import triggers_set_enabled
 
     trigger = trigger_create(
         name="alert", event_type="TaskCreated", actions=[{"type": "emit_alert", "params": {"message": "hi"}}]
     )
-    monkeypatch.setattr(engine, "_uncommitted_changes", False)  # as if committed: caching is on
+    monkeypatch.setattr(ruleset, "_uncommitted_changes", False)  # as if committed: caching is on
     settings.AUTOMATION_TRIGGER_CACHE_SECONDS = 60
     automation_handle_event(latest_event(make_task()))
     assert Alert.objects.count() == 1
@@ -188,9 +190,9 @@ def test_trigger_changes_reach_the_cached_rulesets(make_task, settings, monkeypa
 
     # ...and one made in this process through a service or a save applies to the next event.
     settings.AUTOMATION_TRIGGER_CACHE_SECONDS = 60
-    monkeypatch.setattr(engine, "_uncommitted_changes", False)
+    monkeypatch.setattr(ruleset, "_uncommitted_changes", False)
     triggers_set_enabled(trigger_ids=[trigger.pk], enabled=True)
-    monkeypatch.setattr(engine, "_uncommitted_changes", False)
+    monkeypatch.setattr(ruleset, "_uncommitted_changes", False)
     automation_handle_event(latest_event(make_task()))
     assert Alert.objects.count() == 3
     trigger.refresh_from_db()
@@ -217,13 +219,13 @@ def test_a_trigger_rolled_back_is_never_served_from_the_cache(make_task, setting
 
 
 def test_a_concurrent_modification_is_retried_not_recorded(make_task, monkeypatch):
-    from automation import actions
+    from automation.actions import update_task_state
     from polaris.errors import ConcurrentModification
 
     def raced(**kwargs):
         raise ConcurrentModification()
 
-    monkeypatch.setattr(actions, "task_transition", raced)
+    monkeypatch.setattr(update_task_state, "task_transition", raced)
     trigger_create(
         name="auto-start",
         event_type="TaskCreated",
@@ -262,9 +264,9 @@ def test_an_alert_only_trigger_runs_without_a_savepoint_and_still_only_once(
     trigger_create(
         name="a", event_type="TaskCreated", actions=[{"type": "emit_alert", "params": {"message": "m"}}]
     )
-    from automation import engine
+    from automation import ruleset
 
-    monkeypatch.setattr(engine, "_uncommitted_changes", False)  # as if committed: the ruleset is cached
+    monkeypatch.setattr(ruleset, "_uncommitted_changes", False)  # as if committed: the ruleset is cached
     settings.AUTOMATION_TRIGGER_CACHE_SECONDS = 60
     event = latest_event(make_task())
     automation_handle_event(event)  # loads the ruleset

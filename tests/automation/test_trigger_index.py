@@ -3,9 +3,9 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from automation.engine import _ruleset_build
 from automation.models import Trigger
 from automation.predicates import PredicateError, predicate_compile
+from automation.ruleset import ruleset_build
 
 VALUES = ["intake", "assessment", "completed", "blocked", "", None, 3, ["intake"]]
 NAMES = ("task_type", "new_state", "priority")
@@ -39,7 +39,7 @@ def test_skipped_triggers_are_exactly_ones_that_are_false_without_error(chosen, 
     triggers = [
         Trigger(pk=i + 1, name=f"t{i}", event_type="X", predicate=text) for i, text in enumerate(chosen)
     ]
-    ruleset = _ruleset_build(triggers, 0.0)
+    ruleset = ruleset_build(triggers, 0.0)
     names = {**dict(zip(NAMES, values, strict=True)), "payload": {}}
     candidates = ruleset.candidates(names)
     assert candidates == sorted(set(candidates))  # position order, each once

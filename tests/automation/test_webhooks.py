@@ -21,7 +21,8 @@ from prometheus_client import REGISTRY
 
 from automation.models import WebhookDelivery, WebhookEndpoint
 from automation.services import webhook_delivery_replay
-from automation.webhooks import address_is_public, webhook_delivery_attempt
+from automation.webhooks.delivery import webhook_delivery_attempt
+from automation.webhooks.transport import address_is_public
 from tests.automation.conftest import latest_event
 
 pytestmark = pytest.mark.django_db
@@ -264,7 +265,7 @@ def test_replay_resends_a_finished_delivery(
 
 
 def test_the_sweep_finds_lost_and_abandoned_deliveries(make_task):
-    from automation.services import webhook_deliveries_due
+    from automation.webhooks.delivery import webhook_deliveries_due
 
     endpoint = WebhookEndpoint.objects.create(name="e", url="https://example.org/h", secret="s")
     event = latest_event(make_task())
@@ -309,7 +310,8 @@ def test_https_goes_to_the_checked_address_and_verifies_the_original_name(
     client_context = ssl.create_default_context(cafile=str(cert))
     real_client = httpx.Client
     monkeypatch.setattr(
-        "automation.webhooks.httpx.Client", lambda **kwargs: real_client(verify=client_context, **kwargs)
+        "automation.webhooks.transport.httpx.Client",
+        lambda **kwargs: real_client(verify=client_context, **kwargs),
     )
     real_getaddrinfo = socket.getaddrinfo
 

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from .models import Alert, Trigger
+from ..models import Alert, Trigger
 
 
 class TriggerOutputSerializer(serializers.ModelSerializer):

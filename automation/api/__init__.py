@@ -1,0 +1,1 @@
+"""The automation API: one module per resource (``triggers``, ``alerts``), wired in ``urls``."""

@@ -1,0 +1,16 @@
+"""Shared pieces of the automation API: the admin-only permission and common schema responses."""
+
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework.permissions import BasePermission
+
+from polaris.access import is_admin
+
+FORBIDDEN = OpenApiResponse(description="PERMISSION_DENIED")
+NOT_FOUND = OpenApiResponse(description="NOT_FOUND")
+
+
+class IsAdminRole(BasePermission):
+    message = "Only admins may manage automation."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated and is_admin(request.user))

@@ -1,0 +1,114 @@
+"""Dry-run: would a trigger fire for an event, which top-level clause failed, what would it do?
+
+Reads only: nothing is written, no metric is counted.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+
+from outbox.models import OutboxEvent
+from polaris.errors import ValidationFailed
+
+from .actions.registry import ACTION_TYPES, ActionContext
+from .engine import event_names
+from .models import Trigger
+from .predicates import PredicateError, predicate_compile
+
+
+def _event_from_body(body: Mapping[str, Any]) -> tuple[OutboxEvent, str | None]:
+    """An unsaved ``OutboxEvent`` built from a JSON body (for dry-runs of events that never happened)."""
+    if not isinstance(body, Mapping):
+        raise ValidationFailed(details={"event": ["Must be an object."]})
+    errors: dict[str, list[str]] = {}
+    event_type = body.get("event_type")
+    if not isinstance(event_type, str) or not event_type:
+        errors["event_type"] = ["Required: the event type, e.g. TaskStateChanged."]
+    payload = body.get("payload", {})
+    if not isinstance(payload, dict):
+        errors["payload"] = ["Must be an object."]
+    depth = body.get("depth", 0)
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
+        errors["depth"] = ["Must be a non-negative integer."]
+    aggregate_id = body.get("aggregate_id") or payload.get("task_id") or payload.get("action_plan_id")
+    try:
+        aggregate_uuid = uuid.UUID(str(aggregate_id)) if aggregate_id else uuid.uuid4()
+    except ValueError:
+        errors["aggregate_id"] = ["Must be a UUID."]
+        aggregate_uuid = uuid.uuid4()
+    if errors:
+        raise ValidationFailed(details=errors)
+    aggregate_type = body.get("aggregate_type") or (
+        "task" if "task_id" in payload else "action_plan" if "action_plan_id" in payload else ""
+    )
+    actor_role = body.get("actor_role")
+    event = OutboxEvent(
+        event_type=str(event_type),
+        aggregate_type=str(aggregate_type),
+        aggregate_id=aggregate_uuid,
+        sequence=0,
+        actor_id=body.get("actor_id") if isinstance(body.get("actor_id"), int) else None,
+        correlation_id=str(body.get("correlation_id") or "dry-run"),
+        depth=depth,
+        payload=payload,
+    )
+    return event, actor_role if isinstance(actor_role, str) else None
+
+
+def trigger_dry_run(
+    *, trigger: Trigger, event: OutboxEvent | None = None, event_body: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Would ``trigger`` fire for this event? Which top-level clause failed, and what would it do?
+
+    Give a stored ``event`` or an ``event_body`` (``{event_type, payload, depth?, actor_role?, ...}``).
+    Reads only: nothing is written, no metric is counted.
+    """
+    actor_role = None
+    if event is None:
+        if event_body is None:
+            raise ValidationFailed("Give an event_id or an event.")
+        event, actor_role = _event_from_body(event_body)
+    names = event_names(event, actor_role=actor_role)
+    answer: dict[str, Any] = {
+        "trigger_id": trigger.pk,
+        "trigger": trigger.name,
+        "enabled": trigger.enabled,
+        "event_id": str(event.id) if event.pk and not event._state.adding else None,
+        "event_type": event.event_type,
+        "event_type_matches": event.event_type == trigger.event_type,
+        "matched": False,
+        "failed_clause": None,
+        "clauses": [],
+        "error": None,
+        "loop_prevented": False,
+        "actions": [],
+    }
+    if not answer["event_type_matches"]:
+        answer["failed_clause"] = f"event_type == {trigger.event_type!r}"
+        return answer
+    try:
+        explanation = predicate_compile(trigger.predicate or "").explain(names)
+    except PredicateError as exc:
+        answer["error"] = str(exc)
+        return answer
+    answer.update(
+        matched=explanation.matched,
+        failed_clause=explanation.failed_clause,
+        clauses=explanation.clauses,
+        error=explanation.error,
+    )
+    if not explanation.matched:
+        return answer
+    if event.depth >= settings.AUTOMATION_MAX_DEPTH:
+        answer["loop_prevented"] = True
+        return answer
+    context = ActionContext(event=event, names=names, trigger=trigger)
+    for action in trigger.actions:
+        kind = ACTION_TYPES.get(action.get("type", ""))
+        if kind is not None:
+            answer["actions"].append(kind.preview(context, action.get("params") or {}))
+    return answer

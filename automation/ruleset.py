@@ -1,0 +1,125 @@
+"""The compiled ruleset: enabled triggers per event type, compiled, indexed by guard, cached per process.
+
+Loading the triggers is a query and up to dozens of model instances; doing it for every event would
+cost more than all the predicates together. Edits made in this process clear the cache at once
+(``ruleset_invalidate``, connected to ``Trigger`` saves and deletes in ``apps.py``); edits made
+elsewhere (the admin runs in the web process) reach a worker within ``AUTOMATION_TRIGGER_CACHE_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from django.conf import settings
+from django.db import transaction
+
+from .models import Trigger
+from .predicates import CompiledPredicate, PredicateError, predicate_compile
+
+
+def _compile(trigger: Trigger) -> tuple[CompiledPredicate | None, str]:
+    try:
+        return predicate_compile(trigger.predicate or ""), ""
+    except PredicateError as exc:  # only reachable if a row bypassed the trigger rules
+        return None, f"Invalid predicate: {exc}"
+
+
+class RulesetEntry(NamedTuple):
+    trigger: Trigger
+    predicate: CompiledPredicate | None
+    compile_error: str
+    label: str  # the trigger id as the metric label
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    """The enabled triggers of one event type, compiled and indexed, as loaded at ``loaded_at``.
+
+    ``index[name][value]`` lists the triggers whose predicate can only be true when the event's
+    ``name`` is ``value`` (their guard); ``unguarded`` the others. An event evaluates the unguarded
+    triggers plus those its values select, in position order: the rest are false without looking.
+    """
+
+    loaded_at: float
+    entries: tuple[RulesetEntry, ...]
+    labels: tuple[str, ...]
+    unguarded: tuple[int, ...]
+    index: dict[str, dict[str, tuple[int, ...]]]
+    guarded_on: dict[str, tuple[int, ...]]  # every trigger guarded on a name (for non-string values)
+    needs_role: bool
+
+    def candidates(self, names: Mapping[str, Any]) -> list[int]:
+        if not self.index:
+            return list(self.unguarded)
+        found = list(self.unguarded)
+        for name, by_value in self.index.items():
+            value = names.get(name)
+            if isinstance(value, str):
+                found.extend(by_value.get(value, ()))
+            else:  # the guard is decided for strings only: evaluate these in full
+                found.extend(self.guarded_on[name])
+        found.sort()
+        return found
+
+
+def ruleset_build(triggers: list[Trigger], loaded_at: float) -> Ruleset:
+    """Compile ``triggers`` (in evaluation order) and index them by their guard."""
+    entries = tuple(RulesetEntry(trigger, *_compile(trigger), str(trigger.pk)) for trigger in triggers)
+    unguarded: list[int] = []
+    index: dict[str, dict[str, list[int]]] = {}
+    guarded_on: dict[str, list[int]] = {}
+    for position, entry in enumerate(entries):
+        guard = entry.predicate.guard if entry.predicate is not None else None
+        if guard is None:
+            unguarded.append(position)
+            continue
+        name, values = guard
+        guarded_on.setdefault(name, []).append(position)
+        for value in values:
+            index.setdefault(name, {}).setdefault(value, []).append(position)
+    return Ruleset(
+        loaded_at=loaded_at,
+        entries=entries,
+        labels=tuple(entry.label for entry in entries),
+        unguarded=tuple(unguarded),
+        index={name: {v: tuple(ps) for v, ps in by_value.items()} for name, by_value in index.items()},
+        guarded_on={name: tuple(ps) for name, ps in guarded_on.items()},
+        needs_role=any(e.predicate is not None and "actor_role" in e.predicate.names for e in entries),
+    )
+
+
+_rulesets: dict[str, Ruleset] = {}
+# Set while this process has trigger changes that are not committed yet: a rollback would leave a cached
+# ruleset holding triggers that never existed, so nothing is cached until such changes commit.
+_uncommitted_changes = False
+
+
+def _changes_committed() -> None:
+    global _uncommitted_changes
+    _uncommitted_changes = False
+    _rulesets.clear()
+
+
+def ruleset_invalidate(**_: Any) -> None:
+    """Forget the cached rulesets (connected to ``Trigger`` saves and deletes; services call it too)."""
+    global _uncommitted_changes
+    _rulesets.clear()
+    if transaction.get_connection().in_atomic_block:
+        _uncommitted_changes = True
+        transaction.on_commit(_changes_committed)
+
+
+def ruleset_get(event_type: str) -> Ruleset:
+    """Enabled triggers for ``event_type``, cached per process for ``AUTOMATION_TRIGGER_CACHE_SECONDS``."""
+    now = time.monotonic()
+    cached = _rulesets.get(event_type)
+    if cached is not None and now - cached.loaded_at < settings.AUTOMATION_TRIGGER_CACHE_SECONDS:
+        return cached
+    triggers = list(Trigger.objects.filter(enabled=True, event_type=event_type).order_by("position", "id"))
+    ruleset = ruleset_build(triggers, now)
+    if not _uncommitted_changes:
+        _rulesets[event_type] = ruleset
+    return ruleset

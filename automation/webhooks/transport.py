@@ -1,0 +1,114 @@
+"""Webhook transport: the signature, the URL check and the SSRF guard, and one HTTP request.
+
+``automation.webhooks.delivery`` builds the request and records its outcome; this module only sends:
+
+- body: the event envelope as compact JSON; headers ``X-Polaris-Event-Id``, ``X-Polaris-Timestamp``
+  (Unix seconds) and ``X-Polaris-Signature`` = hex HMAC-SHA256 of ``f"{timestamp}.{body}"`` keyed with
+  the endpoint's secret;
+- SSRF guard: the host is resolved once and every address must be public (not loopback, private,
+  link-local, multicast, reserved, unspecified or otherwise non-global) unless the host is in
+  ``WEBHOOK_ALLOWED_HOSTS``. The request then goes to the *checked address* (``Host`` header and TLS
+  SNI/certificate check keep the original name), so a second DNS answer cannot redirect it
+  (DNS rebinding). Redirects are never followed: a 3xx is a permanent failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+import httpx
+from django.conf import settings
+
+USER_AGENT = "Polaris-Webhooks/1"
+
+
+class WebhookRefused(Exception):
+    """The target is not allowed (SSRF guard or a malformed URL); never retried."""
+
+
+def webhook_sign(*, secret: str, timestamp: str, body: str) -> str:
+    """Hex HMAC-SHA256 of ``timestamp + "." + body`` (what receivers recompute to verify)."""
+    return hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
+
+
+def url_check_syntax(url: str) -> str | None:
+    """A problem with the URL's form, or ``None``. Addresses are checked at delivery time."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError as exc:
+        return f"Not a valid URL: {exc}"
+    if parts.scheme not in ("http", "https"):
+        return "Only http and https URLs are supported."
+    if not parts.hostname:
+        return "The URL needs a host."
+    if parts.username or parts.password:
+        return "Credentials in the URL are not allowed; authenticate with the signature."
+    return None
+
+
+def address_is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    refused = (
+        ip.is_loopback
+        or ip.is_private
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or not ip.is_global
+    )
+    return not refused
+
+
+def host_is_allow_listed(host: str) -> bool:
+    return host.lower().rstrip(".") in {h.lower().rstrip(".") for h in settings.WEBHOOK_ALLOWED_HOSTS}
+
+
+def target_resolve(url: str) -> tuple[str, int, str]:
+    """(host, port, address to connect to) for ``url``, after the SSRF guard.
+
+    Raises ``WebhookRefused`` for a refused target and ``OSError`` when the name does not resolve
+    (retried: DNS failures are often transient).
+    """
+    problem = url_check_syntax(url)
+    if problem:
+        raise WebhookRefused(problem)
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not addresses:
+        raise OSError(f"{host} did not resolve")
+    if not host_is_allow_listed(host):
+        blocked = [a for a in addresses if not address_is_public(a)]
+        if blocked:
+            raise WebhookRefused(
+                f"Refused: {host} resolves to a non-public address ({', '.join(blocked)}); "
+                "add the host to WEBHOOK_ALLOWED_HOSTS if this is intended."
+            )
+    return host, port, addresses[0]
+
+
+def webhook_post(url: str, *, address: str, host: str, headers: dict[str, str], body: str) -> httpx.Response:
+    """POST ``body`` to the checked ``address`` (never resolved again); ``host`` keeps Host and TLS SNI."""
+    parts = urlsplit(url)
+    ip = ipaddress.ip_address(address)
+    netloc = f"[{address}]" if ip.version == 6 else address
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    target = parts._replace(netloc=netloc).geturl()
+    host_header = parts.netloc.rsplit("@", 1)[-1]
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    timeout = httpx.Timeout(settings.WEBHOOK_TIMEOUT_SECONDS)
+    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+        return client.post(
+            target, content=body.encode(), headers={**headers, "Host": host_header}, extensions=extensions
+        )
