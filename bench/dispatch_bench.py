@@ -305,7 +305,7 @@ def _latency_round(*, transitions: int, rate: float, kick: bool, actor, client, 
     from django.conf import settings
     from django.db import connection, transaction
 
-    from tests.dispatch import effects
+    from outbox import effect_probe as effects
     from workflow.services.tasks import task_create, task_transition
 
     settings.OUTBOX_KICK_ON_COMMIT = kick
@@ -355,8 +355,8 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 
 def latency(*, transitions: int, rate: float, beat_interval: float) -> dict:
+    from outbox import effect_probe as effects
     from polaris.accounts.models import Agency, User
-    from tests.dispatch import effects
 
     effects.effect_table_create()
     agency = Agency.objects.create(name="Dispatch Bench", slug="dispatch-bench")
@@ -365,7 +365,7 @@ def latency(*, transitions: int, rate: float, beat_interval: float) -> dict:
 
     env = {
         **os.environ,
-        "POLARIS_EXTRA_HANDLER_MODULES": "tests.dispatch.worker_handlers",
+        "OUTBOX_EXTRA_HANDLER_MODULES": "bench.worker_handlers",
         "OUTBOX_DISPATCH_INTERVAL_SECONDS": str(beat_interval),
         "PYTHONUNBUFFERED": "1",
     }

@@ -1,4 +1,4 @@
-"""Celery tasks of the workflow app: thin wrappers that call services."""
+"""Celery tasks of the outbox: the dispatch drain, a thin wrapper around the dispatcher."""
 
 from __future__ import annotations
 

@@ -249,7 +249,7 @@ OUTBOX_RETRY_MAX_SECONDS = env_float("OUTBOX_RETRY_MAX_SECONDS", 3600.0)
 # One dispatch task stops starting new batches after this long (its soft limit adds the lease on top).
 OUTBOX_DISPATCH_TIME_BUDGET_SECONDS = env_float("OUTBOX_DISPATCH_TIME_BUDGET_SECONDS", 20.0)
 # Extra modules imported by WorkflowConfig.ready() that register handlers (tests, plug-ins).
-OUTBOX_EXTRA_HANDLER_MODULES = env_list("POLARIS_EXTRA_HANDLER_MODULES")
+OUTBOX_EXTRA_HANDLER_MODULES = env_list("OUTBOX_EXTRA_HANDLER_MODULES")
 
 # --- SLA ---
 SLA_SCAN_INTERVAL_SECONDS = env_int("SLA_SCAN_INTERVAL_SECONDS", 300)

@@ -7,7 +7,7 @@ class SlaConfig(AppConfig):
 
     def ready(self) -> None:
         from outbox.events import event_types_register
-        from workflow.api import extensions
+        from workflow import extensions
 
         from . import receivers  # noqa: F401  (connects the task receivers)
         from .events import SLA_EVENT_TYPES

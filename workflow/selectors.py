@@ -6,17 +6,20 @@ An object outside the caller's scope is indistinguishable from an absent one (``
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from django.db.models import QuerySet
+from django.db.models import Case, F, IntegerField, QuerySet, Value, When
 
+from outbox.models import OutboxEvent
 from polaris.access import scope_filter
 from polaris.accounts.models import User
 from polaris.errors import NotFound
 from polaris.precompiled import row_get
+from workflow import extensions
 
 from .machines import transitions_of
-from .models import ActionPlan, OutboxEvent, Task
+from .models import ActionPlan, Task, TaskPriority
 
 M = TypeVar("M", Task, ActionPlan)
 
@@ -76,3 +79,62 @@ def available_targets(*, instance: Task | ActionPlan, user: User | None) -> list
         if all(condition(instance) for condition in transition.conditions):
             targets.append(str(transition.target))
     return targets
+
+
+_PRIORITY_RANK = Case(
+    *(When(priority=value, then=Value(rank)) for rank, value in enumerate(TaskPriority.values)),
+    default=Value(len(TaskPriority.values)),
+    output_field=IntegerField(),
+)
+
+
+def _with_hooks(queryset: QuerySet[Task]) -> QuerySet[Task]:
+    for hook in extensions.task_queryset_hooks:
+        queryset = hook(queryset)
+    return queryset
+
+
+def task_list(
+    *, user: User, filters: Mapping[str, Any], extension_filters: Mapping[str, str] | None = None
+) -> QuerySet[Task]:
+    """The caller's tasks, filtered and in a stable order (the sort key, then ``id``)."""
+    tasks = task_queryset(user=user)
+    for name in ("state", "task_type", "service_area", "priority", "action_plan"):
+        if name in filters:
+            tasks = tasks.filter(**{name: filters[name]})
+    for name in ("assignee", "client"):
+        if name in filters:
+            tasks = tasks.filter(**{f"{name}_id": filters[name]})
+    if "created_after" in filters:
+        tasks = tasks.filter(created_at__gte=filters["created_after"])
+    if "created_before" in filters:
+        tasks = tasks.filter(created_at__lt=filters["created_before"])
+    for name, value in (extension_filters or {}).items():
+        tasks = extensions.task_filters[name](tasks, value)
+
+    ordering = filters.get("ordering", "-created_at")
+    descending, key = ordering.startswith("-"), ordering.lstrip("-")
+    if key == "priority":
+        tasks = tasks.annotate(priority_rank=_PRIORITY_RANK)
+        key = "priority_rank"
+    expression = F(key).desc(nulls_last=True) if descending else F(key).asc(nulls_last=True)
+    return _with_hooks(tasks.order_by(expression, "id"))
+
+
+def task_detail(*, user: User, task_id: Any) -> Task:
+    """One task in the caller's scope, with the extensions' prefetches; ``NotFound`` otherwise."""
+    try:
+        return _with_hooks(task_queryset(user=user)).get(pk=uuid.UUID(str(task_id)))
+    except (ValueError, Task.DoesNotExist):
+        raise NotFound("Task not found.") from None
+
+
+def action_plan_list(*, user: User, filters: Mapping[str, Any]) -> QuerySet[ActionPlan]:
+    """The caller's plans, filtered, newest first (ties break on ``id``)."""
+    plans = action_plan_queryset(user=user)
+    if "state" in filters:
+        plans = plans.filter(state=filters["state"])
+    if "client" in filters:
+        plans = plans.filter(client_id=filters["client"])
+    # The has_tasks guard behind available_transitions reads the prefetched tasks.
+    return plans.prefetch_related("tasks").order_by("-created_at", "id")

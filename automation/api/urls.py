@@ -1,4 +1,4 @@
-"""``/api/workflow/…`` for triggers and alerts (included by ``polaris/urls.py``)."""
+"""``/api/workflow/…`` for triggers and alerts (included by ``ops/urls.py``)."""
 
 from django.urls import re_path
 

@@ -1,10 +1,10 @@
-"""The task representation and list honour what other apps register in ``workflow.api.extensions``."""
+"""The task representation and list honour what other apps register in ``workflow.extensions``."""
 
 import pytest
 
 from polaris.errors import ValidationFailed
 from tests.api.conftest import assert_envelope
-from workflow.api import extensions
+from workflow import extensions
 
 pytestmark = pytest.mark.django_db
 

@@ -1,5 +1,5 @@
-"""Loaded by worker subprocesses via ``POLARIS_EXTRA_HANDLER_MODULES=tests.dispatch.worker_handlers``."""
+"""Loaded by worker subprocesses via ``OUTBOX_EXTRA_HANDLER_MODULES=tests.dispatch.worker_handlers``."""
 
-from tests.dispatch.effects import register
+from outbox.effect_probe import register
 
 register()

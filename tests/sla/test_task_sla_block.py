@@ -1,5 +1,5 @@
 """The task representation's ``sla`` block and the ``sla_status`` list filter, registered through
-``workflow.api.extensions`` (workflow never imports sla)."""
+``workflow.extensions`` (workflow never imports sla)."""
 
 from datetime import timedelta
 
@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from polaris.errors import ValidationFailed
 from sla.scan import sla_scan
 from tests.sla.conftest import MONDAY_10
-from workflow.api import extensions
+from workflow import extensions
 from workflow.models import Task
 
 

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from polaris.api.pagination import StandardPagination
+from polaris.api.query_params import query_params_parse
 from polaris.idempotency.services import idempotent_create
 from workflow import selectors
 from workflow.api.common import (
@@ -20,7 +21,6 @@ from workflow.api.common import (
     serializer_context,
     uuid_path_parameter,
 )
-from workflow.api.listing import action_plan_list, query_params_parse
 from workflow.api.serializers import (
     ActionPlanCreateSerializer,
     ActionPlanDetailSerializer,
@@ -31,6 +31,7 @@ from workflow.api.serializers import (
     EventSerializer,
 )
 from workflow.models import ActionPlan
+from workflow.selectors import action_plan_list
 from workflow.services.action_plans import action_plan_activate, action_plan_archive, action_plan_create
 
 PLAN_ID = uuid_path_parameter("action_plan_id", "The action plan's id.")

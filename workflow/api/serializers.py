@@ -15,8 +15,7 @@ from rest_framework import serializers
 
 from polaris.access import is_admin, is_agent, is_client
 from polaris.accounts.models import Agency, User
-from workflow import selectors
-from workflow.api import extensions
+from workflow import extensions, selectors
 from workflow.models import ActionPlan, ActionPlanState, Task, TaskPriority, TaskState
 
 MAX_BIGINT = 2**63 - 1

@@ -7,9 +7,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from polaris.api.pagination import StandardPagination
+from polaris.api.query_params import query_params_parse
 from polaris.idempotency.services import idempotent_create
-from workflow import selectors
-from workflow.api import extensions
+from workflow import extensions, selectors
 from workflow.api.common import (
     IDEMPOTENCY_PARAMETER,
     caller,
@@ -18,7 +18,6 @@ from workflow.api.common import (
     serializer_context,
     uuid_path_parameter,
 )
-from workflow.api.listing import query_params_parse, task_detail, task_list
 from workflow.api.serializers import (
     EventListQuerySerializer,
     EventSerializer,
@@ -28,6 +27,7 @@ from workflow.api.serializers import (
     TaskTransitionResultSerializer,
     TaskTransitionSerializer,
 )
+from workflow.selectors import task_detail, task_list
 from workflow.services.tasks import task_create, task_transition
 
 TASK_ID = uuid_path_parameter("task_id", "The task's id.")

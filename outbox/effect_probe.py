@@ -1,8 +1,9 @@
-"""A test-only handler whose effect is a row in a plain table with no unique constraint.
+"""A probe for tests, benchmarks and chaos drills: a handler whose effect is a row in a plain table.
 
-Counting rows per event shows an effect repeated (the ledger alone could not: it is unique). The test
-process registers it through the ``effect_handler`` fixture; worker subprocesses load
-``tests.dispatch.worker_handlers`` through ``POLARIS_EXTRA_HANDLER_MODULES``.
+The table has no unique constraint, so counting rows per event shows an effect repeated (the ledger alone
+could not: it is unique), and insertion order shows an effect out of sequence. Nothing loads it unless
+asked: a process registers it with ``register()`` (worker subprocesses through a module named in
+``OUTBOX_EXTRA_HANDLER_MODULES`` that calls it), after ``effect_table_create()``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from django.db import connection
 
 from outbox.registry import register_handler, unregister_handler
 
-EFFECT_TABLE = "dispatch_test_effect"
-HANDLER_NAME = "tests.effect"
+EFFECT_TABLE = "outbox_effect_probe"
+HANDLER_NAME = "outbox.effect_probe"
 PROBE_EVENT_TYPE = "DispatchProbed"
 
 

@@ -1,0 +1,241 @@
+"""The architecture doc's module map and import rules, checked against the tree so neither can drift.
+
+``docs/architecture/workflow.md`` has two tables this test reads:
+- *Layers*: each top-level package and the packages it may import (besides itself and third-party code);
+- *Module map*: every module of those packages (``__init__`` and migrations aside) and what it holds.
+
+Imports are read from the source with ``ast``: every ``import`` anywhere in a file, at module level or
+inside a function, counts; only those under ``if TYPE_CHECKING:`` (never executed) do not.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "architecture" / "workflow.md"
+PACKAGES = ("polaris", "outbox", "workflow", "sla", "automation", "ops")
+
+
+def module_files() -> dict[str, Path]:
+    """Dotted module name -> file, for every module of the project's packages."""
+    modules = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            modules[".".join(parts)] = path
+    return modules
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def imported_names(module: str, path: Path) -> set[str]:
+    """Every dotted name ``module`` imports at run time (``from a.b import c``: ``a.b`` and ``a.b.c``)."""
+    is_package = path.name == "__init__.py"
+    names: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".")
+                base = base[: len(base) - node.level + (1 if is_package else 0)]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            names.add(target)
+            names.update(f"{target}.{alias.name}" for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(), filename=str(path)))
+    return names
+
+
+def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Module -> the project modules it imports (a name resolves to the longest module it names)."""
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        targets = set()
+        for name in imported_names(module, path):
+            parts = name.split(".")
+            for end in range(len(parts), 0, -1):
+                candidate = ".".join(parts[:end])
+                if candidate in modules:
+                    if candidate != module:
+                        targets.add(candidate)
+                    break
+        graph[module] = targets
+    return graph
+
+
+def layer_violations(graph: dict[str, set[str]], allowed: dict[str, set[str]]) -> list[str]:
+    """Edges from one top-level package to another that ``allowed`` does not list."""
+    problems = []
+    for module, targets in sorted(graph.items()):
+        source = module.split(".")[0]
+        for target in sorted(targets):
+            package = target.split(".")[0]
+            if package != source and package not in allowed.get(source, set()):
+                problems.append(f"{module} imports {target} ({source} may not import {package})")
+    return problems
+
+
+def cycles_within_packages(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module, among modules of one top-level package."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def same_package_targets(module: str) -> list[str]:
+        package = module.split(".")[0]
+        return sorted(t for t in graph.get(module, ()) if t.split(".")[0] == package)
+
+    def connect(module: str) -> None:  # Tarjan's algorithm
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for target in same_package_targets(module):
+            if target not in index:
+                connect(target)
+                low[module] = min(low[module], low[target])
+            elif target in on_stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            connect(module)
+    return found
+
+
+def doc_table(heading: str) -> list[list[str]]:
+    """The rows of the first Markdown table after ``heading`` in the architecture doc (cells unquoted)."""
+    text = DOC.read_text()
+    start = text.index(heading)
+    rows = []
+    for line in text[start:].splitlines()[1:]:
+        if line.startswith("|"):
+            cells = [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
+            if not set("".join(cells)) <= set("-: "):
+                rows.append(cells)
+        elif rows:
+            break
+    return rows[1:]  # without the header row
+
+
+def documented_layers() -> dict[str, set[str]]:
+    return {
+        row[0].rstrip("/"): {
+            name.strip().strip("`").rstrip("/") for name in row[1].split(",") if name.strip()
+        }
+        - {"—", "nothing"}
+        for row in doc_table("### Layers")
+    }
+
+
+# -- the checks ---------------------------------------------------------------------------------------------
+
+
+def test_every_package_has_a_documented_layer():
+    assert set(documented_layers()) == set(PACKAGES)
+
+
+def test_imports_follow_the_documented_layers():
+    graph = import_graph(module_files())
+    assert layer_violations(graph, documented_layers()) == []
+
+
+def test_the_ground_imports_no_app():
+    # Spelled out as well as documented, so an edit of the doc's table cannot quietly allow it.
+    layers = documented_layers()
+    assert layers["polaris"] == set()
+    assert layers["outbox"] == {"polaris"}
+    assert not {"sla", "automation"} & layers["workflow"]
+    assert "automation" not in layers["sla"]
+
+
+def test_no_import_cycle_inside_a_package():
+    assert cycles_within_packages(import_graph(module_files())) == []
+
+
+def test_module_map_lists_every_module_and_nothing_else():
+    documented = {row[0] for row in doc_table("### Module map")}
+    actual = {
+        str(path.relative_to(ROOT))
+        for module, path in module_files().items()
+        if path.name != "__init__.py" and "migrations" not in path.parts
+    }
+    assert sorted(actual - documented) == [], "modules missing from the module map"
+    assert sorted(documented - actual) == [], "the module map names files that do not exist"
+
+
+def test_no_module_is_much_over_400_lines():
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for path in module_files().values()
+        if "migrations" not in path.parts and (lines := len(path.read_text().splitlines())) > 450
+    }
+    # The predicate language reads best as one file (a parser, a compiler and its explanations).
+    long.pop("automation/predicates.py", None)
+    assert long == {}
+
+
+# -- the checker itself can fail ----------------------------------------------------------------------------
+
+
+def test_the_checker_reports_a_forbidden_edge_and_a_cycle(tmp_path):
+    graph = {
+        "polaris.errors": {"workflow.models"},
+        "workflow.models": {"workflow.selectors"},
+        "workflow.selectors": {"workflow.models", "polaris.errors"},
+    }
+    assert layer_violations(graph, {"polaris": set(), "workflow": {"polaris"}}) == [
+        "polaris.errors imports workflow.models (polaris may not import workflow)"
+    ]
+    assert cycles_within_packages(graph) == [["workflow.models", "workflow.selectors"]]
+
+
+def test_function_level_and_relative_imports_count(tmp_path):
+    source = tmp_path / "engine.py"
+    source.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "from .models import Trigger\n"
+        "if TYPE_CHECKING:\n    from .typing_only import Thing\n"
+        "def handle():\n    from automation.actions import run\n"
+    )
+    names = imported_names("automation.engine", source)
+    assert {"automation.models", "automation.actions.run"} <= names
+    assert not any(re.search(r"typing_only", name) for name in names)
+
+
+@pytest.mark.parametrize("heading", ["### Layers", "### Module map"])
+def test_the_doc_has_the_tables(heading):
+    assert doc_table(heading)
