@@ -13,9 +13,10 @@ from django.db import models
 from django_fsm import FSMField, FSMModelMixin, transition
 
 from outbox.models import OutboxEvent
+from polaris.access import is_staff_for
 
 from . import guards
-from .policies import is_staff_for, may_cancel_task
+from .policies import may_cancel_task
 from .states import ActionPlanState, TaskPriority, TaskState
 
 

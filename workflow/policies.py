@@ -1,4 +1,4 @@
-"""Who may do what to an object in scope. Scoping itself (what a user can see) lives in selectors."""
+"""Task-specific permission rules, built on the role rules in ``polaris.access``."""
 
 from typing import Any
 

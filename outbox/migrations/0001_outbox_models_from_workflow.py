@@ -5,6 +5,24 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def _content_types_follow(app_label: str, models: tuple[str, ...]):
+    """Move the models' content types (and so their permissions and admin log entries) to ``app_label``."""
+
+    def forwards(apps, schema_editor):
+        content_type = apps.get_model("contenttypes", "ContentType")
+        for model in models:
+            if not content_type.objects.filter(app_label=app_label, model=model).exists():
+                content_type.objects.filter(app_label="workflow", model=model).update(app_label=app_label)
+
+    def backwards(apps, schema_editor):
+        content_type = apps.get_model("contenttypes", "ContentType")
+        for model in models:
+            if not content_type.objects.filter(app_label="workflow", model=model).exists():
+                content_type.objects.filter(app_label=app_label, model=model).update(app_label="workflow")
+
+    return migrations.RunPython(forwards, backwards)
+
+
 class Migration(migrations.Migration):
     """The outbox's models move here from ``workflow`` (same tables), then take this app's table names."""
 
@@ -12,6 +30,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("workflow", "0001_initial"),
+        ("contenttypes", "0002_remove_content_type_name"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -167,4 +186,5 @@ class Migration(migrations.Migration):
             ],
             database_operations=[],
         ),
+        _content_types_follow("outbox", ("outboxevent", "handledevent")),
     ]

@@ -8,11 +8,10 @@ from django.db import transaction
 
 from outbox.events import EventContext
 from outbox.models import OutboxEvent
-from polaris.access import is_client
+from polaris.access import is_client, is_staff_for
 from polaris.accounts.models import Agency, User
 from polaris.errors import PermissionDenied, ValidationFailed
 from workflow.models import ActionPlan, ActionPlanState
-from workflow.policies import is_staff_for
 from workflow.selectors import action_plan_get
 from workflow.validation import title_errors
 
