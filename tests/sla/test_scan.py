@@ -106,8 +106,8 @@ def test_the_celery_task_is_registered_by_name(make_task, intake_config):
 
 
 @pytest.mark.parametrize("microseconds", [0, 123456])
-def test_scan_payload_matches_the_python_payload(make_task, move, agent, intake_config, microseconds):
-    """The scan builds its events in SQL; they must say exactly what the Python path would."""
+def test_scan_events_carry_the_python_payload(make_task, move, agent, intake_config, microseconds):
+    """The scan writes exactly ``sla_breach_payload(..., detected_by="scan")`` for the breached record."""
     from sla.events import sla_breach_payload
 
     start = MONDAY_10 + timedelta(microseconds=microseconds)
