@@ -127,3 +127,19 @@ def test_scan_events_carry_the_python_payload(make_task, move, agent, intake_con
     assert event.payload == expected
     assert event.payload["assignee_id"] == agent.pk
     assert event.payload["action_plan_id"] is None
+
+
+def test_the_breach_scan_issues_the_same_queries_for_any_batch(make_task, intake_config):
+    """Set-based: no query per record (e.g. a deferred column read by the breach or its payload)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_breaching(count: int, start) -> int:
+        with time_machine.travel(start, tick=False):
+            for number in range(count):
+                make_task(title=f"task {number}")
+        with CaptureQueriesContext(connection) as captured:
+            assert sla_scan(now=start + timedelta(hours=2)).breached == count
+        return len(captured)
+
+    assert queries_breaching(1, MONDAY_10) == queries_breaching(6, MONDAY_10 + timedelta(days=1))
