@@ -171,7 +171,8 @@ def _claim_breaches(*, now: datetime, limit: int, context: EventContext) -> int:
     config_names = dict(
         SLAConfig.objects.filter(pk__in={record.config_id for record in records}).values_list("pk", "name")
     )
-    batch, changed = [], ()
+    batch: list[dict[str, Any]] = []
+    changed: tuple[str, ...] = ()
     for record in records:
         row = {"id": record.pk, "claimed_version": record.version}
         changes = sla_record_mark_breached(record)
