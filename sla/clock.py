@@ -8,6 +8,7 @@ lives in ``sla.calendar``; this module applies it to a record.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -83,16 +84,31 @@ def sla_record_start(*, task: Task, now: datetime | None = None) -> SLARecord | 
     return record
 
 
+def sla_record_mark_breached(record: SLARecord) -> dict[str, Any]:
+    """What a breach does to a record, at a transition (``_breach``) and in the scan (``sla.scan``, which
+    writes a whole batch at once): breached at its due time (when the SLA was actually missed, whatever the
+    detection lag), no warning left, and the next position in its event stream (the event's ``sequence``).
+
+    Sets the fields on ``record`` and returns them (field name → new value) for the caller to write.
+    """
+    changes: dict[str, Any] = {
+        "status": Status.BREACHED,
+        "breached_at": record.due_at,
+        "next_warning_at": None,
+        "version": record.version + 1,
+    }
+    for name, value in changes.items():
+        setattr(record, name, value)
+    return changes
+
+
 def _breach(
     *, record: SLARecord, task: Task, now: datetime, context: EventContext, stopped: bool
 ) -> OutboxEvent:
     """Mark one locked record breached (at its due time) and write its ``SLABreached`` event."""
-    record.status = Status.BREACHED
-    record.breached_at = record.due_at
-    record.next_warning_at = None
+    sla_record_mark_breached(record)
     if stopped:
         record.stopped_at = now
-    record.version += 1
     record.save()
     transaction.on_commit(SLA_RECORDS_BREACHED.inc)
     return event_append(

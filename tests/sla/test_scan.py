@@ -106,8 +106,8 @@ def test_the_celery_task_is_registered_by_name(make_task, intake_config):
 
 
 @pytest.mark.parametrize("microseconds", [0, 123456])
-def test_scan_payload_matches_the_python_payload(make_task, move, agent, intake_config, microseconds):
-    """The scan builds its events in SQL; they must say exactly what the Python path would."""
+def test_scan_events_carry_the_python_payload(make_task, move, agent, intake_config, microseconds):
+    """The scan writes exactly ``sla_breach_payload(..., detected_by="scan")`` for the breached record."""
     from sla.events import sla_breach_payload
 
     start = MONDAY_10 + timedelta(microseconds=microseconds)
@@ -127,3 +127,19 @@ def test_scan_payload_matches_the_python_payload(make_task, move, agent, intake_
     assert event.payload == expected
     assert event.payload["assignee_id"] == agent.pk
     assert event.payload["action_plan_id"] is None
+
+
+def test_the_breach_scan_issues_the_same_queries_for_any_batch(make_task, intake_config):
+    """Set-based: no query per record (e.g. a deferred column read by the breach or its payload)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_breaching(count: int, start) -> int:
+        with time_machine.travel(start, tick=False):
+            for number in range(count):
+                make_task(title=f"task {number}")
+        with CaptureQueriesContext(connection) as captured:
+            assert sla_scan(now=start + timedelta(hours=2)).breached == count
+        return len(captured)
+
+    assert queries_breaching(1, MONDAY_10) == queries_breaching(6, MONDAY_10 + timedelta(days=1))
