@@ -181,7 +181,7 @@ def outbox_claim(
 def outbox_renew(*, events: list[OutboxEvent], lease_seconds: float | None = None) -> int:
     """Extend the lease of claims this worker still holds; returns how many it renewed."""
     lease = settings.OUTBOX_LEASE_SECONDS if lease_seconds is None else lease_seconds
-    params = {
+    params: dict[str, Any] = {
         "lease_until": timezone.now() + timedelta(seconds=lease),
         "ids": [event.id for event in events],
         "attempts": [event.attempts for event in events],
