@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         from outbox.effect_probe import effect_table_create
 
         effect_table_create()
-        count = 6_000 if args.quick else 30_000
+        count = 6_000 if args.quick else 15_000
         print(f"Heartbeat cost: one process drains {count:,} no-op events (best of 3, alternated)")
         heartbeat_cost(count, rounds=3)
         if not args.no_recovery:
