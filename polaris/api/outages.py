@@ -18,14 +18,12 @@ Django wraps psycopg's error and chains it as ``__cause__``; the chain is follow
 from __future__ import annotations
 
 import django.db
-import kombu.exceptions
 import psycopg
 import redis.exceptions
 from django.conf import settings
 
 _UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "25006"})
 _BROKER_ERRORS: tuple[type[BaseException], ...] = (
-    kombu.exceptions.OperationalError,
     redis.exceptions.ConnectionError,  # includes redis' TimeoutError-free connection failures
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,
@@ -56,13 +54,26 @@ def _database_unavailable(exc: BaseException) -> bool:
     return False
 
 
+def _kombu_unavailable(exc: BaseException) -> bool:
+    # kombu's OperationalError (publishing failed), recognised by name: kombu comes with Celery and is not
+    # one of our declared dependencies, so it is not imported here.
+    return any(
+        cls.__module__ == "kombu.exceptions" and cls.__name__ == "OperationalError"
+        for cls in type(exc).__mro__
+    )
+
+
 def is_outage(exc: BaseException) -> bool:
     """Whether ``exc`` (or what caused it) says the database or the broker is unavailable."""
     current: BaseException | None = exc
     for _ in range(_CHAIN_DEPTH):
         if current is None:
             return False
-        if _database_unavailable(current) or isinstance(current, _BROKER_ERRORS):
+        if (
+            _database_unavailable(current)
+            or isinstance(current, _BROKER_ERRORS)
+            or _kombu_unavailable(current)
+        ):
             return True
         current = current.__cause__
     return False
