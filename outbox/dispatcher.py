@@ -9,6 +9,10 @@ One round of dispatch:
    ``dispatched`` ones do not). Claimed rows become ``processing``; their ``next_attempt_at`` is set to
    the lease expiry, so an event whose worker died is simply due again later (one index serves both).
    ``attempts`` counts claims, so an event that kills its worker every time still ends up dead.
+   The lease is short (``OUTBOX_LEASE_SECONDS``, seconds): while the batch runs, a heartbeat thread
+   (``polaris.leases``) renews it every ``OUTBOX_HEARTBEAT_SECONDS``, fenced by ``attempts`` so it only
+   renews claims that are still this worker's. A killed worker stops renewing and its events are due
+   again within one lease; a slow but live one keeps them.
 2. **Handle**, handler by handler: one transaction per (batch, handler) holding the handler's effects
    and its ledger rows (``HandledEvent``, unique per (event, handler)). Events already in the ledger for
    that handler are skipped. The fast path calls the handler for every event and bulk-inserts the ledger;
@@ -38,6 +42,7 @@ from django.utils import timezone
 
 from outbox.models import HandledEvent, OutboxEvent
 from polaris.backoff import backoff_seconds
+from polaris.leases import LeaseHeartbeat
 from polaris.metrics import OUTBOX_DISPATCH_LAG, OUTBOX_EVENTS_PROCESSED
 
 from .registry import Handler, handlers_for
@@ -81,6 +86,19 @@ UPDATE {_TABLE} AS claimed
            FOR UPDATE SKIP LOCKED
        ))
 RETURNING claimed.*
+"""  # noqa: S608  (table names come from model metadata, values are parameters)
+
+
+# Renew this worker's claims: the same rows, still processing, claimed by the same claim (``attempts``
+# changes with every claim, so a claim that lapsed and was taken by another worker is left alone).
+_RENEW_SQL = f"""
+UPDATE {_TABLE} AS claimed
+   SET next_attempt_at = %(lease_until)s,
+       locked_until = %(lease_until)s
+  FROM unnest(%(ids)s::uuid[], %(attempts)s::integer[]) AS mine(id, attempts)
+ WHERE claimed.id = mine.id
+   AND claimed.attempts = mine.attempts
+   AND claimed.status = %(processing)s
 """  # noqa: S608  (table names come from model metadata, values are parameters)
 
 
@@ -158,6 +176,22 @@ def outbox_claim(
         events = list(OutboxEvent.objects.raw(_CLAIM_SQL, params))
     events.sort(key=lambda event: (event.occurred_at, event.aggregate_id, event.sequence))
     return events
+
+
+def outbox_renew(*, events: list[OutboxEvent], lease_seconds: float | None = None) -> int:
+    """Extend the lease of claims this worker still holds; returns how many it renewed."""
+    lease = settings.OUTBOX_LEASE_SECONDS if lease_seconds is None else lease_seconds
+    params: dict[str, Any] = {
+        "lease_until": timezone.now() + timedelta(seconds=lease),
+        "ids": [event.id for event in events],
+        "attempts": [event.attempts for event in events],
+        "processing": PROCESSING,
+    }
+    with transaction.atomic():
+        _bookkeeping_commit()
+        with connection.cursor() as cursor:
+            cursor.execute(_RENEW_SQL, params)
+            return cursor.rowcount
 
 
 def _error_text(exc: BaseException) -> str:
@@ -321,10 +355,17 @@ def outbox_dispatch_batch(*, events: list[OutboxEvent]) -> DispatchReport:
             continue
         for handler in handlers_for(event.event_type):
             by_handler.setdefault(handler.name, (handler, []))[1].append(event)
-    for handler, handler_events in by_handler.values():
-        for event_id, error in _run_handler(handler, handler_events, now).items():
-            errors.setdefault(event_id, []).append(error)
-            report.handler_failures[handler.name] += 1
+    heartbeat = LeaseHeartbeat(
+        renew=lambda: outbox_renew(events=events),
+        every=settings.OUTBOX_HEARTBEAT_SECONDS,
+        expected=len(events),
+        name="outbox",
+    )
+    with heartbeat:
+        for handler, handler_events in by_handler.values():
+            for event_id, error in _run_handler(handler, handler_events, now).items():
+                errors.setdefault(event_id, []).append(error)
+                report.handler_failures[handler.name] += 1
     _settle(events, errors, timezone.now(), report)
     return report
 

@@ -16,8 +16,9 @@ logger = logging.getLogger(__name__)
 
 # Time limits: the drain stops starting batches after OUTBOX_DISPATCH_TIME_BUDGET_SECONDS; one batch more
 # must fit under the soft limit, and the hard limit is the last resort for a handler stuck in C code.
-# Events of a killed run come back after their lease, so a hard kill loses nothing.
-DISPATCH_SOFT_TIME_LIMIT = int(settings.OUTBOX_DISPATCH_TIME_BUDGET_SECONDS + settings.OUTBOX_LEASE_SECONDS)
+# Events of a killed run come back after their (short) lease, so a hard kill loses nothing. The heartbeat
+# keeps a slow batch's lease alive, so the last batch's headroom is not the lease but half a minute.
+DISPATCH_SOFT_TIME_LIMIT = int(settings.OUTBOX_DISPATCH_TIME_BUDGET_SECONDS + 30)
 DISPATCH_HARD_TIME_LIMIT = DISPATCH_SOFT_TIME_LIMIT + 30
 
 

@@ -243,7 +243,10 @@ OUTBOX_DISPATCH_BATCH_SIZE = env_int("OUTBOX_DISPATCH_BATCH_SIZE", 500)
 OUTBOX_DISPATCH_INTERVAL_SECONDS = env_float("OUTBOX_DISPATCH_INTERVAL_SECONDS", 5.0)
 OUTBOX_KICK_ON_COMMIT = env_bool("OUTBOX_KICK_ON_COMMIT", True)
 OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 10)
-OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 60)
+# A claim's lease: how soon a killed worker's events are due again. A live dispatcher renews it every
+# OUTBOX_HEARTBEAT_SECONDS (default a third of the lease; 0 turns the heartbeat off) while its batch runs.
+OUTBOX_LEASE_SECONDS = env_float("OUTBOX_LEASE_SECONDS", 5.0)
+OUTBOX_HEARTBEAT_SECONDS = env_float("OUTBOX_HEARTBEAT_SECONDS", OUTBOX_LEASE_SECONDS / 3)
 OUTBOX_RETRY_BASE_SECONDS = env_float("OUTBOX_RETRY_BASE_SECONDS", 2.0)
 OUTBOX_RETRY_MAX_SECONDS = env_float("OUTBOX_RETRY_MAX_SECONDS", 3600.0)
 # One dispatch task stops starting new batches after this long (its soft limit adds the lease on top).
@@ -267,6 +270,10 @@ AUTOMATION_TRIGGER_CACHE_SECONDS = env_float("AUTOMATION_TRIGGER_CACHE_SECONDS",
 
 # --- Idempotency ---
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24)
+
+# --- Outages ---
+# The Retry-After (seconds) of a 503 SERVICE_UNAVAILABLE: the database or the broker is unreachable.
+API_RETRY_AFTER_SECONDS = env_int("API_RETRY_AFTER_SECONDS", 5)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOG_FORMAT = env_str("LOG_FORMAT", "console" if DEBUG else "json")

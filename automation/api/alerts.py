@@ -8,6 +8,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from polaris.accounts.models import User
+from polaris.idempotency.schema import IDEMPOTENCY_PARAMETER
+from polaris.idempotency.services import idempotent_response
 
 from ..alerts import alert_acknowledge
 from ..selectors import alert_queryset
@@ -38,8 +40,12 @@ class AlertAcknowledgeView(GenericAPIView):
         summary="Acknowledge an alert in your scope (idempotent)",
         request=None,
         responses={200: AlertOutputSerializer, 403: FORBIDDEN, 404: NOT_FOUND},
-        parameters=[OpenApiParameter("alert_id", int, OpenApiParameter.PATH)],
+        parameters=[OpenApiParameter("alert_id", int, OpenApiParameter.PATH), IDEMPOTENCY_PARAMETER],
     )
     def post(self, request: Request, alert_id: int) -> Response:
-        alert = alert_acknowledge(alert_id=alert_id, actor=cast(User, request.user))
-        return Response(AlertOutputSerializer(alert).data)
+        def perform() -> Response:
+            alert = alert_acknowledge(alert_id=alert_id, actor=cast(User, request.user))
+            return Response(AlertOutputSerializer(alert).data)
+
+        scope = f"POST automation/alerts/{alert_id}/acknowledge"
+        return idempotent_response(request=request, scope=scope, perform=perform)

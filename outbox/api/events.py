@@ -14,6 +14,8 @@ from outbox.models import OutboxEvent
 from outbox.replay import outbox_event_replay
 from polaris.accounts.models import User
 from polaris.api.schema import error_response
+from polaris.idempotency.schema import IDEMPOTENCY_PARAMETER
+from polaris.idempotency.services import idempotent_response
 
 
 class OutboxEventDispatchSerializer(serializers.ModelSerializer):
@@ -50,7 +52,10 @@ class OutboxEventReplayView(APIView):
         ),
         tags=["events"],
         request=None,
-        parameters=[OpenApiParameter("event_id", str, OpenApiParameter.PATH, description="Event UUID")],
+        parameters=[
+            OpenApiParameter("event_id", str, OpenApiParameter.PATH, description="Event UUID"),
+            IDEMPOTENCY_PARAMETER,
+        ],
         responses={
             200: OutboxEventDispatchSerializer,
             403: error_response("403", "PERMISSION_DENIED: only administrators replay events."),
@@ -59,5 +64,9 @@ class OutboxEventReplayView(APIView):
         },
     )
     def post(self, request: Request, event_id: str) -> Response:
-        event = outbox_event_replay(event_id=event_id, actor=cast(User, request.user))
-        return Response(OutboxEventDispatchSerializer(event).data)
+        def perform() -> Response:
+            event = outbox_event_replay(event_id=event_id, actor=cast(User, request.user))
+            return Response(OutboxEventDispatchSerializer(event).data)
+
+        scope = f"POST workflow/events/{event_id}/replay"
+        return idempotent_response(request=request, scope=scope, perform=perform)

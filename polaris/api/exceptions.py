@@ -2,7 +2,9 @@
 
 Domain errors (``polaris.errors.DomainError``) map to a status by their ``error_code``; DRF's own errors
 (validation, parsing, authentication, 404, 405, 406, 415, throttling) get the same envelope, and an
-unexpected exception becomes a logged ``500 INTERNAL_ERROR`` envelope rather than an HTML page.
+unexpected exception becomes a logged ``500 INTERNAL_ERROR`` envelope rather than an HTML page — unless it
+says the database or the broker is unavailable (``polaris.api.outages``): that is ``503 SERVICE_UNAVAILABLE``
+with ``Retry-After``.
 """
 
 import logging
@@ -13,6 +15,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from polaris.api.outages import OUTAGE_ERROR_CODE, OUTAGE_MESSAGE, is_outage, outage_parts
 from polaris.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -48,6 +51,21 @@ def error_body(*, error_code: str, message: str, details: Any = None) -> dict[st
 
 def error_response(*, status_code: int, error_code: str, message: str, details: Any = None) -> Response:
     return Response(error_body(error_code=error_code, message=message, details=details), status=status_code)
+
+
+def outage_response(exc: BaseException) -> Response:
+    """503 with ``Retry-After``: the database or the broker is unavailable (``polaris.api.outages``)."""
+    logger.warning("Service unavailable: %s", exc.__class__.__name__, exc_info=exc)
+    details, headers = outage_parts()
+    response = error_response(
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        error_code=OUTAGE_ERROR_CODE,
+        message=OUTAGE_MESSAGE,
+        details=details,
+    )
+    for name, value in headers.items():
+        response[name] = value
+    return response
 
 
 def _message_and_details(exc: exceptions.APIException) -> tuple[str, dict[str, Any]]:
@@ -86,6 +104,8 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return error_response(
             status_code=status.HTTP_400_BAD_REQUEST, error_code="VALIDATION_ERROR", message=str(exc)
         )
+    if is_outage(exc):
+        return outage_response(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         # A bug, not a client error: log it with its traceback and keep the contract's shape.

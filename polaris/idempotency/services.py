@@ -1,10 +1,12 @@
-"""``Idempotency-Key`` for the create endpoints: a repeated request replays the first response.
+"""``Idempotency-Key`` for every state-changing endpoint: a repeated request replays the first response.
 
-The key row is written in the same transaction as the object it records, so either both exist or
-neither does. Two concurrent requests with one key both run, but only one can insert the key (unique
-constraint on user + scope + key): the loser's transaction, creation included, rolls back and it replays
-the winner's response. Only successful responses are kept; a failed request created nothing and may
-be retried with the same key.
+``idempotent_response`` runs the endpoint's work and builds its response inside one transaction, with or
+without a key: so everything the response shows is read before the commit, and nothing after the commit
+can turn a change that happened into an error. With a key, the key row is written in that same
+transaction as the change it records, so either both exist or neither does. Two concurrent requests with
+one key both run, but only one can insert the key (unique constraint on user + scope + key): the loser's
+transaction, its change included, rolls back and it replays the winner's response. Only successful
+responses are kept; a failed request changed nothing and may be retried with the same key.
 """
 
 from __future__ import annotations
@@ -63,15 +65,20 @@ def _replay(*, user: Any, scope: str, key: str, fingerprint: str) -> Response | 
     return Response(record.response_body, status=record.response_status, headers={REPLAY_HEADER: "true"})
 
 
-def idempotent_create(*, request: Request, scope: str, perform: Callable[[], Response]) -> Response:
-    """Run ``perform`` (which creates something and returns its response) at most once per key.
+def idempotent_response(*, request: Request, scope: str, perform: Callable[[], Response]) -> Response:
+    """Run ``perform`` (which changes something and returns its response) in one transaction, at most once
+    per ``Idempotency-Key``.
 
-    Without the header, ``perform`` simply runs. ``scope`` names the endpoint (``"POST tasks"``), so one
-    key may be used on different endpoints.
+    ``perform`` must build its whole response (serializers included) before returning: it runs inside the
+    transaction, so its reads see the change and cannot meet a connection lost after the commit. Without
+    the header it runs once, in the transaction. ``scope`` names the endpoint and, for one object's
+    endpoints, the object (``"POST workflow/tasks/<id>/transition"``): one key may serve different
+    endpoints and objects.
     """
     key = request.headers.get(HEADER)
     if key is None:
-        return perform()
+        with transaction.atomic():
+            return perform()
     if not _VALID_KEY.match(key):
         raise ValidationFailed(details={HEADER: ["Use 1 to 255 visible ASCII characters."]})
     user: Any = request.user  # authenticated: the create views require it
@@ -101,6 +108,10 @@ def idempotent_create(*, request: Request, scope: str, perform: Callable[[], Res
             raise
         return replay
     return response
+
+
+# The name it had when only creates were idempotent; the same function.
+idempotent_create = idempotent_response
 
 
 def idempotency_keys_purge(*, now: datetime | None = None) -> int:

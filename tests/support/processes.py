@@ -136,3 +136,59 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02):
             return result
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+GUNICORN = str(Path(sys.executable).parent / "gunicorn")
+
+
+@contextlib.contextmanager
+def gunicorn_process(*, port: int, env: dict[str, str], workers: int = 2, timeout: float = 60) -> Iterator:
+    """The real web server (``gunicorn.conf.py``) on 127.0.0.1:``port``; yields its ``Popen`` once up."""
+    import urllib.request
+
+    env = {
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": str(workers),
+        "ALLOWED_HOSTS": "127.0.0.1",
+        **env,
+    }
+    server = subprocess.Popen(
+        [GUNICORN, "--config", "gunicorn.conf.py", "polaris.wsgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                return True
+        except OSError:
+            return False
+
+    try:
+        wait_until(answers, timeout=timeout, interval=0.2)
+        yield server
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def children_of(pid: int) -> set[int]:
+    """The pids whose parent is ``pid`` (gunicorn's workers), read from /proc."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from polaris.api.pagination import StandardPagination
 from polaris.api.query_params import query_params_parse
-from polaris.idempotency.services import idempotent_create
+from polaris.idempotency.services import idempotent_response
 from workflow import selectors
 from workflow.api.common import (
     IDEMPOTENCY_PARAMETER,
@@ -75,7 +75,7 @@ class ActionPlanListCreateView(APIView):
             )
             return Response(_detail(plan, request), status=status.HTTP_201_CREATED)
 
-        return idempotent_create(request=request, scope="POST workflow/action-plans", perform=perform)
+        return idempotent_response(request=request, scope="POST workflow/action-plans", perform=perform)
 
 
 class ActionPlanDetailView(APIView):
@@ -92,28 +92,34 @@ class ActionPlanDetailView(APIView):
 
 class _ActionPlanTransitionView(APIView):
     service = staticmethod(action_plan_activate)
+    action = "activate"
 
     def post(self, request: Request, action_plan_id: str) -> Response:
-        serializer = ActionPlanTransitionSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        plan, event = self.service(
-            action_plan_id=action_plan_id,
-            actor=caller(request),
-            correlation_id=correlation_id_of(request),
-            **serializer.validated_data,
-        )
-        return Response(
-            {
-                "success": True,
-                "action_plan": _detail(plan, request),
-                "event": EventSerializer(event, context=serializer_context(request)).data,
-            }
-        )
+        def perform() -> Response:
+            # Runs in the transaction: the response is read before the commit.
+            serializer = ActionPlanTransitionSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            plan, event = self.service(
+                action_plan_id=action_plan_id,
+                actor=caller(request),
+                correlation_id=correlation_id_of(request),
+                **serializer.validated_data,
+            )
+            return Response(
+                {
+                    "success": True,
+                    "action_plan": _detail(plan, request),
+                    "event": EventSerializer(event, context=serializer_context(request)).data,
+                }
+            )
+
+        scope = f"POST workflow/action-plans/{action_plan_id}/{self.action}"
+        return idempotent_response(request=request, scope=scope, perform=perform)
 
 
 _TRANSITION_SCHEMA: dict[str, Any] = {
     "tags": ["action plans"],
-    "parameters": [PLAN_ID],
+    "parameters": [PLAN_ID, IDEMPOTENCY_PARAMETER],
     "request": ActionPlanTransitionSerializer,
     "responses": {200: ActionPlanTransitionResultSerializer},
 }
@@ -122,6 +128,7 @@ _TRANSITION_SCHEMA: dict[str, Any] = {
 @extend_schema(methods=["POST"], summary="Activate a draft plan (draft → active)", **_TRANSITION_SCHEMA)
 class ActionPlanActivateView(_ActionPlanTransitionView):
     service = staticmethod(action_plan_activate)
+    action = "activate"
 
 
 @extend_schema(
@@ -131,3 +138,4 @@ class ActionPlanActivateView(_ActionPlanTransitionView):
 )
 class ActionPlanArchiveView(_ActionPlanTransitionView):
     service = staticmethod(action_plan_archive)
+    action = "archive"

@@ -14,18 +14,9 @@ from rest_framework.views import APIView
 
 from polaris.accounts.models import User
 from polaris.api.pagination import StandardPagination
-from polaris.idempotency.services import HEADER as IDEMPOTENCY_HEADER
+from polaris.idempotency.schema import IDEMPOTENCY_PARAMETER
 
-IDEMPOTENCY_PARAMETER = OpenApiParameter(
-    IDEMPOTENCY_HEADER,
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    required=False,
-    description=(
-        "Makes the create safe to retry: the same key from the same user returns the first response and "
-        "creates nothing new (kept IDEMPOTENCY_KEY_TTL_HOURS); the same key with a different body is 409."
-    ),
-)
+__all__ = ["IDEMPOTENCY_PARAMETER"]  # re-exported: the workflow views import it from here
 
 
 def uuid_path_parameter(name: str, description: str) -> OpenApiParameter:

@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from polaris.api.pagination import StandardPagination
 from polaris.api.query_params import query_params_parse
-from polaris.idempotency.services import idempotent_create
+from polaris.idempotency.services import idempotent_response
 from workflow import extensions, selectors
 from workflow.api.common import (
     IDEMPOTENCY_PARAMETER,
@@ -76,7 +76,7 @@ class TaskListCreateView(APIView):
             body = TaskSerializer(task, context=serializer_context(request)).data
             return Response(body, status=status.HTTP_201_CREATED)
 
-        return idempotent_create(request=request, scope="POST workflow/tasks", perform=perform)
+        return idempotent_response(request=request, scope="POST workflow/tasks", perform=perform)
 
 
 class TaskDetailView(APIView):
@@ -90,27 +90,32 @@ class TaskTransitionView(APIView):
     @extend_schema(
         tags=["tasks"],
         summary="Move a task to another state",
-        parameters=[TASK_ID],
         request=TaskTransitionSerializer,
         responses={200: TaskTransitionResultSerializer},
+        parameters=[TASK_ID, IDEMPOTENCY_PARAMETER],
     )
     def post(self, request: Request, task_id: str) -> Response:
-        serializer = TaskTransitionSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        task, event = task_transition(
-            task_id=task_id,
-            actor=caller(request),
-            correlation_id=correlation_id_of(request),
-            **serializer.validated_data,
-        )
-        context = serializer_context(request)
-        return Response(
-            {
-                "success": True,
-                "task": TaskSerializer(task, context=context).data,
-                "event": EventSerializer(event, context=context).data,
-            }
-        )
+        def perform() -> Response:
+            # Runs in the transaction: the response (the SLA block included) is read before the commit.
+            serializer = TaskTransitionSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            task, event = task_transition(
+                task_id=task_id,
+                actor=caller(request),
+                correlation_id=correlation_id_of(request),
+                **serializer.validated_data,
+            )
+            context = serializer_context(request)
+            return Response(
+                {
+                    "success": True,
+                    "task": TaskSerializer(task, context=context).data,
+                    "event": EventSerializer(event, context=context).data,
+                }
+            )
+
+        scope = f"POST workflow/tasks/{task_id}/transition"
+        return idempotent_response(request=request, scope=scope, perform=perform)
 
 
 class TaskEventsView(APIView):
