@@ -8,7 +8,8 @@ unexpected exception becomes a logged ``500 INTERNAL_ERROR`` envelope rather tha
 import logging
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -86,6 +87,12 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return error_response(
             status_code=status.HTTP_400_BAD_REQUEST, error_code="VALIDATION_ERROR", message=str(exc)
         )
+    # Django's own 404 and 403 (``get_object_or_404``, an unknown ``?format=``) carry no ``detail``:
+    # turn them into DRF's equivalents first, so the envelope below can read one.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
     response = drf_exception_handler(exc, context)
     if response is None:
         # A bug, not a client error: log it with its traceback and keep the contract's shape.

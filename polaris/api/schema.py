@@ -61,6 +61,15 @@ class EnvelopeAutoSchema(AutoSchema):
         ):
             schema["pattern"] = schema["pattern"][:-2] + "*$"
 
+    def _map_serializer(self, serializer, direction, bypass_extensions=False):
+        schema = super()._map_serializer(serializer, direction, bypass_extensions)
+        # A serializer that needs exactly one of some fields says so with ``openapi_exactly_one_of``.
+        exactly_one = getattr(serializer, "openapi_exactly_one_of", None)
+        if exactly_one and direction == "request":
+            schema["oneOf"] = [{"required": [name]} for name in exactly_one]
+            schema.setdefault("description", "Give exactly one of: " + ", ".join(exactly_one) + ".")
+        return schema
+
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         for code in self._error_codes():

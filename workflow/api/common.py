@@ -21,8 +21,10 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     required=False,
+    pattern=r"^[\x21-\x7e]{1,255}$",
     description=(
-        "Makes the create safe to retry: the same key from the same user returns the first response and "
+        "1 to 255 visible ASCII characters (else 400). Makes the create safe to retry: the same key "
+        "from the same user returns the first response and "
         "creates nothing new (kept IDEMPOTENCY_KEY_TTL_HOURS); the same key with a different body is 409."
     ),
 )
