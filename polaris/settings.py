@@ -219,11 +219,8 @@ REST_FRAMEWORK = {
     # answer must be the documented JSON). Interactive docs live at /api/docs/.
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "polaris.api.exceptions.exception_handler",
-    "DEFAULT_PARSER_CLASSES": [
-        "polaris.api.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only, as the schema says (anything else is 415 UNSUPPORTED_MEDIA_TYPE).
+    "DEFAULT_PARSER_CLASSES": ["polaris.api.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "polaris.api.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_CLASSES": [

@@ -41,6 +41,9 @@ def error_response(code: str, description: str | None = None) -> OpenApiResponse
     )
 
 
+NO_NUL_PATTERN = "^[^\\x00]*$"
+
+
 class EnvelopeAutoSchema(AutoSchema):
     """drf-spectacular's AutoSchema plus the error envelope on 400/401/403/404/409/429 (415 with a body)."""
 
@@ -60,6 +63,14 @@ class EnvelopeAutoSchema(AutoSchema):
             and schema.get("pattern", "").endswith("+$")
         ):
             schema["pattern"] = schema["pattern"][:-2] + "*$"
+        # DRF's CharField refuses NUL characters (ProhibitNullCharactersValidator): say so, so that clients
+        # (and fuzzers) know such a string is invalid input rather than a valid one the server rejects.
+        if (
+            isinstance(field, serializers.CharField)
+            and schema.get("type") == "string"
+            and not {"pattern", "format", "enum"} & set(schema)
+        ):
+            schema["pattern"] = NO_NUL_PATTERN
 
     def _map_serializer(self, serializer, direction, bypass_extensions=False):
         schema = super()._map_serializer(serializer, direction, bypass_extensions)
