@@ -45,7 +45,7 @@ KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "X-Correlation-ID", 
 
 
 def is_api(request: HttpRequest) -> bool:
-    return request.path.startswith(API_PREFIX)
+    return request.path.startswith(API_PREFIX) or request.path == API_PREFIX.rstrip("/")
 
 
 def envelope_response(status_code: int, *, message: str | None = None) -> JsonResponse:

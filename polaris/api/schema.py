@@ -41,7 +41,13 @@ def error_response(code: str, description: str | None = None) -> OpenApiResponse
     )
 
 
+class DistinctListField(serializers.ListField):
+    """A list whose items must be distinct (its serializer refuses repeats): the schema says uniqueItems."""
+
+
 NO_NUL_PATTERN = "^[^\\x00]*$"
+# Not blank once trimmed (DRF strips whitespace, then refuses ""): one non-space character at least.
+NON_BLANK_PATTERN = "^[^\\x00]*[^\\x00\\s][^\\x00]*$"
 
 
 class EnvelopeAutoSchema(AutoSchema):
@@ -65,12 +71,16 @@ class EnvelopeAutoSchema(AutoSchema):
             schema["pattern"] = schema["pattern"][:-2] + "*$"
         # DRF's CharField refuses NUL characters (ProhibitNullCharactersValidator): say so, so that clients
         # (and fuzzers) know such a string is invalid input rather than a valid one the server rejects.
+        if isinstance(field, DistinctListField):
+            schema["uniqueItems"] = True
         if (
             isinstance(field, serializers.CharField)
+            and not field.read_only
             and schema.get("type") == "string"
             and not {"pattern", "format", "enum"} & set(schema)
         ):
-            schema["pattern"] = NO_NUL_PATTERN
+            blank_refused = field.trim_whitespace and not field.allow_blank
+            schema["pattern"] = NON_BLANK_PATTERN if blank_refused else NO_NUL_PATTERN
 
     def _map_serializer(self, serializer, direction, bypass_extensions=False):
         schema = super()._map_serializer(serializer, direction, bypass_extensions)
