@@ -46,7 +46,9 @@ def beat_lock_acquire(*, ttl: float = TTL_SECONDS) -> Any | None:
 
 def beat_lock_holder() -> str | None:
     value = redis.Redis.from_url(_redis_url()).get(LOCK_NAME)
-    return value.decode(errors="replace") if value else None
+    if not value:
+        return None
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def _keep(lock: Any, ttl: float) -> None:

@@ -14,14 +14,14 @@ class JsonErrorsMixin:
     the JSON envelope all the same, and OPTIONS answers with ``Allow`` alone."""
 
     def handle_exception(self, exc):
-        response = super().handle_exception(exc)  # type: ignore[misc]
-        self.request.accepted_renderer = JSONRenderer()  # type: ignore[attr-defined]
-        self.request.accepted_media_type = "application/json"  # type: ignore[attr-defined]
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = "application/json"
         return response
 
     def options(self, request, *args, **kwargs):
         response = HttpResponse(status=200)
-        response["Allow"] = ", ".join(self.allowed_methods)  # type: ignore[attr-defined]
+        response["Allow"] = ", ".join(self.allowed_methods)
         return response
 
 
