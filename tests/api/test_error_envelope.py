@@ -192,11 +192,21 @@ def test_too_many_query_parameters_is_400(agent_api):
     ("data", "content_type"),
     [
         (b'\xff\xfe{"a":1}', "application/json"),
-        (b"--x\r\nbroken", "multipart/form-data; boundary=x"),
-        (b'{"title":"a"}', "multipart/form-data"),
         (b'{"title": "\\ud800", "task_type": "intake"}', "application/json"),
         (b"NaN", "application/json"),
     ],
 )
 def test_malformed_encodings_are_400(agent_api, data, content_type):
     assert_envelope(agent_api.post(TASKS, data=data, content_type=content_type), 400, "VALIDATION_ERROR")
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type"),
+    [
+        (b"--x\r\nbroken", "multipart/form-data; boundary=x"),
+        (b"title=a", "application/x-www-form-urlencoded"),
+    ],
+)
+def test_form_bodies_are_415_the_api_speaks_json_only(agent_api, data, content_type):
+    response = agent_api.post(TASKS, data=data, content_type=content_type)
+    assert_envelope(response, 415, "UNSUPPORTED_MEDIA_TYPE")
