@@ -221,6 +221,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "polaris.api.exceptions.exception_handler",
     # JSON only, as the schema says (anything else is 415 UNSUPPORTED_MEDIA_TYPE).
     "DEFAULT_PARSER_CLASSES": ["polaris.api.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_PAGINATION_CLASS": "polaris.api.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_CLASSES": [
