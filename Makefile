@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint format lock clean
+.PHONY: run manage shell test bench lint format lock clean
 
 $(STAMP): requirements.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -15,6 +15,12 @@ $(STAMP): requirements.lock
 
 run: $(STAMP)  ## start the whole system: embedded PostgreSQL + Redis, web, worker, beat
 	$(PY) scripts/devstack.py run
+
+manage: $(STAMP)  ## a management command against the running stack (or a fresh one): make manage ARGS="createsuperuser"
+	$(PY) scripts/devstack.py manage $(ARGS)
+
+shell: $(STAMP)  ## Django's shell against the running stack (or a fresh one)
+	$(PY) scripts/devstack.py manage shell $(ARGS)
 
 test: $(STAMP)  ## run the whole suite on real PostgreSQL, Redis and Celery
 	$(PY) scripts/devstack.py test $(ARGS)

@@ -21,7 +21,10 @@ keepalive = 5
 # Recycle workers now and then so a slow leak cannot grow without bound; jitter avoids restarting all at once.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
 max_requests_jitter = 500
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# The proxies whose X-Forwarded-* headers count: the same TRUSTED_PROXIES list Django uses (polaris.proxies).
+forwarded_allow_ips = (
+    os.environ.get("FORWARDED_ALLOW_IPS") or os.environ.get("TRUSTED_PROXIES") or "127.0.0.1,::1"
+)
 # Logs: the same structured configuration as Django (JSON lines; LOG_FORMAT=console for humans).
 logconfig_dict = logging_config(
     level=os.environ.get("LOG_LEVEL") or "INFO", fmt=os.environ.get("LOG_FORMAT") or "json"

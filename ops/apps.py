@@ -9,7 +9,8 @@ class OpsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
-        from . import celery_signals, metrics
+        from . import beat_guard, celery_signals, metrics
 
         metrics.collector_register()
         celery_signals.connect()
+        beat_guard.connect()

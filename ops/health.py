@@ -5,6 +5,7 @@ answers, and no migration is left to apply. 200 when all pass, else 503; the bod
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -12,9 +13,9 @@ import redis
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_safe
+from django.views.decorators.csrf import csrf_exempt
 
 PROBE_TIMEOUT_SECONDS = 2.0
 
@@ -74,14 +75,33 @@ def _run(check: Callable[[], str | None]) -> dict:
     return result
 
 
-@never_cache
-@require_safe
+SAFE_METHODS = ("GET", "HEAD")
+
+
+def probe(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """GET and HEAD only (anything else, TRACE included, is a JSON 405 with ``Allow``), never cached, and
+    exempt from CSRF: a probe holds no session, so a stray POST is a wrong method, not a forgery."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest) -> HttpResponse:
+        if request.method not in SAFE_METHODS:
+            response = JsonResponse(
+                {"status": "error", "error_code": "METHOD_NOT_ALLOWED", "message": "Use GET or HEAD."},
+                status=405,
+            )
+            response["Allow"] = ", ".join(SAFE_METHODS)
+            return response
+        return view(request)
+
+    return csrf_exempt(never_cache(wrapper))
+
+
+@probe
 def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-@never_cache
-@require_safe
+@probe
 def readyz(request: HttpRequest) -> JsonResponse:
     checks = {name: _run(check) for name, check in CHECKS.items()}
     ready = all(result["ok"] for result in checks.values())

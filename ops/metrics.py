@@ -14,11 +14,13 @@ gauge mode (``livesum``/``max``…) has to reconcile per-process copies.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import time
 from collections.abc import Iterator
 
+from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, generate_latest
@@ -28,6 +30,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from . import stats
+from .health import probe
 
 logger = logging.getLogger(__name__)
 
@@ -152,9 +155,21 @@ def scrape_registry() -> CollectorRegistry:
     return registry
 
 
+def bearer_token_matches(request: HttpRequest, expected: str) -> bool:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
+@probe
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus text format 0.0.4 (every name here is a classic one, so no escaping is negotiated).
 
-    Unauthenticated like any exporter: keep it on the internal network (see docs/operations.md).
+    With ``METRICS_BEARER_TOKEN`` set, only a scrape carrying ``Authorization: Bearer <token>`` is
+    answered (401 otherwise); without it the endpoint is open like any exporter (docs/operations.md).
     """
+    expected = getattr(settings, "METRICS_BEARER_TOKEN", None)
+    if expected and not bearer_token_matches(request, expected):
+        response = HttpResponse("metrics require a bearer token\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     return HttpResponse(generate_latest(scrape_registry()), content_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -2,15 +2,16 @@
 
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from polaris.api.docs_views import SchemaView, SwaggerDocsView
 
 from . import health, metrics, views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/", include("polaris.api.auth_urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/schema/", SchemaView.as_view(), name="schema"),
+    path("api/docs/", SwaggerDocsView.as_view(url_name="schema"), name="api-docs"),
     path("api/workflow/", include("workflow.api.urls")),
     path("api/workflow/", include("outbox.api.urls")),
     path("api/workflow/", include("sla.api.urls")),

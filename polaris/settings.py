@@ -17,25 +17,34 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def env_str(name: str, default: str | None = None) -> str | None:
+    """``NAME`` from the environment, else the contents of the file ``NAME_FILE`` names (Docker/compose
+    secrets), else ``default``."""
     value = os.environ.get(name)
+    if value is None or value == "":
+        path = os.environ.get(f"{name}_FILE")
+        if path:
+            try:
+                value = Path(path).read_text().strip()
+            except OSError as exc:
+                raise ImproperlyConfigured(f"{name}_FILE={path} cannot be read: {exc}") from exc
     return default if value is None or value == "" else value
 
 
 def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
+    value = env_str(name)
     if value is None or value == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
 def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return default if value is None or value == "" else int(value)
+    value = env_str(name)
+    return default if value is None else int(value)
 
 
 def env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return default if value is None or value == "" else float(value)
+    value = env_str(name)
+    return default if value is None else float(value)
 
 
 def env_list(name: str, default: str = "") -> list[str]:
@@ -49,6 +58,21 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
     SECRET_KEY = "django-insecure-development-only-key-do-not-use-in-production"  # noqa: S105
+# Keys published in this repository (.env.example, the docs) are no secret: production refuses them.
+PLACEHOLDER_SECRET_KEYS = frozenset(
+    {
+        "change-me-to-a-long-random-string",
+        "change-me",
+        "changeme",
+        "secret",
+        "django-insecure-development-only-key-do-not-use-in-production",
+    }
+)
+if not DEBUG and (SECRET_KEY in PLACEHOLDER_SECRET_KEYS or SECRET_KEY.startswith("django-insecure-")):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is a published placeholder; generate one, e.g. "
+        "python -c 'import secrets; print(secrets.token_urlsafe(64))'"
+    )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -64,6 +88,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "polaris.accounts",
     "polaris.idempotency",
     "outbox",
@@ -75,11 +100,15 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Before anything reads the scheme or the client's address: forwarded headers from untrusted peers go.
+    "polaris.proxies.TrustedProxyMiddleware",
+    # Every /api/ error answer (DEBUG pages, CSRF, unrouted paths) becomes the JSON envelope.
+    "polaris.api.handlers.ApiEnvelopeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "polaris.api.middleware.CorrelationIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "polaris.api.handlers.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "ops.middleware.RequestLogMiddleware",
@@ -163,6 +192,9 @@ STORAGES = {
 }
 
 # --- Security (production defaults; relaxed only by DEBUG or explicit variables) ---
+# X-Forwarded-Proto/-For/-Host are believed only from these peers (IPs or CIDRs; polaris.proxies drops
+# them from anyone else, and gunicorn's forwarded_allow_ips follows the same list).
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "127.0.0.1,::1")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
@@ -173,6 +205,7 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 # Health and metrics probes come over plain HTTP from inside the cluster.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 X_FRAME_OPTIONS = "DENY"
+CSRF_FAILURE_VIEW = "polaris.api.handlers.csrf_failure"
 
 # --- REST framework ---
 REST_FRAMEWORK = {
@@ -182,12 +215,13 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "polaris.api.schema.EnvelopeAutoSchema",
+    # JSON only: the browsable API is off (its forms need a queryset many views do not have, and every
+    # answer must be the documented JSON). Interactive docs live at /api/docs/.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "polaris.api.exceptions.exception_handler",
-    "DEFAULT_PARSER_CLASSES": [
-        "polaris.api.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only, as the schema says (anything else is 415 UNSUPPORTED_MEDIA_TYPE).
+    "DEFAULT_PARSER_CLASSES": ["polaris.api.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_PAGINATION_CLASS": "polaris.api.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_CLASSES": [
@@ -211,6 +245,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Tasks, action plans, transitions, domain events, SLAs and automation.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and ReDoc from drf-spectacular-sidecar's static files: the docs work with no network.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # Named enums for the state machines (several serializers share them).
     "ENUM_NAME_OVERRIDES": {
@@ -281,6 +319,8 @@ LOG_FORMAT = env_str("LOG_FORMAT", "console" if DEBUG else "json")
 LOGGING = logging_config(level=LOG_LEVEL or "INFO", fmt=LOG_FORMAT or "json")
 
 # --- Operations ---
+# When set, /metrics answers only requests carrying ``Authorization: Bearer <token>`` (docs/operations.md).
+METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN")
 # The Celery worker's main process serves its metrics on this port when set (0: off); see docs/operations.md.
 WORKER_METRICS_PORT = env_int("CELERY_METRICS_PORT", 0)
 WORKER_METRICS_ADDR = env_str("CELERY_METRICS_ADDR", "0.0.0.0")  # noqa: S104 — a scrape target

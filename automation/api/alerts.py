@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from polaris.accounts.models import User
+from polaris.api.query_params import PageQuerySerializer, query_params_parse
 from polaris.idempotency.schema import IDEMPOTENCY_PARAMETER
 from polaris.idempotency.services import idempotent_response
 
@@ -24,9 +25,11 @@ class AlertListView(GenericAPIView):
         operation_id="alerts_list",
         tags=["automation"],
         summary="List alerts, newest first (admins: all; agency agents: their agency; clients: 403)",
+        parameters=[PageQuerySerializer],
         responses={200: AlertOutputSerializer(many=True), 403: FORBIDDEN},
     )
     def get(self, request: Request) -> Response:
+        query_params_parse(request=request, serializer_class=PageQuerySerializer)
         page = self.paginate_queryset(alert_queryset(user=cast(User, request.user)))
         return self.get_paginated_response(AlertOutputSerializer(page, many=True).data)
 

@@ -23,6 +23,9 @@ class TriggerOutputSerializer(serializers.ModelSerializer):
 
 
 class DryRunInputSerializer(serializers.Serializer):
+    # Declared in the OpenAPI document (polaris.api.schema): exactly one of these two fields.
+    openapi_exactly_one_of = ("event_id", "event")
+
     event_id = serializers.UUIDField(required=False, help_text="A stored event to test the trigger against.")
     event = serializers.JSONField(
         required=False,
@@ -68,7 +71,7 @@ class AlertOutputSerializer(serializers.ModelSerializer):
     agency_id = serializers.UUIDField(allow_null=True, read_only=True)
     trigger_id = serializers.IntegerField(allow_null=True, read_only=True)
     acknowledged_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+        slug_field="username", read_only=True, allow_null=True, help_text="Null until acknowledged."
     )
 
     class Meta:

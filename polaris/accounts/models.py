@@ -1,6 +1,8 @@
 import uuid
+from typing import ClassVar
 
 from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.db import models
 
 
@@ -20,6 +22,14 @@ class Agency(models.Model):
         return self.name
 
 
+class UserManager(DjangoUserManager):
+    """Django's, except that a superuser (``createsuperuser``) is an admin for the API as well."""
+
+    def create_superuser(self, username, email=None, password=None, **extra_fields):
+        extra_fields.setdefault("role", "admin")
+        return super().create_superuser(username, email, password, **extra_fields)
+
+
 class User(AbstractUser):
     """A person using Polaris: an admin, an agency agent, or a client served by an agency."""
 
@@ -37,6 +47,8 @@ class User(AbstractUser):
         related_name="users",
         help_text="Required for agency agents; for clients, the agency that serves them.",
     )
+
+    objects: ClassVar[UserManager] = UserManager()
 
     class Meta:
         constraints = [

@@ -10,7 +10,8 @@ with ``Retry-After``.
 import logging
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -106,6 +107,12 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         )
     if is_outage(exc):
         return outage_response(exc)
+    # Django's own 404 and 403 (``get_object_or_404``, an unknown ``?format=``) carry no ``detail``:
+    # turn them into DRF's equivalents first, so the envelope below can read one.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
     response = drf_exception_handler(exc, context)
     if response is None:
         # A bug, not a client error: log it with its traceback and keep the contract's shape.

@@ -2,7 +2,9 @@
 
 Known parameters are validated by the endpoint's serializer; parameters another app registered (the
 ``extension_filters`` an endpoint passes) are handed back raw; anything else is a 400, so a misspelt
-filter never silently returns everything.
+filter never silently returns everything. An empty value (``?state=``) is refused like any other invalid
+value (400): leave a filter out to not filter. Every list endpoint calls ``query_params_parse``, so these
+rules hold on all of them; ``PageQuerySerializer`` is the base for each endpoint's query serializer.
 """
 
 from __future__ import annotations
@@ -17,6 +19,18 @@ from polaris.errors import ValidationFailed
 
 # Parameters DRF itself understands (renderer choice); accepted everywhere.
 PASSTHROUGH_PARAMS = frozenset({"format"})
+MAX_PAGE = 2**63 - 1
+
+
+class PageQuerySerializer(serializers.Serializer):
+    """``page`` and ``page_size``, which every list accepts (see ``polaris.api.pagination``)."""
+
+    page = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_PAGE, help_text="1-based; past the end: an empty page."
+    )
+    page_size = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_PAGE, help_text="At most 200; larger values are capped."
+    )
 
 
 def query_params_parse(
@@ -34,6 +48,8 @@ def query_params_parse(
     for name, values in request.query_params.lists():
         if any("\x00" in value for value in values):
             errors[name] = ["Null characters are not allowed."]
+        elif any(value == "" for value in values) and name not in PASSTHROUGH_PARAMS:
+            errors[name] = ["May not be empty: leave the parameter out to not filter by it."]
         elif name in extension_filters and name not in known:
             extension_values[name] = values[-1]
         elif name not in known and name not in PASSTHROUGH_PARAMS:

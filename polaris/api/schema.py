@@ -41,6 +41,15 @@ def error_response(code: str, description: str | None = None) -> OpenApiResponse
     )
 
 
+class DistinctListField(serializers.ListField):
+    """A list whose items must be distinct (its serializer refuses repeats): the schema says uniqueItems."""
+
+
+NO_NUL_PATTERN = "^[^\\x00]*$"
+# Not blank once trimmed (DRF strips whitespace, then refuses ""): one non-space character at least.
+NON_BLANK_PATTERN = "^[^\\x00]*[^\\x00\\s][^\\x00]*$"
+
+
 class EnvelopeAutoSchema(AutoSchema):
     """drf-spectacular's AutoSchema plus the error envelope on 400/401/403/404/409/429 (415 with a body)."""
 
@@ -60,6 +69,27 @@ class EnvelopeAutoSchema(AutoSchema):
             and schema.get("pattern", "").endswith("+$")
         ):
             schema["pattern"] = schema["pattern"][:-2] + "*$"
+        # DRF's CharField refuses NUL characters (ProhibitNullCharactersValidator): say so, so that clients
+        # (and fuzzers) know such a string is invalid input rather than a valid one the server rejects.
+        if isinstance(field, DistinctListField):
+            schema["uniqueItems"] = True
+        if (
+            isinstance(field, serializers.CharField)
+            and not field.read_only
+            and schema.get("type") == "string"
+            and not {"pattern", "format", "enum"} & set(schema)
+        ):
+            blank_refused = field.trim_whitespace and not field.allow_blank
+            schema["pattern"] = NON_BLANK_PATTERN if blank_refused else NO_NUL_PATTERN
+
+    def _map_serializer(self, serializer, direction, bypass_extensions=False):
+        schema = super()._map_serializer(serializer, direction, bypass_extensions)
+        # A serializer that needs exactly one of some fields says so with ``openapi_exactly_one_of``.
+        exactly_one = getattr(serializer, "openapi_exactly_one_of", None)
+        if exactly_one and direction == "request":
+            schema["oneOf"] = [{"required": [name]} for name in exactly_one]
+            schema.setdefault("description", "Give exactly one of: " + ", ".join(exactly_one) + ".")
+        return schema
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)

@@ -10,6 +10,7 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     required=False,
+    pattern=r"^[\x21-\x7e]{1,255}$",
     description=(
         "Makes the request safe to retry: the same key from the same user on the same endpoint (and "
         "object) returns the first successful response, with `Idempotent-Replayed: true`, and changes "

@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from polaris.api.schema import DistinctListField
 from sla.models import PAUSABLE_STATES, BusinessCalendar, SLAConfig
 from workflow.models import TaskState
 
@@ -37,7 +38,7 @@ class SLAConfigInputSerializer(serializers.Serializer):
     service_area = serializers.SlugField(max_length=64, allow_blank=True, required=False)
     task_type = serializers.SlugField(max_length=64, allow_blank=True, required=False)
     target_minutes = serializers.IntegerField(min_value=1, max_value=10_000_000)
-    warning_percentages = serializers.ListField(
+    warning_percentages = DistinctListField(
         child=serializers.IntegerField(min_value=1, max_value=99), required=False, max_length=20
     )
     pause_states = serializers.ListField(

@@ -6,6 +6,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from polaris.api.query_params import PageQuerySerializer, query_params_parse
 from sla.api.serializers import SLAConfigInputSerializer, SLAConfigOutputSerializer
 from sla.configs import (
     sla_config_create,
@@ -30,9 +31,11 @@ class SLAConfigListCreateView(GenericAPIView):
         operation_id="sla_configs_list",
         tags=["sla"],
         summary="List SLA configs (admins and agency agents)",
+        parameters=[PageQuerySerializer],
         responses={200: SLAConfigOutputSerializer(many=True), 403: ERRORS[403]},
     )
     def get(self, request: Request) -> Response:
+        query_params_parse(request=request, serializer_class=PageQuerySerializer)
         page = self.paginate_queryset(sla_config_list(user=caller(request)))
         return self.get_paginated_response(SLAConfigOutputSerializer(page, many=True).data)
 

@@ -153,20 +153,13 @@ def test_options_describes_without_error(agent_api):
     assert agent_api.options("/api/workflow/tasks").status_code == 200
 
 
-def test_browsable_api_renders_for_a_session(settings, agent):
+def test_browsable_api_is_off_so_html_only_is_406_in_the_envelope(agent):
     from rest_framework.test import APIClient
-
-    # Without DEBUG the manifest storage needs collectstatic, which a test run does not do.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
 
     browser = APIClient()
     browser.force_login(agent)
     response = browser.get("/api/workflow/tasks", HTTP_ACCEPT="text/html")
-    assert response.status_code == 200
-    assert response["Content-Type"].startswith("text/html")
+    assert_envelope(response, 406, "NOT_ACCEPTABLE")
 
 
 def test_json_nested_too_deeply_is_a_validation_error(agent_api):
@@ -199,11 +192,21 @@ def test_too_many_query_parameters_is_400(agent_api):
     ("data", "content_type"),
     [
         (b'\xff\xfe{"a":1}', "application/json"),
-        (b"--x\r\nbroken", "multipart/form-data; boundary=x"),
-        (b'{"title":"a"}', "multipart/form-data"),
         (b'{"title": "\\ud800", "task_type": "intake"}', "application/json"),
         (b"NaN", "application/json"),
     ],
 )
 def test_malformed_encodings_are_400(agent_api, data, content_type):
     assert_envelope(agent_api.post(TASKS, data=data, content_type=content_type), 400, "VALIDATION_ERROR")
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type"),
+    [
+        (b"--x\r\nbroken", "multipart/form-data; boundary=x"),
+        (b"title=a", "application/x-www-form-urlencoded"),
+    ],
+)
+def test_form_bodies_are_415_the_api_speaks_json_only(agent_api, data, content_type):
+    response = agent_api.post(TASKS, data=data, content_type=content_type)
+    assert_envelope(response, 415, "UNSUPPORTED_MEDIA_TYPE")

@@ -191,7 +191,6 @@ def test_list_filters(agent_api, agent, make_task, make_plan, client_user):
         ({"created_after": "yesterday"}, "created_after"),
         ({"page": "0"}, "page"),
         ({"page": "x"}, "page"),
-        ({"page": "999"}, "page"),
         ({"page_size": "-1"}, "page_size"),
         ({"stat": "new"}, "stat"),
         ({"task_type": "a\x00b"}, "task_type"),

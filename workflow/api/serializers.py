@@ -15,6 +15,7 @@ from rest_framework import serializers
 
 from polaris.access import is_admin, is_agent, is_client
 from polaris.accounts.models import Agency, User
+from polaris.api.query_params import PageQuerySerializer
 from workflow import extensions, selectors
 from workflow.models import ActionPlan, ActionPlanState, Task, TaskPriority, TaskState
 
@@ -197,11 +198,8 @@ class TaskTransitionResultSerializer(serializers.Serializer):
     event = EventSerializer()
 
 
-class _ListQuerySerializer(serializers.Serializer):
-    page = serializers.IntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
-    page_size = serializers.IntegerField(
-        required=False, min_value=1, max_value=MAX_BIGINT, help_text="At most 200; larger values are capped."
-    )
+class _ListQuerySerializer(PageQuerySerializer):
+    """``page`` and ``page_size``, as on every list (polaris.api.query_params)."""
 
 
 TASK_ORDERINGS = ("created_at", "updated_at", "due_at", "title", "state", "priority")

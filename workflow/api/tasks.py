@@ -37,6 +37,7 @@ SLA_STATUS_PARAMETER = OpenApiParameter(
     str,
     OpenApiParameter.QUERY,
     required=False,
+    enum=["running", "paused", "met", "breached", "at_risk"],
     description="Filter by SLA status, provided by the SLA app: running, paused, met, breached or at_risk.",
 )
 

@@ -1,0 +1,142 @@
+"""Regressions for issue 14's deployment findings: every setting reaches web, worker and beat; secrets from
+``*_FILE``; a placeholder SECRET_KEY stops production; /metrics behind a bearer token; proxy headers
+believed only from trusted proxies; a second beat refuses to start."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.processes import CeleryProcess, celery_process, process_env
+
+ROOT = Path(__file__).resolve().parents[2]
+APP_SERVICES = ("web", "worker", "beat", "migrate")
+
+
+def django_check(**env: str) -> subprocess.CompletedProcess:
+    """Import the settings in a fresh interpreter with exactly this environment (plus PATH)."""
+    code = "import django; django.setup(); from django.conf import settings; print(repr(settings.SECRET_KEY))"
+    base = {"DJANGO_SETTINGS_MODULE": "polaris.settings", "DATABASE_URL": "postgresql://x@localhost/x"}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def readme_settings() -> set[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)`", section, flags=re.MULTILINE))
+
+
+def test_every_app_service_reads_the_env_file():
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    for service in APP_SERVICES:
+        env_files = compose["services"][service]["env_file"]
+        paths = [entry["path"] if isinstance(entry, dict) else entry for entry in env_files]
+        assert ".env" in paths, service
+
+
+def test_compose_does_not_override_readme_settings_with_its_own_defaults():
+    # A variable compose sets itself would win over the env file: only connection wiring may be set there.
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    wiring = {"DATABASE_URL", "REDIS_URL", "DEBUG", "POLARIS_SERVICE", "PROMETHEUS_MULTIPROC_DIR"}
+    wiring |= {"CELERY_METRICS_PORT", "SECRET_KEY_FILE"}
+    assert readme_settings(), "README configuration table not found"
+    for service in APP_SERVICES:
+        overridden = set(compose["services"][service].get("environment", {})) - wiring
+        plain = {name for name in overridden if name in readme_settings()}
+        for name in plain:
+            value = str(compose["services"][service]["environment"][name])
+            assert value.startswith("${" + name), (service, name, value)
+
+
+def test_secrets_can_come_from_files(tmp_path):
+    secret = tmp_path / "secret_key"
+    secret.write_text("a-real-secret-from-a-file-" + "x" * 40 + "\n")
+    result = django_check(DEBUG="false", SECRET_KEY_FILE=str(secret), ALLOWED_HOSTS="x")
+    assert result.returncode == 0, result.stderr
+    assert "a-real-secret-from-a-file-" in result.stdout
+
+
+def test_an_unreadable_secret_file_is_a_clear_error(tmp_path):
+    result = django_check(DEBUG="false", SECRET_KEY_FILE=str(tmp_path / "missing"))
+    assert result.returncode != 0
+    assert "SECRET_KEY_FILE" in result.stderr
+
+
+@pytest.mark.parametrize("placeholder", ["change-me-to-a-long-random-string", "django-insecure-abc"])
+def test_production_refuses_a_placeholder_secret_key(placeholder):
+    result = django_check(DEBUG="false", SECRET_KEY=placeholder)
+    assert result.returncode != 0
+    assert "placeholder" in result.stderr
+    assert django_check(DEBUG="true", SECRET_KEY=placeholder).returncode == 0
+
+
+def test_env_example_placeholder_is_one_production_refuses():
+    example = (ROOT / ".env.example").read_text()
+    key = re.search(r"^SECRET_KEY=(.*)$", example, flags=re.MULTILINE)
+    assert key
+    result = django_check(DEBUG="false", SECRET_KEY=key.group(1).strip())
+    assert result.returncode != 0
+
+
+@pytest.mark.django_db
+def test_metrics_bearer_token(client, settings):
+    settings.METRICS_BEARER_TOKEN = "scrape-token-123"
+    denied = client.get("/metrics")
+    assert denied.status_code == 401
+    assert denied["WWW-Authenticate"].startswith("Bearer")
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    allowed = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-123")
+    assert allowed.status_code == 200
+    assert b"polaris_state_collector_up" in allowed.content
+    settings.METRICS_BEARER_TOKEN = None
+    assert client.get("/metrics").status_code == 200
+
+
+def test_operations_doc_shows_the_scrape_config_with_the_token():
+    runbook = (ROOT / "docs" / "operations.md").read_text()
+    assert "METRICS_BEARER_TOKEN" in runbook
+    assert "credentials_file" in runbook
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("remote_addr", "trusted", "secure"),
+    [("203.0.113.9", ["10.0.0.0/8"], False), ("10.1.2.3", ["10.0.0.0/8"], True), ("127.0.0.1", [], False)],
+)
+def test_forwarded_proto_is_believed_only_from_trusted_proxies(settings, remote_addr, trusted, secure):
+    from django.test import Client
+
+    settings.TRUSTED_PROXIES = trusted
+    settings.SECURE_SSL_REDIRECT = True
+    response = Client(REMOTE_ADDR=remote_addr).get("/api/auth/me", HTTP_X_FORWARDED_PROTO="https")
+    # Believed: the request counts as https (no redirect; 401 for the missing token). Not: redirected.
+    assert (response.status_code == 401) is secure, response.status_code
+    if not secure:
+        assert response.status_code == 301
+        assert response["Location"].startswith("https://")
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_a_second_beat_refuses_to_start(tmp_path):
+    env = process_env()
+    with celery_process("beat", "-s", str(tmp_path / "first-schedule"), env=env):
+        second = CeleryProcess("beat", ["-s", str(tmp_path / "second-schedule")], env)
+        try:
+            assert second.wait(timeout=60) != 0
+        finally:
+            second.stop()
+        assert "already runs beat" in second.output
+    # Released on a clean stop: the next beat starts.
+    with celery_process("beat", "-s", str(tmp_path / "third-schedule"), env=env):
+        pass
