@@ -31,7 +31,7 @@ def _service_form(model: type, fields: tuple[str, ...], update: Callable[..., An
     version the form was rendered from; the ``DomainError`` it raises becomes the form's errors."""
 
     class ServiceForm(forms.ModelForm):
-        version = forms.IntegerField(widget=forms.HiddenInput)
+        read_version = forms.IntegerField(widget=forms.HiddenInput)
         actor: Any = None
 
         class Meta:
@@ -39,7 +39,7 @@ def _service_form(model: type, fields: tuple[str, ...], update: Callable[..., An
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.fields["version"].initial = self.instance.version
+            self.fields["read_version"].initial = self.instance.version
 
         def _post_clean(self) -> None:
             # The service writes the row; the ModelForm must not copy values onto the instance.
@@ -52,7 +52,7 @@ def _service_form(model: type, fields: tuple[str, ...], update: Callable[..., An
                 return data
             try:
                 update(
-                    self.instance.pk, actor=self.actor, changes=changed, expected_version=data.get("version")
+                    self.instance.pk, actor=self.actor, changes=changed, expected_version=data.get("read_version")
                 )
             except DomainError as exc:
                 field_errors = {k: v for k, v in exc.details.items() if k in self.fields}
@@ -62,7 +62,7 @@ def _service_form(model: type, fields: tuple[str, ...], update: Callable[..., An
             return data
 
     ServiceForm.Meta.model = model  # type: ignore[attr-defined]
-    ServiceForm.Meta.fields = (*fields, "version")  # type: ignore[attr-defined]
+    ServiceForm.Meta.fields = fields  # type: ignore[attr-defined]
     return ServiceForm
 
 
@@ -103,7 +103,7 @@ class ServiceEditAdmin(ReadOnlyAdmin):
         if obj is None or not self.editable(obj):
             return super().get_fields(request, obj)
         readonly = [f.name for f in self.model._meta.concrete_fields if f.name not in self.edit_fields]
-        return [*self.edit_fields, "version", *[name for name in readonly if name != "version"]]
+        return [*self.edit_fields, "read_version", *readonly]
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         """Already saved by the service in the form's ``clean()``."""
