@@ -52,7 +52,10 @@ def _service_form(model: type, fields: tuple[str, ...], update: Callable[..., An
                 return data
             try:
                 update(
-                    self.instance.pk, actor=self.actor, changes=changed, expected_version=data.get("read_version")
+                    self.instance.pk,
+                    actor=self.actor,
+                    changes=changed,
+                    expected_version=data.get("read_version"),
                 )
             except DomainError as exc:
                 field_errors = {k: v for k, v in exc.details.items() if k in self.fields}
