@@ -46,7 +46,7 @@ def _service_form(model: type, fields: tuple[str, ...], update: Callable[..., An
             pass
 
         def clean(self) -> dict[str, Any]:
-            data = super().clean()
+            data = super().clean() or {}
             changed = {name: data[name] for name in self.changed_data if name in fields and name in data}
             if self.errors or not changed:
                 return data
@@ -64,8 +64,8 @@ def _service_form(model: type, fields: tuple[str, ...], update: Callable[..., An
                 raise ValidationError(f"{exc.message} ({exc.error_code})") from None
             return data
 
-    ServiceForm.Meta.model = model  # type: ignore[attr-defined]
-    ServiceForm.Meta.fields = fields  # type: ignore[attr-defined]
+    ServiceForm.Meta.model = model
+    ServiceForm.Meta.fields = fields
     return ServiceForm
 
 

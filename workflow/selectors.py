@@ -150,7 +150,7 @@ def user_list(*, user: User, filters: Mapping[str, Any]) -> QuerySet[User]:
     and plans. A client: itself and the agents assigned to its tasks.
     """
     users = User.objects.filter(is_active=True)
-    if is_agent(user):
+    if is_agent(user) and user.agency_id is not None:
         agency_id = user.agency_id
         worked_with = Q(pk__in=Task.objects.filter(agency_id=agency_id).values("client_id")) | Q(
             pk__in=ActionPlan.objects.filter(agency_id=agency_id).values("client_id")

@@ -1,4 +1,4 @@
-"""PATCH on action plans: title and description, one ActionPlanUpdated event, archived plans closed, filters."""
+"""PATCH on action plans: title and description, one ActionPlanUpdated event, closed plans, filters."""
 
 import pytest
 

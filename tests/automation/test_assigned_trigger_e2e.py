@@ -1,4 +1,4 @@
-"""A trigger on TaskAssigned fires end to end: the assign endpoint's event, a real Celery worker, the alert."""
+"""A trigger on TaskAssigned fires end to end: the assign endpoint, a real Celery worker, the alert."""
 
 import pytest
 

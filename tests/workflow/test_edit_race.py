@@ -73,7 +73,8 @@ def test_patch_and_transition_race_has_one_winner(make_task, agent, if_match, lo
         winners = [name for name, outcome in outcomes.items() if outcome == "ok"]
         losers = [outcome for outcome in outcomes.values() if outcome != "ok"]
         assert len(winners) == 1, outcomes
-        assert len(losers) == 1 and type(losers[0]) is loser_error, outcomes
+        assert len(losers) == 1, outcomes
+        assert type(losers[0]) is loser_error, outcomes
         stored = Task.objects.get(pk=task.pk)
         events = list(OutboxEvent.objects.filter(aggregate_id=task.pk).order_by("sequence"))
         assert [e.sequence for e in events] == [1, 2]
