@@ -34,6 +34,9 @@ def query_params_parse(
     for name, values in request.query_params.lists():
         if any("\x00" in value for value in values):
             errors[name] = ["Null characters are not allowed."]
+        elif name in known and any(value == "" for value in values):
+            # DRF reads an empty query value of an optional field as "absent": say so instead.
+            errors[name] = ["This field may not be blank."]
         elif name in extension_filters and name not in known:
             extension_values[name] = values[-1]
         elif name not in known and name not in PASSTHROUGH_PARAMS:
