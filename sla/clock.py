@@ -195,3 +195,41 @@ def sla_record_track_transition(*, task: Task, source: str, target: str, context
         sla_record_pause(record=record, task=task, now=now, context=context)
     else:
         sla_record_resume(record=record, now=now)
+
+
+def sla_record_rematch(*, task: Task, now: datetime | None = None) -> SLARecord | None:
+    """The task's ``service_area``/``task_type`` changed (only possible while it is ``new``): re-match.
+
+    - The same config still matches: nothing changes.
+    - A record that is running or paused takes a fresh snapshot of the newly matching config (target,
+      calendar, warning percentages, pause states), keeping ``started_at`` (the clock counts from the
+      task's creation either way) and the time paused so far; ``due_at`` and the next warning are
+      recomputed and ``warnings_sent`` starts empty (the scan warns for the new thresholds).
+    - No config matches any more: the record is deleted (the task has no SLA, as if created so).
+    - No record yet and a config matches now: one starts, with ``started_at`` = the task's creation.
+    - A record already breached (or otherwise closed) keeps its history: it is left as it is.
+
+    Called from ``workflow.signals.task_updated`` inside the edit's transaction.
+    """
+    record = row_get(SLARecord, where={"task_id": task.pk}, lock=True)
+    config = sla_config_match(task_type=task.task_type, service_area=task.service_area)
+    if record is None:
+        return sla_record_start(task=task, now=task.created_at) if config is not None else None
+    if record.status not in (Status.RUNNING, Status.PAUSED) or record.config_id == getattr(
+        config, "pk", None
+    ):
+        return record
+    if config is None:
+        record.delete()
+        task._state.fields_cache.pop("sla_record", None)
+        return None
+    record.config = config
+    record.target_minutes = config.target_minutes
+    record.calendar_snapshot = config.calendar.definition() if config.calendar is not None else None
+    record.warning_percentages = sorted(config.warning_percentages)
+    record.pause_states = list(config.pause_states)
+    record.warnings_sent = []
+    sla_record_schedule(record)
+    record.save()
+    task.sla_record = record
+    return record

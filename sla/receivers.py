@@ -1,6 +1,7 @@
-"""The in-transaction seam: task creation and transitions drive the task's SLA record.
+"""The in-transaction seam: task creation, transitions and edits drive the task's SLA record.
 
-Both receivers run inside the caller's ``transaction.atomic()`` (``task_create`` / ``task_transition``),
+The receivers run inside the caller's ``transaction.atomic()`` (``task_create`` / ``task_transition`` /
+``task_update``),
 so the task's state and its SLA bookkeeping commit or roll back together. They only call services.
 """
 
@@ -10,8 +11,9 @@ from django_fsm.signals import post_transition
 
 from outbox.events import EventContext
 from workflow.models import Task
+from workflow.signals import task_updated
 
-from .clock import sla_record_start, sla_record_track_transition
+from .clock import sla_record_rematch, sla_record_start, sla_record_track_transition
 
 
 # workflow emits no django-fsm transition when a task is created, so creation is seen through post_save.
@@ -25,3 +27,9 @@ def start_sla_record(sender, instance: Task, created: bool, raw: bool = False, *
 def track_sla_record(sender, instance: Task, name, source, target, method_kwargs, **kwargs) -> None:
     context = method_kwargs.get("context") or EventContext.build(actor=None)
     sla_record_track_transition(task=instance, source=source, target=target, context=context)
+
+
+@receiver(task_updated, sender=Task, dispatch_uid="sla.task_updated")
+def rematch_sla_record(sender, task: Task, changes: dict, **kwargs) -> None:
+    if "service_area" in changes or "task_type" in changes:
+        sla_record_rematch(task=task)

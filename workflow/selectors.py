@@ -9,10 +9,10 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from django.db.models import Case, F, IntegerField, QuerySet, Value, When
+from django.db.models import Case, F, IntegerField, Q, QuerySet, Value, When
 
 from outbox.models import OutboxEvent
-from polaris.access import scope_filter
+from polaris.access import is_admin, is_agent, scope_filter
 from polaris.accounts.models import User
 from polaris.errors import NotFound
 from polaris.precompiled import row_get
@@ -136,5 +136,34 @@ def action_plan_list(*, user: User, filters: Mapping[str, Any]) -> QuerySet[Acti
         plans = plans.filter(state=filters["state"])
     if "client" in filters:
         plans = plans.filter(client_id=filters["client"])
+    if "agency" in filters:
+        plans = plans.filter(agency_id=filters["agency"])
     # The has_tasks guard behind available_transitions reads the prefetched tasks.
     return plans.prefetch_related("tasks").order_by("-created_at", "id")
+
+
+def user_list(*, user: User, filters: Mapping[str, Any]) -> QuerySet[User]:
+    """The people ``user`` may see (active accounts), filtered by ``role`` and ``search``.
+
+    Admins: everyone. An agency agent: its agency's agents, and the clients it works with or may create
+    work for: clients served by its agency, clients without an agency, and clients of its agency's tasks
+    and plans. A client: itself and the agents assigned to its tasks.
+    """
+    users = User.objects.filter(is_active=True)
+    if is_agent(user) and user.agency_id is not None:
+        agency_id = user.agency_id
+        worked_with = Q(pk__in=Task.objects.filter(agency_id=agency_id).values("client_id")) | Q(
+            pk__in=ActionPlan.objects.filter(agency_id=agency_id).values("client_id")
+        )
+        clients = Q(role=User.Role.CLIENT) & (Q(agency_id=agency_id) | Q(agency__isnull=True) | worked_with)
+        users = users.filter(Q(role=User.Role.AGENCY, agency_id=agency_id) | clients)
+    elif not is_admin(user):
+        assigned = Task.objects.filter(client_id=user.pk, assignee__isnull=False).values("assignee_id")
+        users = users.filter(Q(pk=user.pk) | Q(pk__in=assigned))
+    if "role" in filters:
+        users = users.filter(role=filters["role"])
+    if search := filters.get("search"):
+        users = users.filter(
+            Q(username__icontains=search) | Q(first_name__icontains=search) | Q(last_name__icontains=search)
+        )
+    return users.order_by("username", "id")

@@ -228,9 +228,10 @@ def test_events_of_out_of_scope_task_are_404(other_agent_api, make_task):
     assert_envelope(other_agent_api.get(f"{TASKS}/{make_task().pk}/events/"), 404, "NOT_FOUND")
 
 
-def test_client_sees_its_agents_but_not_other_agencies_agents(client_api, agency):
+@pytest.mark.parametrize("body", [{"assignee": "own_agent"}, {"priority": "urgent"}, {"priority": "normal"}])
+def test_clients_may_not_choose_priority_or_assignee_at_creation(client_api, agency, body):
     own_agent = AgentFactory(agency=agency)
-    response = client_api.post(
-        TASKS, {"title": "Intake", "task_type": "intake", "assignee": own_agent.pk}, format="json"
-    )
-    assert response.status_code == 201, response.json()
+    body = {key: own_agent.pk if value == "own_agent" else value for key, value in body.items()}
+    response = client_api.post(TASKS, {"title": "Intake", "task_type": "intake", **body}, format="json")
+    assert_envelope(response, 403, "PERMISSION_DENIED")
+    assert not Task.objects.exists()

@@ -41,9 +41,11 @@ def test_changelists_render(admin_client_, make_task, model):
     assert admin_client_.get(changelist(model) + "?q=x").status_code == 200
 
 
-def test_rows_are_read_only(admin_client_, make_task):
+def test_tasks_are_not_added_here_and_closed_ones_are_read_only(admin_client_, make_task, agent):
     task = make_task()
     assert admin_client_.get(reverse("admin:workflow_task_add")).status_code == 403
+    # An open task's form edits through task_update (tests/workflow/test_admin.py); a closed one is view-only.
+    task_transition(task_id=task.pk, target_state="cancelled", actor=agent)
     response = admin_client_.get(reverse("admin:workflow_task_change", args=[task.pk]))
     assert response.status_code == 200
     assert b'name="title"' not in response.content

@@ -1,4 +1,4 @@
-"""Action plan endpoints: list/create, detail (with its tasks summarised), activate, archive."""
+"""Action plan endpoints: list/create, detail (with its tasks summarised) and edit, activate, archive."""
 
 from typing import Any
 
@@ -15,12 +15,16 @@ from polaris.idempotency.services import idempotent_response
 from workflow import selectors
 from workflow.api.common import (
     IDEMPOTENCY_PARAMETER,
+    IF_MATCH_PARAMETER,
     caller,
     correlation_id_of,
+    if_match_version,
     paginated_response,
     serializer_context,
     uuid_path_parameter,
+    with_etag,
 )
+from workflow.api.edit_serializers import ActionPlanUpdateSerializer
 from workflow.api.serializers import (
     ActionPlanCreateSerializer,
     ActionPlanDetailSerializer,
@@ -32,7 +36,12 @@ from workflow.api.serializers import (
 )
 from workflow.models import ActionPlan
 from workflow.selectors import action_plan_list
-from workflow.services.action_plans import action_plan_activate, action_plan_archive, action_plan_create
+from workflow.services.action_plans import (
+    action_plan_activate,
+    action_plan_archive,
+    action_plan_create,
+    action_plan_update,
+)
 
 PLAN_ID = uuid_path_parameter("action_plan_id", "The action plan's id.")
 
@@ -87,7 +96,30 @@ class ActionPlanDetailView(APIView):
     )
     def get(self, request: Request, action_plan_id: str) -> Response:
         plan = selectors.action_plan_get(user=caller(request), action_plan_id=action_plan_id)
-        return Response(_detail(plan, request))
+        return with_etag(Response(_detail(plan, request)), plan.version)
+
+    @extend_schema(
+        tags=["action plans"],
+        summary="Edit a plan's title or description (one ActionPlanUpdated event)",
+        parameters=[PLAN_ID, IF_MATCH_PARAMETER, IDEMPOTENCY_PARAMETER],
+        request=ActionPlanUpdateSerializer,
+        responses={200: ActionPlanDetailSerializer},
+    )
+    def patch(self, request: Request, action_plan_id: str) -> Response:
+        def perform() -> Response:
+            serializer = ActionPlanUpdateSerializer(data=request.data, context=serializer_context(request))
+            serializer.is_valid(raise_exception=True)
+            plan, _ = action_plan_update(
+                action_plan_id=action_plan_id,
+                actor=caller(request),
+                changes=dict(serializer.validated_data),
+                expected_version=if_match_version(request),
+                correlation_id=correlation_id_of(request),
+            )
+            return with_etag(Response(_detail(plan, request)), plan.version)
+
+        scope = f"PATCH workflow/action-plans/{action_plan_id}"
+        return idempotent_create(request=request, scope=scope, perform=perform)
 
 
 class _ActionPlanTransitionView(APIView):
@@ -102,15 +134,19 @@ class _ActionPlanTransitionView(APIView):
             plan, event = self.service(
                 action_plan_id=action_plan_id,
                 actor=caller(request),
+                expected_version=if_match_version(request),
                 correlation_id=correlation_id_of(request),
                 **serializer.validated_data,
             )
-            return Response(
-                {
-                    "success": True,
-                    "action_plan": _detail(plan, request),
-                    "event": EventSerializer(event, context=serializer_context(request)).data,
-                }
+            return with_etag(
+                Response(
+                    {
+                        "success": True,
+                        "action_plan": _detail(plan, request),
+                        "event": EventSerializer(event, context=serializer_context(request)).data,
+                    }
+                ),
+                plan.version,
             )
 
         scope = f"POST workflow/action-plans/{action_plan_id}/{self.action}"
@@ -119,7 +155,7 @@ class _ActionPlanTransitionView(APIView):
 
 _TRANSITION_SCHEMA: dict[str, Any] = {
     "tags": ["action plans"],
-    "parameters": [PLAN_ID, IDEMPOTENCY_PARAMETER],
+    "parameters": [PLAN_ID, IDEMPOTENCY_PARAMETER, IF_MATCH_PARAMETER],
     "request": ActionPlanTransitionSerializer,
     "responses": {200: ActionPlanTransitionResultSerializer},
 }

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from polaris.accounts.models import User
 from polaris.api.pagination import StandardPagination
+from polaris.errors import ValidationFailed
 from polaris.idempotency.schema import IDEMPOTENCY_PARAMETER
 
 __all__ = ["IDEMPOTENCY_PARAMETER"]  # re-exported: the workflow views import it from here
@@ -44,3 +45,33 @@ def paginated_response(
     page = paginator.paginate_queryset(queryset, request, view=view)
     data = serializer_class(page, many=True, context=serializer_context(request)).data
     return paginator.get_paginated_response(data)
+
+
+IF_MATCH_PARAMETER = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        'The ETag (`"<version>"`) of the representation the change is based on: if the object has moved '
+        "on since, nothing is written and the answer is 412 PRECONDITION_FAILED. Without it, a concurrent "
+        "change is still detected (409 CONCURRENT_MODIFICATION)."
+    ),
+)
+
+
+def if_match_version(request: Request) -> int | None:
+    """The version an ``If-Match`` header names (``"3"``, ``W/"3"``); ``None`` without one or for ``*``."""
+    value = request.headers.get("If-Match")
+    if value is None or value.strip() == "*":
+        return None
+    tag = value.strip().removeprefix("W/").strip('"')
+    if not (tag.isascii() and tag.isdigit()) or len(tag) > 18:
+        raise ValidationFailed(details={"If-Match": ['Send the ETag of the representation, e.g. "3".']})
+    return int(tag)
+
+
+def with_etag(response: Response, version: int) -> Response:
+    """``ETag: "<version>"``: the version doubles as the entity tag."""
+    response["ETag"] = f'"{version}"'
+    return response

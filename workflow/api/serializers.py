@@ -16,6 +16,7 @@ from rest_framework import serializers
 from polaris.access import is_admin, is_agent, is_client
 from polaris.accounts.models import Agency, User
 from polaris.api.query_params import PageQuerySerializer
+from polaris.api.strict import StrictFieldsMixin
 from workflow import extensions, selectors
 from workflow.models import ActionPlan, ActionPlanState, Task, TaskPriority, TaskState
 
@@ -132,6 +133,10 @@ class TaskSerializer(serializers.Serializer):
     service_area = serializers.SlugField(read_only=True)
     priority = serializers.ChoiceField(choices=TaskPriority.choices, read_only=True)
     state = serializers.ChoiceField(choices=TaskState.choices, read_only=True)
+    version = serializers.IntegerField(
+        read_only=True,
+        help_text="Position in the task's event stream; sent as the ETag, checked by If-Match.",
+    )
     client = serializers.IntegerField(source="client_id", read_only=True)
     agency = serializers.UUIDField(source="agency_id", read_only=True)
     assignee = serializers.IntegerField(source="assignee_id", read_only=True, allow_null=True)
@@ -157,11 +162,30 @@ class TaskSerializer(serializers.Serializer):
         return data
 
 
-class TaskCreateSerializer(serializers.Serializer):
+# Fields of the task representation no write body may set (strict bodies name them as read-only).
+TASK_READ_ONLY_NAMES = (
+    "id",
+    "state",
+    "version",
+    "blocked_reason",
+    "created_by",
+    "created_at",
+    "updated_at",
+    "available_transitions",
+    "sla",
+)
+
+
+class TaskCreateSerializer(StrictFieldsMixin, serializers.Serializer):
+    class Meta:
+        read_only_names = TASK_READ_ONLY_NAMES
+
     title = serializers.CharField(max_length=200)
     task_type = serializers.SlugField(max_length=64)
     service_area = serializers.SlugField(max_length=64, required=False, default="", allow_blank=True)
-    priority = serializers.ChoiceField(choices=TaskPriority.choices, default=TaskPriority.NORMAL)
+    priority = serializers.ChoiceField(
+        choices=TaskPriority.choices, required=False, help_text="Default normal; not for clients (403)."
+    )
     client = ScopedUserField(
         required=False, help_text="Client user id; required unless the caller is a client (then: itself)."
     )
@@ -170,7 +194,7 @@ class TaskCreateSerializer(serializers.Serializer):
         required=False,
         help_text="Agency id; defaults to the caller's agency (or the client's); required for admins.",
     )
-    assignee = ScopedUserField(required=False, allow_null=True, default=None)
+    assignee = ScopedUserField(required=False, allow_null=True, help_text="Not for clients (403).")
     action_plan = ScopedActionPlanField(required=False, allow_null=True, default=None)
     description = serializers.CharField(required=False, default="", allow_blank=True, max_length=10000)
     due_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
@@ -187,7 +211,7 @@ class TaskCreateSerializer(serializers.Serializer):
         return attrs
 
 
-class TaskTransitionSerializer(serializers.Serializer):
+class TaskTransitionSerializer(StrictFieldsMixin, serializers.Serializer):
     target_state = serializers.ChoiceField(choices=TaskState.choices)
     reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
 
@@ -239,6 +263,7 @@ class ActionPlanSerializer(serializers.ModelSerializer):
             "title",
             "description",
             "state",
+            "version",
             "client",
             "agency",
             "created_by",
@@ -285,7 +310,23 @@ class ActionPlanDetailSerializer(ActionPlanSerializer):
         return counts
 
 
-class ActionPlanCreateSerializer(serializers.Serializer):
+PLAN_READ_ONLY_NAMES = (
+    "id",
+    "state",
+    "version",
+    "created_by",
+    "created_at",
+    "updated_at",
+    "available_transitions",
+    "task_counts",
+    "tasks",
+)
+
+
+class ActionPlanCreateSerializer(StrictFieldsMixin, serializers.Serializer):
+    class Meta:
+        read_only_names = PLAN_READ_ONLY_NAMES
+
     title = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, default="", allow_blank=True, max_length=10000)
     client = ScopedUserField(help_text="Client user id.")
@@ -307,13 +348,14 @@ class ActionPlanTransitionResultSerializer(serializers.Serializer):
     event = EventSerializer()
 
 
-class ActionPlanTransitionSerializer(serializers.Serializer):
+class ActionPlanTransitionSerializer(StrictFieldsMixin, serializers.Serializer):
     reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
 
 
 class ActionPlanListQuerySerializer(_ListQuerySerializer):
     state = serializers.ChoiceField(choices=ActionPlanState.choices, required=False)
     client = serializers.IntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
+    agency = serializers.UUIDField(required=False)
 
 
 class EventListQuerySerializer(_ListQuerySerializer):

@@ -1,4 +1,5 @@
-"""Task endpoints: list/create, detail, transition, event history (input → service/selector → output)."""
+"""Task endpoints: list/create, detail and edit, assign, transition, event history
+(input → service/selector → output)."""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -12,12 +13,16 @@ from polaris.idempotency.services import idempotent_response
 from workflow import extensions, selectors
 from workflow.api.common import (
     IDEMPOTENCY_PARAMETER,
+    IF_MATCH_PARAMETER,
     caller,
     correlation_id_of,
+    if_match_version,
     paginated_response,
     serializer_context,
     uuid_path_parameter,
+    with_etag,
 )
+from workflow.api.edit_serializers import TaskAssignSerializer, TaskUpdateSerializer
 from workflow.api.serializers import (
     EventListQuerySerializer,
     EventSerializer,
@@ -27,8 +32,9 @@ from workflow.api.serializers import (
     TaskTransitionResultSerializer,
     TaskTransitionSerializer,
 )
+from workflow.models import Task
 from workflow.selectors import task_detail, task_list
-from workflow.services.tasks import task_create, task_transition
+from workflow.services.tasks import task_assign, task_create, task_transition, task_update
 
 TASK_ID = uuid_path_parameter("task_id", "The task's id.")
 # Declared statically so the schema documents it whether or not the SLA app is installed.
@@ -80,11 +86,63 @@ class TaskListCreateView(APIView):
         return idempotent_response(request=request, scope="POST workflow/tasks", perform=perform)
 
 
+def task_response(task: Task, request: Request) -> Response:
+    """The task's representation with its ``ETag``."""
+    return with_etag(Response(TaskSerializer(task, context=serializer_context(request)).data), task.version)
+
+
 class TaskDetailView(APIView):
     @extend_schema(tags=["tasks"], summary="A task", parameters=[TASK_ID], responses=TaskSerializer)
     def get(self, request: Request, task_id: str) -> Response:
-        task = task_detail(user=caller(request), task_id=task_id)
-        return Response(TaskSerializer(task, context=serializer_context(request)).data)
+        return task_response(task_detail(user=caller(request), task_id=task_id), request)
+
+    @extend_schema(
+        tags=["tasks"],
+        summary="Edit a task (only the fields sent; one TaskUpdated or TaskAssigned event)",
+        parameters=[TASK_ID, IF_MATCH_PARAMETER, IDEMPOTENCY_PARAMETER],
+        request=TaskUpdateSerializer,
+        responses={200: TaskSerializer},
+    )
+    def patch(self, request: Request, task_id: str) -> Response:
+        def perform() -> Response:
+            serializer = TaskUpdateSerializer(data=request.data, context=serializer_context(request))
+            serializer.is_valid(raise_exception=True)
+            task, _ = task_update(
+                task_id=task_id,
+                actor=caller(request),
+                changes=dict(serializer.validated_data),
+                expected_version=if_match_version(request),
+                correlation_id=correlation_id_of(request),
+            )
+            return task_response(task, request)
+
+        return idempotent_create(request=request, scope=f"PATCH workflow/tasks/{task_id}", perform=perform)
+
+
+class TaskAssignView(APIView):
+    @extend_schema(
+        tags=["tasks"],
+        summary="Assign or unassign a task (one TaskAssigned event)",
+        parameters=[TASK_ID, IF_MATCH_PARAMETER, IDEMPOTENCY_PARAMETER],
+        request=TaskAssignSerializer,
+        responses={200: TaskSerializer},
+    )
+    def post(self, request: Request, task_id: str) -> Response:
+        def perform() -> Response:
+            serializer = TaskAssignSerializer(data=request.data, context=serializer_context(request))
+            serializer.is_valid(raise_exception=True)
+            task, _ = task_assign(
+                task_id=task_id,
+                actor=caller(request),
+                assignee=serializer.validated_data["assignee"],
+                expected_version=if_match_version(request),
+                correlation_id=correlation_id_of(request),
+            )
+            return task_response(task, request)
+
+        return idempotent_create(
+            request=request, scope=f"POST workflow/tasks/{task_id}/assign", perform=perform
+        )
 
 
 class TaskTransitionView(APIView):
@@ -93,7 +151,7 @@ class TaskTransitionView(APIView):
         summary="Move a task to another state",
         request=TaskTransitionSerializer,
         responses={200: TaskTransitionResultSerializer},
-        parameters=[TASK_ID, IDEMPOTENCY_PARAMETER],
+        parameters=[TASK_ID, IDEMPOTENCY_PARAMETER, IF_MATCH_PARAMETER],
     )
     def post(self, request: Request, task_id: str) -> Response:
         def perform() -> Response:
@@ -103,17 +161,19 @@ class TaskTransitionView(APIView):
             task, event = task_transition(
                 task_id=task_id,
                 actor=caller(request),
+                expected_version=if_match_version(request),
                 correlation_id=correlation_id_of(request),
                 **serializer.validated_data,
             )
             context = serializer_context(request)
-            return Response(
+            response = Response(
                 {
                     "success": True,
                     "task": TaskSerializer(task, context=context).data,
                     "event": EventSerializer(event, context=context).data,
                 }
             )
+            return with_etag(response, task.version)
 
         scope = f"POST workflow/tasks/{task_id}/transition"
         return idempotent_response(request=request, scope=scope, perform=perform)

@@ -1,4 +1,4 @@
-"""``/api/workflow/…`` for tasks, action plans and metadata; paths work with and without a trailing slash.
+"""``/api/workflow/…`` for tasks, action plans, people and metadata (with or without a trailing slash).
 
 Dispatch, SLA-config, trigger/alert and stats endpoints live in their own url modules under the same prefix.
 """
@@ -11,17 +11,21 @@ from .action_plans import (
     ActionPlanDetailView,
     ActionPlanListCreateView,
 )
+from .bulk import TaskBulkView
 from .metadata import MetadataView
-from .tasks import TaskDetailView, TaskEventsView, TaskListCreateView, TaskTransitionView
+from .tasks import TaskAssignView, TaskDetailView, TaskEventsView, TaskListCreateView, TaskTransitionView
+from .users import UserListView
 
 ID = r"(?P<{}>[^/]+)"
 
 urlpatterns = [
     re_path(r"^tasks/?$", TaskListCreateView.as_view(), name="task-list"),
+    re_path(r"^tasks/bulk/?$", TaskBulkView.as_view(), name="task-bulk"),
     re_path(rf"^tasks/{ID.format('task_id')}/?$", TaskDetailView.as_view(), name="task-detail"),
     re_path(
         rf"^tasks/{ID.format('task_id')}/transition/?$", TaskTransitionView.as_view(), name="task-transition"
     ),
+    re_path(rf"^tasks/{ID.format('task_id')}/assign/?$", TaskAssignView.as_view(), name="task-assign"),
     re_path(rf"^tasks/{ID.format('task_id')}/events/?$", TaskEventsView.as_view(), name="task-events"),
     re_path(r"^action-plans/?$", ActionPlanListCreateView.as_view(), name="action-plan-list"),
     re_path(
@@ -40,4 +44,5 @@ urlpatterns = [
         name="action-plan-archive",
     ),
     re_path(r"^metadata/?$", MetadataView.as_view(), name="workflow-metadata"),
+    re_path(r"^users/?$", UserListView.as_view(), name="workflow-users"),
 ]

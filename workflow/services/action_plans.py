@@ -1,4 +1,4 @@
-"""Action plan writes: creation, activation and archiving, each with exactly one event."""
+"""Action plan writes: creation, edits, activation and archiving, each with exactly one event."""
 
 from __future__ import annotations
 
@@ -11,12 +11,17 @@ from outbox.models import OutboxEvent
 from polaris.access import is_client, is_staff_for
 from polaris.accounts.models import Agency, User
 from polaris.errors import PermissionDenied, ValidationFailed
+from workflow.errors import ActionPlanClosed
 from workflow.models import ActionPlan, ActionPlanState
 from workflow.selectors import action_plan_get
 from workflow.validation import title_errors
 
+from .edits import action_plan_edit_apply
 from .events import event_record_creation
+from .tasks import precondition_check, stale_as_precondition
 from .transitions import transition_apply
+
+PLAN_EDITABLE_FIELDS = ("title", "description")
 
 
 @transaction.atomic
@@ -59,15 +64,52 @@ def action_plan_transition(
     target_state: str,
     actor: User | None,
     reason: str = "",
+    expected_version: int | None = None,
     correlation_id: str | None = None,
     caused_by: OutboxEvent | None = None,
 ) -> tuple[ActionPlan, OutboxEvent]:
     """Move a plan to ``target_state``; same errors and guarantees as ``task_transition``."""
     plan = action_plan_get(user=actor, action_plan_id=action_plan_id)
+    precondition_check(plan, expected_version)
     context = EventContext.build(
         actor=actor, correlation_id=correlation_id, caused_by=caused_by, reason=reason
     )
-    event = transition_apply(instance=plan, target_state=target_state, context=context)
+    with stale_as_precondition(expected_version):
+        event = transition_apply(instance=plan, target_state=target_state, context=context)
+    return plan, event
+
+
+@transaction.atomic
+def action_plan_update(
+    *,
+    action_plan_id: Any,
+    actor: User | None,
+    changes: dict[str, Any],
+    expected_version: int | None = None,
+    correlation_id: str | None = None,
+    caused_by: OutboxEvent | None = None,
+) -> tuple[ActionPlan, OutboxEvent | None]:
+    """Change a plan's ``title``/``description`` with one ``ActionPlanUpdated`` event (none if unchanged).
+
+    Staff of the plan's agency and admins only (``PermissionDenied``); an archived plan is
+    ``ActionPlanClosed``; ``expected_version`` as for tasks.
+    """
+    plan = action_plan_get(user=actor, action_plan_id=action_plan_id)
+    precondition_check(plan, expected_version)
+    unknown = sorted(set(changes) - set(PLAN_EDITABLE_FIELDS))
+    if unknown:
+        raise ValidationFailed(details={field: ["This field cannot be edited."] for field in unknown})
+    if plan.state == ActionPlanState.ARCHIVED:
+        raise ActionPlanClosed()
+    if not is_staff_for(plan, actor):
+        raise PermissionDenied("Only admins and the plan's agency may edit action plans.")
+    if "title" in changes:
+        if problems := title_errors(changes["title"] or ""):
+            raise ValidationFailed(details={"title": problems})
+        changes = {**changes, "title": changes["title"].strip()}
+    context = EventContext.build(actor=actor, correlation_id=correlation_id, caused_by=caused_by)
+    with stale_as_precondition(expected_version):
+        event = action_plan_edit_apply(plan=plan, changes=changes, context=context)
     return plan, event
 
 

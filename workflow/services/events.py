@@ -14,19 +14,21 @@ from workflow.events import EventType
 from workflow.models import ActionPlan, ActionPlanState, Task
 
 
-def aggregate_advance(instance: Task | ActionPlan) -> int:
+def aggregate_advance(instance: Task | ActionPlan, *, edited_fields: tuple[str, ...] = ()) -> int:
     """Persist a transition and claim the next position in the aggregate's event stream, in one
     compare-and-swap UPDATE (``… WHERE version = <the version we read>``).
 
     It both detects a concurrent writer (someone advanced the stream since we read it) and row-locks the
     aggregate until commit, so sequences stay gap-free and the loser of a race writes nothing. The
-    columns written are the model's ``transition_fields``.
+    columns written are the model's ``transition_fields`` plus ``edited_fields`` (attnames, e.g.
+    ``assignee_id``), which an edit sets on the instance before calling this.
     """
     model: type[models.Model] = type(instance)
     read_version = instance.version
     instance.version = read_version + 1
     instance.updated_at = timezone.now()
-    values = {field: getattr(instance, field) for field in instance.transition_fields}
+    columns = dict.fromkeys((*instance.transition_fields, *edited_fields))
+    values = {field: getattr(instance, field) for field in columns}
     claimed = rows_update(model, where={"id": instance.pk, "version": read_version}, values=values)
     if claimed != 1:
         instance.version = read_version
@@ -105,6 +107,29 @@ def event_record_creation(*, instance: Task | ActionPlan, context: EventContext)
         sequence=instance.version,
         context=context,
         payload={**facts, "old_state": None, "new_state": instance.state, "transition": "create"},
+    )
+    instance.recorded_event = event
+    return event
+
+
+def event_record_edit(
+    *,
+    instance: Task | ActionPlan,
+    event_type: str,
+    edited_fields: tuple[str, ...],
+    context: EventContext,
+    payload: dict[str, Any],
+) -> OutboxEvent:
+    """Persist an edit (the changed columns, in the compare-and-swap UPDATE) and write its one event."""
+    sequence = aggregate_advance(instance, edited_fields=edited_fields)
+    facts = task_facts(instance) if isinstance(instance, Task) else action_plan_facts(instance)
+    event = event_append(
+        event_type=event_type,
+        aggregate_type=instance.aggregate_type,
+        aggregate_id=instance.pk,
+        sequence=sequence,
+        context=context,
+        payload={**facts, "state": instance.state, **payload},
     )
     instance.recorded_event = event
     return event

@@ -1,0 +1,124 @@
+"""``POST /api/workflow/tasks/bulk``: one action on up to 500 tasks, named by ids or by the list filters."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, cast
+
+from django.http import QueryDict
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from polaris.api.query_params import query_params_parse
+from polaris.errors import ValidationFailed
+from polaris.idempotency.services import idempotent_create
+from workflow import extensions
+from workflow.api.common import IDEMPOTENCY_PARAMETER, caller, correlation_id_of, serializer_context
+from workflow.api.edit_serializers import (
+    BULK_MAX_ITEMS,
+    BulkTransitionParamsSerializer,
+    TaskAssignSerializer,
+    TaskBulkResultSerializer,
+    TaskBulkSerializer,
+    TaskUpdateSerializer,
+)
+from workflow.api.serializers import TaskListQuerySerializer
+from workflow.selectors import task_list
+from workflow.services.bulk import task_bulk_apply
+
+PAGE_PARAMS = ("page", "page_size", "ordering")
+
+
+def _too_many(count: int, field: str) -> ValidationFailed:
+    return ValidationFailed(
+        f"{count} tasks named; a bulk request takes at most {BULK_MAX_ITEMS}.",
+        details={field: [f"{count} tasks; at most {BULK_MAX_ITEMS} per request."], "count": count},
+    )
+
+
+def _filtered_ids(request: Request, filters: dict[str, Any]) -> list[Any]:
+    """The ids the list endpoint would return for ``filters`` (its own parser and selector)."""
+    query = QueryDict(mutable=True)
+    for name, value in filters.items():
+        if name in PAGE_PARAMS:
+            raise ValidationFailed(details={"filter": {name: ["Not a filter."]}})
+        values = value if isinstance(value, list) else [value]
+        query.setlist(name, ["" if item is None else str(item) for item in values])
+    try:
+        known, extension_values = query_params_parse(
+            request=cast(Request, SimpleNamespace(query_params=query)),
+            serializer_class=TaskListQuerySerializer,
+            extension_filters=extensions.task_filters,
+        )
+    except ValidationFailed as exc:
+        raise ValidationFailed(details={"filter": exc.details}) from None
+    tasks = task_list(user=caller(request), filters=known, extension_filters=extension_values)
+    ids = list(tasks.values_list("id", flat=True)[: BULK_MAX_ITEMS + 1])
+    if len(ids) > BULK_MAX_ITEMS:
+        raise _too_many(tasks.count(), "filter")
+    return ids
+
+
+def _params(request: Request, action: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The action's keyword arguments, validated once for every item."""
+    shapes: dict[str, type[serializers.Serializer]] = {
+        "transition": BulkTransitionParamsSerializer,
+        "assign": TaskAssignSerializer,
+        "update": TaskUpdateSerializer,
+    }
+    serializer = shapes[action](data=params, context=serializer_context(request))
+    if not serializer.is_valid():
+        raise ValidationFailed(details={"params": serializer.errors})
+    data = dict(serializer.validated_data)
+    return {"changes": data} if action == "update" else data
+
+
+class TaskBulkView(APIView):
+    @extend_schema(
+        tags=["tasks"],
+        summary="Transition, assign or update up to 500 tasks; each item its own transaction",
+        request=TaskBulkSerializer,
+        responses={200: TaskBulkResultSerializer},
+        parameters=[IDEMPOTENCY_PARAMETER],
+    )
+    def post(self, request: Request) -> Response:
+        def perform() -> Response:
+            serializer = TaskBulkSerializer(data=request.data)
+            named = request.data.get("ids") if isinstance(request.data, dict) else None
+            if isinstance(named, list) and len(named) > BULK_MAX_ITEMS:
+                raise _too_many(len(named), "ids")
+            serializer.is_valid(raise_exception=True)
+            body = serializer.validated_data
+            action = body["action"]
+            params = _params(request, action, body["params"])
+            if "ids" in body:
+                ids = list(dict.fromkeys(body["ids"]))  # each task once, in the order given
+            else:
+                ids = _filtered_ids(request, body["filter"])
+            results = task_bulk_apply(
+                actor=caller(request),
+                action=action,
+                task_ids=ids,
+                params=params,
+                dry_run=body["dry_run"],
+                correlation_id=correlation_id_of(request),
+            )
+            succeeded = sum(result["status"] == "succeeded" for result in results)
+            return Response(
+                {
+                    "success": True,
+                    "action": action,
+                    "dry_run": body["dry_run"],
+                    "counts": {
+                        "total": len(results),
+                        "succeeded": succeeded,
+                        "failed": len(results) - succeeded,
+                    },
+                    "results": results,
+                }
+            )
+
+        return idempotent_create(request=request, scope="POST workflow/tasks/bulk", perform=perform)

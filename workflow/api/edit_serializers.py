@@ -1,0 +1,103 @@
+"""Input shapes of the edit endpoints: task PATCH and assign, plan PATCH, and the bulk request.
+
+Strict (``polaris.api.strict.StrictFieldsMixin``): an unknown key, or a field of the representation that
+cannot be written here (``state``, ``client``, …), is a 400 naming it. Which role may change which field is
+the services' rule (``workflow.services.tasks``), not the shapes'.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from polaris.api.strict import StrictFieldsMixin
+from workflow.api.serializers import (
+    PLAN_READ_ONLY_NAMES,
+    TASK_READ_ONLY_NAMES,
+    ScopedActionPlanField,
+    ScopedUserField,
+)
+from workflow.models import TaskPriority, TaskState
+
+BULK_MAX_ITEMS = 500
+BULK_ACTIONS = ("transition", "assign", "update")
+
+
+class TaskUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
+    class Meta:
+        read_only_names = (*TASK_READ_ONLY_NAMES, "client", "agency")
+
+    title = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=10000)
+    priority = serializers.ChoiceField(choices=TaskPriority.choices, required=False)
+    due_at = serializers.DateTimeField(required=False, allow_null=True)
+    assignee = ScopedUserField(required=False, allow_null=True, help_text="An agent of the task's agency.")
+    action_plan = ScopedActionPlanField(
+        required=False, allow_null=True, help_text="A draft or active plan of the same client and agency."
+    )
+    service_area = serializers.SlugField(
+        max_length=64, required=False, allow_blank=True, help_text="Only while the task is new."
+    )
+    task_type = serializers.SlugField(max_length=64, required=False, help_text="Only while the task is new.")
+
+
+class TaskAssignSerializer(StrictFieldsMixin, serializers.Serializer):
+    assignee = ScopedUserField(
+        allow_null=True, help_text="User id of an agent of the task's agency, or null."
+    )
+
+
+class ActionPlanUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
+    class Meta:
+        read_only_names = (*PLAN_READ_ONLY_NAMES, "client", "agency")
+
+    title = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=10000)
+
+
+class BulkTransitionParamsSerializer(StrictFieldsMixin, serializers.Serializer):
+    target_state = serializers.ChoiceField(choices=TaskState.choices)
+    reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
+
+
+class TaskBulkSerializer(StrictFieldsMixin, serializers.Serializer):
+    action = serializers.ChoiceField(choices=BULK_ACTIONS)
+    ids = serializers.ListField(
+        child=serializers.UUIDField(), required=False, allow_empty=False, help_text="At most 500 task ids."
+    )
+    filter = serializers.DictField(
+        required=False, help_text='The list endpoint\'s filters, e.g. {"state": "new", "assignee": 7}.'
+    )
+    params = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text="transition: {target_state, reason}; assign: {assignee}; update: the PATCH fields.",
+    )
+    dry_run = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("ids" in attrs) == ("filter" in attrs):
+            raise serializers.ValidationError({"ids": ["Give either ids or filter (exactly one)."]})
+        return attrs
+
+
+class BulkItemResultSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=("succeeded", "failed"))
+    error_code = serializers.CharField(required=False)
+    message = serializers.CharField(required=False)
+
+
+class BulkCountsSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField()
+
+
+class TaskBulkResultSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    action = serializers.CharField()
+    dry_run = serializers.BooleanField()
+    counts = BulkCountsSerializer()
+    results = BulkItemResultSerializer(many=True)

@@ -1,0 +1,58 @@
+"""Bulk case work: one action applied to many tasks, each item in its own transaction.
+
+Every item goes through the same service as a single request (``task_transition``, ``task_assign``,
+``task_update``), so permissions, guards, the compare-and-swap and the one event per change apply per
+item, and one item's failure never undoes another's success. Called inside an outer transaction (the
+``Idempotency-Key`` record is written with the effects it records), each item is a savepoint instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.db import transaction
+
+from polaris.accounts.models import User
+from polaris.errors import DomainError
+
+from .tasks import task_assign, task_transition, task_update
+
+BULK_SERVICES: dict[str, Callable[..., Any]] = {
+    "transition": task_transition,
+    "assign": task_assign,
+    "update": task_update,
+}
+
+
+def task_bulk_apply(
+    *,
+    actor: User | None,
+    action: str,
+    task_ids: Iterable[Any],
+    params: dict[str, Any],
+    dry_run: bool = False,
+    correlation_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """Apply ``action`` with ``params`` to each task; ``[{"id", "status", "error_code"?, "message"?}]``.
+
+    ``dry_run`` runs every item to the end (checks, guards, the writes themselves) and rolls each back:
+    the results say what would happen, and nothing is written, no event and no kick.
+    """
+    service = BULK_SERVICES[action]
+    results: list[dict[str, Any]] = []
+    for task_id in task_ids:
+        try:
+            if dry_run:
+                with transaction.atomic():
+                    service(task_id=task_id, actor=actor, correlation_id=correlation_id, **params)
+                    transaction.set_rollback(True)
+            else:
+                service(task_id=task_id, actor=actor, correlation_id=correlation_id, **params)
+        except DomainError as exc:
+            results.append(
+                {"id": str(task_id), "status": "failed", "error_code": exc.error_code, "message": exc.message}
+            )
+        else:
+            results.append({"id": str(task_id), "status": "succeeded"})
+    return results

@@ -1,0 +1,114 @@
+"""Applying an edit: the diff of old and new values, the one compare-and-swap UPDATE, the one event.
+
+Shared by the task and action-plan services (and so by the API, the bulk endpoint and the admin). Values
+in an event's ``changes`` are JSON: ids for references, ISO 8601 for instants.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from outbox.events import EventContext
+from outbox.models import OutboxEvent
+from workflow.errors import ActionPlanClosed
+from workflow.events import EventType
+from workflow.models import ActionPlan, ActionPlanState, Task
+from workflow.signals import task_updated
+
+from .events import event_record_edit
+
+# Reference fields are compared and written by their id columns.
+_ATTNAMES = {"assignee": "assignee_id", "action_plan": "action_plan_id"}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def _new_value(field: str, value: Any) -> Any:
+    """The column value for ``field`` (a referenced object becomes its id)."""
+    if field in _ATTNAMES:
+        return None if value is None else value.pk
+    return value
+
+
+def changes_diff(instance: Task | ActionPlan, changes: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """``{field: (old column value, new column value)}`` for the fields whose value really changes."""
+    diff = {}
+    for field, value in changes.items():
+        old = getattr(instance, _ATTNAMES.get(field, field))
+        new = _new_value(field, value)
+        if old != new:
+            diff[field] = (old, new)
+    return diff
+
+
+def _check_plan_move(task: Task, old_plan_id: Any, new_plan_id: Any) -> None:
+    """A task joins or leaves only a draft or active plan (the new plan's client and agency are checked
+    by the caller)."""
+    ids = [plan_id for plan_id in (old_plan_id, new_plan_id) if plan_id is not None]
+    archived = ActionPlan.objects.filter(pk__in=ids, state=ActionPlanState.ARCHIVED).values_list(
+        "pk", flat=True
+    )
+    if archived:
+        raise ActionPlanClosed(details={"action_plan": [str(pk) for pk in archived]})
+
+
+def _record(
+    instance: Task | ActionPlan, diff: dict[str, tuple[Any, Any]], event_type: str, context: EventContext
+) -> tuple[OutboxEvent, dict[str, dict[str, Any]]]:
+    columns = []
+    for field, (_old, new) in diff.items():
+        column = _ATTNAMES.get(field, field)
+        setattr(instance, column, new)
+        columns.append(column)
+    described = {field: {"old": _jsonable(old), "new": _jsonable(new)} for field, (old, new) in diff.items()}
+    payload: dict[str, Any] = {"changes": described}
+    if "assignee" in diff:
+        payload["old_assignee_id"], payload["new_assignee_id"] = diff["assignee"]
+    event = event_record_edit(
+        instance=instance,
+        event_type=event_type,
+        edited_fields=tuple(columns),
+        context=context,
+        payload=payload,
+    )
+    return event, described
+
+
+def task_edit_apply(*, task: Task, changes: dict[str, Any], context: EventContext) -> OutboxEvent | None:
+    """Write the checked ``changes`` to ``task`` (inside the caller's transaction).
+
+    One event: ``TaskAssigned`` when the assignee is among the changes, else ``TaskUpdated``. Nothing
+    changed, nothing written (``None``). Then ``workflow.signals.task_updated`` is sent, in the transaction.
+    """
+    diff = changes_diff(task, changes)
+    if not diff:
+        return None
+    if "action_plan" in diff:
+        _check_plan_move(task, *diff["action_plan"])
+    event_type = EventType.TASK_ASSIGNED if "assignee" in diff else EventType.TASK_UPDATED
+    event, described = _record(task, diff, event_type, context)
+    # The cached related objects must follow their id columns.
+    for field in _ATTNAMES:
+        if field in diff:
+            task._state.fields_cache.pop(field, None)
+    task_updated.send(sender=Task, task=task, changes=described, context=context)
+    return event
+
+
+def action_plan_edit_apply(
+    *, plan: ActionPlan, changes: dict[str, Any], context: EventContext
+) -> OutboxEvent | None:
+    """Write the checked ``changes`` to ``plan`` with one ``ActionPlanUpdated`` event (none if unchanged)."""
+    diff = changes_diff(plan, changes)
+    if not diff:
+        return None
+    event, _ = _record(plan, diff, EventType.ACTION_PLAN_UPDATED, context)
+    return event
