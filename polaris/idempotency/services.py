@@ -110,10 +110,6 @@ def idempotent_response(*, request: Request, scope: str, perform: Callable[[], R
     return response
 
 
-# The name it had when only creates were idempotent; the same function.
-idempotent_create = idempotent_response
-
-
 def idempotency_keys_purge(*, now: datetime | None = None) -> int:
     """Delete records older than ``IDEMPOTENCY_KEY_TTL_HOURS``; returns how many. For a periodic task."""
     deleted, _ = IdempotencyKey.objects.filter(created_at__lt=_cutoff(now)).delete()

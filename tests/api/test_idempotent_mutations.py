@@ -8,7 +8,6 @@ import pytest
 from automation.alerts import alert_raise
 from outbox.models import OutboxEvent
 from polaris.idempotency.models import IdempotencyKey
-from polaris.idempotency.services import idempotent_create, idempotent_response
 from tests.api.conftest import assert_envelope
 
 pytestmark = pytest.mark.django_db
@@ -124,7 +123,3 @@ def test_replay_of_a_dead_event_replays_its_response_not_the_replay(admin_api):
     assert_envelope(admin_api.post(url), 409, "CONFLICT")
     again = admin_api.post(url, HTTP_IDEMPOTENCY_KEY="r-1")
     assert (again.status_code, again.json()) == (200, first.json())
-
-
-def test_the_old_name_is_the_same_function():
-    assert idempotent_create is idempotent_response

@@ -119,7 +119,7 @@ class ActionPlanDetailView(APIView):
             return with_etag(Response(_detail(plan, request)), plan.version)
 
         scope = f"PATCH workflow/action-plans/{action_plan_id}"
-        return idempotent_create(request=request, scope=scope, perform=perform)
+        return idempotent_response(request=request, scope=scope, perform=perform)
 
 
 class _ActionPlanTransitionView(APIView):

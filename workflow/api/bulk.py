@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from polaris.api.query_params import query_params_parse
 from polaris.errors import ValidationFailed
-from polaris.idempotency.services import idempotent_create
+from polaris.idempotency.services import idempotent_response
 from workflow import extensions
 from workflow.api.common import IDEMPOTENCY_PARAMETER, caller, correlation_id_of, serializer_context
 from workflow.api.edit_serializers import (
@@ -121,4 +121,4 @@ class TaskBulkView(APIView):
                 }
             )
 
-        return idempotent_create(request=request, scope="POST workflow/tasks/bulk", perform=perform)
+        return idempotent_response(request=request, scope="POST workflow/tasks/bulk", perform=perform)

@@ -116,7 +116,7 @@ class TaskDetailView(APIView):
             )
             return task_response(task, request)
 
-        return idempotent_create(request=request, scope=f"PATCH workflow/tasks/{task_id}", perform=perform)
+        return idempotent_response(request=request, scope=f"PATCH workflow/tasks/{task_id}", perform=perform)
 
 
 class TaskAssignView(APIView):
@@ -140,7 +140,7 @@ class TaskAssignView(APIView):
             )
             return task_response(task, request)
 
-        return idempotent_create(
+        return idempotent_response(
             request=request, scope=f"POST workflow/tasks/{task_id}/assign", perform=perform
         )
 
