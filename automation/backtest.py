@@ -18,10 +18,11 @@ Per-day counts are by UTC day: of the event for ``matched``, of the due time for
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -40,6 +41,7 @@ from .predicates import EVALUATION_ERRORS, PredicateError, predicate_compile
 from .timers import timer_due_at
 
 SAMPLE_SIZE = 20
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CHUNK = 5000
 _PAYLOAD_NAMES = ("old_state", "new_state", "transition", "task_type", "service_area", "priority", "reason")
 
@@ -92,67 +94,98 @@ def trigger_backtest(*, trigger: Trigger, since: datetime, until: datetime) -> d
 
 
 def _scan(trigger: Trigger, compiled: Any, since: datetime, until: datetime, started: float) -> dict:
-    """One pass over the trigger's events in the window: evaluate, count per day, keep matches."""
-    full_payload = "payload" in compiled.names
-    keys = [] if full_payload else [name for name in _PAYLOAD_NAMES if name in compiled.names]
-    needs_role = "actor_role" in compiled.names
+    """One pass over the trigger's events in the window: evaluate, count per day, keep matches.
+
+    A raw server-side cursor selects only the columns the predicate reads (plus the id and the UTC day
+    as an integer), so the driver parses as few values per row as possible; the rest of a match is read
+    afterwards by id."""
+    names_used = compiled.names
+    full_payload = "payload" in names_used
+    needs_role = "actor_role" in names_used
     roles = dict(User.objects.values_list("id", "role")) if needs_role else {}
-    queryset = OutboxEvent.objects.filter(
-        event_type=trigger.event_type, occurred_at__gte=since, occurred_at__lt=until
-    )
+    columns = ["id::text", "((occurred_at AT TIME ZONE 'UTC')::date - DATE '1970-01-01')"]
+    params: list[Any] = []
+    plain: list[str] = [name for name in ("aggregate_type", "depth") if name in names_used]
+    columns += plain
+    role_at = len(columns)
+    if needs_role:
+        columns.append("actor_id")
+    payload_at = len(columns)
+    if full_payload:
+        columns.append("payload")
+    else:
+        for key in _PAYLOAD_NAMES:
+            if key in names_used:
+                columns.append("payload ->> %s")
+                params.append(key)
+                plain.append(key)
+    # plain names sit in columns 2.. in order, skipping actor_id (which sits at role_at)
+    plain_at = [2 + i if 2 + i < role_at or not needs_role else 3 + i for i in range(len(plain))]
+    where = "event_type = %s AND occurred_at >= %s AND occurred_at < %s"
+    params += [trigger.event_type, since, until]
     if trigger.agency_id is not None:
-        queryset = queryset.filter(payload__agency_id=str(trigger.agency_id))
-    annotations = {f"k_{key}": KeyTextTransform(key, "payload") for key in keys}
-    fields = ["id", "aggregate_type", "aggregate_id", "sequence", "occurred_at", "depth", "actor_id"]
-    fields += ["payload"] if full_payload else list(annotations)
-    rows = queryset.annotate(**annotations).values_list(*fields).iterator(chunk_size=CHUNK)
+        where += " AND payload ->> 'agency_id' = %s"
+        params.append(str(trigger.agency_id))
+    sql = f"SELECT {', '.join(columns)} FROM {OutboxEvent._meta.db_table} WHERE {where}"  # noqa: S608
     evaluate = compiled.evaluate_raw
     base: dict[str, Any] = {name: None for name in _PAYLOAD_NAMES}
-    base.update(event_type=trigger.event_type, payload={}, actor_role=None)
-    per_day: dict[date, int] = defaultdict(int)
-    matches: list[tuple] = []
-    sample_ids: list[uuid.UUID] = []
+    base.update(event_type=trigger.event_type, payload={}, actor_role=None, aggregate_type=None, depth=0)
+    per_day: dict[int, int] = defaultdict(int)
+    matches: list[tuple[str, dict]] = []
+    sample_ids: list[str] = []
     evaluated = matched = errors = 0
     max_events, deadline = settings.BACKTEST_MAX_EVENTS, started + settings.BACKTEST_MAX_SECONDS
     truncated, read_until = False, None
-    for row in rows:
-        names = base.copy()
-        names["aggregate_type"], names["depth"] = row[1], row[5]
-        if full_payload:
-            payload = row[7] if isinstance(row[7], dict) else {}
-            names["payload"] = payload
-            for key in _PAYLOAD_NAMES:
-                names[key] = payload.get(key)
-        else:
-            for index, key in enumerate(keys, 7):
-                names[key] = row[index]
-        if needs_role:
-            names["actor_role"] = "system" if row[6] is None else roles.get(row[6])
-        evaluated += 1
-        try:
-            hit = evaluate(names)
-        except PredicateError:
-            errors += 1
-            hit = False
-        except EVALUATION_ERRORS:
-            errors += 1
-            hit = False
-        if hit:
-            matched += 1
-            per_day[row[4].date()] += 1
-            matches.append((row[0], row[1], row[2], row[3], row[4], names))
-            if len(sample_ids) < SAMPLE_SIZE:
-                sample_ids.append(row[0])
-        if evaluated % CHUNK == 0 and (evaluated >= max_events or time.monotonic() > deadline):
-            truncated, read_until = True, row[4]
-            break
+    keep_matches = trigger.wait_minutes is not None
+    failures = (PredicateError, *EVALUATION_ERRORS)
+    slots = list(zip(plain, plain_at, strict=True))
+    connection.ensure_connection()
+    with connection.connection.cursor(name=f"backtest_{uuid.uuid4().hex}") as cursor:
+        cursor.itersize = CHUNK
+        cursor.execute(sql, params)
+        while not truncated:
+            rows = cursor.fetchmany(CHUNK)
+            if not rows:
+                break
+            for row in rows:
+                names = base.copy()
+                for name, index in slots:
+                    names[name] = row[index]
+                if full_payload:
+                    payload = row[payload_at]
+                    if isinstance(payload, str | bytes):  # Django hands jsonb over as text
+                        payload = json.loads(payload)
+                    if not isinstance(payload, dict):
+                        payload = {}
+                    names["payload"] = payload
+                    for key in _PAYLOAD_NAMES:
+                        names[key] = payload.get(key)
+                if needs_role:
+                    actor = row[role_at]
+                    names["actor_role"] = "system" if actor is None else roles.get(actor)
+                try:
+                    hit = evaluate(names)
+                except failures:
+                    errors += 1
+                    hit = False
+                if hit:
+                    matched += 1
+                    per_day[row[1]] += 1
+                    if keep_matches:
+                        matches.append((row[0], names))
+                    if len(sample_ids) < SAMPLE_SIZE:
+                        sample_ids.append(row[0])
+            evaluated += len(rows)
+            if evaluated >= max_events or time.monotonic() > deadline:
+                truncated = True
+                read_until = _EPOCH + timedelta(days=rows[-1][1])
     return {
         "evaluated": evaluated,
         "matched": matched,
         "errors": errors,
-        "per_day": per_day,
-        "matches": matches if trigger.wait_minutes is not None else [],
-        "sample_ids": sample_ids,
+        "per_day": {_EPOCH.date() + timedelta(days=day): count for day, count in per_day.items()},
+        "matches": matches,
+        "sample_ids": [uuid.UUID(i) for i in sample_ids],
         "truncated": truncated,
         "read_until": read_until,
     }
@@ -163,7 +196,14 @@ def _timed(trigger: Trigger, compiled: Any, scan: dict) -> dict:
     now = timezone.now()
     unless = set(trigger.unless or [])
     later: dict[uuid.UUID, list[tuple]] = defaultdict(list)
-    aggregate_ids = list({match[2] for match in scan["matches"]})
+    details: dict[uuid.UUID, tuple] = {}
+    match_ids = [uuid.UUID(event_id) for event_id, _ in scan["matches"]]
+    for start in range(0, len(match_ids), CHUNK):
+        for row in OutboxEvent.objects.filter(id__in=match_ids[start : start + CHUNK]).values_list(
+            "id", "aggregate_id", "sequence", "occurred_at"
+        ):
+            details[row[0]] = row[1:]
+    aggregate_ids = list({aggregate_id for aggregate_id, _, _ in details.values()})
     for start in range(0, len(aggregate_ids), CHUNK):
         chunk = aggregate_ids[start : start + CHUNK]
         rows = (
@@ -177,7 +217,9 @@ def _timed(trigger: Trigger, compiled: Any, scan: dict) -> dict:
     fired = cancelled = 0
     per_day: dict[date, dict[str, int]] = defaultdict(lambda: {"fired": 0, "cancelled": 0})
     outcomes: dict[uuid.UUID, dict[str, Any]] = {}
-    for event_id, _aggregate_type, aggregate_id, sequence, occurred_at, names in scan["matches"]:
+    for event_text, names in scan["matches"]:
+        event_id = uuid.UUID(event_text)
+        aggregate_id, sequence, occurred_at = details[event_id]
         due = timer_due_at(trigger=trigger, start=occurred_at)
         state, new_state, cancelled_by = "pending", names.get("new_state"), None
         for other_sequence, other_at, other_type, other_state in later.get(aggregate_id, ()):
