@@ -81,7 +81,7 @@ def trigger_backtest(*, trigger: Trigger, since: datetime, until: datetime) -> d
         "matched": scan["matched"],
         "fired": timed["fired"] if timed else None,
         "cancelled": timed["cancelled"] if timed else None,
-        "errors": scan["errors"],
+        "evaluation_errors": scan["errors"],
         "days": [
             {"date": day, **({"fired": 0, "cancelled": 0} if timed else {}), **counts}
             for day, counts in sorted(days.items())

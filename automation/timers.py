@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -147,7 +148,7 @@ def timer_names_now(timer: TriggerTimer, names: dict[str, Any]) -> dict[str, Any
     return now
 
 
-def _timer_fired_payload(row: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+def _timer_fired_payload(row: Mapping[str, Any], source: Mapping[str, Any]) -> dict[str, Any]:
     payload = {
         "timer_id": str(row["id"]),
         "trigger_id": row["trigger_id"],

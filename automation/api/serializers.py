@@ -86,7 +86,7 @@ class BacktestOutputSerializer(serializers.Serializer):
         allow_null=True, help_text="Timed triggers: timers that would have fired."
     )
     cancelled = serializers.IntegerField(allow_null=True, help_text="Timed triggers: cancelled by unless.")
-    errors = serializers.IntegerField(help_text="Events whose evaluation failed.")
+    evaluation_errors = serializers.IntegerField(help_text="Events whose evaluation failed.")
     days = BacktestDaySerializer(many=True)
     sample = serializers.ListField(child=serializers.DictField())
     truncated = serializers.BooleanField(help_text="A row or time bound stopped the read early.")

@@ -74,7 +74,8 @@ def test_240_business_minutes_across_a_weekend_and_a_holiday_fire_at_the_right_i
     timer.refresh_from_db()
     assert (timer.state, timer.fired_at) == ("fired", TUESDAY_10)
     fired = OutboxEvent.objects.get(event_type=TIMER_FIRED)
-    assert fired.payload["timer_id"] == str(timer.pk) and fired.causation_id == timer.event_id
+    assert fired.payload["timer_id"] == str(timer.pk)
+    assert fired.causation_id == timer.event_id
     execution = TriggerExecution.objects.get(trigger=still_new, event=fired)
     assert (execution.outcome, execution.trigger_version) == ("matched", still_new.version)
     assert Alert.objects.get().message == "Intake Intake for Cleo is still new"
@@ -109,7 +110,8 @@ def test_an_unless_event_not_yet_dispatched_at_fire_time_still_cancels(still_new
 
         automation_handle_event(fired)
     execution = TriggerExecution.objects.get(event__event_type=TIMER_FIRED)
-    assert execution.outcome == "not_matched" and "TaskStateChanged happened" in execution.error
+    assert execution.outcome == "not_matched"
+    assert "TaskStateChanged happened" in execution.error
     assert _timer().state == "cancelled"
     assert not Alert.objects.exists()
 

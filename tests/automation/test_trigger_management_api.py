@@ -61,7 +61,8 @@ def test_idempotency_key_replays_the_first_create(admin_user):
     api = client_for(admin_user)
     first = api.post("/api/workflow/triggers", _body(), format="json", HTTP_IDEMPOTENCY_KEY="k-1")
     again = api.post("/api/workflow/triggers", _body(), format="json", HTTP_IDEMPOTENCY_KEY="k-1")
-    assert first.json() == again.json() and again.headers.get("Idempotent-Replayed") == "true"
+    assert first.json() == again.json()
+    assert again.headers.get("Idempotent-Replayed") == "true"
     assert Trigger.objects.count() == 1
 
 
@@ -91,14 +92,16 @@ def test_a_bad_patch_changes_nothing(admin_user):
     api = client_for(admin_user)
     trigger_id = api.post("/api/workflow/triggers", _body(), format="json").json()["id"]
     response = api.patch(f"/api/workflow/triggers/{trigger_id}", {"predicate": "import os"}, format="json")
-    assert response.status_code == 400 and "predicate" in response.json()["details"]
+    assert response.status_code == 400
+    assert "predicate" in response.json()["details"]
     trigger = Trigger.objects.get()
     assert (trigger.predicate, trigger.version) == ('new_state == "completed"', 1)
 
 
 def test_unknown_list_parameters_are_a_400(admin_user):
     response = client_for(admin_user).get("/api/workflow/triggers?enabld=true")
-    assert response.status_code == 400 and "enabld" in response.json()["details"]
+    assert response.status_code == 400
+    assert "enabld" in response.json()["details"]
 
 
 @pytest.mark.parametrize("persona", ["agent", "client_user"])
@@ -173,7 +176,8 @@ def test_backtest_matches_a_hand_count_and_writes_nothing(admin_user, make_task,
     assert body["evaluated"] == OutboxEvent.objects.filter(event_type="TaskStateChanged").count()
     assert len(body["sample"]) == min(20, body["matched"])
     assert body["sample"][0]["actions"][0]["params"]["message"].startswith("Intake Task ")
-    assert not body["truncated"] and body["timed"] is False
+    assert not body["truncated"]
+    assert body["timed"] is False
     assert (OutboxEvent.objects.count(), TriggerExecution.objects.count()) == before
 
 
@@ -220,7 +224,8 @@ def test_backtest_validates_its_window(admin_user):
         {"since": "2026-11-02T00:00:00Z", "until": "2026-11-01T00:00:00Z"},
         format="json",
     )
-    assert bad.status_code == 400 and "until" in bad.json()["details"]
+    assert bad.status_code == 400
+    assert "until" in bad.json()["details"]
     too_long = api.post(
         f"/api/workflow/triggers/{trigger_id}/backtest",
         {"since": "2020-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
