@@ -1,4 +1,5 @@
-"""Admin for automation: triggers (ordered, enable/disable, dry-run), executions, alerts, webhooks."""
+"""Admin for automation: triggers (ordered, enable/disable, dry-run, backtest), executions, timers,
+alerts, webhooks."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ from polaris.admin_tools import ReadOnlyAdmin
 from polaris.errors import DomainError
 
 from .alerts import alerts_acknowledge
+from .backtest import trigger_backtest
 from .dry_run import trigger_dry_run
-from .models import Alert, Trigger, TriggerExecution, WebhookDelivery, WebhookEndpoint
+from .models import Alert, Trigger, TriggerExecution, TriggerTimer, WebhookDelivery, WebhookEndpoint
 from .rules import trigger_validate
 from .selectors import event_get
-from .services import triggers_set_enabled, webhook_delivery_replay
+from .services import trigger_version_bump, triggers_set_enabled, webhook_delivery_replay
+from .timers import timers_resnapshot
 from .webhooks.transport import url_check_syntax
 
 
@@ -42,16 +45,32 @@ class TriggerAdminForm(forms.ModelForm):
 
     class Meta:
         model = Trigger
-        fields = ("name", "description", "event_type", "predicate", "actions", "position", "enabled")
+        fields = (
+            "name",
+            "description",
+            "event_type",
+            "predicate",
+            "actions",
+            "position",
+            "enabled",
+            "agency",
+            "wait_minutes",
+            "wait_calendar",
+            "unless",
+        )
 
     def clean(self) -> dict:
         data = super().clean() or {}
+        if "unless" in data and data["unless"] is None:
+            data["unless"] = []
         _add_errors(
             self,
             trigger_validate(
                 event_type=_value(self, "event_type"),
                 predicate=_value(self, "predicate"),
                 actions=_value(self, "actions"),
+                wait_minutes=_value(self, "wait_minutes"),
+                unless=_value(self, "unless"),
             ),
         )
         return data
@@ -96,16 +115,35 @@ class DryRunForm(forms.Form):
         return data
 
 
+class BacktestForm(forms.Form):
+    since = forms.DateTimeField(help_text="ISO date-time, e.g. 2026-11-01T00:00:00Z")
+    until = forms.DateTimeField()
+
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        if data.get("since") and data.get("until") and data["until"] <= data["since"]:
+            raise forms.ValidationError("until must be after since.")
+        return data
+
+
 @admin.register(Trigger)
 class TriggerAdmin(admin.ModelAdmin):
     form = TriggerAdminForm
-    list_display = ("position", "name", "event_type", "predicate", "enabled", "updated_at")
+    list_display = ("position", "name", "event_type", "predicate", "wait_minutes", "enabled", "version")
     list_display_links = ("name",)
     list_editable = ("position", "enabled")
-    list_filter = ("enabled", "event_type")
+    list_filter = ("enabled", "event_type", "agency")
     search_fields = ("name", "description", "predicate")
     ordering = ("position", "id")
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("version", "created_at", "updated_at")
+
+    def save_model(self, request: HttpRequest, obj: Trigger, form, change: bool) -> None:
+        if change:
+            trigger_version_bump(trigger=obj)
+        super().save_model(request, obj, form, change)
+        if change and "unless" in form.changed_data:
+            timers_resnapshot(trigger=obj)
+
     actions = ("enable", "disable", "dry_run_latest")
     change_form_template = "admin/automation/trigger/change_form.html"
 
@@ -119,7 +157,37 @@ class TriggerAdmin(admin.ModelAdmin):
             self.admin_site.admin_view(self.dry_run_view),
             name="automation_trigger_dry_run",
         )
-        return [dry_run, *super().get_urls()]
+        backtest = path(
+            "<int:trigger_id>/backtest/",
+            self.admin_site.admin_view(self.backtest_view),
+            name="automation_trigger_backtest",
+        )
+        return [dry_run, backtest, *super().get_urls()]
+
+    def backtest_view(self, request: HttpRequest, trigger_id: int) -> HttpResponse:
+        """A form: a period in, the backtest answer out (writes nothing)."""
+        trigger = get_object_or_404(Trigger, pk=trigger_id)
+        if not self.has_view_permission(request, trigger):
+            raise PermissionDenied
+        form = BacktestForm(request.POST or None)
+        answer = None
+        if request.method == "POST" and form.is_valid():
+            try:
+                answer = trigger_backtest(trigger=trigger, **form.cleaned_data)
+            except DomainError as exc:
+                form.add_error(
+                    None, f"{exc.message} {json.dumps(exc.details) if exc.details else ''}".strip()
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Backtest: {trigger.name}",
+            "trigger": trigger,
+            "form": form,
+            "answer": answer,
+            "answer_json": json.dumps(answer, indent=2, default=str) if answer else "",
+        }
+        return TemplateResponse(request, "admin/automation/trigger/backtest.html", context)
 
     def dry_run_view(self, request: HttpRequest, trigger_id: int) -> HttpResponse:
         """A form: event id or body in, the dry-run answer out (writes nothing)."""
@@ -179,9 +247,18 @@ class TriggerAdmin(admin.ModelAdmin):
             self.message_user(request, f"{trigger.name} on event {event.id}: {summary}")
 
 
+@admin.register(TriggerTimer)
+class TriggerTimerAdmin(ReadOnlyAdmin):
+    list_display = ("due_at", "trigger", "trigger_version", "state", "aggregate_type", "task", "fired_at")
+    list_filter = ("state", "trigger", ("task", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("trigger", "task")
+    raw_id_fields = ("event", "cancelled_by", "task")
+    ordering = ("-due_at",)
+
+
 @admin.register(TriggerExecution)
 class TriggerExecutionAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "trigger", "event", "outcome", "duration_ms")
+    list_display = ("created_at", "trigger", "trigger_version", "event", "outcome", "duration_ms")
     list_filter = ("outcome", "trigger")
     search_fields = ("event__id", "error")
     list_select_related = ("trigger", "event")

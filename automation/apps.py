@@ -8,14 +8,22 @@ class AutomationConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
+        from outbox.events import event_types_register
         from outbox.registry import register_handler
+        from workflow import extensions
 
         from .engine import HANDLER_NAME, automation_handle_event
         from .models import Trigger
         from .ruleset import ruleset_invalidate
+        from .selectors import task_queryset_with_timers, task_timers_block
+        from .timers import TIMER_FIRED
 
         # Every event type: triggers can listen to any of them, including other apps' (SLA) events.
         register_handler(HANDLER_NAME, automation_handle_event)
+        event_types_register("automation", [TIMER_FIRED])
+        extensions.task_fields["timers"] = task_timers_block
+        if task_queryset_with_timers not in extensions.task_queryset_hooks:
+            extensions.task_queryset_hooks.append(task_queryset_with_timers)
         post_save.connect(ruleset_invalidate, sender=Trigger, dispatch_uid="automation.trigger_cache_save")
         post_delete.connect(
             ruleset_invalidate, sender=Trigger, dispatch_uid="automation.trigger_cache_delete"

@@ -43,21 +43,23 @@ from polaris.errors import ConcurrentModification, DomainError, ValidationFailed
 from .actions.registry import ACTION_TYPES, ActionContext
 from .alerts import alert_raise
 from .metrics import ALREADY_DONE, automation_metrics_add
-from .models import Alert, Trigger, TriggerExecution
-from .predicates import EVALUATION_ERRORS, PredicateError
-from .ruleset import ruleset_get
+from .models import Alert, Trigger, TriggerExecution, TriggerTimer
+from .predicates import EVALUATION_ERRORS, PredicateError, predicate_compile
+from .ruleset import ruleset_get, unless_types_get
+from .timers import TIMER_FIRED, timer_names_now, timer_set, timer_unless_happened, timers_cancel_for
 
 logger = logging.getLogger("automation.engine")
 
 HANDLER_NAME = "automation"
 Outcome = TriggerExecution.Outcome
 # Plain strings for the hot loop (enum members hash through a Python-level __hash__).
-MATCHED, NOT_MATCHED, REFUSED, ERROR, LOOP_PREVENTED = (
+MATCHED, NOT_MATCHED, REFUSED, ERROR, LOOP_PREVENTED, SCHEDULED = (
     str(Outcome.MATCHED.value),
     str(Outcome.NOT_MATCHED.value),
     str(Outcome.REFUSED.value),
     str(Outcome.ERROR.value),
     str(Outcome.LOOP_PREVENTED.value),
+    str(Outcome.SCHEDULED.value),
 )
 _ONCE_CONSTRAINT = "trigger_execution_once_per_event"
 
@@ -92,10 +94,16 @@ def event_names(event: OutboxEvent, *, actor_role: str | None = None, with_actor
 
 def automation_handle_event(event: OutboxEvent) -> None:
     """Run the enabled triggers for ``event.event_type`` in position order (the ``automation`` handler)."""
+    if event.event_type == TIMER_FIRED:
+        timer_fired_handle(event)
+        return
+    if event.event_type in unless_types_get():
+        timers_cancel_for(event)  # before this event sets timers of its own
     ruleset = ruleset_get(event.event_type)
     if not ruleset.entries:
         return
     names = event_names(event, with_actor_role=ruleset.needs_role)
+    agency = names["payload"].get("agency_id")
     # Outcomes other than not_matched; not_matched is every trigger of the ruleset minus these.
     outcomes: list[tuple[str, str]] = []
     too_deep = event.depth >= settings.AUTOMATION_MAX_DEPTH
@@ -103,7 +111,9 @@ def automation_handle_event(event: OutboxEvent) -> None:
 
     with transaction.atomic(savepoint=False):
         for position in ruleset.candidates(names):
-            trigger, predicate, error, label = entries[position]
+            trigger, predicate, error, label, scope = entries[position]
+            if scope is not None and scope != agency:
+                continue  # another agency's event: this trigger does not see it
             started = time.perf_counter()
             matched = False
             if predicate is not None:
@@ -119,13 +129,20 @@ def automation_handle_event(event: OutboxEvent) -> None:
                 continue
             elif too_deep:
                 outcome = _record_loop_prevented(trigger, event, started)
+            elif trigger.wait_minutes is not None:
+                outcome = _schedule(trigger, event, started)
             else:
                 outcome = _fire(trigger, event, names, started)
             outcomes.append((label, outcome or ALREADY_DONE))
         if settings.AUTOMATION_RECORD_NOT_MATCHED:
             done = {label for label, _ in outcomes}
             rows = [
-                TriggerExecution(trigger=entry.trigger, event=event, outcome=NOT_MATCHED)
+                TriggerExecution(
+                    trigger=entry.trigger,
+                    trigger_version=entry.trigger.version,
+                    event=event,
+                    outcome=NOT_MATCHED,
+                )
                 for entry in entries
                 if entry.label not in done
             ]
@@ -153,6 +170,7 @@ def _record(
         with transaction.atomic():
             TriggerExecution.objects.create(
                 trigger=trigger,
+                trigger_version=trigger.version,
                 event=event,
                 outcome=outcome,
                 error=error[:5000],
@@ -175,6 +193,7 @@ def _record_loop_prevented(trigger: Trigger, event: OutboxEvent, started: float)
         with transaction.atomic():
             TriggerExecution.objects.create(
                 trigger=trigger,
+                trigger_version=trigger.version,
                 event=event,
                 outcome=LOOP_PREVENTED,
                 error=message,
@@ -187,6 +206,69 @@ def _record_loop_prevented(trigger: Trigger, event: OutboxEvent, started: float)
         raise
     logger.warning("automation loop prevented", extra={"trigger_id": trigger.pk, "event_id": str(event.id)})
     return LOOP_PREVENTED
+
+
+def _schedule(trigger: Trigger, event: OutboxEvent, started: float) -> str | None:
+    """A timed trigger matched: set its timer (and say so in the execution log), in one savepoint."""
+    try:
+        with transaction.atomic():
+            timer = timer_set(trigger=trigger, event=event)
+            TriggerExecution.objects.create(
+                trigger=trigger,
+                trigger_version=trigger.version,
+                event=event,
+                outcome=SCHEDULED,
+                action_results=[{"timer_id": str(timer.pk), "due_at": timer.due_at.isoformat()}],
+                duration_ms=_elapsed_ms(started),
+            )
+    except IntegrityError as exc:
+        if _is_duplicate(exc) or "trigger_timer_once_per_event" in str(exc):
+            return None
+        raise
+    return SCHEDULED
+
+
+def timer_fired_handle(event: OutboxEvent) -> None:
+    """A timer fell due: re-check the trigger against the aggregate's facts now, then act (or not).
+
+    Not matched when the trigger is disabled, when an ``unless`` event happened before the due time but
+    was not handled yet (the timer is then marked cancelled), or when the predicate no longer holds.
+    """
+    timer = TriggerTimer.objects.select_related("trigger", "event").filter(pk=event.aggregate_id).first()
+    if timer is None:
+        return  # its trigger was deleted since (the timer went with it)
+    trigger, started = timer.trigger, time.perf_counter()
+    with transaction.atomic(savepoint=False):
+        late = timer_unless_happened(timer)
+        if late is not None:
+            TriggerTimer.objects.filter(pk=timer.pk).update(
+                state=TriggerTimer.State.CANCELLED, cancelled_by=late, cancelled_at=late.occurred_at
+            )
+            reason = f"{late.event_type} happened before the due time (event {late.id})."
+            outcome = _record(trigger, event, NOT_MATCHED, started, error=reason)
+        elif not trigger.enabled:
+            outcome = _record(trigger, event, NOT_MATCHED, started, error="The trigger is disabled.")
+        else:
+            source_names = event_names(timer.event, with_actor_role="actor_role" in trigger.predicate)
+            names = timer_names_now(timer, source_names)
+            try:
+                matched = predicate_compile(trigger.predicate or "").evaluate(names)
+                error = ""
+            except PredicateError as exc:
+                matched, error = False, str(exc)
+            except EVALUATION_ERRORS as exc:
+                matched, error = False, f"Evaluation failed: {exc}"
+            if error:
+                outcome = _record(trigger, event, ERROR, started, error=error)
+            elif not matched:
+                outcome = _record(
+                    trigger, event, NOT_MATCHED, started, error="The predicate no longer holds."
+                )
+            else:
+                outcome = _fire(trigger, event, names, started)
+    label = str(trigger.pk)
+    done = [] if outcome == NOT_MATCHED else [(label, outcome or ALREADY_DONE)]
+    transaction.on_commit(lambda: automation_metrics_add((label,), done))
 
 
 def _fire(trigger: Trigger, event: OutboxEvent, names: Mapping[str, Any], started: float) -> str | None:
@@ -207,6 +289,7 @@ def _fire(trigger: Trigger, event: OutboxEvent, names: Mapping[str, Any], starte
             outcome = REFUSED if refused else MATCHED
             TriggerExecution.objects.create(
                 trigger=trigger,
+                trigger_version=trigger.version,
                 event=event,
                 outcome=outcome,
                 action_results=results,
@@ -237,6 +320,7 @@ def _fire_single_write(trigger: Trigger, event: OutboxEvent, context: ActionCont
     outcome = REFUSED if result["status"] == "refused" else MATCHED
     TriggerExecution.objects.create(
         trigger=trigger,
+        trigger_version=trigger.version,
         event=event,
         outcome=outcome,
         action_results=[result],

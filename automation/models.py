@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -33,6 +35,34 @@ class Trigger(models.Model):
     )
     position = models.PositiveIntegerField(default=100, help_text="Lower positions are evaluated first.")
     enabled = models.BooleanField(default=True)
+    agency = models.ForeignKey(
+        "accounts.Agency",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="triggers",
+        help_text="When set, the trigger sees only this agency's events.",
+    )
+    # Timed triggers (``wait_minutes`` set): a match sets a timer instead of acting; see automation/timers.py.
+    wait_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Act this many minutes after the matching event instead of at once (blank: at once).",
+    )
+    wait_calendar = models.ForeignKey(
+        "sla.BusinessCalendar",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Count the wait in this calendar's working time (blank: wall-clock, 24x7).",
+    )
+    unless = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Event types that cancel the wait when they happen to the same aggregate meanwhile.",
+    )
+    version = models.PositiveIntegerField(default=1, help_text="Bumped by every change.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -58,8 +88,10 @@ class TriggerExecution(models.Model):
         REFUSED = "refused", "Matched, an action was refused"
         ERROR = "error", "Error"
         LOOP_PREVENTED = "loop_prevented", "Loop prevented"
+        SCHEDULED = "scheduled", "Matched, timer set"
 
     trigger = models.ForeignKey(Trigger, on_delete=models.CASCADE, related_name="executions")
+    trigger_version = models.PositiveIntegerField(default=1, help_text="The trigger's version that ran.")
     event = models.ForeignKey(
         "outbox.OutboxEvent", on_delete=models.CASCADE, related_name="trigger_executions"
     )
@@ -82,6 +114,60 @@ class TriggerExecution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trigger_id} on {self.event_id}: {self.outcome}"
+
+
+class TriggerTimer(models.Model):
+    """A timed trigger waiting: set when its event matched, fired (or cancelled) later.
+
+    ``pending`` rows are claimed when due with ``SELECT … FOR UPDATE SKIP LOCKED`` (a partial index keeps
+    that O(batch)); firing writes a ``TimerFired`` outbox event in the same transaction as the state change,
+    and the engine runs the trigger's actions for that event under the dispatch ledger.
+    ``unless`` is the trigger's list when the timer was set (kept in step when the trigger changes).
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        FIRED = "fired", "Fired"
+        CANCELLED = "cancelled", "Cancelled"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    trigger = models.ForeignKey(Trigger, on_delete=models.CASCADE, related_name="timers")
+    trigger_version = models.PositiveIntegerField(default=1)
+    event = models.ForeignKey(
+        "outbox.OutboxEvent", on_delete=models.CASCADE, related_name="timers_set", help_text="What matched."
+    )
+    aggregate_type = models.CharField(max_length=32)
+    aggregate_id = models.UUIDField()
+    task = models.ForeignKey(
+        "workflow.Task", null=True, blank=True, on_delete=models.CASCADE, related_name="timers"
+    )
+    unless = models.JSONField(default=list, blank=True)
+    due_at = models.DateTimeField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    fired_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        "outbox.OutboxEvent", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ("due_at", "id")
+        constraints = [
+            models.UniqueConstraint(fields=["trigger", "event"], name="trigger_timer_once_per_event"),
+        ]
+        indexes = [
+            # The claim and the next-due lookup read only pending rows: O(batch), not O(history).
+            models.Index(fields=["due_at"], condition=Q(state="pending"), name="trigger_timer_due_idx"),
+            models.Index(
+                fields=["aggregate_id"], condition=Q(state="pending"), name="trigger_timer_pending_agg_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.trigger_id} on {self.aggregate_type}:{self.aggregate_id} at {self.due_at}: {self.state}"
+        )
 
 
 class Alert(models.Model):

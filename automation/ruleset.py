@@ -32,6 +32,7 @@ class RulesetEntry(NamedTuple):
     predicate: CompiledPredicate | None
     compile_error: str
     label: str  # the trigger id as the metric label
+    agency: str | None  # the agency scope as the payload spells it (None: every agency)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,15 @@ class Ruleset:
 
 def ruleset_build(triggers: list[Trigger], loaded_at: float) -> Ruleset:
     """Compile ``triggers`` (in evaluation order) and index them by their guard."""
-    entries = tuple(RulesetEntry(trigger, *_compile(trigger), str(trigger.pk)) for trigger in triggers)
+    entries = tuple(
+        RulesetEntry(
+            trigger,
+            *_compile(trigger),
+            str(trigger.pk),
+            str(trigger.agency_id) if trigger.agency_id is not None else None,
+        )
+        for trigger in triggers
+    )
     unguarded: list[int] = []
     index: dict[str, dict[str, list[int]]] = {}
     guarded_on: dict[str, list[int]] = {}
@@ -92,6 +101,8 @@ def ruleset_build(triggers: list[Trigger], loaded_at: float) -> Ruleset:
 
 
 _rulesets: dict[str, Ruleset] = {}
+# Event types named in some timed trigger's ``unless`` (cached like the rulesets; key "" holds it).
+_unless_types: dict[str, tuple[float, frozenset[str]]] = {}
 # Set while this process has trigger changes that are not committed yet: a rollback would leave a cached
 # ruleset holding triggers that never existed, so nothing is cached until such changes commit.
 _uncommitted_changes = False
@@ -101,12 +112,14 @@ def _changes_committed() -> None:
     global _uncommitted_changes
     _uncommitted_changes = False
     _rulesets.clear()
+    _unless_types.clear()
 
 
 def ruleset_invalidate(**_: Any) -> None:
     """Forget the cached rulesets (connected to ``Trigger`` saves and deletes; services call it too)."""
     global _uncommitted_changes
     _rulesets.clear()
+    _unless_types.clear()
     if transaction.get_connection().in_atomic_block:
         _uncommitted_changes = True
         transaction.on_commit(_changes_committed)
@@ -118,8 +131,29 @@ def ruleset_get(event_type: str) -> Ruleset:
     cached = _rulesets.get(event_type)
     if cached is not None and now - cached.loaded_at < settings.AUTOMATION_TRIGGER_CACHE_SECONDS:
         return cached
-    triggers = list(Trigger.objects.filter(enabled=True, event_type=event_type).order_by("position", "id"))
+    triggers = list(
+        Trigger.objects.filter(enabled=True, event_type=event_type)
+        .select_related("wait_calendar")
+        .order_by("position", "id")
+    )
     ruleset = ruleset_build(triggers, now)
     if not _uncommitted_changes:
         _rulesets[event_type] = ruleset
     return ruleset
+
+
+def unless_types_get() -> frozenset[str]:
+    """Event types that cancel timers: those listed in any timed trigger's ``unless`` (enabled or not:
+    a disabled trigger's pending timers are still cancelled). Cached like the rulesets."""
+    now = time.monotonic()
+    cached = _unless_types.get("")
+    if cached is not None and now - cached[0] < settings.AUTOMATION_TRIGGER_CACHE_SECONDS:
+        return cached[1]
+    types: set[str] = set()
+    for unless in Trigger.objects.filter(wait_minutes__isnull=False).values_list("unless", flat=True):
+        if isinstance(unless, list):
+            types.update(t for t in unless if isinstance(t, str))
+    found = frozenset(types)
+    if not _uncommitted_changes:
+        _unless_types[""] = (now, found)
+    return found

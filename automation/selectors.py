@@ -5,19 +5,24 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from outbox.models import OutboxEvent
 from polaris.access import agency_scope
 from polaris.accounts.models import User
 from polaris.errors import NotFound
 
-from .models import Alert, Trigger
+from .models import Alert, Trigger, TriggerTimer
 
 
-def trigger_list() -> QuerySet[Trigger]:
-    """Every trigger, in evaluation order (admins only: enforced by the caller)."""
-    return Trigger.objects.order_by("position", "id")
+def trigger_list(*, filters: dict[str, Any] | None = None) -> QuerySet[Trigger]:
+    """Every trigger, in evaluation order (admins only: enforced by the caller), optionally filtered
+    by ``event_type`` and ``enabled``."""
+    triggers = Trigger.objects.order_by("position", "id")
+    for name in ("event_type", "enabled"):
+        if filters and filters.get(name) is not None:
+            triggers = triggers.filter(**{name: filters[name]})
+    return triggers
 
 
 def trigger_get(*, trigger_id: Any) -> Trigger:
@@ -46,3 +51,25 @@ def alert_get(*, user: User | None, alert_id: Any) -> Alert:
         return alert_queryset(user=user).get(pk=int(alert_id))
     except (ValueError, TypeError, Alert.DoesNotExist):
         raise NotFound("Alert not found.") from None
+
+
+def task_queryset_with_timers(queryset: QuerySet) -> QuerySet:
+    """Task lists fetch each page's timers in one query (the ``timers`` block)."""
+    timers = TriggerTimer.objects.select_related("trigger").order_by("due_at", "id")
+    return queryset.prefetch_related(Prefetch("timers", queryset=timers))
+
+
+def task_timers_block(task: Any) -> list[dict[str, Any]]:
+    """The ``timers`` block of a task's representation: its timed triggers' timers, by due time."""
+    return [
+        {
+            "id": str(timer.pk),
+            "trigger_id": timer.trigger_id,
+            "trigger": timer.trigger.name,
+            "state": timer.state,
+            "due_at": timer.due_at.isoformat(),
+            "fired_at": timer.fired_at.isoformat() if timer.fired_at else None,
+            "cancelled_at": timer.cancelled_at.isoformat() if timer.cancelled_at else None,
+        }
+        for timer in task.timers.all()
+    ]

@@ -7,14 +7,16 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from polaris.errors import ValidationFailed
+from polaris.errors import NotFound, ValidationFailed
 
 from .models import Trigger, WebhookDelivery
 from .rules import trigger_validate
 from .ruleset import ruleset_invalidate
 from .tasks import webhook_enqueue
+from .timers import timers_resnapshot
 from .webhooks.delivery import webhook_delivery_reset
 
 
@@ -27,7 +29,11 @@ def trigger_errors(trigger: Trigger) -> dict[str, list[str]]:
     except ValidationError as exc:
         errors = exc.message_dict
     rules = trigger_validate(
-        event_type=trigger.event_type, predicate=trigger.predicate, actions=trigger.actions
+        event_type=trigger.event_type,
+        predicate=trigger.predicate,
+        actions=trigger.actions,
+        wait_minutes=trigger.wait_minutes,
+        unless=trigger.unless,
     )
     for field, problems in rules.items():
         errors.setdefault(field, []).extend(problems)
@@ -50,6 +56,10 @@ def trigger_create(
     position: int = 100,
     enabled: bool = True,
     description: str = "",
+    agency_id: Any = None,
+    wait_minutes: int | None = None,
+    wait_calendar_id: int | None = None,
+    unless: list[str] | None = None,
 ) -> Trigger:
     """Create a trigger after the same validation the admin form runs (predicate and action params)."""
     trigger = Trigger(
@@ -60,6 +70,10 @@ def trigger_create(
         position=position,
         enabled=enabled,
         description=description,
+        agency_id=agency_id,
+        wait_minutes=wait_minutes,
+        wait_calendar_id=wait_calendar_id,
+        unless=unless or [],
     )
     errors = trigger_errors(trigger)
     if errors:
@@ -68,12 +82,64 @@ def trigger_create(
     return trigger
 
 
+TRIGGER_FIELDS = (
+    "name",
+    "description",
+    "event_type",
+    "predicate",
+    "actions",
+    "position",
+    "enabled",
+    "agency_id",
+    "wait_minutes",
+    "wait_calendar_id",
+    "unless",
+)
+
+
+@transaction.atomic
+def trigger_update(*, trigger_id: int, changes: dict[str, Any]) -> Trigger:
+    """Change some of a trigger's fields (validated as a whole); the version goes up by one.
+
+    The trigger's pending timers keep their due time but take on its new ``unless`` list."""
+    trigger = Trigger.objects.select_for_update().get(pk=trigger_id)
+    unknown = set(changes) - set(TRIGGER_FIELDS)
+    if unknown:
+        raise ValidationFailed(details={name: ["Not a trigger field."] for name in sorted(unknown)})
+    for name, value in changes.items():
+        setattr(trigger, name, value)
+    if trigger.unless is None:
+        trigger.unless = []
+    errors = trigger_errors(trigger)
+    if errors:
+        raise ValidationFailed(details=errors) from None
+    trigger.version += 1
+    trigger.save()
+    if "unless" in changes:
+        timers_resnapshot(trigger=trigger)
+    trigger.refresh_from_db()
+    return trigger
+
+
+@transaction.atomic
+def trigger_delete(*, trigger_id: int) -> None:
+    """Delete a trigger, its execution log and its timers."""
+    deleted, _ = Trigger.objects.filter(pk=trigger_id).delete()
+    if not deleted:
+        raise NotFound("Trigger not found.")
+
+
+def trigger_version_bump(*, trigger: Trigger) -> None:
+    """Admin saves: every change bumps the version (the change form and the list's editable rows)."""
+    trigger.version = (trigger.version or 0) + 1
+
+
 def triggers_set_enabled(*, trigger_ids: list[int], enabled: bool) -> int:
-    """Enable or disable triggers; returns how many changed."""
+    """Enable or disable triggers; returns how many changed (each one's version goes up)."""
     changed = (
         Trigger.objects.filter(pk__in=trigger_ids)
         .exclude(enabled=enabled)
-        .update(enabled=enabled, updated_at=timezone.now())
+        .update(enabled=enabled, updated_at=timezone.now(), version=F("version") + 1)
     )
     ruleset_invalidate()  # update() sends no post_save
     return changed

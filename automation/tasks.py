@@ -1,10 +1,16 @@
-"""Celery tasks of the automation app: thin wrappers that call the webhook services."""
+"""Celery tasks of the automation app: thin wrappers that call the webhook and timer services."""
+
+import logging
 
 from celery import shared_task
-from celery.signals import worker_process_shutdown
+from celery.signals import worker_process_shutdown, worker_ready
 from django.conf import settings
+from django.db import close_old_connections, connection
+
+from polaris.metrics import AUTOMATION_TIMERS_PENDING
 
 from .metrics import automation_metrics_flush
+from .timers import FIRE_TASK_NAME, timers_fire_all_due, timers_pending_count
 from .webhooks.delivery import webhook_deliveries_due, webhook_delivery_attempt
 
 # Long enough for the HTTP timeout plus DNS; the claim's lease outlives it.
@@ -29,6 +35,52 @@ def webhook_sweep_task() -> None:
     """Safety net for lost retry messages: re-enqueue deliveries overdue by more than a minute."""
     for delivery_id in webhook_deliveries_due(grace_seconds=60):
         webhook_deliver_task.delay(delivery_id)
+
+
+_TIMER_LIMIT = int(settings.TIMER_FIRE_TIME_BUDGET_SECONDS + settings.TIMER_CLAIM_TIMEOUT_SECONDS + 5)
+
+
+def _fresh_connection() -> None:
+    if not connection.in_atomic_block:  # eager (tests): that connection is the caller's
+        close_old_connections()
+
+
+@shared_task(
+    name=FIRE_TASK_NAME,
+    ignore_result=True,
+    acks_late=False,
+    soft_time_limit=_TIMER_LIMIT,
+    time_limit=_TIMER_LIMIT + 10,
+)
+def timers_fire_task() -> int:
+    """Fire the due timers and arm the next one (sent with an ``eta`` by ``automation.timers``)."""
+    _fresh_connection()
+    return timers_fire_all_due()
+
+
+@shared_task(
+    name="automation.timers_sweep",
+    ignore_result=True,
+    expires=settings.TIMER_SWEEP_INTERVAL_SECONDS * 0.8,
+    soft_time_limit=_TIMER_LIMIT,
+    time_limit=_TIMER_LIMIT + 10,
+)
+def timers_sweep_task() -> int:
+    """Beat's safety net: fire what is due, arm the next timer, publish the pending count."""
+    _fresh_connection()
+    fired = timers_fire_all_due()
+    AUTOMATION_TIMERS_PENDING.set(timers_pending_count())
+    return fired
+
+
+@worker_ready.connect
+def _arm_timers_at_start(sender=None, **kwargs) -> None:
+    """A restarted worker fires what fell due while it was away and re-arms the next timer. Sent as a
+    message (not run here): the main process of a prefork worker must not open database connections."""
+    try:
+        timers_fire_task.apply_async(retry=False)
+    except Exception as exc:
+        logging.getLogger("automation.timers").warning("timers not armed at worker start: %s", exc)
 
 
 def webhook_enqueue(delivery_id: int) -> None:

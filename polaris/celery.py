@@ -34,6 +34,7 @@ def _beat_schedule() -> dict:
 
     dispatch_every = float(settings.OUTBOX_DISPATCH_INTERVAL_SECONDS)
     sla_every = float(settings.SLA_SCAN_INTERVAL_SECONDS)
+    timers_every = float(settings.TIMER_SWEEP_INTERVAL_SECONDS)
     # Each entry expires before the next one is due: a backlog of stale ticks (worker down, queue
     # congested) collapses into the next fresh one instead of running back to back. Overlapping runs
     # are harmless anyway (SKIP LOCKED claims, compare-and-swap SLA updates).
@@ -48,6 +49,13 @@ def _beat_schedule() -> dict:
             "task": "sla.sla_scan",
             "schedule": sla_every,
             "options": {"expires": sla_every * 0.8},
+        },
+        # Fires due timers of timed triggers and arms the next one (workers arm them on time; this is
+        # the safety net for lost eta messages and broker outages).
+        "timers-sweep": {
+            "task": "automation.timers_sweep",
+            "schedule": timers_every,
+            "options": {"expires": timers_every * 0.8},
         },
         # Re-enqueues webhook deliveries whose retry message was lost (broker restart, worker crash).
         "webhook-sweep": {

@@ -4,7 +4,7 @@ Gauges that describe the database (tasks per state, outbox backlog, SLA records 
 at scrape time by a collector, so they are right whichever process serves the scrape.
 """
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 WORKFLOW_TRANSITIONS = Counter(
     "workflow_transition_total",
@@ -28,3 +28,19 @@ AUTOMATION_TRIGGER_EVALUATIONS = Counter(
 )
 SLA_RECORDS_BREACHED = Counter("sla_records_breached_total", "SLA records marked breached.")
 WEBHOOK_DELIVERIES = Counter("webhook_deliveries_total", "Webhook delivery attempts, by outcome.", ["status"])
+AUTOMATION_TIMERS = Counter(
+    "automation_timers_total",
+    "Timers of timed triggers, by what happened to them (scheduled, fired, cancelled).",
+    ["state"],
+)
+# Set by each timer sweep (every TIMER_SWEEP_INTERVAL_SECONDS); the most recent value wins across processes.
+AUTOMATION_TIMERS_PENDING = Gauge(
+    "automation_timers_pending",
+    "Timers waiting to fall due, as counted by the latest sweep.",
+    multiprocess_mode="mostrecent",
+)
+AUTOMATION_TIMER_FIRE_LATENESS = Histogram(
+    "automation_timer_fire_lateness_seconds",
+    "Time from a timer's due instant to its firing (the TimerFired event committed).",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)

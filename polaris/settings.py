@@ -305,6 +305,18 @@ WEBHOOK_RETRY_BASE_SECONDS = env_float("WEBHOOK_RETRY_BASE_SECONDS", 2.0)
 WEBHOOK_RETRY_MAX_SECONDS = env_float("WEBHOOK_RETRY_MAX_SECONDS", 3600.0)
 AUTOMATION_RECORD_NOT_MATCHED = env_bool("AUTOMATION_RECORD_NOT_MATCHED", False)
 AUTOMATION_TRIGGER_CACHE_SECONDS = env_float("AUTOMATION_TRIGGER_CACHE_SECONDS", 1.0)
+# Timed triggers (automation/timers.py): beat's sweep is the safety net; workers arm the next due timer.
+TIMER_SWEEP_INTERVAL_SECONDS = env_float("TIMER_SWEEP_INTERVAL_SECONDS", 5.0)
+TIMER_ARM_ENABLED = env_bool("TIMER_ARM_ENABLED", True)
+TIMER_ARM_HORIZON_SECONDS = env_float("TIMER_ARM_HORIZON_SECONDS", 60.0)
+TIMER_FIRE_BATCH_SIZE = env_int("TIMER_FIRE_BATCH_SIZE", 500)
+TIMER_FIRE_TIME_BUDGET_SECONDS = env_float("TIMER_FIRE_TIME_BUDGET_SECONDS", 10.0)
+# Server-side bound on one claim transaction (its row locks): the timer lease, in effect.
+TIMER_CLAIM_TIMEOUT_SECONDS = env_float("TIMER_CLAIM_TIMEOUT_SECONDS", 10.0)
+# Backtests read at most this many events and stop after this long (the answer says it was cut short).
+BACKTEST_MAX_EVENTS = env_int("BACKTEST_MAX_EVENTS", 2_000_000)
+BACKTEST_MAX_SECONDS = env_float("BACKTEST_MAX_SECONDS", 30.0)
+BACKTEST_MAX_DAYS = env_int("BACKTEST_MAX_DAYS", 366)
 
 # --- Idempotency ---
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24)

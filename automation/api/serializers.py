@@ -6,6 +6,9 @@ from ..models import Alert, Trigger
 
 
 class TriggerOutputSerializer(serializers.ModelSerializer):
+    agency = serializers.UUIDField(source="agency_id", allow_null=True, read_only=True)
+    wait_calendar = serializers.IntegerField(source="wait_calendar_id", allow_null=True, read_only=True)
+
     class Meta:
         model = Trigger
         fields = (
@@ -17,9 +20,78 @@ class TriggerOutputSerializer(serializers.ModelSerializer):
             "actions",
             "position",
             "enabled",
+            "agency",
+            "wait_minutes",
+            "wait_calendar",
+            "unless",
+            "version",
             "created_at",
             "updated_at",
         )
+
+
+class TriggerListQuerySerializer(serializers.Serializer):
+    page = serializers.IntegerField(required=False, min_value=1)
+    page_size = serializers.IntegerField(required=False, min_value=1, help_text="At most 200.")
+    event_type = serializers.CharField(required=False, max_length=64)
+    # default None: a query string without it is not "false" (DRF's checkbox rule for form data)
+    enabled = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class TriggerInputSerializer(serializers.Serializer):
+    """The shape of a trigger; what makes it valid (event type, predicate, actions) is the trigger rules'."""
+
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True)
+    event_type = serializers.CharField(max_length=64)
+    predicate = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000, trim_whitespace=False
+    )
+    actions = serializers.JSONField(required=False, help_text='A list of {"type": ..., "params": {...}}.')
+    position = serializers.IntegerField(required=False, min_value=0, max_value=2_147_483_647)
+    enabled = serializers.BooleanField(required=False)
+    agency = serializers.UUIDField(required=False, allow_null=True, source="agency_id")
+    wait_minutes = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    wait_calendar = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=2_147_483_647, source="wait_calendar_id"
+    )
+    unless = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+
+
+class BacktestInputSerializer(serializers.Serializer):
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs["until"] <= attrs["since"]:
+            raise serializers.ValidationError({"until": ["Must be after since."]})
+        return attrs
+
+
+class BacktestDaySerializer(serializers.Serializer):
+    date = serializers.DateField()
+    matched = serializers.IntegerField()
+    fired = serializers.IntegerField(required=False)
+    cancelled = serializers.IntegerField(required=False)
+
+
+class BacktestOutputSerializer(serializers.Serializer):
+    trigger_id = serializers.IntegerField()
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    timed = serializers.BooleanField()
+    evaluated = serializers.IntegerField(help_text="Events of the trigger's type read in the window.")
+    matched = serializers.IntegerField()
+    fired = serializers.IntegerField(
+        allow_null=True, help_text="Timed triggers: timers that would have fired."
+    )
+    cancelled = serializers.IntegerField(allow_null=True, help_text="Timed triggers: cancelled by unless.")
+    evaluation_errors = serializers.IntegerField(help_text="Events whose evaluation failed.")
+    days = BacktestDaySerializer(many=True)
+    sample = serializers.ListField(child=serializers.DictField())
+    truncated = serializers.BooleanField(help_text="A row or time bound stopped the read early.")
+    read_until = serializers.DateTimeField(allow_null=True, help_text="Where the read stopped, if truncated.")
+    elapsed_ms = serializers.FloatField()
 
 
 class DryRunInputSerializer(serializers.Serializer):

@@ -1,14 +1,39 @@
-"""Trigger endpoints (admins): the list in evaluation order, and the dry-run."""
+"""Trigger endpoints (admins): list/create, detail/change/delete, the dry-run and the backtest."""
+
+from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from polaris.api.query_params import query_params_parse
+from polaris.idempotency.services import idempotent_create
+
+from ..backtest import trigger_backtest
 from ..dry_run import trigger_dry_run
 from ..selectors import event_get, trigger_get, trigger_list
+from ..services import trigger_create, trigger_delete, trigger_update
 from .common import FORBIDDEN, NOT_FOUND, IsAdminRole
-from .serializers import DryRunInputSerializer, DryRunOutputSerializer, TriggerOutputSerializer
+from .serializers import (
+    BacktestInputSerializer,
+    BacktestOutputSerializer,
+    DryRunInputSerializer,
+    DryRunOutputSerializer,
+    TriggerInputSerializer,
+    TriggerListQuerySerializer,
+    TriggerOutputSerializer,
+)
+
+VALIDATION = OpenApiResponse(description="VALIDATION_ERROR")
+TRIGGER_ID = OpenApiParameter("trigger_id", int, OpenApiParameter.PATH)
+
+
+def _input(request: Request, *, partial: bool) -> dict[str, Any]:
+    serializer = TriggerInputSerializer(data=request.data, partial=partial)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
 
 
 class TriggerListView(GenericAPIView):
@@ -19,11 +44,66 @@ class TriggerListView(GenericAPIView):
         operation_id="triggers_list",
         tags=["automation"],
         summary="List automation triggers in evaluation order (admins)",
-        responses={200: TriggerOutputSerializer(many=True), 403: FORBIDDEN},
+        parameters=[TriggerListQuerySerializer],
+        responses={200: TriggerOutputSerializer(many=True), 400: VALIDATION, 403: FORBIDDEN},
     )
     def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(trigger_list())
+        filters, _ = query_params_parse(request=request, serializer_class=TriggerListQuerySerializer)
+        page = self.paginate_queryset(trigger_list(filters=filters))
         return self.get_paginated_response(TriggerOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="triggers_create",
+        tags=["automation"],
+        summary="Create a trigger, validated like the admin form (admins; Idempotency-Key honoured)",
+        request=TriggerInputSerializer,
+        responses={201: TriggerOutputSerializer, 400: VALIDATION, 403: FORBIDDEN},
+    )
+    def post(self, request: Request) -> Response:
+        def perform() -> Response:
+            trigger = trigger_create(**_input(request, partial=False))
+            return Response(TriggerOutputSerializer(trigger).data, status=status.HTTP_201_CREATED)
+
+        return idempotent_create(request=request, scope="POST workflow/triggers", perform=perform)
+
+
+class TriggerDetailView(GenericAPIView):
+    permission_classes = [IsAdminRole]
+    serializer_class = TriggerOutputSerializer
+
+    @extend_schema(
+        operation_id="triggers_retrieve",
+        tags=["automation"],
+        summary="One trigger (admins)",
+        responses={200: TriggerOutputSerializer, 403: FORBIDDEN, 404: NOT_FOUND},
+        parameters=[TRIGGER_ID],
+    )
+    def get(self, request: Request, trigger_id: int) -> Response:
+        return Response(TriggerOutputSerializer(trigger_get(trigger_id=trigger_id)).data)
+
+    @extend_schema(
+        operation_id="triggers_partial_update",
+        tags=["automation"],
+        summary="Change a trigger (enable/disable too); every change bumps its version (admins)",
+        request=TriggerInputSerializer,
+        responses={200: TriggerOutputSerializer, 400: VALIDATION, 403: FORBIDDEN, 404: NOT_FOUND},
+        parameters=[TRIGGER_ID],
+    )
+    def patch(self, request: Request, trigger_id: int) -> Response:
+        trigger = trigger_get(trigger_id=trigger_id)
+        updated = trigger_update(trigger_id=trigger.pk, changes=_input(request, partial=True))
+        return Response(TriggerOutputSerializer(updated).data)
+
+    @extend_schema(
+        operation_id="triggers_destroy",
+        tags=["automation"],
+        summary="Delete a trigger with its execution log and timers (admins)",
+        responses={204: None, 403: FORBIDDEN, 404: NOT_FOUND},
+        parameters=[TRIGGER_ID],
+    )
+    def delete(self, request: Request, trigger_id: int) -> Response:
+        trigger_delete(trigger_id=trigger_get(trigger_id=trigger_id).pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class TriggerDryRunView(GenericAPIView):
@@ -35,13 +115,8 @@ class TriggerDryRunView(GenericAPIView):
         tags=["automation"],
         summary="Would this trigger fire for an event? Explains the failing clause; writes nothing (admins)",
         request=DryRunInputSerializer,
-        responses={
-            200: DryRunOutputSerializer,
-            400: OpenApiResponse(description="VALIDATION_ERROR"),
-            403: FORBIDDEN,
-            404: NOT_FOUND,
-        },
-        parameters=[OpenApiParameter("trigger_id", int, OpenApiParameter.PATH)],
+        responses={200: DryRunOutputSerializer, 400: VALIDATION, 403: FORBIDDEN, 404: NOT_FOUND},
+        parameters=[TRIGGER_ID],
     )
     def post(self, request: Request, trigger_id: int) -> Response:
         trigger = trigger_get(trigger_id=trigger_id)
@@ -53,3 +128,23 @@ class TriggerDryRunView(GenericAPIView):
         else:
             answer = trigger_dry_run(trigger=trigger, event_body=data["event"])
         return Response(DryRunOutputSerializer(answer).data)
+
+
+class TriggerBacktestView(GenericAPIView):
+    permission_classes = [IsAdminRole]
+    serializer_class = BacktestInputSerializer
+
+    @extend_schema(
+        operation_id="triggers_backtest",
+        tags=["automation"],
+        summary="How often would this trigger have matched (or fired) over history? Writes nothing (admins)",
+        request=BacktestInputSerializer,
+        responses={200: BacktestOutputSerializer, 400: VALIDATION, 403: FORBIDDEN, 404: NOT_FOUND},
+        parameters=[TRIGGER_ID],
+    )
+    def post(self, request: Request, trigger_id: int) -> Response:
+        trigger = trigger_get(trigger_id=trigger_id)
+        serializer = BacktestInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        answer = trigger_backtest(trigger=trigger, **serializer.validated_data)
+        return Response(BacktestOutputSerializer(answer).data)

@@ -1,0 +1,273 @@
+"""Backtest: how often would a trigger have matched (and a timed one fired) over the stored history?
+
+Reads only, in a ``READ ONLY`` transaction (nothing can be written, not even by a bug), with a
+server-side ``statement_timeout``. Bounded: at most ``BACKTEST_MAX_EVENTS`` events are read, the read
+stops after ``BACKTEST_MAX_SECONDS`` (the answer then says ``truncated``), and the window is at most
+``BACKTEST_MAX_DAYS`` long.
+
+Speed. Rows are streamed with a server-side cursor in chunks as tuples (``values_list``), never model
+instances; when the predicate does not read ``payload`` itself, only the payload keys it names are
+fetched (``payload->>'key'``), so no JSON is decoded; the compiled predicate is called on a plain dict.
+
+Timed triggers: a match sets a would-be timer due ``wait_minutes`` later (business time on its
+calendar). It counts as *cancelled* when an ``unless`` event happened to the same aggregate before it
+fell due, as *fired* when it fell due before now and the predicate still held — re-checked with the
+aggregate's state then (``new_state`` of its latest event before the due time), else as pending.
+Per-day counts are by UTC day: of the event for ``matched``, of the due time for ``fired``/``cancelled``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models.fields.json import KeyTextTransform
+from django.utils import timezone
+
+from outbox.models import OutboxEvent
+from polaris.accounts.models import User
+from polaris.errors import ValidationFailed
+
+from .actions.registry import ACTION_TYPES, ActionContext
+from .engine import event_names
+from .models import Trigger
+from .predicates import EVALUATION_ERRORS, PredicateError, predicate_compile
+from .timers import timer_due_at
+
+SAMPLE_SIZE = 20
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CHUNK = 5000
+_PAYLOAD_NAMES = ("old_state", "new_state", "transition", "task_type", "service_area", "priority", "reason")
+
+
+def trigger_backtest(*, trigger: Trigger, since: datetime, until: datetime) -> dict[str, Any]:
+    """Count the events of ``[since, until)`` the trigger would have matched, per UTC day, with a sample."""
+    if until - since > timedelta(days=settings.BACKTEST_MAX_DAYS):
+        raise ValidationFailed(details={"until": [f"At most {settings.BACKTEST_MAX_DAYS} days after since."]})
+    try:
+        compiled = predicate_compile(trigger.predicate or "")
+    except PredicateError as exc:
+        raise ValidationFailed(details={"predicate": [str(exc)]}) from None
+    started = time.monotonic()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION READ ONLY")
+            cursor.execute(
+                "SELECT set_config('statement_timeout', %s, true)",
+                [str(int(settings.BACKTEST_MAX_SECONDS * 1000) + 5000)],
+            )
+        scan = _scan(trigger, compiled, since, until, started)
+        timed = _timed(trigger, compiled, scan) if trigger.wait_minutes is not None else None
+        sample = _sample(trigger, scan["sample_ids"], timed)
+    days: dict[date, dict[str, int]] = defaultdict(lambda: {"matched": 0})
+    for day, count in scan["per_day"].items():
+        days[day]["matched"] = count
+    if timed is not None:
+        for day, counts in timed["per_day"].items():
+            for key, count in counts.items():
+                days[day][key] = count
+    return {
+        "trigger_id": trigger.pk,
+        "since": since,
+        "until": until,
+        "timed": timed is not None,
+        "evaluated": scan["evaluated"],
+        "matched": scan["matched"],
+        "fired": timed["fired"] if timed else None,
+        "cancelled": timed["cancelled"] if timed else None,
+        "evaluation_errors": scan["errors"],
+        "days": [
+            {"date": day, **({"fired": 0, "cancelled": 0} if timed else {}), **counts}
+            for day, counts in sorted(days.items())
+        ],
+        "sample": sample,
+        "truncated": scan["truncated"],
+        "read_until": scan["read_until"],
+        "elapsed_ms": round((time.monotonic() - started) * 1000, 1),
+    }
+
+
+def _scan(trigger: Trigger, compiled: Any, since: datetime, until: datetime, started: float) -> dict:
+    """One pass over the trigger's events in the window: evaluate, count per day, keep matches.
+
+    A raw server-side cursor selects only the columns the predicate reads (plus the id and the UTC day
+    as an integer), so the driver parses as few values per row as possible; the rest of a match is read
+    afterwards by id."""
+    names_used = compiled.names
+    full_payload = "payload" in names_used
+    needs_role = "actor_role" in names_used
+    roles = dict(User.objects.values_list("id", "role")) if needs_role else {}
+    columns = ["id::text", "((occurred_at AT TIME ZONE 'UTC')::date - DATE '1970-01-01')"]
+    params: list[Any] = []
+    plain: list[str] = [name for name in ("aggregate_type", "depth") if name in names_used]
+    columns += plain
+    role_at = len(columns)
+    if needs_role:
+        columns.append("actor_id")
+    payload_at = len(columns)
+    if full_payload:
+        columns.append("payload")
+    else:
+        for key in _PAYLOAD_NAMES:
+            if key in names_used:
+                columns.append("payload ->> %s")
+                params.append(key)
+                plain.append(key)
+    # plain names sit in columns 2.. in order, skipping actor_id (which sits at role_at)
+    plain_at = [2 + i if 2 + i < role_at or not needs_role else 3 + i for i in range(len(plain))]
+    where = "event_type = %s AND occurred_at >= %s AND occurred_at < %s"
+    params += [trigger.event_type, since, until]
+    if trigger.agency_id is not None:
+        where += " AND payload ->> 'agency_id' = %s"
+        params.append(str(trigger.agency_id))
+    sql = f"SELECT {', '.join(columns)} FROM {OutboxEvent._meta.db_table} WHERE {where}"  # noqa: S608
+    evaluate = compiled.evaluate_raw
+    base: dict[str, Any] = {name: None for name in _PAYLOAD_NAMES}
+    base.update(event_type=trigger.event_type, payload={}, actor_role=None, aggregate_type=None, depth=0)
+    per_day: dict[int, int] = defaultdict(int)
+    matches: list[tuple[str, dict]] = []
+    sample_ids: list[str] = []
+    evaluated = matched = errors = 0
+    max_events, deadline = settings.BACKTEST_MAX_EVENTS, started + settings.BACKTEST_MAX_SECONDS
+    truncated, read_until = False, None
+    keep_matches = trigger.wait_minutes is not None
+    failures = (PredicateError, *EVALUATION_ERRORS)
+    slots = list(zip(plain, plain_at, strict=True))
+    connection.ensure_connection()
+    with connection.connection.cursor(name=f"backtest_{uuid.uuid4().hex}") as cursor:
+        cursor.itersize = CHUNK
+        cursor.execute(sql, params)
+        while not truncated:
+            rows = cursor.fetchmany(CHUNK)
+            if not rows:
+                break
+            for row in rows:
+                names = base.copy()
+                for name, index in slots:
+                    names[name] = row[index]
+                if full_payload:
+                    payload = row[payload_at]
+                    if isinstance(payload, str | bytes):  # Django hands jsonb over as text
+                        payload = json.loads(payload)
+                    if not isinstance(payload, dict):
+                        payload = {}
+                    names["payload"] = payload
+                    for key in _PAYLOAD_NAMES:
+                        names[key] = payload.get(key)
+                if needs_role:
+                    actor = row[role_at]
+                    names["actor_role"] = "system" if actor is None else roles.get(actor)
+                try:
+                    hit = evaluate(names)
+                except failures:
+                    errors += 1
+                    hit = False
+                if hit:
+                    matched += 1
+                    per_day[row[1]] += 1
+                    if keep_matches:
+                        matches.append((row[0], names))
+                    if len(sample_ids) < SAMPLE_SIZE:
+                        sample_ids.append(row[0])
+            evaluated += len(rows)
+            if evaluated >= max_events or time.monotonic() > deadline:
+                truncated = True
+                read_until = _EPOCH + timedelta(days=rows[-1][1])
+    return {
+        "evaluated": evaluated,
+        "matched": matched,
+        "errors": errors,
+        "per_day": {_EPOCH.date() + timedelta(days=day): count for day, count in per_day.items()},
+        "matches": matches,
+        "sample_ids": [uuid.UUID(i) for i in sample_ids],
+        "truncated": truncated,
+        "read_until": read_until,
+    }
+
+
+def _timed(trigger: Trigger, compiled: Any, scan: dict) -> dict:
+    """Would each match's timer have fired, been cancelled, or still be pending?"""
+    now = timezone.now()
+    unless = set(trigger.unless or [])
+    later: dict[uuid.UUID, list[tuple]] = defaultdict(list)
+    details: dict[uuid.UUID, tuple] = {}
+    match_ids = [uuid.UUID(event_id) for event_id, _ in scan["matches"]]
+    for start in range(0, len(match_ids), CHUNK):
+        for row in OutboxEvent.objects.filter(id__in=match_ids[start : start + CHUNK]).values_list(
+            "id", "aggregate_id", "sequence", "occurred_at"
+        ):
+            details[row[0]] = row[1:]
+    aggregate_ids = list({aggregate_id for aggregate_id, _, _ in details.values()})
+    for start in range(0, len(aggregate_ids), CHUNK):
+        chunk = aggregate_ids[start : start + CHUNK]
+        rows = (
+            OutboxEvent.objects.filter(aggregate_id__in=chunk)
+            .annotate(k_new_state=KeyTextTransform("new_state", "payload"))
+            .values_list("aggregate_id", "sequence", "occurred_at", "event_type", "k_new_state")
+            .order_by("aggregate_id", "sequence")
+        )
+        for aggregate_id, sequence, occurred_at, event_type, new_state in rows.iterator(chunk_size=CHUNK):
+            later[aggregate_id].append((sequence, occurred_at, event_type, new_state))
+    fired = cancelled = 0
+    per_day: dict[date, dict[str, int]] = defaultdict(lambda: {"fired": 0, "cancelled": 0})
+    outcomes: dict[uuid.UUID, dict[str, Any]] = {}
+    for event_text, names in scan["matches"]:
+        event_id = uuid.UUID(event_text)
+        aggregate_id, sequence, occurred_at = details[event_id]
+        due = timer_due_at(trigger=trigger, start=occurred_at)
+        state, new_state, cancelled_by = "pending", names.get("new_state"), None
+        for other_sequence, other_at, other_type, other_state in later.get(aggregate_id, ()):
+            if other_sequence <= sequence or other_at > due:
+                continue
+            if other_type in unless:
+                cancelled_by = other_type
+                break
+            if other_state is not None:
+                new_state = other_state
+        if cancelled_by is not None:
+            state = "cancelled"
+        elif due <= now:
+            current = {**names, "new_state": new_state}
+            current["payload"] = {**(names.get("payload") or {}), "new_state": new_state}
+            try:
+                state = "fired" if compiled.evaluate(current) else "not_matched"
+            except PredicateError:
+                state = "error"
+        if state in ("fired", "cancelled"):
+            per_day[due.date()][state] += 1
+            fired += state == "fired"
+            cancelled += state == "cancelled"
+        if event_id in scan["sample_ids"]:
+            outcomes[event_id] = {"timer": state, "due_at": due.isoformat(), "cancelled_by": cancelled_by}
+    return {"fired": fired, "cancelled": cancelled, "per_day": per_day, "outcomes": outcomes}
+
+
+def _sample(trigger: Trigger, event_ids: list[uuid.UUID], timed: dict | None) -> list[dict[str, Any]]:
+    """Up to ``SAMPLE_SIZE`` matches with what the actions would have done (templates filled)."""
+    events = {event.id: event for event in OutboxEvent.objects.filter(id__in=event_ids)}
+    sample = []
+    for event_id in event_ids:
+        event = events[event_id]
+        context = ActionContext(event=event, names=event_names(event), trigger=trigger)
+        actions = []
+        for action in trigger.actions:
+            kind = ACTION_TYPES.get(action.get("type", ""))
+            if kind is not None:
+                actions.append(kind.preview(context, action.get("params") or {}))
+        entry = {
+            "event_id": str(event.id),
+            "occurred_at": event.occurred_at.isoformat(),
+            "aggregate_type": event.aggregate_type,
+            "aggregate_id": str(event.aggregate_id),
+            "actions": actions,
+        }
+        if timed is not None:
+            entry.update(timed["outcomes"].get(event_id, {}))
+        sample.append(entry)
+    return sample
