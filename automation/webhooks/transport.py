@@ -2,9 +2,10 @@
 
 ``automation.webhooks.delivery`` builds the request and records its outcome; this module only sends:
 
-- body: the event envelope as compact JSON; headers ``X-Polaris-Event-Id``, ``X-Polaris-Timestamp``
-  (Unix seconds) and ``X-Polaris-Signature`` = hex HMAC-SHA256 of ``f"{timestamp}.{body}"`` keyed with
-  the endpoint's secret;
+- Standard Webhooks signing (https://www.standardwebhooks.com): headers ``webhook-id`` (the event id),
+  ``webhook-timestamp`` (Unix seconds) and ``webhook-signature``, a space-separated list of
+  ``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``, one per secret that signs (two during a
+  rotation's grace period). Secrets are ``whsec_<base64 of the key bytes>``;
 - SSRF guard: the host is resolved once and every address must be public (not loopback, private,
   link-local, multicast, reserved, unspecified or otherwise non-global) unless the host is in
   ``WEBHOOK_ALLOWED_HOSTS``. The request then goes to the *checked address* (``Host`` header and TLS
@@ -14,9 +15,11 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import ipaddress
+import secrets
 import socket
 from urllib.parse import urlsplit
 
@@ -30,9 +33,38 @@ class WebhookRefused(Exception):
     """The target is not allowed (SSRF guard or a malformed URL); never retried."""
 
 
-def webhook_sign(*, secret: str, timestamp: str, body: str) -> str:
-    """Hex HMAC-SHA256 of ``timestamp + "." + body`` (what receivers recompute to verify)."""
-    return hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
+SECRET_PREFIX = "whsec_"  # noqa: S105 — the format's prefix, not a secret
+
+
+def secret_generate() -> str:
+    """A new signing secret: ``whsec_`` and 24 random bytes in base64 (the Standard Webhooks form)."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key a ``whsec_`` secret stands for (the base64-decoded part after the prefix)."""
+    return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+
+
+def webhook_sign(*, secret: str, msg_id: str, timestamp: str, body: str) -> str:
+    """``v1,<base64 HMAC-SHA256 of "{msg_id}.{timestamp}.{body}">`` (what receivers recompute)."""
+    digest = hmac.new(secret_key(secret), f"{msg_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def webhook_headers(*, signing_secrets: list[str], msg_id: str, timestamp: str, body: str) -> dict[str, str]:
+    """The request headers: content type, user agent and the three Standard Webhooks headers."""
+    signatures = " ".join(
+        webhook_sign(secret=secret, msg_id=msg_id, timestamp=timestamp, body=body)
+        for secret in signing_secrets
+    )
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "webhook-id": msg_id,
+        "webhook-timestamp": timestamp,
+        "webhook-signature": signatures,
+    }
 
 
 def url_check_syntax(url: str) -> str | None:
