@@ -119,10 +119,10 @@ def test_an_unordered_endpoint_lets_later_events_overtake(flaky_receiver, fast_r
 
 
 def test_a_failing_endpoint_is_disabled_with_an_alert_and_resumes_in_order(
-    receiver,
+    receiver,  # noqa: F811
     fast_retries,
     settings,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     settings.WEBHOOK_DISABLE_AFTER_FAILURES = 3
     receiver.statuses.extend([500] * 3)
