@@ -56,7 +56,7 @@ def test_a_consumer_following_the_cursor_sees_exactly_the_committed_events_in_or
                 streams[aggregate] += 1
                 with committed_lock:
                     committed.extend([str(side.id), str(event.id)])
-        except BaseException as exc:  # noqa: BLE001 — reported by the test
+        except BaseException as exc:
             failures.append(exc)
         finally:
             connection.close()
