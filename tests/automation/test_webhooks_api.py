@@ -127,7 +127,7 @@ def test_deliveries_show_every_attempt_and_redelivery_adds_attempts(
     receiver,
     loopback_allowed,
     make_task,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     created = create(admin, url=receiver.url)
     receiver.statuses.extend([400])
