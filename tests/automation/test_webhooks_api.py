@@ -124,8 +124,8 @@ def test_the_test_ping_reports_the_receivers_answer(admin, receiver, loopback_al
 
 def test_deliveries_show_every_attempt_and_redelivery_adds_attempts(
     admin,
-    receiver,
-    loopback_allowed,
+    receiver,  # noqa: F811
+    loopback_allowed,  # noqa: F811
     make_task,
     django_capture_on_commit_callbacks,
 ):
