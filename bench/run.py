@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["foundation", "dispatch", "api", "automation", "sla", "ops"]
+ORDER = ["foundation", "dispatch", "api", "automation", "sla", "ops", "integrations"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,14 +57,14 @@ candidates AS (
                PARTITION BY e.aggregate_type, e.aggregate_id ORDER BY e.sequence
            ) AS settled_at
       FROM {_EVENTS} AS e
-     WHERE e.xid >= %(watermark)s
+     WHERE e.xid >= %(watermark)s::bigint
        AND NOT EXISTS (SELECT 1 FROM {_FEED} AS f WHERE f.event_id = e.id)
 )
 INSERT INTO {_FEED} (position, event_id)
 SELECT head.p + row_number() OVER (ORDER BY c.settled_at, c.aggregate_type, c.aggregate_id, c.sequence), c.id
   FROM candidates AS c, head
 """  # noqa: S608
-_WATERMARK = f"UPDATE {_STATE} SET watermark = greatest(watermark, %s) WHERE id = 1"  # noqa: S608
+_WATERMARK = f"UPDATE {_STATE} SET watermark = greatest(watermark, %s::bigint) WHERE id = 1"  # noqa: S608
 
 
 def feed_sequence() -> int:
@@ -100,7 +100,10 @@ def feed_scope(user: User | None) -> FeedScope:
 
 @dataclass
 class FeedPage:
-    events: list[dict[str, Any]]
+    """A page: each event as JSON text (built by PostgreSQL: the page is passed through, not parsed
+    and re-rendered), the cursor to continue from and the head position seen."""
+
+    raw: list[str]
     next: int
     head: int
 
@@ -108,11 +111,22 @@ class FeedPage:
     def has_more(self) -> bool:
         return self.next < self.head
 
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(text) for text in self.raw]
 
-_COLUMNS = (
-    "id, event_type, aggregate_type, aggregate_id, sequence, occurred_at, actor_id, correlation_id, "
-    "causation_id, depth, payload"
-)
+    def body(self) -> bytes:
+        """The API response body: ``{"events": [...], "next": "...", "has_more": ...}``."""
+        tail = f'],"next":"{self.next}","has_more":{"true" if self.has_more else "false"}}}'
+        return ('{"events":[' + ",".join(self.raw) + tail).encode()
+
+
+# The event envelope (``OutboxEvent.envelope``) plus the feed position, as JSON built in SQL.
+_ENVELOPE = """json_build_object(
+    'position', f.position, 'id', e.id, 'event_type', e.event_type, 'aggregate_type', e.aggregate_type,
+    'aggregate_id', e.aggregate_id, 'sequence', e.sequence, 'occurred_at', e.occurred_at,
+    'actor_id', e.actor_id, 'correlation_id', e.correlation_id, 'causation_id', e.causation_id,
+    'depth', e.depth, 'payload', e.payload)::text"""
 
 
 def feed_page(
@@ -130,7 +144,7 @@ def feed_page(
     if sequence:
         feed_sequence()
     conditions, params = (
-        ["f.position > %(after)s", "f.position <= %(after)s + %(window)s"],
+        ["f.position > %(after)s::bigint", "f.position <= %(after)s::bigint + %(window)s::bigint"],
         {
             "after": after,
             "window": SCAN_WINDOW,
@@ -138,10 +152,10 @@ def feed_page(
         },
     )
     if scope.agency_id is not None:
-        conditions.append("e.payload ->> 'agency_id' = %(agency_id)s")
+        conditions.append("e.payload ->> 'agency_id' = %(agency_id)s::text")
         params["agency_id"] = scope.agency_id
     if scope.client_id is not None:
-        conditions.append("e.aggregate_type = 'task' AND e.payload ->> 'client_id' = %(client_id)s")
+        conditions.append("e.aggregate_type = 'task' AND e.payload ->> 'client_id' = %(client_id)s::text")
         params["client_id"] = str(scope.client_id)
     if event_types:
         conditions.append("e.event_type = ANY(%(event_types)s)")
@@ -153,39 +167,17 @@ def feed_page(
     SELECT head.p, page.*
       FROM (SELECT coalesce(max(position), 0) AS p FROM {_FEED}) AS head
       LEFT JOIN LATERAL (
-           SELECT f.position, {", ".join("e." + c.strip() for c in _COLUMNS.split(","))}
+           SELECT f.position, {_ENVELOPE} AS envelope
              FROM {_FEED} AS f JOIN {_EVENTS} AS e ON e.id = f.event_id
             WHERE {" AND ".join(conditions)}
             ORDER BY f.position
-            LIMIT %(limit)s
+            LIMIT %(limit)s::integer
       ) AS page ON true
     """  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     head = rows[0][0]
-    events = [_envelope(row) for row in rows if row[1] is not None]
-    if len(events) == limit:
-        next_position = events[-1]["position"]
-    else:
-        next_position = max(after, min(after + SCAN_WINDOW, head))
-    return FeedPage(events=events, next=next_position, head=head)
-
-
-def _envelope(row: tuple) -> dict[str, Any]:
-    (_head, position, event_id, event_type, aggregate_type, aggregate_id, sequence, occurred_at) = row[:8]
-    actor_id, correlation_id, causation_id, depth, payload = row[8:]
-    return {
-        "position": position,
-        "id": str(event_id),
-        "event_type": event_type,
-        "aggregate_type": aggregate_type,
-        "aggregate_id": str(aggregate_id),
-        "sequence": sequence,
-        "occurred_at": occurred_at.isoformat(),
-        "actor_id": actor_id,
-        "correlation_id": correlation_id,
-        "causation_id": str(causation_id) if causation_id else None,
-        "depth": depth,
-        "payload": json.loads(payload) if isinstance(payload, str) else payload,
-    }
+    page = [row for row in rows if row[1] is not None]
+    next_position = page[-1][1] if len(page) == limit else max(after, min(after + SCAN_WINDOW, head))
+    return FeedPage(raw=[row[2] for row in page], next=next_position, head=head)

@@ -35,12 +35,12 @@ def feed_wait(*, read: Callable[[], FeedPage], wait: float) -> FeedPage:
     and read again, until something is found or the time is up. LISTEN comes before the second read,
     so a commit between the first read and the LISTEN is not missed."""
     page = read()
-    if page.events or wait <= 0:
+    if page.raw or wait <= 0:
         return page
     deadline = time.monotonic() + wait
     with feed_listener() as listener:
         page = read()
-        while not page.events and (remaining := deadline - time.monotonic()) > 0:
+        while not page.raw and (remaining := deadline - time.monotonic()) > 0:
             for _notify in listener.notifies(timeout=remaining, stop_after=1):
                 pass
             page = read()

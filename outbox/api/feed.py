@@ -6,11 +6,11 @@ from typing import cast
 
 from django.conf import settings
 from django.db import transaction
+from django.http import HttpResponse
 from django.utils.decorators import method_decorator
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from outbox.events import event_types_registered
@@ -81,7 +81,7 @@ class EventFeedView(APIView):
         ],
         responses={200: _PAGE, 400: error_response("400", "VALIDATION_ERROR")},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse:
         params, _ = query_params_parse(request=request, serializer_class=FeedQuerySerializer)
         scope = feed_scope(cast(User, request.user))
         after = int(params.get("after", 0))
@@ -96,4 +96,4 @@ class EventFeedView(APIView):
             )
 
         page = feed_wait(read=read, wait=params.get("wait", 0.0))
-        return Response({"events": page.events, "next": str(page.next), "has_more": page.has_more})
+        return HttpResponse(page.body(), content_type="application/json")

@@ -28,10 +28,10 @@ def follow(client, **params) -> list[dict]:
     while True:
         response = client.get(URL, {"after": after, **params})
         assert response.status_code == 200, response.data
-        events += response.data["events"]
-        if not response.data["has_more"]:
+        events += response.json()["events"]
+        if not response.json()["has_more"]:
             return events
-        after = response.data["next"]
+        after = response.json()["next"]
 
 
 def test_pages_follow_one_order_and_end_with_a_cursor_to_wait_on(admin_user, make_task):
@@ -39,7 +39,7 @@ def test_pages_follow_one_order_and_end_with_a_cursor_to_wait_on(admin_user, mak
     client = api(admin_user)
     first = client.get(URL, {"limit": 3})
     assert first.status_code == 200
-    assert (len(first.data["events"]), first.data["has_more"]) == (3, True)
+    assert (len(first.json()["events"]), first.json()["has_more"]) == (3, True)
     events = follow(client, limit=3)
     assert [e["aggregate_id"] for e in events] == [str(t.pk) for t in tasks]
     positions = [e["position"] for e in events]
@@ -47,7 +47,11 @@ def test_pages_follow_one_order_and_end_with_a_cursor_to_wait_on(admin_user, mak
     assert events[0]["event_type"] == "TaskCreated"
     assert events[0]["payload"]["title"] == "T0"
     tail = client.get(URL, {"after": str(positions[-1])})
-    assert (tail.data["events"], tail.data["has_more"], tail.data["next"]) == ([], False, str(positions[-1]))
+    assert (tail.json()["events"], tail.json()["has_more"], tail.json()["next"]) == (
+        [],
+        False,
+        str(positions[-1]),
+    )
 
 
 def test_filters_by_event_type_and_aggregate_type(admin_user, make_task, make_plan):
@@ -85,7 +89,11 @@ def test_a_sparse_filter_still_moves_the_cursor(admin_user, make_task, settings,
     for i in range(5):
         make_task(title=f"T{i}")
     response = api(admin_user).get(URL, {"event_type": "ActionPlanCreated"})
-    assert (response.data["events"], response.data["next"], response.data["has_more"]) == ([], "2", True)
+    assert (response.json()["events"], response.json()["next"], response.json()["has_more"]) == (
+        [],
+        "2",
+        True,
+    )
     assert follow(api(admin_user), event_type="ActionPlanCreated") == []
 
 
@@ -105,8 +113,8 @@ def test_a_sparse_filter_still_moves_the_cursor(admin_user, make_task, settings,
 def test_bad_query_strings_are_400(admin_user, params, field):
     response = api(admin_user).get(URL, params)
     assert response.status_code == 400
-    assert response.data["error_code"] == "VALIDATION_ERROR"
-    assert field in response.data["details"]
+    assert response.json()["error_code"] == "VALIDATION_ERROR"
+    assert field in response.json()["details"]
 
 
 def test_anonymous_is_401():
@@ -156,3 +164,9 @@ def test_a_transaction_that_took_its_id_first_and_committed_last_is_neither_skip
     assert len(events) == 3 and len({e["id"] for e in events}) == 3  # noqa: PT018
     assert [e["sequence"] for e in events if e["aggregate_id"] == str(aggregate)] == [1, 2]
     assert FeedEntry.objects.count() == 3
+
+
+def test_a_cursor_beyond_the_smallint_range_works(admin_user):
+    """Server-side binding sends small ints as smallint; the cursor arithmetic must not overflow."""
+    response = api(admin_user).get(URL, {"after": "30000"})
+    assert (response.status_code, response.json()["next"]) == (200, "30000")

@@ -115,7 +115,7 @@ def test_a_consumer_following_the_cursor_sees_exactly_the_committed_events_in_or
 def test_a_long_poll_returns_soon_after_a_commit(admin_user):
     client = APIClient()
     client.force_authenticate(admin_user)
-    head = client.get("/api/workflow/events").data["next"]
+    head = client.get("/api/workflow/events").json()["next"]
     answer: dict = {}
 
     def poll() -> None:
@@ -133,7 +133,7 @@ def test_a_long_poll_returns_soon_after_a_commit(admin_user):
         event = _write(uuid.uuid4(), 1)
     committed = time.monotonic()
     poller.join(15)
-    assert [e["id"] for e in answer["response"].data["events"]] == [str(event.id)]
+    assert [e["id"] for e in answer["response"].json()["events"]] == [str(event.id)]
     assert answer["returned"] - committed < 1.0, "the long-poll did not return promptly after the commit"
 
 
@@ -144,5 +144,5 @@ def test_a_long_poll_with_nothing_new_returns_after_its_wait(admin_user):
     response = client.get("/api/workflow/events", {"wait": 0.5})
     elapsed = time.monotonic() - started
     assert response.status_code == 200
-    assert response.data["events"] == []
+    assert response.json()["events"] == []
     assert 0.45 <= elapsed < 2.0
