@@ -329,7 +329,7 @@ def test_https_goes_to_the_checked_address_and_verifies_the_original_name(
     real_client = httpx.Client
     monkeypatch.setattr(
         "automation.webhooks.transport.httpx.Client",
-        lambda **kwargs: real_client(verify=client_context, **kwargs),
+        lambda **kwargs: real_client(**{**kwargs, "verify": client_context}),
     )
     real_getaddrinfo = socket.getaddrinfo
 
