@@ -143,6 +143,8 @@ def feed_page(
     ``head`` and the page come from one statement, so one snapshot."""
     if sequence:
         feed_sequence()
+    conditions: list[str]
+    params: dict[str, Any]
     conditions, params = (
         ["f.position > %(after)s::bigint", "f.position <= %(after)s::bigint + %(window)s::bigint"],
         {

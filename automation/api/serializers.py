@@ -91,7 +91,7 @@ class WebhookEndpointOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = WebhookEndpoint
-        fields = (
+        fields: tuple[str, ...] = (
             "id",
             "name",
             "url",
@@ -105,7 +105,7 @@ class WebhookEndpointOutputSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         )
-        read_only_fields = fields
+        read_only_fields: tuple[str, ...] = fields
 
 
 class WebhookEndpointSecretSerializer(WebhookEndpointOutputSerializer):
