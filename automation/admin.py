@@ -4,6 +4,7 @@ alerts, webhooks."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -15,18 +16,26 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from outbox.models import OutboxEvent
-from polaris.admin_tools import ReadOnlyAdmin
+from polaris.admin_tools import ReadOnlyAdmin, run_for_each
 from polaris.errors import DomainError
 
 from .alerts import alerts_acknowledge
 from .backtest import trigger_backtest
 from .dry_run import trigger_dry_run
-from .models import Alert, Trigger, TriggerExecution, TriggerTimer, WebhookDelivery, WebhookEndpoint
+from .models import Alert, Trigger, TriggerExecution, TriggerTimer, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from .rules import trigger_validate
 from .selectors import event_get
-from .services import trigger_version_bump, triggers_set_enabled, webhook_delivery_replay
+from .services import trigger_version_bump, triggers_set_enabled
 from .timers import timers_resnapshot
-from .webhooks.transport import url_check_syntax
+from .webhooks.endpoints import (
+    EDITABLE,
+    endpoint_errors,
+    webhook_delivery_redeliver,
+    webhook_endpoint_create,
+    webhook_endpoint_enable,
+    webhook_endpoint_rotate_secret,
+    webhook_endpoint_update,
+)
 
 
 def _value(form: forms.ModelForm, name: str):
@@ -84,18 +93,18 @@ class _HttpDefaultURLField(forms.URLField):
 
 
 class WebhookEndpointAdminForm(forms.ModelForm):
-    """Checks the URL's form; its addresses are checked at delivery time (the SSRF guard)."""
+    """The endpoint rules of the API (URL form, registered event types); the secret is never a field:
+    it is generated on creation and on rotation and shown once, in the page's message."""
 
     class Meta:
         model = WebhookEndpoint
-        fields = ("name", "url", "secret", "enabled", "event_types")
+        fields = ("name", "url", "enabled", "ordered", "event_types")
         field_classes = {"url": _HttpDefaultURLField}
 
     def clean(self) -> dict:
         data = super().clean() or {}
-        problem = url_check_syntax(_value(self, "url"))
-        if problem:
-            _add_errors(self, {"url": [problem]})
+        values = {name: _value(self, name) for name in ("url", "event_types")}
+        _add_errors(self, endpoint_errors(values=values))
         return data
 
 
@@ -298,9 +307,61 @@ class AlertAdmin(admin.ModelAdmin):
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
     form = WebhookEndpointAdminForm
-    list_display = ("name", "url", "enabled", "event_types", "updated_at")
-    list_filter = ("enabled",)
+    list_display = ("name", "url", "enabled", "ordered", "consecutive_failures", "disabled_at", "updated_at")
+    list_filter = ("enabled", "ordered")
     search_fields = ("name", "url")
+    readonly_fields = ("consecutive_failures", "disabled_at", "disabled_reason", "previous_secret_until")
+    actions = ("rotate_secret", "enable")
+
+    def save_model(
+        self, request: HttpRequest, obj: WebhookEndpoint, form: forms.ModelForm, change: bool
+    ) -> None:
+        values = {name: form.cleaned_data[name] for name in EDITABLE if name in form.cleaned_data}
+        if change:
+            webhook_endpoint_update(
+                endpoint_id=obj.pk, **{k: v for k, v in values.items() if k in form.changed_data}
+            )
+            obj.refresh_from_db()
+            return
+        created, secret = webhook_endpoint_create(**values)
+        obj.pk = created.pk
+        obj.refresh_from_db()
+        self.message_user(
+            request, f"Signing secret of {created.name!r} (shown only now): {secret}", messages.WARNING
+        )
+
+    @admin.action(description="Rotate the signing secret (the old one signs too for the grace period)")
+    def rotate_secret(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        for endpoint_id in queryset.values_list("pk", flat=True):
+            endpoint, secret = webhook_endpoint_rotate_secret(endpoint_id=endpoint_id)
+            self.message_user(
+                request, f"New secret of {endpoint.name!r} (shown only now): {secret}", messages.WARNING
+            )
+
+    @admin.action(description="Enable (resume paused deliveries in order)")
+    def enable(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        for endpoint_id in queryset.values_list("pk", flat=True):
+            webhook_endpoint_enable(endpoint_id=endpoint_id)
+        self.message_user(request, f"Enabled {queryset.count()} endpoint(s).")
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    extra = 0
+    can_delete = False
+    fields = (
+        "number",
+        "started_at",
+        "outcome",
+        "response_status",
+        "duration_ms",
+        "error",
+        "response_excerpt",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(WebhookDelivery)
@@ -318,10 +379,15 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_filter = ("status", "endpoint")
     list_select_related = ("endpoint", "event")
     raw_id_fields = ("event",)
+    inlines = (WebhookAttemptInline,)
     actions = ("replay",)
 
-    @admin.action(description="Replay selected deliveries")
+    @admin.action(description="Redeliver selected deliveries (adds attempts; keeps the log)")
     def replay(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
-        for delivery_id in queryset.values_list("pk", flat=True):
-            webhook_delivery_replay(delivery_id=delivery_id)
-        self.message_user(request, f"Queued {queryset.count()} delivery(ies) for replay.")
+        run_for_each(
+            self,
+            request,
+            queryset,
+            lambda d: webhook_delivery_redeliver(delivery_id=d.pk),
+            "delivery(ies) queued for redelivery",
+        )

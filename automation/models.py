@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -204,15 +205,37 @@ class Alert(models.Model):
 
 
 class WebhookEndpoint(models.Model):
-    """A receiver of signed event deliveries. ``event_types`` empty: accepts every event type."""
+    """A receiver of signed event deliveries (Standard Webhooks). ``event_types`` empty: every event type.
+
+    ``secret`` (``whsec_<base64>``) signs every request; it is stored as it must be to compute an HMAC,
+    shown once when created or rotated and never displayed again. After a rotation ``previous_secret``
+    signs too until ``previous_secret_until`` (both signatures in ``webhook-signature``).
+
+    Health: ``consecutive_failures`` counts failed attempts since the last success; at
+    ``WEBHOOK_DISABLE_AFTER_FAILURES`` the endpoint is disabled (``disabled_at``), an alert is raised and
+    its deliveries wait as ``paused`` until it is enabled again.
+    """
 
     name = models.CharField(max_length=200, unique=True)
     url = models.URLField(max_length=500)
-    secret = models.CharField(max_length=200, help_text="Shared secret for the HMAC-SHA256 signature.")
+    secret = models.CharField(max_length=200, help_text="whsec_<base64>; never displayed after creation.")
+    previous_secret = models.CharField(max_length=200, blank=True)
+    previous_secret_until = models.DateTimeField(null=True, blank=True)
     enabled = models.BooleanField(default=True)
+    ordered = models.BooleanField(
+        default=True,
+        help_text="Deliver each aggregate's events in sequence order (a failure holds back its later ones).",
+    )
     event_types = models.JSONField(
         default=list, blank=True, help_text="Event types this endpoint accepts; empty for all."
     )
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    disabled_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Set when the endpoint was disabled for failing (its deliveries wait).",
+    )
+    disabled_reason = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -222,8 +245,20 @@ class WebhookEndpoint(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def filters(self, event_type: str) -> bool:
+        """Does the event-type filter let ``event_type`` through (whether enabled or not)?"""
+        return not self.event_types or event_type in self.event_types
+
     def accepts(self, event_type: str) -> bool:
-        return self.enabled and (not self.event_types or event_type in self.event_types)
+        return self.enabled and self.filters(event_type)
+
+    def signing_secrets(self, *, now: datetime) -> list[str]:
+        """The secrets that sign a request sent at ``now``: the current one, and the previous one during
+        a rotation's grace period."""
+        secrets = [self.secret]
+        if self.previous_secret and self.previous_secret_until and now < self.previous_secret_until:
+            secrets.append(self.previous_secret)
+        return secrets
 
     def clean(self) -> None:
         # The URL's form is checked by the admin form (``automation.webhooks.transport.url_check_syntax``).
@@ -234,12 +269,23 @@ class WebhookEndpoint(models.Model):
             raise ValidationError(errors)
 
 
+UNDONE_DELIVERY_STATUSES = ("pending", "delivering", "paused")
+FINISHED_DELIVERY_STATUSES = ("delivered", "failed", "refused", "dead")
+
+
 class WebhookDelivery(models.Model):
-    """One event sent (or being sent) to one endpoint, with its attempt log."""
+    """One event sent (or being sent) to one endpoint; every attempt is a ``WebhookAttempt`` row.
+
+    ``aggregate_type``/``aggregate_id``/``sequence`` are the event's, copied so the "no earlier undone
+    delivery of this aggregate to this endpoint" check of an ordered endpoint is one index probe.
+    ``attempts`` counts every attempt ever made; ``round_start`` is ``attempts`` when the current round
+    began (creation or a redelivery), so the retry schedule restarts without erasing history.
+    """
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         DELIVERING = "delivering", "Delivering"
+        PAUSED = "paused", "Paused (endpoint disabled)"
         DELIVERED = "delivered", "Delivered"
         FAILED = "failed", "Failed (not retried)"
         REFUSED = "refused", "Refused (SSRF guard)"
@@ -249,8 +295,12 @@ class WebhookDelivery(models.Model):
     event = models.ForeignKey(
         "outbox.OutboxEvent", on_delete=models.CASCADE, related_name="webhook_deliveries"
     )
+    aggregate_type = models.CharField(max_length=32, default="")
+    aggregate_id = models.UUIDField(null=True, blank=True)
+    sequence = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
+    round_start = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     locked_until = models.DateTimeField(null=True, blank=True)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -268,9 +318,39 @@ class WebhookDelivery(models.Model):
                 condition=Q(status__in=["pending", "delivering"]),
                 name="webhook_delivery_due_idx",
             ),
+            # The ordering probe: an earlier undone delivery of the same aggregate to the same endpoint.
+            models.Index(
+                fields=["endpoint", "aggregate_type", "aggregate_id", "sequence"],
+                condition=Q(status__in=list(UNDONE_DELIVERY_STATUSES)),
+                name="webhook_delivery_undone_idx",
+            ),
             # The stats API and dashboard count the last 24 h's failures; the admin lists newest first.
             models.Index(fields=["created_at"], name="webhook_delivery_created_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.event_id} → {self.endpoint_id}: {self.status}"
+
+
+class WebhookAttempt(models.Model):
+    """One HTTP attempt of a delivery: when, how long, what came back. Never rewritten; trimmed after
+    ``WEBHOOK_ATTEMPT_RETENTION_DAYS`` once its delivery is finished."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    duration_ms = models.FloatField(default=0)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_excerpt = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    outcome = models.CharField(max_length=16)
+
+    class Meta:
+        ordering = ("delivery", "number")
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "number"], name="webhook_attempt_number_uniq"),
+        ]
+        indexes = [models.Index(fields=["started_at"], name="webhook_attempt_started_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.delivery_id} #{self.number}: {self.outcome}"

@@ -1,8 +1,8 @@
-"""Automation writes outside the engine: triggers, webhook replays (alerts: ``automation.alerts``)."""
+"""Automation writes outside the engine: triggers (alerts: ``automation.alerts``; webhook endpoints and
+redelivery: ``automation.webhooks.endpoints``)."""
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -12,12 +12,10 @@ from django.utils import timezone
 
 from polaris.errors import NotFound, ValidationFailed
 
-from .models import Trigger, WebhookDelivery
+from .models import Trigger
 from .rules import trigger_validate
 from .ruleset import ruleset_invalidate
-from .tasks import webhook_enqueue
 from .timers import timers_resnapshot
-from .webhooks.delivery import webhook_delivery_reset
 
 
 def trigger_errors(trigger: Trigger) -> dict[str, list[str]]:
@@ -143,11 +141,3 @@ def triggers_set_enabled(*, trigger_ids: list[int], enabled: bool) -> int:
     )
     ruleset_invalidate()  # update() sends no post_save
     return changed
-
-
-@transaction.atomic
-def webhook_delivery_replay(*, delivery_id: int) -> WebhookDelivery:
-    """Send a delivery again from scratch (fresh attempt budget), enqueued after commit."""
-    webhook_delivery_reset(delivery_id=delivery_id)
-    transaction.on_commit(partial(webhook_enqueue, delivery_id), robust=True)
-    return WebhookDelivery.objects.get(pk=delivery_id)

@@ -12,6 +12,7 @@ from polaris.metrics import AUTOMATION_TIMERS_PENDING
 from .metrics import automation_metrics_flush
 from .timers import FIRE_TASK_NAME, timers_fire_all_due, timers_pending_count
 from .webhooks.delivery import webhook_deliveries_due, webhook_delivery_attempt
+from .webhooks.retention import webhook_attempts_trim
 
 # Long enough for the HTTP timeout plus DNS; the claim's lease outlives it.
 _TIME_LIMIT = int(settings.WEBHOOK_TIMEOUT_SECONDS * 2 + 20)
@@ -24,10 +25,13 @@ _TIME_LIMIT = int(settings.WEBHOOK_TIMEOUT_SECONDS * 2 + 20)
     time_limit=_TIME_LIMIT + 10,
 )
 def webhook_deliver_task(delivery_id: int) -> None:
-    """One delivery attempt; schedules the next one (backoff with jitter) when it must be retried."""
-    retry_in = webhook_delivery_attempt(delivery_id=delivery_id)
-    if retry_in is not None:
-        webhook_deliver_task.apply_async((delivery_id,), countdown=retry_in)
+    """One delivery attempt; schedules the next one (the retry schedule) when it must be retried, and
+    queues the next delivery of the aggregate when this one finished (ordered endpoints)."""
+    result = webhook_delivery_attempt(delivery_id=delivery_id)
+    if result.retry_in is not None:
+        webhook_deliver_task.apply_async((delivery_id,), countdown=result.retry_in)
+    for next_id in result.wake:
+        webhook_enqueue(next_id)
 
 
 @shared_task(name="automation.webhook_sweep", ignore_result=True, expires=50, soft_time_limit=50)
@@ -81,6 +85,10 @@ def _arm_timers_at_start(sender=None, **kwargs) -> None:
         timers_fire_task.apply_async(retry=False)
     except Exception as exc:
         logging.getLogger("automation.timers").warning("timers not armed at worker start: %s", exc)
+@shared_task(name="automation.webhook_attempts_trim", ignore_result=True, expires=3000, soft_time_limit=600)
+def webhook_attempts_trim_task() -> None:
+    """Retention: drop attempts of finished deliveries older than ``WEBHOOK_ATTEMPT_RETENTION_DAYS``."""
+    webhook_attempts_trim()
 
 
 def webhook_enqueue(delivery_id: int) -> None:

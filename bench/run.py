@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["foundation", "dispatch", "recovery", "api", "casework", "automation", "timers", "sla", "ops"]
+ORDER = ["foundation", "dispatch", "recovery", "api", "casework", "automation", "timers", "integrations", "sla", "ops"]
 
 
 def main(argv: list[str] | None = None) -> int:

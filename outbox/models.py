@@ -4,8 +4,16 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Func, Q
 from django.utils import timezone
+
+
+class CurrentTransactionId(Func):
+    """``pg_current_xact_id()`` as a bigint: the writing transaction's (top-level) id, the key of the
+    event feed's watermark (``outbox.feed``)."""
+
+    template = "(pg_current_xact_id()::text::bigint)"
+    output_field = models.BigIntegerField()
 
 
 class OutboxEvent(models.Model):
@@ -46,6 +54,8 @@ class OutboxEvent(models.Model):
     locked_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    # Set by the database on insert (never by Python): which transaction wrote the row.
+    xid = models.BigIntegerField(db_default=CurrentTransactionId(), editable=False)
 
     class Meta:
         ordering = ("occurred_at", "aggregate_id", "sequence")
@@ -69,6 +79,7 @@ class OutboxEvent(models.Model):
             ),
             models.Index(fields=["occurred_at"], condition=Q(status="dead"), name="outbox_dead_idx"),
             models.Index(fields=["correlation_id"], name="outbox_correlation_idx"),
+            models.Index(fields=["xid"], name="outbox_xid_idx"),
         ]
 
     def __str__(self) -> str:
@@ -109,3 +120,28 @@ class HandledEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.handler} handled {self.event_id}"
+
+
+class FeedEntry(models.Model):
+    """An event's position in the event feed: one total order, assigned only to committed events and
+    in commit-safe order by ``outbox.feed.feed_sequence`` (so a cursor never passes an event that
+    commits later). Positions are dense; deleting an event (retention) leaves a gap."""
+
+    position = models.BigIntegerField(primary_key=True)
+    event = models.OneToOneField(OutboxEvent, on_delete=models.CASCADE, related_name="feed_entry")
+
+    class Meta:
+        verbose_name_plural = "feed entries"
+
+    def __str__(self) -> str:
+        return f"{self.position}: {self.event_id}"
+
+
+class FeedState(models.Model):
+    """One row: the transaction-id watermark below which every event already has a position."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    watermark = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"feed watermark {self.watermark}"

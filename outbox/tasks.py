@@ -11,6 +11,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 
 from outbox.dispatcher import outbox_dispatch
 from outbox.kick import DISPATCH_TASK_NAME, kick_acknowledge
+from outbox.retention import history_trim, ledger_trim
 
 logger = logging.getLogger(__name__)
 
@@ -63,3 +64,9 @@ def _forget_stale_kick(**kwargs: object) -> None:
     # A kick queued before this worker started may be lost with the worker that held it; don't let its
     # flag hold back fresh kicks for the rest of its lifetime.
     kick_acknowledge()
+
+
+@shared_task(name="outbox.retention_trim", ignore_result=True, expires=3000, soft_time_limit=600)
+def outbox_retention_trim_task() -> dict:
+    """Beat, hourly: trim the dispatch ledger (and the history, when an operator set a retention)."""
+    return {"ledger": ledger_trim(), "events": history_trim()}

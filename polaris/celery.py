@@ -63,6 +63,18 @@ def _beat_schedule() -> dict:
             "schedule": WEBHOOK_SWEEP_SECONDS,
             "options": {"expires": WEBHOOK_SWEEP_SECONDS * 0.8},
         },
+        # Retention: the dispatch ledger (and the history if OUTBOX_EVENT_RETENTION_DAYS is set), and
+        # webhook attempts past WEBHOOK_ATTEMPT_RETENTION_DAYS.
+        "outbox-retention-trim": {
+            "task": "outbox.retention_trim",
+            "schedule": 3600.0,
+            "options": {"expires": 3000.0},
+        },
+        "webhook-attempts-trim": {
+            "task": "automation.webhook_attempts_trim",
+            "schedule": 3600.0,
+            "options": {"expires": 3000.0},
+        },
         # Idempotency-Key responses are kept IDEMPOTENCY_KEY_TTL_HOURS; drop older ones hourly.
         "idempotency-keys-purge": {
             "task": "ops.idempotency_keys_purge",

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models.fields import NOT_PROVIDED
 
 M = TypeVar("M", bound=models.Model)
 
@@ -43,7 +44,8 @@ def _equals(connection: BaseDatabaseWrapper, fields: tuple[models.Field, ...], s
 @functools.cache
 def _insert_sql(model: type[models.Model], alias: str) -> tuple[str, tuple[models.Field, ...]]:
     connection = connections[alias]
-    fields = tuple(model._meta.concrete_fields)
+    # A column with a database default (``db_default``) is the database's to fill: leave it out.
+    fields = tuple(f for f in model._meta.concrete_fields if f.db_default is NOT_PROVIDED)
     columns = ", ".join(_quote(connection, field.column) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     table = _quote(connection, model._meta.db_table)
@@ -51,7 +53,8 @@ def _insert_sql(model: type[models.Model], alias: str) -> tuple[str, tuple[model
 
 
 def row_insert(instance: M) -> M:
-    """Insert ``instance`` with every concrete column given (defaults already applied by ``__init__``).
+    """Insert ``instance`` with every concrete column given (defaults already applied by ``__init__``),
+    except those with a ``db_default``, which the database fills (their attribute is left as it is).
 
     Like ``save(force_insert=True)`` without the save signals; the model must not rely on them, nor on a
     database-generated primary key.

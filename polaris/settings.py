@@ -291,6 +291,13 @@ OUTBOX_RETRY_MAX_SECONDS = env_float("OUTBOX_RETRY_MAX_SECONDS", 3600.0)
 OUTBOX_DISPATCH_TIME_BUDGET_SECONDS = env_float("OUTBOX_DISPATCH_TIME_BUDGET_SECONDS", 20.0)
 # Extra modules imported by WorkflowConfig.ready() that register handlers (tests, plug-ins).
 OUTBOX_EXTRA_HANDLER_MODULES = env_list("OUTBOX_EXTRA_HANDLER_MODULES")
+# Retention (beat, hourly): ledger rows of events dispatched more than this long ago (0: kept forever),
+# and the event history itself (0, the default: kept forever; only dispatched events are ever dropped).
+OUTBOX_LEDGER_RETENTION_DAYS = env_int("OUTBOX_LEDGER_RETENTION_DAYS", 30)
+OUTBOX_EVENT_RETENTION_DAYS = env_int("OUTBOX_EVENT_RETENTION_DAYS", 0)
+# The event feed: the most a long-poll (?wait=) may wait, and the page size bounds.
+EVENT_FEED_MAX_WAIT_SECONDS = env_float("EVENT_FEED_MAX_WAIT_SECONDS", 30.0)
+EVENT_FEED_MAX_LIMIT = env_int("EVENT_FEED_MAX_LIMIT", 1000)
 
 # --- SLA ---
 SLA_SCAN_INTERVAL_SECONDS = env_int("SLA_SCAN_INTERVAL_SECONDS", 300)
@@ -300,9 +307,15 @@ SLA_SCAN_BATCH_SIZE = env_int("SLA_SCAN_BATCH_SIZE", 5000)
 AUTOMATION_MAX_DEPTH = env_int("AUTOMATION_MAX_DEPTH", 5)
 WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS")
 WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 5.0)
-WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
-WEBHOOK_RETRY_BASE_SECONDS = env_float("WEBHOOK_RETRY_BASE_SECONDS", 2.0)
-WEBHOOK_RETRY_MAX_SECONDS = env_float("WEBHOOK_RETRY_MAX_SECONDS", 3600.0)
+# Seconds before each retry (7 retries spanning about a day); attempts = 1 + len(schedule) per round.
+WEBHOOK_RETRY_SCHEDULE_SECONDS = [
+    float(value) for value in env_list("WEBHOOK_RETRY_SCHEDULE_SECONDS", "5,300,1800,7200,18000,36000,36000")
+]
+# Consecutive failed attempts after which an endpoint is disabled (0: never).
+WEBHOOK_DISABLE_AFTER_FAILURES = env_int("WEBHOOK_DISABLE_AFTER_FAILURES", 20)
+WEBHOOK_SECRET_ROTATION_GRACE_SECONDS = env_float("WEBHOOK_SECRET_ROTATION_GRACE_SECONDS", 86400.0)
+# Attempts of finished deliveries older than this are trimmed by beat (0: kept forever).
+WEBHOOK_ATTEMPT_RETENTION_DAYS = env_int("WEBHOOK_ATTEMPT_RETENTION_DAYS", 30)
 AUTOMATION_RECORD_NOT_MATCHED = env_bool("AUTOMATION_RECORD_NOT_MATCHED", False)
 AUTOMATION_TRIGGER_CACHE_SECONDS = env_float("AUTOMATION_TRIGGER_CACHE_SECONDS", 1.0)
 # Timed triggers (automation/timers.py): beat's sweep is the safety net; workers arm the next due timer.

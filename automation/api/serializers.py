@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from ..models import Alert, Trigger
+from ..models import Alert, Trigger, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 
 class TriggerOutputSerializer(serializers.ModelSerializer):
@@ -159,3 +159,105 @@ class AlertOutputSerializer(serializers.ModelSerializer):
             "acknowledged_at",
             "acknowledged_by",
         )
+
+
+class WebhookEndpointOutputSerializer(serializers.ModelSerializer):
+    """An endpoint as the API shows it: never its secret (shown once, on creation and rotation)."""
+
+    class Meta:
+        model = WebhookEndpoint
+        fields: tuple[str, ...] = (
+            "id",
+            "name",
+            "url",
+            "event_types",
+            "ordered",
+            "enabled",
+            "consecutive_failures",
+            "disabled_at",
+            "disabled_reason",
+            "previous_secret_until",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields: tuple[str, ...] = fields
+
+
+class WebhookEndpointSecretSerializer(WebhookEndpointOutputSerializer):
+    secret = serializers.CharField(read_only=True, help_text="whsec_…: shown this once, never again.")
+
+    class Meta(WebhookEndpointOutputSerializer.Meta):
+        fields = (*WebhookEndpointOutputSerializer.Meta.fields, "secret")
+        read_only_fields = fields
+
+
+class WebhookEndpointInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    url = serializers.CharField(max_length=500)
+    event_types = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=100
+    )
+    ordered = serializers.BooleanField(required=False)
+    enabled = serializers.BooleanField(required=False)
+
+
+class WebhookRotateInputSerializer(serializers.Serializer):
+    grace_seconds = serializers.FloatField(
+        required=False, min_value=0, max_value=30 * 86400, help_text="How long the old secret signs too."
+    )
+
+
+class WebhookPingOutputSerializer(serializers.Serializer):
+    delivered = serializers.BooleanField()
+    response_status = serializers.IntegerField(allow_null=True)
+    duration_ms = serializers.FloatField()
+    response_excerpt = serializers.CharField()
+    error = serializers.CharField()
+    webhook_id = serializers.CharField()
+
+
+class WebhookAttemptOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookAttempt
+        fields = (
+            "number",
+            "started_at",
+            "outcome",
+            "response_status",
+            "duration_ms",
+            "response_excerpt",
+            "error",
+        )
+        read_only_fields = fields
+
+
+class WebhookDeliveryOutputSerializer(serializers.ModelSerializer):
+    endpoint_id = serializers.IntegerField(read_only=True)
+    event_id = serializers.UUIDField(read_only=True)
+    attempt_log = WebhookAttemptOutputSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = WebhookDelivery
+        fields = (
+            "id",
+            "endpoint_id",
+            "event_id",
+            "aggregate_type",
+            "aggregate_id",
+            "sequence",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "response_status",
+            "last_error",
+            "created_at",
+            "delivered_at",
+            "attempt_log",
+        )
+        read_only_fields = fields
+
+
+class WebhookDeliveryFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=WebhookDelivery.Status.choices, required=False)
+    page = serializers.IntegerField(required=False, min_value=1)
+    page_size = serializers.IntegerField(required=False, min_value=1)

@@ -1,9 +1,19 @@
-"""``/api/workflow/…`` for triggers and alerts (included by ``ops/urls.py``)."""
+"""``/api/workflow/…`` for triggers, alerts and webhooks (included by ``ops/urls.py``)."""
 
 from django.urls import re_path
 
 from .alerts import AlertAcknowledgeView, AlertListView
 from .triggers import TriggerBacktestView, TriggerDetailView, TriggerDryRunView, TriggerListView
+from .webhook_endpoints import (
+    WebhookDeliveryRedeliverView,
+    WebhookEndpointDeliveriesView,
+    WebhookEndpointDetailView,
+    WebhookEndpointListView,
+    WebhookEndpointRotateSecretView,
+    WebhookEndpointTestView,
+)
+
+ENDPOINT = r"^webhook-endpoints/(?P<endpoint_id>[0-9]{1,18})"
 
 # Trailing slash optional, as on every workflow endpoint.
 urlpatterns = [
@@ -22,5 +32,23 @@ urlpatterns = [
         r"^alerts/(?P<alert_id>[0-9]+)/acknowledge/?$",
         AlertAcknowledgeView.as_view(),
         name="alert-acknowledge",
+    ),
+    re_path(r"^webhook-endpoints/?$", WebhookEndpointListView.as_view(), name="webhook-endpoint-list"),
+    re_path(rf"{ENDPOINT}/?$", WebhookEndpointDetailView.as_view(), name="webhook-endpoint-detail"),
+    re_path(
+        rf"{ENDPOINT}/rotate-secret/?$",
+        WebhookEndpointRotateSecretView.as_view(),
+        name="webhook-endpoint-rotate",
+    ),
+    re_path(rf"{ENDPOINT}/test/?$", WebhookEndpointTestView.as_view(), name="webhook-endpoint-test"),
+    re_path(
+        rf"{ENDPOINT}/deliveries/?$",
+        WebhookEndpointDeliveriesView.as_view(),
+        name="webhook-endpoint-deliveries",
+    ),
+    re_path(
+        r"^webhook-deliveries/(?P<delivery_id>[0-9]{1,18})/redeliver/?$",
+        WebhookDeliveryRedeliverView.as_view(),
+        name="webhook-delivery-redeliver",
     ),
 ]

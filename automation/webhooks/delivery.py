@@ -1,37 +1,79 @@
-"""The webhook delivery log: claim a delivery, attempt it, schedule its retry, find the overdue ones.
+"""The webhook delivery log: claim a delivery, attempt it, record the attempt, schedule its retry.
 
 One attempt (``webhook_delivery_attempt``) claims the delivery with a compare-and-swap UPDATE, then
-sends (``automation.webhooks.transport``) outside any database transaction. Outcome: 2xx delivered;
-connection errors, timeouts, 429 and 5xx are retried with exponential backoff and jitter until
-``WEBHOOK_MAX_ATTEMPTS`` (then ``dead``); other 4xx and 3xx ``failed``; a refused target ``refused``.
+sends (``automation.webhooks.transport``) outside any database transaction, then records the attempt
+(a ``WebhookAttempt`` row), the delivery's new state and the endpoint's health in one transaction.
+
+- **Order**: on an ``ordered`` endpoint a delivery is claimable only when no earlier delivery (lower
+  ``sequence``) of the same aggregate to the same endpoint is undone (pending, delivering, paused), as
+  dispatch does per aggregate. A delivery that finishes wakes the next one of its aggregate.
+- **Outcome**: 2xx delivered; connection errors, timeouts, 429 and 5xx retried on
+  ``WEBHOOK_RETRY_SCHEDULE_SECONDS`` (one entry per retry, ±10 % jitter), then ``dead``; other 4xx and
+  3xx ``failed``; a refused target ``refused``. ``dead``, ``failed`` and ``refused`` stop holding back.
+- **Health**: every failed attempt counts towards ``WEBHOOK_DISABLE_AFTER_FAILURES`` consecutive
+  failures (a success resets the count); at the threshold the endpoint is disabled, an alert is raised
+  and its undone deliveries become ``paused`` (``automation.webhooks.endpoints`` resumes them).
 """
 
 from __future__ import annotations
 
 import json
+import random
 import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import httpx
 from django.conf import settings
-from django.db.models import F, Q
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from polaris.backoff import backoff_seconds
 from polaris.metrics import WEBHOOK_DELIVERIES
 
-from ..models import WebhookDelivery
-from .transport import USER_AGENT, WebhookRefused, target_resolve, webhook_post, webhook_sign
+from ..alerts import alert_raise
+from ..models import UNDONE_DELIVERY_STATUSES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from .transport import WebhookRefused, target_resolve, webhook_headers, webhook_post
 
 Status = WebhookDelivery.Status
+EXCERPT_CHARS = 500
 
 
-def retry_delay(attempts: int) -> float:
-    """Seconds before a delivery's next attempt (``WEBHOOK_RETRY_BASE_SECONDS``, capped at ``…_MAX``)."""
-    return backoff_seconds(
-        attempts=attempts, base=settings.WEBHOOK_RETRY_BASE_SECONDS, cap=settings.WEBHOOK_RETRY_MAX_SECONDS
+@dataclass
+class AttemptResult:
+    """What the caller (a Celery task) should do next: retry this delivery in ``retry_in`` seconds,
+    and/or queue the deliveries in ``wake`` (the next of the aggregate, now free to go)."""
+
+    retry_in: float | None = None
+    wake: list[int] = field(default_factory=list)
+
+
+def retry_delay(round_attempts: int) -> float | None:
+    """Seconds before the next attempt after ``round_attempts`` failed ones in this round (creation or
+    the last redelivery), or ``None`` when the schedule is exhausted."""
+    schedule = settings.WEBHOOK_RETRY_SCHEDULE_SECONDS
+    if round_attempts > len(schedule):
+        return None
+    return float(schedule[round_attempts - 1]) * random.uniform(0.9, 1.1)
+
+
+def earlier_undone() -> Exists:
+    """An earlier undone delivery of the same aggregate to the same endpoint (the ordering rule)."""
+    return Exists(
+        WebhookDelivery.objects.filter(
+            endpoint_id=OuterRef("endpoint_id"),
+            aggregate_type=OuterRef("aggregate_type"),
+            aggregate_id=OuterRef("aggregate_id"),
+            sequence__lt=OuterRef("sequence"),
+            status__in=UNDONE_DELIVERY_STATUSES,
+        )
     )
+
+
+def _free(deliveries: QuerySet[WebhookDelivery]) -> QuerySet[WebhookDelivery]:
+    """Those of ``deliveries`` whose endpoint is enabled and that no earlier one holds back."""
+    return deliveries.filter(endpoint__enabled=True).filter(Q(endpoint__ordered=False) | ~earlier_undone())
 
 
 def _claim(delivery_id: int) -> bool:
@@ -40,104 +82,188 @@ def _claim(delivery_id: int) -> bool:
     due = Q(status=Status.PENDING, next_attempt_at__lte=now) | Q(
         status=Status.DELIVERING, locked_until__lt=now
     )
-    claimed = WebhookDelivery.objects.filter(due, pk=delivery_id).update(
+    claimed = _free(WebhookDelivery.objects.filter(due, pk=delivery_id)).update(
         status=Status.DELIVERING, locked_until=lease, attempts=F("attempts") + 1
     )
     return claimed == 1
 
 
-def webhook_delivery_attempt(*, delivery_id: int) -> float | None:
-    """Try to deliver once. Returns the seconds until the next attempt should run, or ``None`` when
-    there is nothing more to do (delivered, failed, refused, dead, or claimed by someone else)."""
+@dataclass
+class _Sent:
+    status: int | None = None
+    excerpt: str = ""
+    error: str = ""
+    retryable: bool = False
+    refused: bool = False
+    ms: float = 0.0
+
+
+def _send(endpoint: WebhookEndpoint, *, msg_id: str, body: str) -> _Sent:
+    """One signed POST; classifies the outcome (never raises for network trouble)."""
+    timestamp = str(int(time.time()))
+    headers = webhook_headers(
+        signing_secrets=endpoint.signing_secrets(now=timezone.now()),
+        msg_id=msg_id,
+        timestamp=timestamp,
+        body=body,
+    )
+    sent = _Sent()
+    started = time.perf_counter()
+    try:
+        host, _port, address = target_resolve(endpoint.url)
+        response = webhook_post(endpoint.url, address=address, host=host, headers=headers, body=body)
+        sent.status = response.status_code
+        sent.excerpt = response.text[:EXCERPT_CHARS]
+        if 200 <= sent.status < 300:
+            pass
+        elif sent.status == 429 or sent.status >= 500:
+            sent.retryable, sent.error = True, f"HTTP {sent.status}"
+        elif 300 <= sent.status < 400:
+            sent.error = f"HTTP {sent.status}: redirects are not followed"
+        else:
+            sent.error = f"HTTP {sent.status} (not retried)"
+    except WebhookRefused as exc:
+        sent.refused, sent.error = True, str(exc)
+    except (httpx.TransportError, OSError) as exc:
+        sent.retryable, sent.error = True, f"{type(exc).__name__}: {exc}"
+    sent.ms = round((time.perf_counter() - started) * 1000, 3)
+    return sent
+
+
+def webhook_ping(*, endpoint: WebhookEndpoint) -> dict[str, Any]:
+    """Send a signed test message (``event_type`` ``WebhookPing``) now; records nothing."""
+    msg_id = f"msg_ping_{int(time.time() * 1000)}"
+    body = json.dumps(
+        {
+            "id": msg_id,
+            "event_type": "WebhookPing",
+            "endpoint_id": endpoint.pk,
+            "sent_at": timezone.now().isoformat(),
+        },
+        separators=(",", ":"),
+    )
+    sent = _send(endpoint, msg_id=msg_id, body=body)
+    return {
+        "delivered": not sent.error,
+        "response_status": sent.status,
+        "duration_ms": sent.ms,
+        "response_excerpt": sent.excerpt,
+        "error": sent.error,
+        "webhook_id": msg_id,
+    }
+
+
+def webhook_delivery_attempt(*, delivery_id: int) -> AttemptResult:
+    """Try to deliver once (if the delivery is due and free to go) and record the attempt."""
     if not _claim(delivery_id):
         pending = WebhookDelivery.objects.filter(pk=delivery_id, status=Status.PENDING).first()
-        if pending is not None:  # woke up early (clock skew): come back when it is due
-            return max((pending.next_attempt_at - timezone.now()).total_seconds(), 0.05)
-        return None
+        if pending is not None and pending.next_attempt_at > timezone.now():
+            # Woke up early (clock skew): come back when it is due. Held back: the earlier one wakes it.
+            return AttemptResult(
+                retry_in=max((pending.next_attempt_at - timezone.now()).total_seconds(), 0.05)
+            )
+        return AttemptResult()
     delivery = WebhookDelivery.objects.select_related("endpoint", "event").get(pk=delivery_id)
     endpoint, event = delivery.endpoint, delivery.event
     body = json.dumps(event.envelope(), separators=(",", ":"), sort_keys=True, default=str)
-    timestamp = str(int(time.time()))
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": USER_AGENT,
-        "X-Polaris-Event-Id": str(event.id),
-        "X-Polaris-Timestamp": timestamp,
-        "X-Polaris-Signature": webhook_sign(secret=endpoint.secret, timestamp=timestamp, body=body),
-    }
-    started = time.perf_counter()
-    response_status: int | None = None
-    retryable = refused = False
-    error = ""
-    try:
-        if not endpoint.enabled:
-            raise WebhookRefused("The endpoint is disabled.")
-        host, _port, address = target_resolve(endpoint.url)
-        response = webhook_post(endpoint.url, address=address, host=host, headers=headers, body=body)
-        response_status = response.status_code
-        if 200 <= response_status < 300:
-            pass
-        elif response_status == 429 or response_status >= 500:
-            retryable, error = True, f"HTTP {response_status}"
-        else:
-            error = f"HTTP {response_status} (not retried)"
-            if 300 <= response_status < 400:
-                error = f"HTTP {response_status}: redirects are not followed"
-    except WebhookRefused as exc:
-        refused, error = True, str(exc)
-    except (httpx.TransportError, OSError) as exc:
-        retryable, error = True, f"{type(exc).__name__}: {exc}"
-    elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+    started_at = timezone.now()
+    sent = _send(endpoint, msg_id=str(event.id), body=body)
+    return _settle(delivery=delivery, sent=sent, started_at=started_at)
 
-    delay: float | None = None
+
+@transaction.atomic
+def _settle(*, delivery: WebhookDelivery, sent: _Sent, started_at: Any) -> AttemptResult:
+    result = AttemptResult()
+    now = timezone.now()
     fields: dict[str, Any] = {
-        "response_status": response_status,
-        "response_ms": elapsed_ms,
-        "last_error": error[:2000],
+        "response_status": sent.status,
+        "response_ms": sent.ms,
+        "last_error": sent.error[:2000],
         "locked_until": None,
     }
-    if not error:
-        fields.update(status=Status.DELIVERED, delivered_at=timezone.now())
-        metric = "delivered"
-    elif retryable and delivery.attempts < settings.WEBHOOK_MAX_ATTEMPTS:
-        delay = retry_delay(delivery.attempts)
-        fields.update(status=Status.PENDING, next_attempt_at=timezone.now() + timedelta(seconds=delay))
-        metric = "retrying"
-    elif retryable:
-        fields["status"] = Status.DEAD
-        metric = "dead"
-    elif refused:
-        fields["status"] = Status.REFUSED
-        metric = "refused"
+    if not sent.error:
+        fields.update(status=Status.DELIVERED, delivered_at=now)
+        outcome = "delivered"
+    elif sent.retryable and (delay := retry_delay(delivery.attempts - delivery.round_start)) is not None:
+        result.retry_in = delay
+        fields.update(status=Status.PENDING, next_attempt_at=now + timedelta(seconds=delay))
+        outcome = "retrying"
     else:
-        fields["status"] = Status.FAILED
-        metric = "failed"
-    WebhookDelivery.objects.filter(pk=delivery_id, status=Status.DELIVERING).update(**fields)
-    WEBHOOK_DELIVERIES.labels(metric).inc()
-    return delay
+        outcome = "dead" if sent.retryable else "refused" if sent.refused else "failed"
+        fields["status"] = outcome
+    WebhookAttempt.objects.create(
+        delivery=delivery,
+        number=delivery.attempts,
+        started_at=started_at,
+        duration_ms=sent.ms,
+        response_status=sent.status,
+        response_excerpt=sent.excerpt,
+        error=sent.error[:2000],
+        outcome=outcome,
+    )
+    WebhookDelivery.objects.filter(pk=delivery.pk, status=Status.DELIVERING).update(**fields)
+    WEBHOOK_DELIVERIES.labels(outcome).inc()
+    endpoint_id = delivery.endpoint_id
+    if outcome == "delivered":
+        WebhookEndpoint.objects.filter(pk=endpoint_id, consecutive_failures__gt=0).update(
+            consecutive_failures=0
+        )
+    else:
+        WebhookEndpoint.objects.filter(pk=endpoint_id).update(
+            consecutive_failures=F("consecutive_failures") + 1
+        )
+        if _health_check(endpoint_id=endpoint_id) or not _enabled(endpoint_id):
+            _pause_undone(endpoint_id=endpoint_id)
+            result.retry_in = None
+    if fields["status"] != Status.PENDING and delivery.endpoint.ordered and delivery.aggregate_id is not None:
+        result.wake = list(
+            WebhookDelivery.objects.filter(
+                endpoint_id=endpoint_id,
+                aggregate_type=delivery.aggregate_type,
+                aggregate_id=delivery.aggregate_id,
+                status=Status.PENDING,
+            )
+            .order_by("sequence", "id")
+            .values_list("pk", flat=True)[:1]
+        )
+    return result
+
+
+def _enabled(endpoint_id: int) -> bool:
+    return WebhookEndpoint.objects.filter(pk=endpoint_id, enabled=True).exists()
+
+
+def _health_check(*, endpoint_id: int) -> bool:
+    """Disable the endpoint if it just reached the failure threshold (once: compare-and-swap)."""
+    threshold = settings.WEBHOOK_DISABLE_AFTER_FAILURES
+    if threshold <= 0:
+        return False
+    now = timezone.now()
+    reason = f"Disabled after {threshold} consecutive failed attempts."
+    disabled = WebhookEndpoint.objects.filter(
+        pk=endpoint_id, enabled=True, consecutive_failures__gte=threshold
+    ).update(enabled=False, disabled_at=now, disabled_reason=reason, updated_at=now)
+    if disabled != 1:
+        return False
+    name = WebhookEndpoint.objects.values_list("name", flat=True).get(pk=endpoint_id)
+    alert_raise(
+        severity="critical", message=f"Webhook endpoint {name!r}: {reason} Its deliveries are paused."
+    )
+    return True
+
+
+def _pause_undone(*, endpoint_id: int) -> None:
+    WebhookDelivery.objects.filter(endpoint_id=endpoint_id, status=Status.PENDING).update(
+        status=Status.PAUSED, locked_until=None
+    )
 
 
 def webhook_deliveries_due(*, grace_seconds: float, limit: int = 500) -> list[int]:
-    """Deliveries overdue by ``grace_seconds``: pending ones whose message was probably lost, and ones
-    whose sender died mid-attempt (lease expired)."""
+    """Deliveries overdue by ``grace_seconds`` and free to go: pending ones whose message was probably
+    lost, and ones whose sender died mid-attempt (lease expired)."""
     cutoff = timezone.now() - timedelta(seconds=grace_seconds)
-    return list(
-        WebhookDelivery.objects.filter(
-            Q(status=Status.PENDING, next_attempt_at__lte=cutoff)
-            | Q(status=Status.DELIVERING, locked_until__lte=cutoff)
-        )
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
+    overdue = WebhookDelivery.objects.filter(
+        Q(status=Status.PENDING, next_attempt_at__lte=cutoff)
+        | Q(status=Status.DELIVERING, locked_until__lte=cutoff)
     )
-
-
-def webhook_delivery_reset(*, delivery_id: int) -> None:
-    """Make a delivery due again with a fresh attempt budget (the state half of a replay; the caller
-    enqueues the attempt after commit)."""
-    WebhookDelivery.objects.filter(pk=delivery_id).update(
-        status=Status.PENDING,
-        attempts=0,
-        next_attempt_at=timezone.now(),
-        locked_until=None,
-        last_error="",
-    )
+    return list(_free(overdue).order_by("next_attempt_at").values_list("pk", flat=True)[:limit])

@@ -88,7 +88,7 @@ def test_alert_acknowledge_and_delivery_replay_actions(admin_client_, admin_user
             "/admin/automation/webhookdelivery/", {"action": "replay", "_selected_action": [delivery.pk]}
         )
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.attempts) == ("pending", 0)
+    assert (delivery.status, delivery.attempts, delivery.round_start) == ("pending", 8, 8)  # attempts kept
 
 
 @pytest.mark.parametrize(

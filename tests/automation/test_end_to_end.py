@@ -10,7 +10,7 @@ from outbox.models import HandledEvent, OutboxEvent
 from outbox.tasks import outbox_dispatch_task
 from polaris.celery import app as celery_app
 from tests.automation.conftest import latest_event
-from tests.automation.test_webhooks import Receiver, verify
+from tests.automation.test_webhooks import SECRET, Receiver, verify
 from tests.support.processes import celery_process, process_env, wait_until
 from workflow.models import Task
 from workflow.services.action_plans import action_plan_activate
@@ -25,7 +25,9 @@ def automation_worker(settings):
     celery_app.control.purge()
     args = ["-P", "solo", "-n", "automation-e2e@%h", "--without-gossip", "--without-mingle"]
     env = process_env(
-        WEBHOOK_ALLOWED_HOSTS="127.0.0.1", WEBHOOK_RETRY_BASE_SECONDS="0.2", WEBHOOK_TIMEOUT_SECONDS="3"
+        WEBHOOK_ALLOWED_HOSTS="127.0.0.1",
+        WEBHOOK_RETRY_SCHEDULE_SECONDS="0.2,0.2,0.2",
+        WEBHOOK_TIMEOUT_SECONDS="3",
     )
     with celery_process("worker", *args, env=env) as process:
         yield process
@@ -87,7 +89,7 @@ def test_a_webhook_is_retried_by_the_worker_and_delivered_once(automation_worker
     receiver.thread.start()
     try:
         receiver.statuses.append(503)
-        endpoint = WebhookEndpoint.objects.create(name="receiver", url=receiver.url, secret="whsec-test-123")
+        endpoint = WebhookEndpoint.objects.create(name="receiver", url=receiver.url, secret=SECRET)
         trigger_create(
             name="hook",
             event_type="TaskCreated",
@@ -102,5 +104,5 @@ def test_a_webhook_is_retried_by_the_worker_and_delivered_once(automation_worker
         receiver.server.server_close()
     assert delivery.attempts == 2
     assert delivery.event == latest_event(task)
-    assert [r["headers"]["X-Polaris-Event-Id"] for r in receiver.requests] == [str(delivery.event_id)] * 2
+    assert [r["headers"]["webhook-id"] for r in receiver.requests] == [str(delivery.event_id)] * 2
     assert all(verify(request) for request in receiver.requests)

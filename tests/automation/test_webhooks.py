@@ -1,7 +1,7 @@
-"""Webhook delivery against a real HTTP server on loopback: signature, retries, no-retry, SSRF guard."""
+"""Webhook delivery against a real HTTP server on loopback: signature, retries, no-retry, SSRF guard.
 
-import hashlib
-import hmac
+Every request is verified as a receiver would, with the ``standardwebhooks`` library."""
+
 import json
 import shutil
 import socket
@@ -18,16 +18,17 @@ import pytest
 import time_machine
 from django.utils import timezone
 from prometheus_client import REGISTRY
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from automation.models import WebhookDelivery, WebhookEndpoint
-from automation.services import webhook_delivery_replay
 from automation.webhooks.delivery import webhook_delivery_attempt
+from automation.webhooks.endpoints import webhook_delivery_redeliver
 from automation.webhooks.transport import address_is_public
 from tests.automation.conftest import latest_event
 
 pytestmark = pytest.mark.django_db
 
-SECRET = "whsec-test-123"
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 class Receiver:
@@ -74,21 +75,32 @@ def receiver():
 def loopback_allowed(settings):
     settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
     settings.WEBHOOK_TIMEOUT_SECONDS = 3
-    settings.WEBHOOK_MAX_ATTEMPTS = 3
+    settings.WEBHOOK_RETRY_SCHEDULE_SECONDS = [2.0, 2.0]  # three attempts
+
+
+def delivery_of(endpoint: WebhookEndpoint, event, **fields) -> WebhookDelivery:
+    return WebhookDelivery.objects.create(
+        endpoint=endpoint,
+        event=event,
+        aggregate_type=event.aggregate_type,
+        aggregate_id=event.aggregate_id,
+        sequence=event.sequence,
+        **fields,
+    )
 
 
 def make_delivery(make_task, url: str) -> WebhookDelivery:
     endpoint = WebhookEndpoint.objects.create(name="receiver", url=url, secret=SECRET)
-    return WebhookDelivery.objects.create(endpoint=endpoint, event=latest_event(make_task()))
+    return delivery_of(endpoint, latest_event(make_task()))
 
 
-def verify(request: dict) -> bool:
-    """What a receiver does (the recipe in docs/automation.md)."""
-    timestamp = request["headers"]["X-Polaris-Timestamp"]
-    expected = hmac.new(
-        SECRET.encode(), f"{timestamp}.".encode() + request["body"], hashlib.sha256
-    ).hexdigest()
-    return hmac.compare_digest(expected, request["headers"]["X-Polaris-Signature"])
+def verify(request: dict, secret: str = SECRET) -> bool:
+    """What a receiver does: the Standard Webhooks library's check (signature and timestamp)."""
+    try:
+        Webhook(secret).verify(request["body"], request["headers"])
+    except WebhookVerificationError:
+        return False
+    return True
 
 
 def attempt_when_due(delivery: WebhookDelivery):
@@ -105,14 +117,15 @@ def counted(status: str) -> float:
 def test_delivery_is_signed_and_carries_the_envelope(make_task, receiver, loopback_allowed):
     delivery = make_delivery(make_task, receiver.url)
     before = counted("delivered")
-    assert webhook_delivery_attempt(delivery_id=delivery.pk) is None
+    assert webhook_delivery_attempt(delivery_id=delivery.pk).retry_in is None
 
     [request] = receiver.requests
     assert verify(request)
     envelope = json.loads(request["body"])
     assert envelope == json.loads(json.dumps(delivery.event.envelope()))
-    assert request["headers"]["X-Polaris-Event-Id"] == str(delivery.event_id)
-    assert abs(int(request["headers"]["X-Polaris-Timestamp"]) - timezone.now().timestamp()) < 60
+    assert request["headers"]["webhook-id"] == str(delivery.event_id)
+    assert request["headers"]["webhook-signature"].startswith("v1,")
+    assert abs(int(request["headers"]["webhook-timestamp"]) - timezone.now().timestamp()) < 60
     assert request["headers"]["Content-Type"] == "application/json"
     assert request["path"] == "/hooks/polaris"
     delivery.refresh_from_db()
@@ -131,30 +144,34 @@ def test_a_500_then_200_is_retried_with_backoff_and_delivered_once(make_task, re
     receiver.statuses.extend([500])
     delivery = make_delivery(make_task, receiver.url)
 
-    delay = webhook_delivery_attempt(delivery_id=delivery.pk)
+    delay = webhook_delivery_attempt(delivery_id=delivery.pk).retry_in
     delivery.refresh_from_db()
     assert delivery.status == "pending"
     assert (delivery.attempts, delivery.response_status, delivery.last_error) == (1, 500, "HTTP 500")
-    assert 0 < delay <= 2.0  # base 2 s, jittered into [1, 2]
-    assert 0 < webhook_delivery_attempt(delivery_id=delivery.pk) <= delay  # not yet due: come back later
+    assert 1.8 <= delay <= 2.2  # the schedule's first entry, ±10 %
+    assert (
+        0 < webhook_delivery_attempt(delivery_id=delivery.pk).retry_in <= delay
+    )  # not yet due: come back later
     assert len(receiver.requests) == 1
 
-    assert attempt_when_due(delivery) is None
+    assert attempt_when_due(delivery).retry_in is None
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.response_status) == ("delivered", 2, 200)
     assert len(receiver.requests) == 2
     assert receiver.requests[0]["body"] == receiver.requests[1]["body"]
-    assert webhook_delivery_attempt(delivery_id=delivery.pk) is None  # delivered: never sent again
+    assert webhook_delivery_attempt(delivery_id=delivery.pk).retry_in is None  # delivered: never sent again
     assert len(receiver.requests) == 2
+    log = list(delivery.attempt_log.values_list("number", "outcome", "response_status"))
+    assert log == [(1, "retrying", 500), (2, "delivered", 200)]
 
 
 @pytest.mark.parametrize("status", [429, 503])
 def test_429_and_5xx_are_retried_until_dead(make_task, receiver, loopback_allowed, status):
     receiver.statuses.extend([status] * 5)
     delivery = make_delivery(make_task, receiver.url)
-    assert webhook_delivery_attempt(delivery_id=delivery.pk) is not None
-    assert attempt_when_due(delivery) is not None
-    assert attempt_when_due(delivery) is None  # WEBHOOK_MAX_ATTEMPTS = 3
+    assert webhook_delivery_attempt(delivery_id=delivery.pk).retry_in is not None
+    assert attempt_when_due(delivery).retry_in is not None
+    assert attempt_when_due(delivery).retry_in is None  # a schedule of two retries: three attempts
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("dead", 3)
     assert len(receiver.requests) == 3
@@ -164,7 +181,7 @@ def test_429_and_5xx_are_retried_until_dead(make_task, receiver, loopback_allowe
 def test_other_4xx_and_redirects_are_not_retried(make_task, receiver, loopback_allowed, status, expected):
     receiver.statuses.append(status)
     delivery = make_delivery(make_task, receiver.url)
-    assert webhook_delivery_attempt(delivery_id=delivery.pk) is None
+    assert webhook_delivery_attempt(delivery_id=delivery.pk).retry_in is None
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.response_status) == (expected, 1, status)
     assert len(receiver.requests) == 1  # a redirect is not followed
@@ -175,7 +192,7 @@ def test_connection_errors_are_retried(make_task, loopback_allowed):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     delivery = make_delivery(make_task, f"http://127.0.0.1:{port}/")
-    assert webhook_delivery_attempt(delivery_id=delivery.pk) is not None
+    assert webhook_delivery_attempt(delivery_id=delivery.pk).retry_in is not None
     delivery.refresh_from_db()
     assert delivery.status == "pending"
     assert "ConnectError" in delivery.last_error
@@ -185,7 +202,7 @@ def test_loopback_is_refused_when_not_allow_listed(make_task, receiver, settings
     settings.WEBHOOK_ALLOWED_HOSTS = []
     before = counted("refused")
     delivery = make_delivery(make_task, receiver.url)
-    assert webhook_delivery_attempt(delivery_id=delivery.pk) is None
+    assert webhook_delivery_attempt(delivery_id=delivery.pk).retry_in is None
     delivery.refresh_from_db()
     assert delivery.status == "refused"
     assert "non-public address" in delivery.last_error
@@ -197,7 +214,7 @@ def test_loopback_is_refused_when_not_allow_listed(make_task, receiver, settings
 def test_private_targets_are_refused_without_connecting(make_task, settings, url):
     settings.WEBHOOK_ALLOWED_HOSTS = []
     delivery = make_delivery(make_task, url)
-    assert webhook_delivery_attempt(delivery_id=delivery.pk) is None
+    assert webhook_delivery_attempt(delivery_id=delivery.pk).retry_in is None
     delivery.refresh_from_db()
     assert (delivery.status, delivery.response_status) == ("refused", None)
 
@@ -217,7 +234,7 @@ def test_the_checked_address_is_the_one_connected_to(make_task, receiver, settin
 
     monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
     delivery = make_delivery(make_task, f"http://hooks.example.test:{receiver.port}/in")
-    assert webhook_delivery_attempt(delivery_id=delivery.pk) is None  # a second lookup would raise
+    assert webhook_delivery_attempt(delivery_id=delivery.pk).retry_in is None  # a second lookup would raise
     [request] = receiver.requests
     assert request["headers"]["Host"] == f"hooks.example.test:{receiver.port}"
 
@@ -246,7 +263,7 @@ def test_address_classification(address, public):
     assert address_is_public(address) is public
 
 
-def test_replay_resends_a_finished_delivery(
+def test_redelivery_resends_a_finished_delivery_and_keeps_its_attempts(
     make_task, receiver, loopback_allowed, django_capture_on_commit_callbacks
 ):
     receiver.statuses.append(400)
@@ -256,18 +273,19 @@ def test_replay_resends_a_finished_delivery(
         mock.patch("automation.tasks.webhook_deliver_task.apply_async") as send,
         django_capture_on_commit_callbacks(execute=True),
     ):
-        webhook_delivery_replay(delivery_id=delivery.pk)
+        webhook_delivery_redeliver(delivery_id=delivery.pk)
     send.assert_called_once_with((delivery.pk,), retry=False)
-    assert webhook_delivery_attempt(delivery_id=delivery.pk) is None
+    assert webhook_delivery_attempt(delivery_id=delivery.pk).retry_in is None
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.attempts) == ("delivered", 1)
+    assert (delivery.status, delivery.attempts) == ("delivered", 2)
+    assert list(delivery.attempt_log.values_list("number", "outcome")) == [(1, "failed"), (2, "delivered")]
     assert len(receiver.requests) == 2
 
 
 def test_the_sweep_finds_lost_and_abandoned_deliveries(make_task):
     from automation.webhooks.delivery import webhook_deliveries_due
 
-    endpoint = WebhookEndpoint.objects.create(name="e", url="https://example.org/h", secret="s")
+    endpoint = WebhookEndpoint.objects.create(name="e", url="https://example.org/h", secret=SECRET)
     event = latest_event(make_task())
     long_ago = timezone.now() - timedelta(minutes=5)
     lost = WebhookDelivery.objects.create(endpoint=endpoint, event=event, next_attempt_at=long_ago)
@@ -311,7 +329,7 @@ def test_https_goes_to_the_checked_address_and_verifies_the_original_name(
     real_client = httpx.Client
     monkeypatch.setattr(
         "automation.webhooks.transport.httpx.Client",
-        lambda **kwargs: real_client(verify=client_context, **kwargs),
+        lambda **kwargs: real_client(**{**kwargs, "verify": client_context}),
     )
     real_getaddrinfo = socket.getaddrinfo
 

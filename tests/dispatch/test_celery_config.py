@@ -25,6 +25,8 @@ def test_the_installed_schedule_is_the_computed_one():
         "sla-scan",
         "webhook-sweep",
         "idempotency-keys-purge",
+        "outbox-retention-trim",
+        "webhook-attempts-trim",
     }
 
 

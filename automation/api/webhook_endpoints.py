@@ -1,0 +1,208 @@
+"""Webhook endpoint management (admins): list/create, detail/change/delete, rotate the secret, a
+signed test ping, the delivery log with its attempts, and redelivery. Thin views over
+``automation.webhooks.endpoints``; a secret appears only in the create and rotate responses."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.generics import GenericAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from polaris.api.query_params import query_params_parse
+from polaris.idempotency.services import idempotent_create
+
+from ..models import WebhookDelivery, WebhookEndpoint
+from ..webhooks.delivery import webhook_ping
+from ..webhooks.endpoints import (
+    endpoint_get,
+    webhook_delivery_redeliver,
+    webhook_endpoint_create,
+    webhook_endpoint_delete,
+    webhook_endpoint_rotate_secret,
+    webhook_endpoint_update,
+)
+from .common import FORBIDDEN, NOT_FOUND, IsAdminRole
+from .serializers import (
+    WebhookDeliveryFilterSerializer,
+    WebhookDeliveryOutputSerializer,
+    WebhookEndpointInputSerializer,
+    WebhookEndpointOutputSerializer,
+    WebhookEndpointSecretSerializer,
+    WebhookPingOutputSerializer,
+    WebhookRotateInputSerializer,
+)
+
+INVALID = OpenApiResponse(description="VALIDATION_ERROR")
+CONFLICT = OpenApiResponse(description="CONFLICT")
+ENDPOINT_ID = OpenApiParameter("endpoint_id", int, OpenApiParameter.PATH)
+TAGS = ["webhooks"]
+
+
+def _with_secret(endpoint: WebhookEndpoint, secret: str) -> dict:
+    endpoint.secret = secret
+    return dict(WebhookEndpointSecretSerializer(endpoint).data)
+
+
+class WebhookEndpointListView(GenericAPIView):
+    permission_classes = [IsAdminRole]
+    serializer_class = WebhookEndpointOutputSerializer
+
+    @extend_schema(
+        operation_id="webhook_endpoints_list",
+        tags=TAGS,
+        summary="List webhook endpoints (admins)",
+        responses={200: WebhookEndpointOutputSerializer(many=True), 403: FORBIDDEN},
+    )
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(WebhookEndpoint.objects.order_by("name"))
+        return self.get_paginated_response(WebhookEndpointOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="webhook_endpoints_create",
+        tags=TAGS,
+        summary="Create an endpoint; the response carries its secret, the only time it is shown",
+        request=WebhookEndpointInputSerializer,
+        responses={201: WebhookEndpointSecretSerializer, 400: INVALID, 403: FORBIDDEN},
+    )
+    def post(self, request: Request) -> Response:
+        def perform() -> Response:
+            serializer = WebhookEndpointInputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            endpoint, secret = webhook_endpoint_create(**serializer.validated_data)
+            return Response(_with_secret(endpoint, secret), status=status.HTTP_201_CREATED)
+
+        return idempotent_create(request=request, scope="POST webhook-endpoints", perform=perform)
+
+
+class WebhookEndpointDetailView(GenericAPIView):
+    permission_classes = [IsAdminRole]
+    serializer_class = WebhookEndpointOutputSerializer
+
+    @extend_schema(
+        operation_id="webhook_endpoints_retrieve",
+        tags=TAGS,
+        parameters=[ENDPOINT_ID],
+        responses={200: WebhookEndpointOutputSerializer, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    def get(self, request: Request, endpoint_id: int) -> Response:
+        return Response(WebhookEndpointOutputSerializer(endpoint_get(endpoint_id=endpoint_id)).data)
+
+    @extend_schema(
+        operation_id="webhook_endpoints_update",
+        tags=TAGS,
+        summary="Change an endpoint; enabled=true resumes its paused deliveries in order",
+        parameters=[ENDPOINT_ID],
+        request=WebhookEndpointInputSerializer(partial=True),
+        responses={200: WebhookEndpointOutputSerializer, 400: INVALID, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    def patch(self, request: Request, endpoint_id: int) -> Response:
+        endpoint_get(endpoint_id=endpoint_id)
+        serializer = WebhookEndpointInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        endpoint = webhook_endpoint_update(endpoint_id=endpoint_id, **serializer.validated_data)
+        return Response(WebhookEndpointOutputSerializer(endpoint).data)
+
+    @extend_schema(
+        operation_id="webhook_endpoints_destroy",
+        tags=TAGS,
+        parameters=[ENDPOINT_ID],
+        responses={204: None, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    def delete(self, request: Request, endpoint_id: int) -> Response:
+        webhook_endpoint_delete(endpoint_id=endpoint_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebhookEndpointRotateSecretView(GenericAPIView):
+    permission_classes = [IsAdminRole]
+    serializer_class = WebhookRotateInputSerializer
+
+    @extend_schema(
+        operation_id="webhook_endpoints_rotate_secret",
+        tags=TAGS,
+        summary="A new secret (shown once); the old one keeps signing for the grace period",
+        parameters=[ENDPOINT_ID],
+        request=WebhookRotateInputSerializer,
+        responses={200: WebhookEndpointSecretSerializer, 400: INVALID, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    def post(self, request: Request, endpoint_id: int) -> Response:
+        def perform() -> Response:
+            endpoint_get(endpoint_id=endpoint_id)
+            serializer = WebhookRotateInputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            endpoint, secret = webhook_endpoint_rotate_secret(
+                endpoint_id=endpoint_id, grace_seconds=serializer.validated_data.get("grace_seconds")
+            )
+            return Response(_with_secret(endpoint, secret))
+
+        return idempotent_create(
+            request=request, scope=f"POST webhook-endpoints/{endpoint_id}/rotate-secret", perform=perform
+        )
+
+
+class WebhookEndpointTestView(GenericAPIView):
+    permission_classes = [IsAdminRole]
+    serializer_class = WebhookPingOutputSerializer
+
+    @extend_schema(
+        operation_id="webhook_endpoints_test",
+        tags=TAGS,
+        summary="Send a signed WebhookPing now and report what the receiver answered (records nothing)",
+        parameters=[ENDPOINT_ID],
+        request=None,
+        responses={200: WebhookPingOutputSerializer, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    def post(self, request: Request, endpoint_id: int) -> Response:
+        return Response(
+            WebhookPingOutputSerializer(webhook_ping(endpoint=endpoint_get(endpoint_id=endpoint_id))).data
+        )
+
+
+class WebhookEndpointDeliveriesView(GenericAPIView):
+    permission_classes = [IsAdminRole]
+    serializer_class = WebhookDeliveryOutputSerializer
+
+    @extend_schema(
+        operation_id="webhook_endpoints_deliveries",
+        tags=TAGS,
+        summary="The endpoint's deliveries, newest first, each with every attempt",
+        parameters=[ENDPOINT_ID, OpenApiParameter("status", str)],
+        responses={
+            200: WebhookDeliveryOutputSerializer(many=True),
+            400: INVALID,
+            403: FORBIDDEN,
+            404: NOT_FOUND,
+        },
+    )
+    def get(self, request: Request, endpoint_id: int) -> Response:
+        params, _ = query_params_parse(request=request, serializer_class=WebhookDeliveryFilterSerializer)
+        endpoint = endpoint_get(endpoint_id=endpoint_id)
+        deliveries = WebhookDelivery.objects.filter(endpoint=endpoint).prefetch_related("attempt_log")
+        if "status" in params:
+            deliveries = deliveries.filter(status=params["status"])
+        page = self.paginate_queryset(deliveries.order_by("-created_at", "-id"))
+        return self.get_paginated_response(WebhookDeliveryOutputSerializer(page, many=True).data)
+
+
+class WebhookDeliveryRedeliverView(GenericAPIView):
+    permission_classes = [IsAdminRole]
+    serializer_class = WebhookDeliveryOutputSerializer
+
+    @extend_schema(
+        operation_id="webhook_deliveries_redeliver",
+        tags=TAGS,
+        summary="Send a finished delivery again (new attempts are added; none are erased)",
+        parameters=[OpenApiParameter("delivery_id", int, OpenApiParameter.PATH)],
+        request=None,
+        responses={200: WebhookDeliveryOutputSerializer, 403: FORBIDDEN, 404: NOT_FOUND, 409: CONFLICT},
+    )
+    def post(self, request: Request, delivery_id: int) -> Response:
+        def perform() -> Response:
+            delivery = webhook_delivery_redeliver(delivery_id=delivery_id)
+            return Response(WebhookDeliveryOutputSerializer(delivery).data)
+
+        return idempotent_create(
+            request=request, scope=f"POST webhook-deliveries/{delivery_id}/redeliver", perform=perform
+        )

@@ -1,0 +1,185 @@
+"""The event feed: every committed event in one total order that a cursor can follow without a gap.
+
+The trap: events get ids and timestamps when written but become visible when their transaction
+commits, in another order; a reader that has passed id or time *t* never sees an event written
+before *t* that commits after it. So the feed's order is not the write order but a **position**
+assigned after commit, in rounds (``feed_sequence``):
+
+1. A round locks the one ``FeedState`` row (rounds run one at a time) and reads, in that statement's
+   snapshot, its ``xmin``: every transaction with an id below it has ended.
+2. The next statement (a newer snapshot, taken after the lock) gives positions ``head+1, head+2, …`` to
+   every committed event not yet positioned whose writing transaction id (``OutboxEvent.xid``, a
+   database default) is at least the stored watermark. Events below the watermark were all positioned
+   by earlier rounds: their transactions had ended before an earlier round's snapshot.
+3. The watermark becomes that ``xmin``; the round commits.
+
+Why a reader never skips: positions only ever go to committed events; a round's positions all exceed
+every earlier round's and become visible together at its commit; rounds commit in position order. So
+the positions a reader sees are always a prefix ``1..head`` (minus events deleted by retention), and
+a cursor at ``p`` has seen every visible event up to ``p``; anything that commits later gets a
+position above ``head``. Per-aggregate order: event *n+1* of an aggregate commits after event *n*
+(the aggregate's row lock), so a round that sees *n+1* sees *n* too; within a round positions follow
+``(running max of occurred_at within the aggregate, aggregate, sequence)``, monotonic in ``sequence``.
+
+Readers sequence before reading (a round with nothing to do is two index probes), so the feed needs
+no background process. A transaction left open holds ``xmin`` back, and each round then re-checks the
+events written since it began (an anti-join on the unique event column): cheap for minutes of events.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection, transaction
+
+from polaris.access import is_admin
+from polaris.accounts.models import User
+
+from .models import FeedEntry, FeedState, OutboxEvent
+
+_EVENTS = OutboxEvent._meta.db_table
+_FEED = FeedEntry._meta.db_table
+_STATE = FeedState._meta.db_table
+SCAN_WINDOW = 20_000  # positions one page examines at most (filters may match few of them)
+
+_STATE_ENSURE = f"INSERT INTO {_STATE} (id, watermark) VALUES (1, 0) ON CONFLICT (id) DO NOTHING"  # noqa: S608
+_STATE_LOCK = (
+    f"SELECT watermark, pg_snapshot_xmin(pg_current_snapshot())::text::bigint "  # noqa: S608
+    f"FROM {_STATE} WHERE id = 1 FOR UPDATE"
+)
+_ASSIGN = f"""
+WITH head AS (SELECT coalesce(max(position), 0) AS p FROM {_FEED}),
+candidates AS (
+    SELECT e.id, e.aggregate_type, e.aggregate_id, e.sequence,
+           max(e.occurred_at) OVER (
+               PARTITION BY e.aggregate_type, e.aggregate_id ORDER BY e.sequence
+           ) AS settled_at
+      FROM {_EVENTS} AS e
+     WHERE e.xid >= %(watermark)s::bigint
+       AND NOT EXISTS (SELECT 1 FROM {_FEED} AS f WHERE f.event_id = e.id)
+)
+INSERT INTO {_FEED} (position, event_id)
+SELECT head.p + row_number() OVER (ORDER BY c.settled_at, c.aggregate_type, c.aggregate_id, c.sequence), c.id
+  FROM candidates AS c, head
+"""  # noqa: S608
+_WATERMARK = f"UPDATE {_STATE} SET watermark = greatest(watermark, %s::bigint) WHERE id = 1"  # noqa: S608
+
+
+def feed_sequence() -> int:
+    """One round of position assignment (see the module docstring); returns how many events got one."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_STATE_ENSURE)
+        cursor.execute(_STATE_LOCK)
+        watermark, xmin = cursor.fetchone()
+        cursor.execute(_ASSIGN, {"watermark": watermark})
+        assigned = cursor.rowcount
+        cursor.execute(_WATERMARK, [xmin])
+    return assigned
+
+
+@dataclass(frozen=True)
+class FeedScope:
+    """Which events a caller may read: all (admins), an agency's, or one client's own tasks'."""
+
+    agency_id: str | None = None
+    client_id: int | None = None
+
+
+def feed_scope(user: User | None) -> FeedScope:
+    """Admins everything; agency agents the events whose payload names their agency; clients the
+    events of their own tasks (as ``GET /tasks/{id}/events`` shows them)."""
+    if is_admin(user):
+        return FeedScope()
+    assert user is not None
+    if user.is_agency_role:
+        return FeedScope(agency_id=str(user.agency_id))
+    return FeedScope(client_id=user.pk)
+
+
+@dataclass
+class FeedPage:
+    """A page: each event as JSON text (built by PostgreSQL: the page is passed through, not parsed
+    and re-rendered), the cursor to continue from and the head position seen."""
+
+    raw: list[str]
+    next: int
+    head: int
+
+    @property
+    def has_more(self) -> bool:
+        return self.next < self.head
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(text) for text in self.raw]
+
+    def body(self) -> bytes:
+        """The API response body: ``{"events": [...], "next": "...", "has_more": ...}``."""
+        tail = f'],"next":"{self.next}","has_more":{"true" if self.has_more else "false"}}}'
+        return ('{"events":[' + ",".join(self.raw) + tail).encode()
+
+
+# The event envelope (``OutboxEvent.envelope``) plus the feed position, as JSON built in SQL.
+_ENVELOPE = """json_build_object(
+    'position', f.position, 'id', e.id, 'event_type', e.event_type, 'aggregate_type', e.aggregate_type,
+    'aggregate_id', e.aggregate_id, 'sequence', e.sequence, 'occurred_at', e.occurred_at,
+    'actor_id', e.actor_id, 'correlation_id', e.correlation_id, 'causation_id', e.causation_id,
+    'depth', e.depth, 'payload', e.payload)::text"""
+
+
+def feed_page(
+    *,
+    scope: FeedScope,
+    after: int = 0,
+    limit: int = 100,
+    event_types: list[str] | None = None,
+    aggregate_type: str | None = None,
+    sequence: bool = True,
+) -> FeedPage:
+    """Up to ``limit`` events after position ``after`` in feed order, within ``scope`` and the filters,
+    and the cursor to continue from (past positions examined that matched nothing, never past ``head``).
+    ``head`` and the page come from one statement, so one snapshot."""
+    if sequence:
+        feed_sequence()
+    conditions: list[str]
+    params: dict[str, Any]
+    conditions, params = (
+        ["f.position > %(after)s::bigint", "f.position <= %(after)s::bigint + %(window)s::bigint"],
+        {
+            "after": after,
+            "window": SCAN_WINDOW,
+            "limit": limit,
+        },
+    )
+    if scope.agency_id is not None:
+        conditions.append("e.payload ->> 'agency_id' = %(agency_id)s::text")
+        params["agency_id"] = scope.agency_id
+    if scope.client_id is not None:
+        conditions.append("e.aggregate_type = 'task' AND e.payload ->> 'client_id' = %(client_id)s::text")
+        params["client_id"] = str(scope.client_id)
+    if event_types:
+        conditions.append("e.event_type = ANY(%(event_types)s)")
+        params["event_types"] = list(event_types)
+    if aggregate_type:
+        conditions.append("e.aggregate_type = %(aggregate_type)s")
+        params["aggregate_type"] = aggregate_type
+    sql = f"""
+    SELECT head.p, page.*
+      FROM (SELECT coalesce(max(position), 0) AS p FROM {_FEED}) AS head
+      LEFT JOIN LATERAL (
+           SELECT f.position, {_ENVELOPE} AS envelope
+             FROM {_FEED} AS f JOIN {_EVENTS} AS e ON e.id = f.event_id
+            WHERE {" AND ".join(conditions)}
+            ORDER BY f.position
+            LIMIT %(limit)s::integer
+      ) AS page ON true
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    head = rows[0][0]
+    page = [row for row in rows if row[1] is not None]
+    next_position = page[-1][1] if len(page) == limit else max(after, min(after + SCAN_WINDOW, head))
+    return FeedPage(raw=[row[2] for row in page], next=next_position, head=head)
