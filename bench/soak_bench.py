@@ -413,11 +413,9 @@ def _checks(load: Load, receiver: Receiver, since: float) -> list[tuple[str, int
     )
     rows.append(compare("alerts (built-in trigger)", load.expected["alert"], alerts))
     rows.append(compare("webhook deliveries at the receiver", load.expected["webhook"], receiver.counts))
+    # An SLA event's aggregate is the SLA record; its payload names the task.
     breaches = Counter(
-        str(aggregate)
-        for aggregate in OutboxEvent.objects.filter(event_type="SLABreached").values_list(
-            "aggregate_id", flat=True
-        )
+        OutboxEvent.objects.filter(event_type="SLABreached").values_list("payload__task_id", flat=True)
     )
     rows.append(
         compare("SLA breaches of open tasks", [task for task, _ in load.expected["breach"]], breaches)
