@@ -1,7 +1,8 @@
 """Run every benchmark in turn (`make bench`, or `make bench ARGS=--quick`).
 
 Each benchmark prints its figure beside a baseline measured in the same run, and the ratio.
-Select some with their names: `make bench ARGS="foundation dispatch --quick"`.
+Select some with their names: `make bench ARGS="foundation dispatch --quick"`. The whole-system soak
+(10 minutes) runs only when named: `make bench ARGS=soak` (`ARGS="soak --minutes 3"`, `ARGS="soak --quick"`).
 """
 
 import subprocess
@@ -9,13 +10,27 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["foundation", "dispatch", "recovery", "api", "casework", "automation", "timers", "integrations", "sla", "ops"]
+ORDER = [
+    "foundation",
+    "dispatch",
+    "recovery",
+    "api",
+    "casework",
+    "automation",
+    "timers",
+    "integrations",
+    "sla",
+    "ops",
+    "peers",
+]
+ON_REQUEST = ["soak"]
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    chosen = [name for name in argv if name in ORDER] or ORDER
-    passthrough = [arg for arg in argv if arg not in ORDER]
+    known = ORDER + ON_REQUEST
+    chosen = [name for name in argv if name in known] or ORDER
+    passthrough = [arg for arg in argv if arg not in known]
     failures = 0
     for name in chosen:
         script = HERE / f"{name}_bench.py"
