@@ -22,7 +22,15 @@ from polaris.errors import DomainError
 from .alerts import alerts_acknowledge
 from .backtest import trigger_backtest
 from .dry_run import trigger_dry_run
-from .models import Alert, Trigger, TriggerExecution, TriggerTimer, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from .models import (
+    Alert,
+    Trigger,
+    TriggerExecution,
+    TriggerTimer,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from .rules import trigger_validate
 from .selectors import event_get
 from .services import trigger_version_bump, triggers_set_enabled

@@ -85,6 +85,8 @@ def _arm_timers_at_start(sender=None, **kwargs) -> None:
         timers_fire_task.apply_async(retry=False)
     except Exception as exc:
         logging.getLogger("automation.timers").warning("timers not armed at worker start: %s", exc)
+
+
 @shared_task(name="automation.webhook_attempts_trim", ignore_result=True, expires=3000, soft_time_limit=600)
 def webhook_attempts_trim_task() -> None:
     """Retention: drop attempts of finished deliveries older than ``WEBHOOK_ATTEMPT_RETENTION_DAYS``."""

@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from polaris.api.query_params import query_params_parse
-from polaris.idempotency.services import idempotent_create
+from polaris.idempotency.services import idempotent_response
 
 from ..backtest import trigger_backtest
 from ..dry_run import trigger_dry_run
@@ -64,7 +64,7 @@ class TriggerListView(GenericAPIView):
             trigger = trigger_create(**_input(request, partial=False))
             return Response(TriggerOutputSerializer(trigger).data, status=status.HTTP_201_CREATED)
 
-        return idempotent_create(request=request, scope="POST workflow/triggers", perform=perform)
+        return idempotent_response(request=request, scope="POST workflow/triggers", perform=perform)
 
 
 class TriggerDetailView(GenericAPIView):

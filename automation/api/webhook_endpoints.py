@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from polaris.api.query_params import query_params_parse
-from polaris.idempotency.services import idempotent_create
+from polaris.idempotency.services import idempotent_response
 
 from ..models import WebhookDelivery, WebhookEndpoint
 from ..webhooks.delivery import webhook_ping
@@ -73,7 +73,7 @@ class WebhookEndpointListView(GenericAPIView):
             endpoint, secret = webhook_endpoint_create(**serializer.validated_data)
             return Response(_with_secret(endpoint, secret), status=status.HTTP_201_CREATED)
 
-        return idempotent_create(request=request, scope="POST webhook-endpoints", perform=perform)
+        return idempotent_response(request=request, scope="POST webhook-endpoints", perform=perform)
 
 
 class WebhookEndpointDetailView(GenericAPIView):
@@ -137,7 +137,7 @@ class WebhookEndpointRotateSecretView(GenericAPIView):
             )
             return Response(_with_secret(endpoint, secret))
 
-        return idempotent_create(
+        return idempotent_response(
             request=request, scope=f"POST webhook-endpoints/{endpoint_id}/rotate-secret", perform=perform
         )
 
@@ -203,6 +203,6 @@ class WebhookDeliveryRedeliverView(GenericAPIView):
             delivery = webhook_delivery_redeliver(delivery_id=delivery_id)
             return Response(WebhookDeliveryOutputSerializer(delivery).data)
 
-        return idempotent_create(
+        return idempotent_response(
             request=request, scope=f"POST webhook-deliveries/{delivery_id}/redeliver", perform=perform
         )
