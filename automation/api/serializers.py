@@ -2,6 +2,8 @@
 
 from rest_framework import serializers
 
+from polaris.api.query_params import PageQuerySerializer
+
 from ..models import Alert, Trigger, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 
@@ -30,9 +32,7 @@ class TriggerOutputSerializer(serializers.ModelSerializer):
         )
 
 
-class TriggerListQuerySerializer(serializers.Serializer):
-    page = serializers.IntegerField(required=False, min_value=1)
-    page_size = serializers.IntegerField(required=False, min_value=1, help_text="At most 200.")
+class TriggerListQuerySerializer(PageQuerySerializer):
     event_type = serializers.CharField(required=False, max_length=64)
     # default None: a query string without it is not "false" (DRF's checkbox rule for form data)
     enabled = serializers.BooleanField(required=False, allow_null=True, default=None)
@@ -257,7 +257,5 @@ class WebhookDeliveryOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class WebhookDeliveryFilterSerializer(serializers.Serializer):
+class WebhookDeliveryFilterSerializer(PageQuerySerializer):
     status = serializers.ChoiceField(choices=WebhookDelivery.Status.choices, required=False)
-    page = serializers.IntegerField(required=False, min_value=1)
-    page_size = serializers.IntegerField(required=False, min_value=1)

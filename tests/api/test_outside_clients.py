@@ -24,8 +24,8 @@ LISTS = [
     "/api/workflow/triggers",
     "/api/workflow/sla-configs",
 ]
-# Lists whose query string goes through polaris.api.query_params (triggers: issue 12's rework).
-VALIDATED_LISTS = [path for path in LISTS if not path.endswith("triggers")]
+# Every list reads its query string through polaris.api.query_params.
+VALIDATED_LISTS = LISTS
 
 
 @pytest.fixture(params=[False, True], ids=["debug-off", "debug-on"])
