@@ -37,6 +37,7 @@ from outbox.kick import kick_after_commit
 from outbox.models import OutboxEvent
 from polaris.celery import app as celery_app
 from polaris.metrics import AUTOMATION_TIMER_FIRE_LATENESS, AUTOMATION_TIMERS
+from polaris.precompiled import row_insert
 from sla.calendar import Calendar, add_working_minutes
 from workflow.models import ActionPlan, Task
 from workflow.services.events import action_plan_facts, task_facts
@@ -200,22 +201,22 @@ def timers_fire_due(*, now: datetime | None = None, limit: int | None = None) ->
         if not rows:
             return 0
         fired_at = timezone.now()
-        OutboxEvent.objects.bulk_create(
-            [
-                OutboxEvent(
-                    event_type=TIMER_FIRED,
-                    aggregate_type=TIMER_AGGREGATE,
-                    aggregate_id=row["id"],
-                    sequence=1,
-                    occurred_at=fired_at,
-                    correlation_id=row["event__correlation_id"],
-                    causation_id=row["event_id"],
-                    depth=row["event__depth"],
-                    payload=_timer_fired_payload(row, row["event__payload"] or {}),
-                )
-                for row in rows
-            ]
-        )
+        # One precompiled insert per event: it leaves the database-filled columns (the writer's xid) alone.
+        for event in [
+            OutboxEvent(
+                event_type=TIMER_FIRED,
+                aggregate_type=TIMER_AGGREGATE,
+                aggregate_id=row["id"],
+                sequence=1,
+                occurred_at=fired_at,
+                correlation_id=row["event__correlation_id"],
+                causation_id=row["event_id"],
+                depth=row["event__depth"],
+                payload=_timer_fired_payload(row, row["event__payload"] or {}),
+            )
+            for row in rows
+        ]:
+            row_insert(event)
         TriggerTimer.objects.filter(pk__in=[row["id"] for row in rows]).update(state=FIRED, fired_at=fired_at)
         kick_after_commit()
         lateness = [max((fired_at - row["due_at"]).total_seconds(), 0.0) for row in rows]

@@ -21,6 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, models, transaction
+from django.db.models import NOT_PROVIDED
 from django.utils import timezone
 
 from outbox.events import EventContext
@@ -111,6 +112,8 @@ def _write_sql(changed: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
     }
     columns, values, params = [], [], {}
     for field in OutboxEvent._meta.concrete_fields:
+        if field.db_default is not NOT_PROVIDED:
+            continue  # the database fills it (the writing transaction's id)
         columns.append(connection.ops.quote_name(field.column or field.attname))
         if field.attname in ours:
             values.append(ours[field.attname])

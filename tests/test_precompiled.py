@@ -6,6 +6,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 from django.db import connection, transaction
+from django.db.models import NOT_PROVIDED
 from django.utils import timezone
 
 from outbox.models import OutboxEvent
@@ -15,7 +16,12 @@ from workflow.models import Task
 
 
 def concrete_values(instance) -> dict:
-    return {field.attname: getattr(instance, field.attname) for field in instance._meta.concrete_fields}
+    """Every column the application writes (those with a database default are the database's)."""
+    return {
+        field.attname: getattr(instance, field.attname)
+        for field in instance._meta.concrete_fields
+        if field.db_default is NOT_PROVIDED
+    }
 
 
 @pytest.mark.django_db

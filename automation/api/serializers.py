@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from polaris.api.query_params import PageQuerySerializer
+from polaris.api.strict import StrictFieldsMixin
 
 from ..models import Alert, Trigger, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -38,7 +39,7 @@ class TriggerListQuerySerializer(PageQuerySerializer):
     enabled = serializers.BooleanField(required=False, allow_null=True, default=None)
 
 
-class TriggerInputSerializer(serializers.Serializer):
+class TriggerInputSerializer(StrictFieldsMixin, serializers.Serializer):
     """The shape of a trigger; what makes it valid (event type, predicate, actions) is the trigger rules'."""
 
     name = serializers.CharField(max_length=200)
@@ -58,7 +59,7 @@ class TriggerInputSerializer(serializers.Serializer):
     unless = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
 
 
-class BacktestInputSerializer(serializers.Serializer):
+class BacktestInputSerializer(StrictFieldsMixin, serializers.Serializer):
     since = serializers.DateTimeField()
     until = serializers.DateTimeField()
 
@@ -191,7 +192,7 @@ class WebhookEndpointSecretSerializer(WebhookEndpointOutputSerializer):
         read_only_fields = fields
 
 
-class WebhookEndpointInputSerializer(serializers.Serializer):
+class WebhookEndpointInputSerializer(StrictFieldsMixin, serializers.Serializer):
     name = serializers.CharField(max_length=200)
     url = serializers.CharField(max_length=500)
     event_types = serializers.ListField(
@@ -201,7 +202,7 @@ class WebhookEndpointInputSerializer(serializers.Serializer):
     enabled = serializers.BooleanField(required=False)
 
 
-class WebhookRotateInputSerializer(serializers.Serializer):
+class WebhookRotateInputSerializer(StrictFieldsMixin, serializers.Serializer):
     grace_seconds = serializers.FloatField(
         required=False, min_value=0, max_value=30 * 86400, help_text="How long the old secret signs too."
     )

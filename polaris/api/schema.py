@@ -8,6 +8,8 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
+from polaris.api.strict import StrictFieldsMixin
+
 
 class ErrorEnvelopeSerializer(serializers.Serializer):
     """The body of every error response."""
@@ -89,6 +91,12 @@ class EnvelopeAutoSchema(AutoSchema):
         if exactly_one and direction == "request":
             schema["oneOf"] = [{"required": [name]} for name in exactly_one]
             schema.setdefault("description", "Give exactly one of: " + ", ".join(exactly_one) + ".")
+        # A strict body (polaris.api.strict) refuses keys it does not declare: the schema says so.
+        strict = isinstance(serializer, StrictFieldsMixin) or (
+            isinstance(serializer, type) and issubclass(serializer, StrictFieldsMixin)
+        )
+        if direction == "request" and strict:
+            schema["additionalProperties"] = False
         return schema
 
     def _get_response_bodies(self, direction="response"):

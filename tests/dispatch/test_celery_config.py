@@ -27,6 +27,7 @@ def test_the_installed_schedule_is_the_computed_one():
         "idempotency-keys-purge",
         "outbox-retention-trim",
         "webhook-attempts-trim",
+        "timers-sweep",
     }
 
 

@@ -52,6 +52,7 @@ IF_MATCH_PARAMETER = OpenApiParameter(
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     required=False,
+    pattern=r'^(\*|(W/)?"[0-9]{1,18}")$',
     description=(
         'The ETag (`"<version>"`) of the representation the change is based on: if the object has moved '
         "on since, nothing is written and the answer is 412 PRECONDITION_FAILED. Without it, a concurrent "
