@@ -35,10 +35,13 @@ def env_example() -> dict[str, str]:
     shutil.which("docker-compose") is None,
     reason="docker-compose not installed (apt-get install docker-compose, or scripts/ci_system_packages.sh)",
 )
-def test_docker_compose_accepts_the_file_with_the_example_env():
+def test_docker_compose_accepts_the_file_with_the_example_env(tmp_path):
+    # As an operator would: .env made from .env.example beside compose.yaml (services read it via env_file).
+    shutil.copy(ROOT / "compose.yaml", tmp_path / "compose.yaml")
+    shutil.copy(ROOT / ".env.example", tmp_path / ".env")
     result = subprocess.run(
-        ["docker-compose", "--env-file", ".env.example", "-f", "compose.yaml", "config"],
-        cwd=ROOT,
+        ["docker-compose", "--env-file", ".env", "-f", "compose.yaml", "config"],
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,
