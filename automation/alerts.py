@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 from django.db import transaction
@@ -19,18 +18,11 @@ from .selectors import alert_get
 logger = logging.getLogger("automation.actions")
 
 
-def _as_uuid(value: Any) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value)) if value else None
-    except ValueError:
-        return None
-
-
 def alert_raise(
     *, severity: str, message: str, event: OutboxEvent | None = None, trigger: Trigger | None = None
 ) -> Alert:
     """Write an alert, scoped to the agency the event concerns, and log it."""
-    agency_id = _as_uuid((event.payload or {}).get("agency_id")) if event is not None else None
+    agency_id = event.payload_uuid("agency_id") if event is not None else None
     alert = Alert.objects.create(
         severity=severity, message=message, agency_id=agency_id, event=event, trigger=trigger
     )

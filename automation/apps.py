@@ -12,6 +12,7 @@ class AutomationConfig(AppConfig):
         from outbox.registry import register_handler
         from workflow import extensions
 
+        from .actions import builtin_actions_register
         from .engine import HANDLER_NAME, automation_handle_event
         from .models import Trigger
         from .ruleset import ruleset_invalidate
@@ -19,6 +20,7 @@ class AutomationConfig(AppConfig):
         from .timers import TIMER_FIRED
 
         # Every event type: triggers can listen to any of them, including other apps' (SLA) events.
+        builtin_actions_register()
         register_handler(HANDLER_NAME, automation_handle_event)
         event_types_register("automation", [TIMER_FIRED])
         extensions.task_fields["timers"] = task_timers_block

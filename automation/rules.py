@@ -12,7 +12,7 @@ from typing import Any
 
 from outbox.events import event_types_registered
 
-from .actions.registry import actions_validate  # importing the package registers the built-in types
+from .actions.registry import actions_validate
 from .predicates import PredicateError, predicate_validate
 
 # A timer's firing is handled by the engine itself (the timed trigger that set it); not a trigger's type.

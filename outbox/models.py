@@ -101,6 +101,14 @@ class OutboxEvent(models.Model):
             "payload": self.payload,
         }
 
+    def payload_uuid(self, key: str) -> uuid.UUID | None:
+        """The UUID the payload names under ``key``; None when it is absent or not a UUID."""
+        value = (self.payload or {}).get(key)
+        try:
+            return uuid.UUID(str(value)) if value else None
+        except ValueError:
+            return None
+
 
 class HandledEvent(models.Model):
     """Ledger of (handler, event) pairs already handled.

@@ -1,9 +1,8 @@
-"""Action types: the registry (``registry``), templates (``templating``) and the built-in types.
-
-Importing the package registers the built-ins, so ``registry.ACTION_TYPES`` is complete for anyone
-who imports from it.
+"""Action types: the registry (``registry``), templates (``templating``) and the built-in types, one
+module each. ``AutomationConfig.ready()`` registers the built-ins by calling ``builtin_actions_register``.
 """
 
-from . import create_task, emit_alert, update_task_state, webhook
 
-__all__ = ["create_task", "emit_alert", "update_task_state", "webhook"]
+def builtin_actions_register() -> None:
+    """Register the built-in action types (each module's ``@action_type`` runs on its import)."""
+    from . import create_task, emit_alert, update_task_state, webhook  # noqa: F401

@@ -1,7 +1,7 @@
 """What a trigger can do: a registry of action types, each a function plus a params schema.
 
-The built-in types live one per module in this package (``automation.actions.create_task`` …) and
-register when the package is imported.
+The built-in types live one per module in this package (``automation.actions.create_task`` …);
+``AutomationConfig.ready()`` registers them (``automation.actions.builtin_actions_register``).
 
 Adding an action type is a few lines::
 
@@ -19,7 +19,6 @@ value (JSON-able) is stored in the ``TriggerExecution``.
 from __future__ import annotations
 
 import string
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,24 +86,16 @@ class ActionContext:
 
 
 def _source_of(event: OutboxEvent) -> Task | ActionPlan | None:
-    payload = event.payload or {}
     if event.aggregate_type == Task.aggregate_type:
         return Task.objects.select_related("action_plan").filter(pk=event.aggregate_id).first()
     if event.aggregate_type == ActionPlan.aggregate_type:
         return ActionPlan.objects.filter(pk=event.aggregate_id).first()
     # Events of other aggregates (e.g. SLA records) name the task they concern in the payload.
     for key, model in (("task_id", Task), ("action_plan_id", ActionPlan)):
-        object_id = _as_uuid(payload.get(key))
+        object_id = event.payload_uuid(key)
         if object_id is not None:
             return model.objects.filter(pk=object_id).first()
     return None
-
-
-def _as_uuid(value: Any) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value)) if value else None
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True)
