@@ -185,10 +185,18 @@ class WebhookEndpointOutputSerializer(serializers.ModelSerializer):
 
 
 class WebhookEndpointSecretSerializer(WebhookEndpointOutputSerializer):
-    secret = serializers.CharField(read_only=True, help_text="whsec_…: shown this once, never again.")
+    secret = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="whsec_…: shown this once, never again (null in an Idempotency-Key replay).",
+    )
+    secret_withheld = serializers.BooleanField(
+        read_only=True,
+        help_text="True in an Idempotency-Key replay: the secret was shown in the first response only.",
+    )
 
     class Meta(WebhookEndpointOutputSerializer.Meta):
-        fields = (*WebhookEndpointOutputSerializer.Meta.fields, "secret")
+        fields = (*WebhookEndpointOutputSerializer.Meta.fields, "secret", "secret_withheld")
         read_only_fields = fields
 
 

@@ -1,6 +1,7 @@
 """Webhook endpoint management (admins): list/create, detail/change/delete, rotate the secret, a
 signed test ping, the delivery log with its attempts, and redelivery. Thin views over
-``automation.webhooks.endpoints``; a secret appears only in the create and rotate responses."""
+``automation.webhooks.endpoints``; a secret appears only in the create and rotate responses (an
+Idempotency-Key replay of either withholds it: the key's record never stores it)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,14 @@ TAGS = ["webhooks"]
 
 def _with_secret(endpoint: WebhookEndpoint, secret: str) -> dict:
     endpoint.secret = secret
+    endpoint.secret_withheld = False  # type: ignore[attr-defined]
     return dict(WebhookEndpointSecretSerializer(endpoint).data)
+
+
+def _secret_withheld(body: dict) -> dict:
+    """What an Idempotency-Key record keeps of a create/rotate response: everything but the secret,
+    which is shown once (a replay answers ``"secret": null, "secret_withheld": true``)."""
+    return {**body, "secret": None, "secret_withheld": True}
 
 
 class WebhookEndpointListView(GenericAPIView):
@@ -73,7 +81,9 @@ class WebhookEndpointListView(GenericAPIView):
             endpoint, secret = webhook_endpoint_create(**serializer.validated_data)
             return Response(_with_secret(endpoint, secret), status=status.HTTP_201_CREATED)
 
-        return idempotent_response(request=request, scope="POST webhook-endpoints", perform=perform)
+        return idempotent_response(
+            request=request, scope="POST webhook-endpoints", perform=perform, redact=_secret_withheld
+        )
 
 
 class WebhookEndpointDetailView(GenericAPIView):
@@ -138,7 +148,10 @@ class WebhookEndpointRotateSecretView(GenericAPIView):
             return Response(_with_secret(endpoint, secret))
 
         return idempotent_response(
-            request=request, scope=f"POST webhook-endpoints/{endpoint_id}/rotate-secret", perform=perform
+            request=request,
+            scope=f"POST webhook-endpoints/{endpoint_id}/rotate-secret",
+            perform=perform,
+            redact=_secret_withheld,
         )
 
 

@@ -6,7 +6,9 @@ can turn a change that happened into an error. With a key, the key row is writte
 transaction as the change it records, so either both exist or neither does. Two concurrent requests with
 one key both run, but only one can insert the key (unique constraint on user + scope + key): the loser's
 transaction, its change included, rolls back and it replays the winner's response. Only successful
-responses are kept; a failed request changed nothing and may be retried with the same key.
+responses are kept; a failed request changed nothing and may be retried with the same key. A view whose
+response holds something that must be shown only once (a secret) passes ``redact``: the record keeps the
+redacted body, so a replay answers the same status with the secret withheld, and it is never stored.
 """
 
 from __future__ import annotations
@@ -65,7 +67,13 @@ def _replay(*, user: Any, scope: str, key: str, fingerprint: str) -> Response | 
     return Response(record.response_body, status=record.response_status, headers={REPLAY_HEADER: "true"})
 
 
-def idempotent_response(*, request: Request, scope: str, perform: Callable[[], Response]) -> Response:
+def idempotent_response(
+    *,
+    request: Request,
+    scope: str,
+    perform: Callable[[], Response],
+    redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> Response:
     """Run ``perform`` (which changes something and returns its response) in one transaction, at most once
     per ``Idempotency-Key``.
 
@@ -73,7 +81,8 @@ def idempotent_response(*, request: Request, scope: str, perform: Callable[[], R
     transaction, so its reads see the change and cannot meet a connection lost after the commit. Without
     the header it runs once, in the transaction. ``scope`` names the endpoint and, for one object's
     endpoints, the object (``"POST workflow/tasks/<id>/transition"``): one key may serve different
-    endpoints and objects.
+    endpoints and objects. ``redact`` (optional) maps the rendered body to what the record keeps and
+    replays; the first response is sent as ``perform`` built it.
     """
     key = request.headers.get(HEADER)
     if key is None:
@@ -92,14 +101,15 @@ def idempotent_response(*, request: Request, scope: str, perform: Callable[[], R
             IdempotencyKey.objects.filter(user=user, scope=scope, key=key, created_at__lt=_cutoff()).delete()
             response = perform()
             if 200 <= response.status_code < 300:
+                # Stored exactly as the client received it (UUIDs and datetimes as strings), redacted.
+                body = json.loads(JSONRenderer().render(response.data))
                 IdempotencyKey.objects.create(
                     user=user,
                     scope=scope,
                     key=key,
                     request_hash=fingerprint,
                     response_status=response.status_code,
-                    # Stored exactly as the client received it (UUIDs and datetimes as strings).
-                    response_body=json.loads(JSONRenderer().render(response.data)),
+                    response_body=redact(body) if redact else body,
                 )
     except IntegrityError:
         # A concurrent request with the same key committed first; ours rolled back entirely.

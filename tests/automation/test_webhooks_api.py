@@ -7,6 +7,7 @@ from standardwebhooks.webhooks import Webhook
 
 from automation.models import WebhookDelivery, WebhookEndpoint
 from automation.webhooks.delivery import webhook_delivery_attempt
+from polaris.idempotency.models import IdempotencyKey
 from tests.automation.conftest import latest_event
 from tests.automation.test_webhooks import delivery_of, loopback_allowed, receiver  # noqa: F401
 from tests.automation.webhook_driver import WebhookDriver
@@ -157,13 +158,38 @@ def test_deliveries_show_every_attempt_and_redelivery_adds_attempts(
     assert admin.post("/api/workflow/webhook-deliveries/999999/redeliver").status_code == 404
 
 
-def test_creation_honours_the_idempotency_key(admin):
+def test_creation_honours_the_idempotency_key_and_a_replay_withholds_the_secret(admin):
     body = {"name": "crm", "url": "https://crm.example.org/"}
     first = admin.post(BASE, body, format="json", HTTP_IDEMPOTENCY_KEY="same")
     second = admin.post(BASE, body, format="json", HTTP_IDEMPOTENCY_KEY="same")
     assert (first.status_code, second.status_code) == (201, 201)
+    assert second["Idempotent-Replayed"] == "true"
     assert first.data["id"] == second.data["id"]
     assert WebhookEndpoint.objects.count() == 1
+    secret = first.json()["secret"]
+    assert secret.startswith("whsec_")
+    assert first.json()["secret_withheld"] is False
+    replayed = second.json()
+    assert (replayed["secret"], replayed["secret_withheld"]) == (None, True)
+    assert {k: v for k, v in replayed.items() if not k.startswith("secret")} == {
+        k: v for k, v in first.json().items() if not k.startswith("secret")
+    }
+    # The key's record never held it: nothing stored for idempotency carries the secret.
+    assert secret not in str(list(IdempotencyKey.objects.values_list("response_body", flat=True)))
+
+
+def test_a_replayed_rotation_withholds_the_new_secret_and_rotates_once(admin):
+    created = create(admin)
+    url = f"{BASE}/{created['id']}/rotate-secret"
+    first = admin.post(url, {"grace_seconds": 60}, format="json", HTTP_IDEMPOTENCY_KEY="rot")
+    second = admin.post(url, {"grace_seconds": 60}, format="json", HTTP_IDEMPOTENCY_KEY="rot")
+    assert (first.status_code, second.status_code, second["Idempotent-Replayed"]) == (200, 200, "true")
+    new_secret = first.json()["secret"]
+    assert new_secret.startswith("whsec_")
+    assert new_secret != created["secret"]
+    assert (second.json()["secret"], second.json()["secret_withheld"]) == (None, True)
+    assert WebhookEndpoint.objects.get().secret == new_secret  # rotated once, not twice
+    assert new_secret not in str(list(IdempotencyKey.objects.values_list("response_body", flat=True)))
 
 
 def test_patch_enabled_resumes_paused_deliveries(admin, make_task, django_capture_on_commit_callbacks):
