@@ -8,22 +8,35 @@ assigned after commit, in rounds (``feed_sequence``):
 1. A round locks the one ``FeedState`` row (rounds run one at a time) and reads, in that statement's
    snapshot, its ``xmin``: every transaction with an id below it has ended.
 2. The next statement (a newer snapshot, taken after the lock) gives positions ``head+1, head+2, …`` to
-   every committed event not yet positioned whose writing transaction id (``OutboxEvent.xid``, a
-   database default) is at least the stored watermark. Events below the watermark were all positioned
-   by earlier rounds: their transactions had ended before an earlier round's snapshot.
-3. The watermark becomes that ``xmin``; the round commits.
+   committed events not yet positioned whose ``(xid, sequence, id)`` — the writing transaction's id
+   (``OutboxEvent.xid``, a database default), then the aggregate sequence and the event id — is at
+   least the stored watermark.
+   Events below the watermark were all positioned by earlier rounds. A round is bounded
+   (``ROUND_LIMIT``): it takes the unpositioned events first in that order, plus, when it hit the
+   bound, every unpositioned earlier event (lower ``sequence``) of the aggregates it took: so it never
+   positions event *n+1* of an aggregate before event *n* (whose ``xid`` may be the higher).
+3. The watermark becomes the least of ``(xmin, 0, nil)`` and the key of the first event still
+   unpositioned (a later statement, which sees this round's positions); the round commits.
 
 Why a reader never skips: positions only ever go to committed events; a round's positions all exceed
 every earlier round's and become visible together at its commit; rounds commit in position order. So
 the positions a reader sees are always a prefix ``1..head`` (minus events deleted by retention), and
-a cursor at ``p`` has seen every visible event up to ``p``; anything that commits later gets a
-position above ``head``. Per-aggregate order: event *n+1* of an aggregate commits after event *n*
-(the aggregate's row lock), so a round that sees *n+1* sees *n* too; within a round positions follow
-``(running max of occurred_at within the aggregate, aggregate, sequence)``, monotonic in ``sequence``.
+a cursor at ``p`` has seen every visible event up to ``p``; anything positioned later gets a position
+above ``head``. The watermark never passes an unpositioned event: below ``xmin`` every transaction has
+ended, so each of its committed events is visible to step 3, which stops at the first unpositioned one.
+Per-aggregate order: event *n+1* of an aggregate commits after event *n* (the aggregate's row lock), so a
+snapshot that sees *n+1* sees *n* too; *n* is then positioned already, or taken with *n+1* (an unbounded
+round takes every candidate; a bounded one adds the earlier events of its aggregates); within a round
+positions follow ``(running max of occurred_at within the aggregate, aggregate, sequence)``, monotonic in
+``sequence``.
 
 Readers sequence before reading (a round with nothing to do is two index probes), so the feed needs
 no background process. A transaction left open holds ``xmin`` back, and each round then re-checks the
 events written since it began (an anti-join on the unique event column): cheap for minutes of events.
+A backlog (the whole history after the upgrade that added the feed) is positioned ``ROUND_LIMIT`` at a
+time, in ``(xid, sequence, id)`` order (so one transaction's events go sequence by sequence), by the
+readers' rounds or by ``feed_catch_up()``: no round holds the lock long, and writers never wait for a
+round (they do not touch ``FeedState`` or the positions).
 """
 
 from __future__ import annotations
@@ -43,40 +56,93 @@ _EVENTS = OutboxEvent._meta.db_table
 _FEED = FeedEntry._meta.db_table
 _STATE = FeedState._meta.db_table
 SCAN_WINDOW = 20_000  # positions one page examines at most (filters may match few of them)
+ROUND_LIMIT = 10_000  # events one round positions (plus their aggregates' earlier ones if it hits this)
 
-_STATE_ENSURE = f"INSERT INTO {_STATE} (id, watermark) VALUES (1, 0) ON CONFLICT (id) DO NOTHING"  # noqa: S608
+_STATE_ENSURE = (
+    f"INSERT INTO {_STATE} (id, watermark, resume_sequence, resume_id) "  # noqa: S608
+    "VALUES (1, 0, 0, '00000000-0000-0000-0000-000000000000') ON CONFLICT (id) DO NOTHING"
+)
 _STATE_LOCK = (
-    f"SELECT watermark, pg_snapshot_xmin(pg_current_snapshot())::text::bigint "  # noqa: S608
+    f"SELECT watermark, resume_sequence, resume_id, pg_snapshot_xmin(pg_current_snapshot())::text::bigint "  # noqa: S608
     f"FROM {_STATE} WHERE id = 1 FOR UPDATE"
 )
+_FROM_WATERMARK = (
+    "(e.xid, e.sequence, e.id) >= (%(watermark)s::bigint, %(resume_sequence)s::integer, %(resume)s::uuid)"
+)
+_UNPOSITIONED = f"NOT EXISTS (SELECT 1 FROM {_FEED} AS f WHERE f.event_id = e.id)"  # noqa: S608
 _ASSIGN = f"""
 WITH head AS (SELECT coalesce(max(position), 0) AS p FROM {_FEED}),
-candidates AS (
-    SELECT e.id, e.aggregate_type, e.aggregate_id, e.sequence,
-           max(e.occurred_at) OVER (
-               PARTITION BY e.aggregate_type, e.aggregate_id ORDER BY e.sequence
-           ) AS settled_at
+picked AS (
+    SELECT e.id, e.aggregate_type, e.aggregate_id, e.sequence, e.occurred_at
       FROM {_EVENTS} AS e
-     WHERE e.xid >= %(watermark)s::bigint
-       AND NOT EXISTS (SELECT 1 FROM {_FEED} AS f WHERE f.event_id = e.id)
+     WHERE {_FROM_WATERMARK} AND {_UNPOSITIONED}
+     ORDER BY e.xid, e.sequence, e.id
+     LIMIT %(limit)s::integer
+),
+earlier AS (  -- only when the round hit its bound: the unpositioned predecessors of what it took
+    SELECT e.id, e.aggregate_type, e.aggregate_id, e.sequence, e.occurred_at
+      FROM (SELECT aggregate_type, aggregate_id, max(sequence) AS last FROM picked GROUP BY 1, 2) AS a
+      JOIN {_EVENTS} AS e
+        ON e.aggregate_type = a.aggregate_type AND e.aggregate_id = a.aggregate_id AND e.sequence < a.last
+     WHERE (SELECT count(*) FROM picked) >= %(limit)s::integer AND {_FROM_WATERMARK} AND {_UNPOSITIONED}
+),
+candidates AS (
+    SELECT b.id, b.aggregate_type, b.aggregate_id, b.sequence,
+           max(b.occurred_at) OVER (
+               PARTITION BY b.aggregate_type, b.aggregate_id ORDER BY b.sequence
+           ) AS settled_at
+      FROM (SELECT * FROM picked UNION SELECT * FROM earlier) AS b
 )
 INSERT INTO {_FEED} (position, event_id)
 SELECT head.p + row_number() OVER (ORDER BY c.settled_at, c.aggregate_type, c.aggregate_id, c.sequence), c.id
   FROM candidates AS c, head
 """  # noqa: S608
-_WATERMARK = f"UPDATE {_STATE} SET watermark = greatest(watermark, %s::bigint) WHERE id = 1"  # noqa: S608
+# Up to the first event still unpositioned in (xid, sequence, id) order, at most (xmin, 0, nil): never
+# backwards, as an unpositioned event has a key >= the old watermark, and an old watermark with resume
+# columns came from an event whose xid was below the xmin of its round.
+_WATERMARK = f"""
+UPDATE {_STATE} SET (watermark, resume_sequence, resume_id) = (
+    SELECT t.xid, t.sequence, t.id FROM (
+        (SELECT e.xid, e.sequence, e.id FROM {_EVENTS} AS e
+          WHERE {_FROM_WATERMARK} AND {_UNPOSITIONED}
+          ORDER BY e.xid, e.sequence, e.id
+          LIMIT 1)
+        UNION ALL
+        SELECT %(xmin)s::bigint, 0, '00000000-0000-0000-0000-000000000000'::uuid
+    ) AS t
+    ORDER BY t.xid, t.sequence, t.id
+    LIMIT 1
+) WHERE id = 1
+"""  # noqa: S608
 
 
 def feed_sequence() -> int:
-    """One round of position assignment (see the module docstring); returns how many events got one."""
+    """One round of position assignment (see the module docstring); returns how many events got one
+    (at most ``ROUND_LIMIT``, plus the earlier events of its aggregates when it hit that bound)."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_STATE_ENSURE)
         cursor.execute(_STATE_LOCK)
-        watermark, xmin = cursor.fetchone()
-        cursor.execute(_ASSIGN, {"watermark": watermark})
+        watermark, resume_sequence, resume, xmin = cursor.fetchone()
+        params = {
+            "watermark": watermark,
+            "resume_sequence": resume_sequence,
+            "resume": resume,
+            "limit": ROUND_LIMIT,
+            "xmin": xmin,
+        }
+        cursor.execute(_ASSIGN, params)
         assigned = cursor.rowcount
-        cursor.execute(_WATERMARK, [xmin])
+        cursor.execute(_WATERMARK, params)
     return assigned
+
+
+def feed_catch_up() -> int:
+    """Rounds until one finds less than a full batch (a backlog, e.g. after an upgrade, is positioned
+    ``ROUND_LIMIT`` events per round, each its own short transaction); returns how many got one."""
+    total = 0
+    while (assigned := feed_sequence()) >= ROUND_LIMIT:
+        total += assigned
+    return total + assigned
 
 
 @dataclass(frozen=True)

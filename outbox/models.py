@@ -79,7 +79,8 @@ class OutboxEvent(models.Model):
             ),
             models.Index(fields=["occurred_at"], condition=Q(status="dead"), name="outbox_dead_idx"),
             models.Index(fields=["correlation_id"], name="outbox_correlation_idx"),
-            models.Index(fields=["xid"], name="outbox_xid_idx"),
+            # The feed's rounds take unpositioned events in (xid, sequence, id) order from the watermark.
+            models.Index(fields=["xid", "sequence", "id"], name="outbox_xid_seq_idx"),
         ]
 
     def __str__(self) -> str:
@@ -146,10 +147,14 @@ class FeedEntry(models.Model):
 
 
 class FeedState(models.Model):
-    """One row: the transaction-id watermark below which every event already has a position."""
+    """One row: the watermark ``(watermark, resume_sequence, resume_id)`` below which, in the order
+    ``(xid, sequence, id)``, every committed event already has a position (the resume columns continue
+    a backlog within one transaction; ``outbox.feed``)."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     watermark = models.BigIntegerField(default=0)
+    resume_sequence = models.PositiveIntegerField(default=0)
+    resume_id = models.UUIDField(default=uuid.UUID(int=0))
 
     def __str__(self) -> str:
         return f"feed watermark {self.watermark}"

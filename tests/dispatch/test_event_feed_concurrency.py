@@ -30,7 +30,9 @@ def _write(aggregate_id, sequence: int) -> OutboxEvent:
     )
 
 
-def test_a_consumer_following_the_cursor_sees_exactly_the_committed_events_in_order():
+@pytest.mark.parametrize("round_limit", [10_000, 3], ids=["rounds-unbounded", "rounds-of-3"])
+def test_a_consumer_following_the_cursor_sees_exactly_the_committed_events_in_order(round_limit, monkeypatch):
+    monkeypatch.setattr("outbox.feed.ROUND_LIMIT", round_limit)
     writers, streams_per_writer, length = 6, 3, 6
     committed: list[str] = []
     committed_lock = threading.Lock()
