@@ -12,12 +12,14 @@ import time
 from datetime import timedelta
 
 import pytest
+import redis as redis_client
 from django.db.models import Count
 from django.utils import timezone
 
 from automation.models import Alert, TriggerExecution, TriggerTimer
 from automation.services import trigger_create
 from automation.timers import timers_arm
+from ops.beat_guard import LOCK_NAME
 from outbox.models import OutboxEvent
 from polaris.celery import app as celery_app
 from tests.dispatch.workers import PrivateRedis, kill_hard, publishing_to
@@ -138,11 +140,6 @@ def test_worker_sigkilled_while_timers_are_due_each_fires_exactly_once(alert_tri
 
 
 @pytest.mark.chaos
-@pytest.mark.xfail(
-    reason="passes on the timers branch alone; since the merge with the beat guard (a Redis lock) the timer "
-    "does not fire within 30 s of the broker's return — under investigation",
-    strict=False,
-)
 def test_broker_down_while_a_timer_falls_due_it_fires_once_the_broker_is_back(
     alert_trigger, make_task, settings, tmp_path
 ):
@@ -151,11 +148,12 @@ def test_broker_down_while_a_timer_falls_due_it_fires_once_the_broker_is_back(
     redis.start()
     task = make_task()
     env = {"CELERY_BROKER_URL": redis.url}
+    lock_holder = redis_client.Redis.from_url(redis.url)
     try:
         with (
             publishing_to(redis.url),
-            celery_process("worker", *_worker_args("timers-outage"), env=process_env(**ENV, **env)),
-            _beat(tmp_path, sweep=1, **env),
+            celery_process("worker", *_worker_args("timers-outage"), env=process_env(**ENV, **env)) as worker,
+            _beat(tmp_path, sweep=1, **env) as beat,
         ):
             time.sleep(1)
             redis.stop()
@@ -164,7 +162,15 @@ def test_broker_down_while_a_timer_falls_due_it_fires_once_the_broker_is_back(
             timer.refresh_from_db()
             assert timer.state == "pending"  # due, but nobody could be told
             redis.start()
-            wait_until(lambda: Alert.objects.exists(), timeout=30, interval=0.2)
+            try:
+                wait_until(lambda: Alert.objects.exists(), timeout=30, interval=0.2)
+                # The restart wiped beat's guard lock: the same beat takes it again at its next renewal
+                # (every third of the 30 s TTL) instead of stopping as if a rival had taken it.
+                wait_until(lambda: lock_holder.get(LOCK_NAME), timeout=15, interval=0.2)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\nbeat:\n{beat.log()}\nworker:\n{worker.log()}") from None
+            assert beat.popen.poll() is None, beat.log()
+            assert lock_holder.get(LOCK_NAME).decode().endswith(f":{beat.popen.pid}")
     finally:
         redis.stop()
     _fired_exactly_once([timer])
