@@ -174,3 +174,88 @@ def test_broker_down_while_a_timer_falls_due_it_fires_once_the_broker_is_back(
     finally:
         redis.stop()
     _fired_exactly_once([timer])
+
+
+def _claimable(probe) -> int:
+    """Due pending timers another worker could claim right now (what ``timers_fire_due`` would see)."""
+    return probe.execute(
+        "SELECT count(*) FROM (SELECT id FROM automation_triggertimer WHERE state = 'pending'"
+        " AND due_at <= now() FOR UPDATE SKIP LOCKED) s"
+    ).fetchone()[0]
+
+
+def _stalled_on_the_outbox(probe) -> bool:
+    return (
+        probe.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND position('outbox_outboxevent' in query) > 0"
+        ).fetchone()[0]
+        == 1
+    )
+
+
+@pytest.mark.chaos
+def test_a_live_claim_keeps_its_timers_and_a_killed_claimer_frees_them_within_the_claim_timeout(
+    alert_trigger, make_task
+):
+    """Issue 17 for timers: the claim is the firing transaction's row locks, not a lease column. A live
+    claimer (here stalled inside it: its TimerFired insert waits on a table lock we hold) keeps its timers
+    however long it runs up to ``TIMER_CLAIM_TIMEOUT_SECONDS``; a SIGKILLed one loses them within that bound
+    (the server aborts the transaction), and nothing it did inside survives, so the timer fires once."""
+    import subprocess
+    import sys
+
+    import psycopg
+
+    from automation.timers import timers_fire_due
+    from tests.support.processes import ROOT, database_url_for_tests
+
+    task = make_task()
+    (timer,) = TriggerTimer.objects.bulk_create(
+        [
+            TriggerTimer(
+                trigger=alert_trigger,
+                event=OutboxEvent.objects.get(aggregate_id=task.pk, sequence=1),
+                aggregate_type="task",
+                aggregate_id=task.pk,
+                task=task,
+                due_at=timezone.now() - timedelta(seconds=1),
+            )
+        ]
+    )
+    url = database_url_for_tests()
+    with psycopg.connect(url) as locker, psycopg.connect(url, autocommit=True) as probe:
+        assert _claimable(probe) == 1
+        locker.execute("LOCK TABLE outbox_outboxevent IN SHARE MODE")  # held until locker rolls back
+        code = (
+            "import django; django.setup(); from automation.timers import timers_fire_due;"
+            " print(timers_fire_due(), flush=True)"
+        )
+        claimer = subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env=process_env(TIMER_CLAIM_TIMEOUT_SECONDS="3", DJANGO_SETTINGS_MODULE="polaris.settings"),
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            # Stalled mid-claim (not probed before: a probe's own row lock could make the claim skip it).
+            wait_until(lambda: _stalled_on_the_outbox(probe), timeout=30, interval=0.05)
+            assert _claimable(probe) == 0  # claimed
+            held_since = time.monotonic()
+            while time.monotonic() - held_since < 1.0:  # a slow firing keeps its claim
+                assert _claimable(probe) == 0
+                time.sleep(0.1)
+            assert claimer.poll() is None
+        finally:
+            kill_hard(claimer)
+        killed_at = time.monotonic()
+        wait_until(lambda: _claimable(probe) == 1, timeout=10, interval=0.05)
+        freed_after = time.monotonic() - killed_at
+        locker.rollback()
+    assert freed_after < 3 + 1.5, freed_after  # within the claim timeout (and some slack)
+    assert not OutboxEvent.objects.filter(event_type="TimerFired").exists()  # the killed claim left nothing
+    assert timers_fire_due() == 1
+    timer.refresh_from_db()
+    assert timer.state == "fired"
+    assert OutboxEvent.objects.filter(event_type="TimerFired", aggregate_id=timer.pk).count() == 1
