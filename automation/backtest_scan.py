@@ -47,7 +47,7 @@ def _projection(names_used: frozenset[str] | set[str]) -> tuple[list[str], list[
         exprs.append("actor_id")
         slots.append("actor_id")
     for key in _PAYLOAD_NAMES:
-        if key in names_used:
+        if key in names_used and "payload" not in names_used:  # else read from the whole payload
             exprs.append("payload ->> %s")
             params.append(key)
             slots.append(key)
@@ -125,9 +125,20 @@ def backtest_scan(trigger: Trigger, compiled: Any, since: datetime, until: datet
             for row in rows:
                 facts = row[2:facts_end]
                 names = None
-                if full_payload:
-                    names = _with_payload(make_names(facts), row[facts_end])
-                    hit = _hit(evaluate, names, failures)
+                if full_payload:  # inline: every row is evaluated here
+                    names = make_names(facts) if facts else make_names.base.copy()
+                    payload = row[facts_end]
+                    if isinstance(payload, str | bytes):  # Django hands jsonb over as text
+                        payload = json.loads(payload)
+                    if not isinstance(payload, dict):
+                        payload = {}
+                    names["payload"] = payload
+                    for key in _PAYLOAD_NAMES:
+                        names[key] = payload.get(key)
+                    try:
+                        hit = bool(evaluate(names))
+                    except failures:
+                        hit = None
                 elif facts in known:
                     hit = known[facts]
                 else:
@@ -164,17 +175,6 @@ def _hit(evaluate: Any, names: dict[str, Any], failures: tuple) -> bool | None:
         return bool(evaluate(names))
     except failures:
         return None
-
-
-def _with_payload(names: dict[str, Any], payload: Any) -> dict[str, Any]:
-    if isinstance(payload, str | bytes):  # Django hands jsonb over as text
-        payload = json.loads(payload)
-    if not isinstance(payload, dict):
-        payload = {}
-    names["payload"] = payload
-    for key in _PAYLOAD_NAMES:
-        names[key] = payload.get(key)
-    return names
 
 
 def _scanned(per_day: dict[int, int], sample_ids: list, **counts: Any) -> dict:
