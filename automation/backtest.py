@@ -5,9 +5,8 @@ server-side ``statement_timeout``. Bounded: at most ``BACKTEST_MAX_EVENTS`` even
 stops after ``BACKTEST_MAX_SECONDS`` (the answer then says ``truncated``), and the window is at most
 ``BACKTEST_MAX_DAYS`` long.
 
-Speed. Rows are streamed with a server-side cursor in chunks as tuples (``values_list``), never model
-instances; when the predicate does not read ``payload`` itself, only the payload keys it names are
-fetched (``payload->>'key'``), so no JSON is decoded; the compiled predicate is called on a plain dict.
+Speed: ``automation.backtest_scan`` (only the columns the predicate reads; each distinct fact tuple
+evaluated once, grouped in PostgreSQL for untimed triggers).
 
 Timed triggers: a match sets a would-be timer due ``wait_minutes`` later (business time on its
 calendar). It counts as *cancelled* when an ``unless`` event happened to the same aggregate before it
@@ -18,11 +17,10 @@ Per-day counts are by UTC day: of the event for ``matched``, of the due time for
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections import defaultdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -31,19 +29,14 @@ from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 from outbox.models import OutboxEvent
-from polaris.accounts.models import User
 from polaris.errors import ValidationFailed
 
 from .actions.registry import ACTION_TYPES, ActionContext
+from .backtest_scan import CHUNK, backtest_scan
 from .engine import event_names
 from .models import Trigger
-from .predicates import EVALUATION_ERRORS, PredicateError, predicate_compile
+from .predicates import PredicateError, predicate_compile
 from .timers import timer_due_at
-
-SAMPLE_SIZE = 20
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-CHUNK = 5000
-_PAYLOAD_NAMES = ("old_state", "new_state", "transition", "task_type", "service_area", "priority", "reason")
 
 
 def trigger_backtest(*, trigger: Trigger, since: datetime, until: datetime) -> dict[str, Any]:
@@ -62,7 +55,7 @@ def trigger_backtest(*, trigger: Trigger, since: datetime, until: datetime) -> d
                 "SELECT set_config('statement_timeout', %s, true)",
                 [str(int(settings.BACKTEST_MAX_SECONDS * 1000) + 5000)],
             )
-        scan = _scan(trigger, compiled, since, until, started)
+        scan = backtest_scan(trigger, compiled, since, until, started)
         timed = _timed(trigger, compiled, scan) if trigger.wait_minutes is not None else None
         sample = _sample(trigger, scan["sample_ids"], timed)
     days: dict[date, dict[str, int]] = defaultdict(lambda: {"matched": 0})
@@ -90,104 +83,6 @@ def trigger_backtest(*, trigger: Trigger, since: datetime, until: datetime) -> d
         "truncated": scan["truncated"],
         "read_until": scan["read_until"],
         "elapsed_ms": round((time.monotonic() - started) * 1000, 1),
-    }
-
-
-def _scan(trigger: Trigger, compiled: Any, since: datetime, until: datetime, started: float) -> dict:
-    """One pass over the trigger's events in the window: evaluate, count per day, keep matches.
-
-    A raw server-side cursor selects only the columns the predicate reads (plus the id and the UTC day
-    as an integer), so the driver parses as few values per row as possible; the rest of a match is read
-    afterwards by id."""
-    names_used = compiled.names
-    full_payload = "payload" in names_used
-    needs_role = "actor_role" in names_used
-    roles = dict(User.objects.values_list("id", "role")) if needs_role else {}
-    columns = ["id::text", "((occurred_at AT TIME ZONE 'UTC')::date - DATE '1970-01-01')"]
-    params: list[Any] = []
-    plain: list[str] = [name for name in ("aggregate_type", "depth") if name in names_used]
-    columns += plain
-    role_at = len(columns)
-    if needs_role:
-        columns.append("actor_id")
-    payload_at = len(columns)
-    if full_payload:
-        columns.append("payload")
-    else:
-        for key in _PAYLOAD_NAMES:
-            if key in names_used:
-                columns.append("payload ->> %s")
-                params.append(key)
-                plain.append(key)
-    # plain names sit in columns 2.. in order, skipping actor_id (which sits at role_at)
-    plain_at = [2 + i if 2 + i < role_at or not needs_role else 3 + i for i in range(len(plain))]
-    where = "event_type = %s AND occurred_at >= %s AND occurred_at < %s"
-    params += [trigger.event_type, since, until]
-    if trigger.agency_id is not None:
-        where += " AND payload ->> 'agency_id' = %s"
-        params.append(str(trigger.agency_id))
-    sql = f"SELECT {', '.join(columns)} FROM {OutboxEvent._meta.db_table} WHERE {where}"  # noqa: S608
-    evaluate = compiled.evaluate_raw
-    base: dict[str, Any] = {name: None for name in _PAYLOAD_NAMES}
-    base.update(event_type=trigger.event_type, payload={}, actor_role=None, aggregate_type=None, depth=0)
-    per_day: dict[int, int] = defaultdict(int)
-    matches: list[tuple[str, dict]] = []
-    sample_ids: list[str] = []
-    evaluated = matched = errors = 0
-    max_events, deadline = settings.BACKTEST_MAX_EVENTS, started + settings.BACKTEST_MAX_SECONDS
-    truncated, read_until = False, None
-    keep_matches = trigger.wait_minutes is not None
-    failures = (PredicateError, *EVALUATION_ERRORS)
-    slots = list(zip(plain, plain_at, strict=True))
-    connection.ensure_connection()
-    with connection.connection.cursor(name=f"backtest_{uuid.uuid4().hex}") as cursor:
-        cursor.itersize = CHUNK
-        cursor.execute(sql, params)
-        while not truncated:
-            rows = cursor.fetchmany(CHUNK)
-            if not rows:
-                break
-            for row in rows:
-                names = base.copy()
-                for name, index in slots:
-                    names[name] = row[index]
-                if full_payload:
-                    payload = row[payload_at]
-                    if isinstance(payload, str | bytes):  # Django hands jsonb over as text
-                        payload = json.loads(payload)
-                    if not isinstance(payload, dict):
-                        payload = {}
-                    names["payload"] = payload
-                    for key in _PAYLOAD_NAMES:
-                        names[key] = payload.get(key)
-                if needs_role:
-                    actor = row[role_at]
-                    names["actor_role"] = "system" if actor is None else roles.get(actor)
-                try:
-                    hit = evaluate(names)
-                except failures:
-                    errors += 1
-                    hit = False
-                if hit:
-                    matched += 1
-                    per_day[row[1]] += 1
-                    if keep_matches:
-                        matches.append((row[0], names))
-                    if len(sample_ids) < SAMPLE_SIZE:
-                        sample_ids.append(row[0])
-            evaluated += len(rows)
-            if evaluated >= max_events or time.monotonic() > deadline:
-                truncated = True
-                read_until = _EPOCH + timedelta(days=rows[-1][1])
-    return {
-        "evaluated": evaluated,
-        "matched": matched,
-        "errors": errors,
-        "per_day": {_EPOCH.date() + timedelta(days=day): count for day, count in per_day.items()},
-        "matches": matches,
-        "sample_ids": [uuid.UUID(i) for i in sample_ids],
-        "truncated": truncated,
-        "read_until": read_until,
     }
 
 

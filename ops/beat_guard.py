@@ -6,6 +6,11 @@ compare-and-swap, but doubled load and doubled housekeeping). On ``beat_init`` t
 third of the TTL; a second beat finds it held, logs who holds it and exits with status 1 before
 scheduling anything. When a beat dies without releasing (SIGKILL, a lost host), the lock expires after
 ``BEAT_LOCK_TTL_SECONDS`` and the next beat (compose restarts it) takes over.
+
+A lock lost without a rival — Redis restarted without persistence, or unreachable for longer than the
+TTL — is taken again at the next renewal (``SET NX`` with the same holder). Only a lock that another beat
+now holds stops this one: otherwise a Redis restart would leave the deployment with no beat at all (no
+dispatch ticks, no SLA scans, no timer sweeps).
 """
 
 from __future__ import annotations
@@ -51,6 +56,20 @@ def beat_lock_holder() -> str | None:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
+def _retake(lock: Any) -> bool:
+    """Take a lost lock again if nobody holds it (its key vanished: Redis restarted, or the TTL ran out
+    while Redis was unreachable). False when another beat holds it."""
+    token = lock.local.token
+    try:
+        taken = bool(lock.acquire(token=token, blocking=False))
+    except redis.exceptions.RedisError:
+        logger.warning("beat could not retake its lock (Redis unreachable); retrying", exc_info=True)
+        return True
+    if taken:
+        logger.warning("beat lock %s was lost (Redis restarted?) and nobody held it: taken again", LOCK_NAME)
+    return taken
+
+
 def _keep(lock: Any, ttl: float) -> None:
     stop = threading.Event()
 
@@ -59,7 +78,10 @@ def _keep(lock: Any, ttl: float) -> None:
             try:
                 lock.reacquire()
             except redis.exceptions.LockError:
-                logger.critical("beat lost its lock %s to another beat; stopping", LOCK_NAME)
+                if _retake(lock):
+                    continue
+                holder = beat_lock_holder() or "another beat"
+                logger.critical("beat lost its lock %s to %s; stopping", LOCK_NAME, holder)
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
             except redis.exceptions.RedisError:

@@ -1,0 +1,272 @@
+"""The backtest's read: one pass over a trigger's events in a window, evaluating its predicate.
+
+Only the columns the predicate reads are selected (plus the id and the UTC day as an integer); the whole
+payload only when the predicate subscripts ``payload``. Events with the same facts get the same answer, so
+each distinct fact tuple is evaluated once: for untimed triggers PostgreSQL groups the events by (day,
+facts) and counts them (``_scan_grouped``); otherwise a server-side cursor streams tuples in chunks (never
+model instances) and the answers are remembered per fact tuple. Results equal evaluating event by event.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
+
+from outbox.models import OutboxEvent
+from polaris.accounts.models import User
+
+from .models import Trigger
+from .predicates import EVALUATION_ERRORS, PredicateError
+
+SAMPLE_SIZE = 20
+CHUNK = 5000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_PAYLOAD_NAMES = ("old_state", "new_state", "transition", "task_type", "service_area", "priority", "reason")
+
+_DAY = "((occurred_at AT TIME ZONE 'UTC')::date - DATE '1970-01-01')"
+
+
+def _projection(names_used: frozenset[str] | set[str]) -> tuple[list[str], list[Any], list[str]]:
+    """The columns a predicate reads: SQL expressions, their parameters, and the name each one fills
+    (``actor_id`` fills ``actor_role`` through the users' roles). The whole payload is not among them."""
+    exprs: list[str] = []
+    params: list[Any] = []
+    slots: list[str] = []
+    for name in ("aggregate_type", "depth"):
+        if name in names_used:
+            exprs.append(name)
+            slots.append(name)
+    if "actor_role" in names_used:
+        exprs.append("actor_id")
+        slots.append("actor_id")
+    for key in _PAYLOAD_NAMES:
+        if key in names_used and "payload" not in names_used:  # else read from the whole payload
+            exprs.append("payload ->> %s")
+            params.append(key)
+            slots.append(key)
+    return exprs, params, slots
+
+
+def _where(trigger: Trigger, since: datetime, until: datetime) -> tuple[str, list[Any]]:
+    where = "event_type = %s AND occurred_at >= %s AND occurred_at < %s"
+    params: list[Any] = [trigger.event_type, since, until]
+    if trigger.agency_id is not None:
+        where += " AND payload ->> 'agency_id' = %s"
+        params.append(str(trigger.agency_id))
+    return where, params
+
+
+class _Names:
+    """Fills the predicate's names from a row's projected facts (the rest of them ``None``)."""
+
+    def __init__(self, trigger: Trigger, slots: list[str], roles: dict[int, str]) -> None:
+        self.base: dict[str, Any] = {name: None for name in _PAYLOAD_NAMES}
+        self.base.update(
+            event_type=trigger.event_type, payload={}, actor_role=None, aggregate_type=None, depth=0
+        )
+        self.slots, self.roles = slots, roles
+
+    def __call__(self, facts: tuple) -> dict[str, Any]:
+        names = self.base.copy()
+        for name, value in zip(self.slots, facts, strict=True):
+            if name == "actor_id":
+                names["actor_role"] = "system" if value is None else self.roles.get(value)
+            else:
+                names[name] = value
+        return names
+
+
+def backtest_scan(trigger: Trigger, compiled: Any, since: datetime, until: datetime, started: float) -> dict:
+    """One pass over the trigger's events in the window: evaluate, count per day, keep matches.
+
+    Only the columns the predicate reads are selected (plus the id and the UTC day as an integer), so
+    the driver parses as few values per row as possible; the rest of a match is read afterwards by id.
+    Rows with the same facts give the same answer, so unless the predicate reads the whole payload each
+    distinct fact tuple is evaluated once: grouped and counted per day in PostgreSQL when the matches
+    themselves are not needed (untimed triggers), memoised while streaming otherwise."""
+    names_used = compiled.names
+    full_payload = "payload" in names_used
+    roles = dict(User.objects.values_list("id", "role")) if "actor_role" in names_used else {}
+    exprs, expr_params, slots = _projection(names_used)
+    make_names = _Names(trigger, slots, roles)
+    where, where_params = _where(trigger, since, until)
+    if not full_payload and trigger.wait_minutes is None:
+        grouped = _scan_grouped(compiled, exprs, expr_params, where, where_params, make_names, started)
+        if grouped is not None:
+            return grouped
+    columns = ["id::text", _DAY, *exprs, *(["payload"] if full_payload else [])]
+    sql = f"SELECT {', '.join(columns)} FROM {OutboxEvent._meta.db_table} WHERE {where}"  # noqa: S608
+    evaluate = compiled.evaluate_raw
+    per_day: dict[int, int] = defaultdict(int)
+    matches: list[tuple[str, dict]] = []
+    sample_ids: list[str] = []
+    evaluated = matched = errors = 0
+    max_events, deadline = settings.BACKTEST_MAX_EVENTS, started + settings.BACKTEST_MAX_SECONDS
+    truncated, read_until = False, None
+    keep_matches = trigger.wait_minutes is not None
+    failures = (PredicateError, *EVALUATION_ERRORS)
+    facts_end = 2 + len(exprs)
+    known: dict[tuple, bool | None] = {}  # facts -> hit (None: evaluation error); unused for full payloads
+    connection.ensure_connection()
+    with connection.connection.cursor(name=f"backtest_{uuid.uuid4().hex}") as cursor:
+        cursor.itersize = CHUNK
+        cursor.execute(sql, [*expr_params, *where_params])
+        while not truncated:
+            rows = cursor.fetchmany(CHUNK)
+            if not rows:
+                break
+            for row in rows:
+                facts = row[2:facts_end]
+                names = None
+                if full_payload:  # inline: every row is evaluated here
+                    names = make_names(facts) if facts else make_names.base.copy()
+                    payload = row[facts_end]
+                    if isinstance(payload, str | bytes):  # Django hands jsonb over as text
+                        payload = json.loads(payload)
+                    if not isinstance(payload, dict):
+                        payload = {}
+                    names["payload"] = payload
+                    for key in _PAYLOAD_NAMES:
+                        names[key] = payload.get(key)
+                    try:
+                        hit = bool(evaluate(names))
+                    except failures:
+                        hit = None
+                elif facts in known:
+                    hit = known[facts]
+                else:
+                    names = make_names(facts)
+                    hit = known[facts] = _hit(evaluate, names, failures)
+                if hit is None:
+                    errors += 1
+                elif hit:
+                    matched += 1
+                    per_day[row[1]] += 1
+                    if keep_matches:
+                        matches.append((row[0], names if names is not None else make_names(facts)))
+                    if len(sample_ids) < SAMPLE_SIZE:
+                        sample_ids.append(row[0])
+            evaluated += len(rows)
+            if evaluated >= max_events or time.monotonic() > deadline:
+                truncated = True
+                read_until = _EPOCH + timedelta(days=rows[-1][1])
+    return _scanned(
+        per_day,
+        sample_ids,
+        evaluated=evaluated,
+        matched=matched,
+        errors=errors,
+        matches=matches,
+        truncated=truncated,
+        read_until=read_until,
+    )
+
+
+def _hit(evaluate: Any, names: dict[str, Any], failures: tuple) -> bool | None:
+    """The predicate's answer, None when its evaluation failed."""
+    try:
+        return bool(evaluate(names))
+    except failures:
+        return None
+
+
+def _scanned(per_day: dict[int, int], sample_ids: list, **counts: Any) -> dict:
+    """The scan's answer: per-day counts by date, sample ids as UUIDs, and the counts as given."""
+    return {
+        "per_day": {_EPOCH.date() + timedelta(days=day): count for day, count in per_day.items()},
+        "sample_ids": [uuid.UUID(str(i)) for i in sample_ids],
+        **counts,
+    }
+
+
+def _scan_grouped(
+    compiled: Any,
+    exprs: list[str],
+    expr_params: list[Any],
+    where: str,
+    where_params: list[Any],
+    make_names: _Names,
+    started: float,
+) -> dict | None:
+    """The scan as one ``GROUP BY`` (day, facts) over at most ``BACKTEST_MAX_EVENTS`` rows: the predicate
+    runs once per distinct fact tuple and PostgreSQL does the counting. None when it did not finish within
+    ``BACKTEST_MAX_SECONDS`` (the caller's streaming scan then answers, truncated)."""
+    table = OutboxEvent._meta.db_table
+    keys = ["day", *(f"c{i}" for i in range(len(exprs)))]
+    inner = ", ".join([f"{_DAY} AS day", *(f"{expr} AS c{i}" for i, expr in enumerate(exprs))])
+    sql = (
+        f"SELECT {', '.join(keys)}, count(*) FROM (SELECT {inner} FROM {table} WHERE {where} LIMIT %s) s"  # noqa: S608
+        f" GROUP BY {', '.join(keys)}"
+    )
+    remaining_ms = max(int((started + settings.BACKTEST_MAX_SECONDS - time.monotonic()) * 1000), 1)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(remaining_ms)])
+            cursor.execute(sql, [*expr_params, *where_params, settings.BACKTEST_MAX_EVENTS])
+            groups = cursor.fetchall()
+            cursor.execute(
+                "SELECT set_config('statement_timeout', %s, true)",
+                [str(int(settings.BACKTEST_MAX_SECONDS * 1000) + 5000)],
+            )
+    except OperationalError:  # statement_timeout: too much history for the time bound
+        return None
+    evaluate, failures = compiled.evaluate_raw, (PredicateError, *EVALUATION_ERRORS)
+    known: dict[tuple, bool | None] = {}
+    per_day: dict[int, int] = defaultdict(int)
+    evaluated = matched = errors = 0
+    hits: list[tuple] = []
+    for row in groups:
+        day, facts, count = row[0], tuple(row[1:-1]), row[-1]
+        if facts not in known:
+            known[facts] = _hit(evaluate, make_names(facts), failures)
+            if known[facts]:
+                hits.append(facts)
+        evaluated += count
+        if known[facts] is None:
+            errors += count
+        elif known[facts]:
+            matched += count
+            per_day[day] += count
+    truncated = evaluated >= settings.BACKTEST_MAX_EVENTS
+    read_until = _EPOCH + timedelta(days=max(row[0] for row in groups)) if truncated else None
+    sample_ids = _sample_ids(exprs, make_names.slots, where, where_params, hits[:SAMPLE_SIZE])
+    return _scanned(
+        per_day,
+        sample_ids,
+        evaluated=evaluated,
+        matched=matched,
+        errors=errors,
+        matches=[],
+        truncated=truncated,
+        read_until=read_until,
+    )
+
+
+def _sample_ids(
+    exprs: list[str], slots: list[str], where: str, where_params: list, hits: list[tuple]
+) -> list:
+    """Up to ``SAMPLE_SIZE`` ids of events whose facts are among ``hits``."""
+    if not hits:
+        return []
+    params: list[Any] = list(where_params)
+    alternatives = []
+    for facts in hits:
+        parts = ["TRUE"]
+        for expr, slot, value in zip(exprs, slots, facts, strict=True):
+            parts.append(f"{expr} IS NOT DISTINCT FROM %s")
+            params += [slot, value] if "%s" in expr else [value]  # payload ->> %s takes its key
+        alternatives.append(" AND ".join(parts))
+    sql = (
+        f"SELECT id FROM {OutboxEvent._meta.db_table} WHERE {where}"  # noqa: S608
+        f" AND (({') OR ('.join(alternatives)})) LIMIT {SAMPLE_SIZE}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
