@@ -97,7 +97,7 @@ def _keep(lock: Any, ttl: float) -> None:
 
 
 def _guard_beat(sender: Any = None, **kwargs: Any) -> None:
-    ttl = float(getattr(settings, "BEAT_LOCK_TTL_SECONDS", TTL_SECONDS))
+    ttl = settings.BEAT_LOCK_TTL_SECONDS
     lock = beat_lock_acquire(ttl=ttl)
     if lock is None:
         holder = beat_lock_holder() or "another beat"

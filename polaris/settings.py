@@ -318,6 +318,10 @@ WEBHOOK_SECRET_ROTATION_GRACE_SECONDS = env_float("WEBHOOK_SECRET_ROTATION_GRACE
 WEBHOOK_ATTEMPT_RETENTION_DAYS = env_int("WEBHOOK_ATTEMPT_RETENTION_DAYS", 30)
 AUTOMATION_RECORD_NOT_MATCHED = env_bool("AUTOMATION_RECORD_NOT_MATCHED", False)
 AUTOMATION_TRIGGER_CACHE_SECONDS = env_float("AUTOMATION_TRIGGER_CACHE_SECONDS", 1.0)
+# Exactly one beat (ops/beat_guard.py): a beat holds a Redis lock with this TTL, renewed every third of it;
+# a beat that died without releasing is replaced within it.
+BEAT_LOCK_TTL_SECONDS = env_float("BEAT_LOCK_TTL_SECONDS", 30.0)
+
 # Timed triggers (automation/timers.py): beat's sweep is the safety net; workers arm the next due timer.
 TIMER_SWEEP_INTERVAL_SECONDS = env_float("TIMER_SWEEP_INTERVAL_SECONDS", 5.0)
 TIMER_ARM_ENABLED = env_bool("TIMER_ARM_ENABLED", True)

@@ -147,7 +147,7 @@ def test_broker_down_while_a_timer_falls_due_it_fires_once_the_broker_is_back(
     redis = PrivateRedis(tmp_path)
     redis.start()
     task = make_task()
-    env = {"CELERY_BROKER_URL": redis.url}
+    env = {"CELERY_BROKER_URL": redis.url, "BEAT_LOCK_TTL_SECONDS": "3"}
     lock_holder = redis_client.Redis.from_url(redis.url)
     try:
         with (
@@ -165,8 +165,8 @@ def test_broker_down_while_a_timer_falls_due_it_fires_once_the_broker_is_back(
             try:
                 wait_until(lambda: Alert.objects.exists(), timeout=30, interval=0.2)
                 # The restart wiped beat's guard lock: the same beat takes it again at its next renewal
-                # (every third of the 30 s TTL) instead of stopping as if a rival had taken it.
-                wait_until(lambda: lock_holder.get(LOCK_NAME), timeout=15, interval=0.2)
+                # (every third of the TTL, 1 s here) instead of stopping as if a rival had taken it.
+                wait_until(lambda: lock_holder.get(LOCK_NAME), timeout=5, interval=0.2)
             except AssertionError as exc:
                 raise AssertionError(f"{exc}\nbeat:\n{beat.log()}\nworker:\n{worker.log()}") from None
             assert beat.popen.poll() is None, beat.log()
