@@ -14,7 +14,8 @@ from ..models import Alert, Trigger, WebhookAttempt, WebhookDelivery, WebhookEnd
 from ..rules import MAX_UNLESS, MAX_WAIT_MINUTES, NOT_FOR_TRIGGERS
 
 # A string.Template the action may fill from the event: $name, ${name}, $$ (a dollar); no other "$".
-TEMPLATE_PATTERN = r"^(?:[^$\x00]|\$\$|\$[_a-zA-Z][_a-zA-Z0-9]*|\$\{[_a-zA-Z][_a-zA-Z0-9]*\})*$"
+# (Brackets, not backslashes: schemathesis rewrites the pattern and would drop the escape of a brace.)
+TEMPLATE_PATTERN = r"^(?:[^$\x00]|[$][$]|[$][_a-zA-Z][_a-zA-Z0-9]*|[$][{][_a-zA-Z][_a-zA-Z0-9]*[}])*$"
 # An http(s) URL as RFC 3986 has it (what the representation's ``format: uri`` promises): a host (ASCII
 # name or IPv4 address), an optional port 0-65535, no user:password@, path, query and fragment of URI
 # characters (others percent-encoded). A subset of what automation.webhooks.transport.url_check_syntax
