@@ -60,6 +60,9 @@ PREDICATES = st.sampled_from(
     ]
 )
 schemathesis.openapi.format("trigger-predicate", PREDICATES)
+# Action params that are string.Template texts ($name, ${name}, $$) are the format "action-template".
+TEMPLATES = st.sampled_from(["Follow up", "Task $task_id moved to ${new_state}", "Costs $$5", "$reason"])
+schemathesis.openapi.format("action-template", TEMPLATES)
 # A long-poll in a test's transaction would wait its whole time (nothing commits): the feed's maximum
 # (which the schema declares) is kept short here.
 FEED_MAX_WAIT_SECONDS = 0.2

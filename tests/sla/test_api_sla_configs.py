@@ -140,7 +140,8 @@ def test_patch_never_changes_running_records(api, admin_user, make_task, intake_
 def test_patch_into_a_tie_is_refused(api, admin_user, make_config, intake_config):
     other = make_config(name="visits", task_type="home-visit")
     response = api(admin_user).patch(f"{URL}/{other.pk}", {"task_type": "intake"}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 409
+    assert response.json()["error_code"] == "SLA_CONFIG_CONFLICT"
     other.refresh_from_db()
     assert other.task_type == "home-visit"
 
