@@ -1,8 +1,8 @@
 """SLA configs and business calendars: matching a task to its config, reading and managing configs.
 
 Writes (``sla_config_create``/``sla_config_update``, ``business_calendar_holidays_fill``) are atomic and raise
-``ValidationFailed`` for bad input; reads raise ``NotFound``/``PermissionDenied``. Defaults come from
-``sla.defaults``.
+``ValidationFailed`` for bad input and ``SLAConfigConflict`` (409) for a tie with a stored active config;
+reads raise ``NotFound``/``PermissionDenied``. Defaults come from ``sla.defaults``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from django.db.models import Q, QuerySet
 
 from polaris.access import require_admin, require_staff
 from polaris.accounts.models import User
-from polaris.errors import NotFound, ValidationFailed
+from polaris.errors import Conflict, NotFound, ValidationFailed
 
 from .defaults import default_pause_states, default_warning_percentages
 from .models import BusinessCalendar, SLAConfig
@@ -30,6 +30,13 @@ CONFIG_FIELDS = (
     "calendar",
     "active",
 )
+
+
+class SLAConfigConflict(Conflict):
+    """An active config already covers the same service area and task type (a conflict with stored
+    state, not bad input): 409. ``details.conflicting_config`` names it when known."""
+
+    error_code = "SLA_CONFIG_CONFLICT"
 
 
 # --- Reads ---------------------------------------------------------------------------------------------
@@ -85,23 +92,43 @@ def _validation_details(exc: ValidationError) -> dict[str, list[str]]:
     }
 
 
+def _active_clash(config: SLAConfig) -> SLAConfig | None:
+    """The other active config covering the same service area and task type as ``config``, if any."""
+    if not config.active:
+        return None
+    clashes = SLAConfig.objects.filter(
+        active=True, service_area=config.service_area, task_type=config.task_type
+    ).exclude(pk=config.pk)
+    return clashes.first()
+
+
+def _tie(clash: SLAConfig | None) -> SLAConfigConflict:
+    if clash is None:  # lost a race: the other config committed between the check and the insert
+        return SLAConfigConflict(
+            "Another active SLA config has the same service area and task type (or the same name)."
+        )
+    return SLAConfigConflict(
+        f"The active config {clash.name!r} already covers service area {clash.service_area or '(any)'!r} "
+        f"and task type {clash.task_type or '(any)'!r}.",
+        details={"conflicting_config": clash.pk},
+    )
+
+
 def _config_save(config: SLAConfig) -> SLAConfig:
     try:
         config.full_clean()
     except ValidationError as exc:
-        raise ValidationFailed(details=_validation_details(exc)) from None
+        details = _validation_details(exc)
+        # The model's clean() reports a tie as its only (non-field) error once the fields are valid.
+        if set(details) == {"non_field_errors"} and (clash := _active_clash(config)) is not None:
+            raise _tie(clash) from None
+        raise ValidationFailed(details=details) from None
     try:
         # A savepoint: losing a race on the unique constraint leaves the caller's transaction usable.
         with transaction.atomic():
             config.save()
     except IntegrityError:
-        raise ValidationFailed(
-            details={
-                "non_field_errors": [
-                    "Another active SLA config has the same service area and task type (or the same name)."
-                ]
-            }
-        ) from None
+        raise _tie(_active_clash(config)) from None
     return config
 
 
@@ -118,7 +145,8 @@ def sla_config_create(
     calendar: BusinessCalendar | None = None,
     active: bool = True,
 ) -> SLAConfig:
-    """Create a config. Raises ``ValidationFailed`` for bad input or a tie with another active config."""
+    """Create a config. Raises ``ValidationFailed`` for bad input, ``SLAConfigConflict`` (409) for a tie
+    with another active config."""
     sla_config_require_admin(actor)
     config = SLAConfig(
         name=name,

@@ -8,7 +8,7 @@ from polaris.accounts.models import User
 from polaris.errors import NotFound, ValidationFailed
 from workflow.models import Task, TaskPriority
 from workflow.services.tasks import task_create
-from workflow.validation import is_slug
+from workflow.validation import SLUG, is_slug
 
 from .registry import ActionContext, Param, action_type
 
@@ -25,12 +25,17 @@ def _assignee_check(value: Any) -> str | None:
 
 @action_type(
     "create_task",
-    Param("task_type", required=True, max_length=64, check=_slug_check),
+    Param("task_type", required=True, max_length=64, check=_slug_check, schema={"pattern": SLUG.pattern}),
     Param("title", required=True, max_length=200, template=True),
     Param("priority", choices=tuple(TaskPriority.values)),
-    Param("service_area", max_length=64, check=_slug_check),
+    Param("service_area", max_length=64, check=_slug_check, schema={"pattern": SLUG.pattern}),
     Param("description", max_length=5000, template=True),
-    Param("assignee", kind=(int, str), check=_assignee_check),
+    Param(
+        "assignee",
+        kind=(int, str),
+        check=_assignee_check,
+        schema={"oneOf": [{"type": "integer"}, {"type": "string", "enum": ["source"]}]},
+    ),
 )
 def create_task(context: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
     """A new task for the source's client, agency and plan (service area inherited unless given)."""

@@ -43,6 +43,9 @@ class Param:
     max_length: int | None = None
     template: bool = False
     check: Callable[[Any], str | None] | None = None
+    # What ``check`` accepts, as JSON Schema (for the API's OpenAPI document); None: nothing beyond the
+    # kind, choices and length (a check that depends on stored rows, such as an id that must exist).
+    schema: dict[str, Any] | None = None
 
     def problems(self, value: Any) -> list[str]:
         if not isinstance(value, self.kind) or (isinstance(value, bool) and self.kind is not bool):

@@ -1,11 +1,124 @@
 """Input and output shapes of the automation API."""
 
+from typing import Any
+
 from rest_framework import serializers
 
+from outbox.events import event_types_registered
 from polaris.api.query_params import PageQuerySerializer
+from polaris.api.schema import NO_NUL_PATTERN
 from polaris.api.strict import StrictFieldsMixin
 
+from ..actions.registry import ACTION_TYPES, MAX_ACTIONS, Param
 from ..models import Alert, Trigger, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from ..rules import MAX_UNLESS, MAX_WAIT_MINUTES, NOT_FOR_TRIGGERS
+
+# A string.Template the action fills from the event ($name, ${name}, $$ for a dollar; no other "$"),
+# declared as a string format: a pattern for it needs literal braces, which schemathesis' rewriting of
+# pattern-with-length breaks.
+TEMPLATE_FORMAT = "action-template"
+# An http(s) URL as RFC 3986 has it (what the representation's ``format: uri`` promises): a host (ASCII
+# name or IPv4 address), an optional port 0-65535, no user:password@, path, query and fragment of URI
+# characters (others percent-encoded). A subset of what automation.webhooks.transport.url_check_syntax
+# allows, checked first (RegexField).
+_PORT = "(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+_PCHAR = "(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
+URL_PATTERN = (
+    rf"^[hH][tT][tT][pP][sS]?://[A-Za-z0-9._~-]+(?::{_PORT})?"
+    rf"(?:/(?:{_PCHAR}|/)*)?(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?$"
+)
+
+
+class PredicateField(serializers.CharField):
+    """The predicate language (automation.predicates), which the schema names as a string format."""
+
+    openapi_format = "trigger-predicate"
+
+
+class EventTypeNameField(serializers.CharField):
+    """The name of a registered event type (the services refuse others); the schema lists them."""
+
+    def __init__(self, *, exclude: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(max_length=64, **kwargs)
+        self.exclude = exclude
+
+    def openapi_enum(self) -> list[str]:
+        return [name for name in sorted(event_types_registered()) if name not in self.exclude]
+
+
+def _param_schema(param: Param) -> dict[str, Any]:
+    """JSON Schema of one action param, from its declaration (automation.actions.registry.Param)."""
+    declared = dict(param.schema or {})
+    if "oneOf" in declared:
+        schema = declared
+    else:
+        kinds = param.kind if isinstance(param.kind, tuple) else (param.kind,)
+        words = {str: "string", int: "integer", bool: "boolean"}
+        schema = {"type": words[kinds[0]]} if len(kinds) == 1 else {}
+        if param.choices is not None:
+            schema["enum"] = list(param.choices)
+        if param.max_length is not None:
+            schema["maxLength"] = param.max_length
+        if param.template:
+            schema["format"] = TEMPLATE_FORMAT
+        schema.update(declared)
+        if schema.get("type") == "string" and not {"pattern", "enum", "format"} & set(schema):
+            schema["pattern"] = NO_NUL_PATTERN
+    if param.required:
+        if schema.get("type") == "string":
+            schema["minLength"] = 1
+        return schema
+    # An optional param given as null or "" counts as not given.
+    return {"nullable": True, "anyOf": [schema, {"type": "string", "maxLength": 0}]}
+
+
+def actions_schema() -> dict[str, Any]:
+    """The ``actions`` list as ``automation.actions.registry.actions_validate`` accepts it."""
+    variants = []
+    for kind in ACTION_TYPES.values():
+        params = {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {param.name: _param_schema(param) for param in kind.params},
+        }
+        required = [param.name for param in kind.params if param.required]
+        if required:
+            params["required"] = required
+        variants.append(
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["type", "params"] if required else ["type"],
+                "properties": {"type": {"type": "string", "enum": [kind.name]}, "params": params},
+            }
+        )
+    return {
+        "type": "array",
+        "maxItems": MAX_ACTIONS,
+        "items": {"oneOf": variants},
+        "description": 'What the trigger does: [{"type": ..., "params": {...}}], in order.',
+    }
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+class ActionsField(serializers.JSONField):
+    """The trigger's actions (checked by the trigger rules); stored as jsonb, which cannot hold NUL."""
+
+    openapi_schema = staticmethod(actions_schema)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if _has_nul(data):
+            raise serializers.ValidationError("Null characters are not allowed.")
+        return super().to_internal_value(data)
 
 
 class TriggerOutputSerializer(serializers.ModelSerializer):
@@ -34,7 +147,7 @@ class TriggerOutputSerializer(serializers.ModelSerializer):
 
 
 class TriggerListQuerySerializer(PageQuerySerializer):
-    event_type = serializers.CharField(required=False, max_length=64)
+    event_type = serializers.CharField(required=False, max_length=64)  # any: an unknown one lists nothing
     # default None: a query string without it is not "false" (DRF's checkbox rule for form data)
     enabled = serializers.BooleanField(required=False, allow_null=True, default=None)
 
@@ -42,21 +155,36 @@ class TriggerListQuerySerializer(PageQuerySerializer):
 class TriggerInputSerializer(StrictFieldsMixin, serializers.Serializer):
     """The shape of a trigger; what makes it valid (event type, predicate, actions) is the trigger rules'."""
 
+    # Declared in the OpenAPI document (polaris.api.schema): a timed trigger only may have ``unless``.
+    openapi_any_of = (
+        {"not": {"required": ["unless"]}},
+        {"properties": {"unless": {"maxItems": 0}}},
+        {"required": ["wait_minutes"], "properties": {"wait_minutes": {"type": "integer"}}},
+    )
+
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True)
-    event_type = serializers.CharField(max_length=64)
-    predicate = serializers.CharField(
-        required=False, allow_blank=True, max_length=2000, trim_whitespace=False
+    event_type = EventTypeNameField(exclude=NOT_FOR_TRIGGERS)
+    predicate = PredicateField(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        trim_whitespace=False,
+        help_text="An expression over the event (docs/automation.md); empty: every event of the type.",
     )
-    actions = serializers.JSONField(required=False, help_text='A list of {"type": ..., "params": {...}}.')
+    actions = ActionsField(required=False)
     position = serializers.IntegerField(required=False, min_value=0, max_value=2_147_483_647)
     enabled = serializers.BooleanField(required=False)
     agency = serializers.UUIDField(required=False, allow_null=True, source="agency_id")
-    wait_minutes = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    wait_minutes = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=MAX_WAIT_MINUTES
+    )
     wait_calendar = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, max_value=2_147_483_647, source="wait_calendar_id"
     )
-    unless = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+    unless = serializers.ListField(
+        child=EventTypeNameField(exclude=NOT_FOR_TRIGGERS), required=False, max_length=MAX_UNLESS
+    )
 
 
 class BacktestInputSerializer(StrictFieldsMixin, serializers.Serializer):
@@ -202,10 +330,13 @@ class WebhookEndpointSecretSerializer(WebhookEndpointOutputSerializer):
 
 class WebhookEndpointInputSerializer(StrictFieldsMixin, serializers.Serializer):
     name = serializers.CharField(max_length=200)
-    url = serializers.CharField(max_length=500)
-    event_types = serializers.ListField(
-        child=serializers.CharField(max_length=64), required=False, max_length=100
+    url = serializers.RegexField(
+        URL_PATTERN,
+        max_length=500,
+        error_messages={"invalid": "An http(s) URL with a host and no credentials."},
+        help_text="http or https; addresses are checked when delivering (SSRF guard).",
     )
+    event_types = serializers.ListField(child=EventTypeNameField(), required=False, max_length=100)
     ordered = serializers.BooleanField(required=False)
     enabled = serializers.BooleanField(required=False)
 

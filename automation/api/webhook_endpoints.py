@@ -181,7 +181,7 @@ class WebhookEndpointDeliveriesView(GenericAPIView):
         operation_id="webhook_endpoints_deliveries",
         tags=TAGS,
         summary="The endpoint's deliveries, newest first, each with every attempt",
-        parameters=[ENDPOINT_ID, OpenApiParameter("status", str)],
+        parameters=[ENDPOINT_ID, WebhookDeliveryFilterSerializer],
         responses={
             200: WebhookDeliveryOutputSerializer(many=True),
             400: INVALID,

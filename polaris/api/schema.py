@@ -53,7 +53,23 @@ NON_BLANK_PATTERN = "^[^\\x00]*[^\\x00\\s][^\\x00]*$"
 
 
 class EnvelopeAutoSchema(AutoSchema):
-    """drf-spectacular's AutoSchema plus the error envelope on 400/401/403/404/409/429 (415 with a body)."""
+    """drf-spectacular's AutoSchema plus the error envelope on 400/401/403/404/409/429 (415 with a body).
+
+    A field can say more than its class does, read when the document is generated (so values registered
+    at start-up, such as event types, are listed): ``openapi_schema()`` (its whole schema),
+    ``openapi_enum()`` (the values it accepts), ``openapi_format`` (a string format). A request serializer
+    can add ``openapi_exactly_one_of`` (field names) and ``openapi_any_of`` (JSON Schema alternatives).
+    """
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        if hasattr(field, "openapi_schema"):
+            return field.openapi_schema()
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if schema is not None and hasattr(field, "openapi_enum"):
+            schema["enum"] = field.openapi_enum()
+        if schema is not None and hasattr(field, "openapi_format"):
+            schema["format"] = field.openapi_format
+        return schema
 
     def _error_codes(self) -> list[str]:
         codes = ["400", "401", "403", "404", "409", "429"]
@@ -91,6 +107,9 @@ class EnvelopeAutoSchema(AutoSchema):
         if exactly_one and direction == "request":
             schema["oneOf"] = [{"required": [name]} for name in exactly_one]
             schema.setdefault("description", "Give exactly one of: " + ", ".join(exactly_one) + ".")
+        any_of = getattr(serializer, "openapi_any_of", None)
+        if any_of and direction == "request" and not getattr(serializer, "partial", False):
+            schema["anyOf"] = list(any_of)
         # A strict body (polaris.api.strict) refuses keys it does not declare: the schema says so.
         strict = isinstance(serializer, StrictFieldsMixin) or (
             isinstance(serializer, type) and issubclass(serializer, StrictFieldsMixin)

@@ -19,8 +19,12 @@ from workflow.api.common import caller
 
 CONFIG_ID = OpenApiParameter("config_id", int, OpenApiParameter.PATH, description="The SLA config's id.")
 ERRORS = {
-    400: OpenApiResponse(description="VALIDATION_ERROR (including a tie with another active config)"),
+    400: OpenApiResponse(description="VALIDATION_ERROR"),
     403: OpenApiResponse(description="PERMISSION_DENIED"),
+    409: OpenApiResponse(
+        description="SLA_CONFIG_CONFLICT: another active config already covers the same service area and "
+        "task type (details.conflicting_config names it)."
+    ),
 }
 
 

@@ -93,11 +93,22 @@ def test_validation_errors_use_the_envelope(api, admin_user, payload, field):
     assert field in data["details"]
 
 
-def test_a_tie_with_an_active_config_is_a_validation_error(api, admin_user, intake_config):
+def test_a_tie_with_an_active_config_is_a_409_conflict(api, admin_user, intake_config):
     response = api(admin_user).post(URL, body(name="Intake 2", task_type="intake"), format="json")
-    assert response.status_code == 400
-    assert response.json()["error_code"] == "VALIDATION_ERROR"
-    assert "already covers" in str(response.json()["details"])
+    assert response.status_code == 409
+    assert response.json()["error_code"] == "SLA_CONFIG_CONFLICT"
+    assert "already covers" in response.json()["message"]
+    assert response.json()["details"] == {"conflicting_config": intake_config.pk}
+    assert not SLAConfig.objects.filter(name="Intake 2").exists()
+
+
+def test_reactivating_into_a_tie_is_a_409_conflict(api, admin_user, intake_config):
+    spare = SLAConfig.objects.create(name="Intake spare", task_type="intake", target_minutes=5, active=False)
+    response = api(admin_user).patch(f"{URL}/{spare.pk}", {"active": True}, format="json")
+    assert response.status_code == 409
+    assert response.json()["error_code"] == "SLA_CONFIG_CONFLICT"
+    spare.refresh_from_db()
+    assert spare.active is False
 
 
 def test_patch_changes_only_the_fields_sent(api, admin_user, intake_config):
@@ -129,7 +140,8 @@ def test_patch_never_changes_running_records(api, admin_user, make_task, intake_
 def test_patch_into_a_tie_is_refused(api, admin_user, make_config, intake_config):
     other = make_config(name="visits", task_type="home-visit")
     response = api(admin_user).patch(f"{URL}/{other.pk}", {"task_type": "intake"}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 409
+    assert response.json()["error_code"] == "SLA_CONFIG_CONFLICT"
     other.refresh_from_db()
     assert other.task_type == "home-visit"
 

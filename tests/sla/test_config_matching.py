@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from polaris.errors import ValidationFailed
-from sla.configs import sla_config_match
+from sla.configs import SLAConfigConflict, sla_config_match
 from sla.models import BusinessCalendar, SLAConfig, SLARecord
 
 
@@ -71,9 +71,10 @@ def test_a_tie_is_refused_by_clean(intake_config):
 
 
 def test_a_tie_is_refused_by_the_service(make_config, intake_config):
-    with pytest.raises(ValidationFailed) as caught:
+    with pytest.raises(SLAConfigConflict) as caught:
         make_config(name="intake again", task_type="intake")
-    assert "already covers" in str(caught.value.details)
+    assert "already covers" in caught.value.message
+    assert caught.value.details == {"conflicting_config": intake_config.pk}
 
 
 def test_a_tie_is_refused_by_the_database(intake_config):

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
 from polaris.api.strict import StrictFieldsMixin
+from workflow import extensions
 from workflow.api.serializers import (
     PLAN_READ_ONLY_NAMES,
     TASK_READ_ONLY_NAMES,
     ScopedActionPlanField,
     ScopedUserField,
+    TaskListQuerySerializer,
+    slug_field,
 )
 from workflow.models import TaskPriority, TaskState
 
@@ -36,10 +40,10 @@ class TaskUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     action_plan = ScopedActionPlanField(
         required=False, allow_null=True, help_text="A draft or active plan of the same client and agency."
     )
-    service_area = serializers.SlugField(
-        max_length=64, required=False, allow_blank=True, help_text="Only while the task is new."
+    service_area = slug_field(
+        example="housing", required=False, allow_blank=True, help_text="Only while the task is new."
     )
-    task_type = serializers.SlugField(max_length=64, required=False, help_text="Only while the task is new.")
+    task_type = slug_field(example="home-visit", required=False, help_text="Only while the task is new.")
 
 
 class TaskAssignSerializer(StrictFieldsMixin, serializers.Serializer):
@@ -80,6 +84,75 @@ class TaskBulkSerializer(StrictFieldsMixin, serializers.Serializer):
         if ("ids" in attrs) == ("filter" in attrs):
             raise serializers.ValidationError({"ids": ["Give either ids or filter (exactly one)."]})
         return attrs
+
+
+# --- The bulk request as the OpenAPI document declares it: one shape per action -------------------
+# (TaskBulkSerializer above reads the body; these say what it accepts, action by action, so a client or
+# a fuzzer knows that a transition needs params.target_state, an assignment params.assignee, and so on.)
+
+# The task list's filters a bulk request may name (not its page, page_size, ordering), with the SLA
+# app's sla_status, declared statically like on the list (workflow.api.tasks.SLA_STATUS_PARAMETER).
+_NOT_FILTERS = ("page", "page_size", "ordering")
+
+
+class TaskBulkFilterSerializer(StrictFieldsMixin, serializers.Serializer):
+    """``filter``: the list endpoint's filters as a JSON object (values of their JSON types)."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = {
+            name: field
+            for name, field in TaskListQuerySerializer().get_fields().items()
+            if name not in _NOT_FILTERS
+        }
+        fields["sla_status"] = serializers.ChoiceField(
+            choices=["running", "paused", "met", "breached", "at_risk"],
+            required=False,
+            help_text="Provided by the SLA app.",
+        )
+        for name in extensions.task_filters:
+            fields.setdefault(name, serializers.CharField(required=False))
+        return fields
+
+
+class _TaskBulkShape(StrictFieldsMixin, serializers.Serializer):
+    openapi_exactly_one_of = ("ids", "filter")
+
+    ids = serializers.ListField(
+        child=serializers.UUIDField(),
+        required=False,
+        allow_empty=False,
+        min_length=1,
+        max_length=BULK_MAX_ITEMS,
+        help_text=f"At most {BULK_MAX_ITEMS} task ids (a repeated id counts once).",
+    )
+    filter = TaskBulkFilterSerializer(required=False)
+    dry_run = serializers.BooleanField(required=False, default=False)
+
+
+class TaskBulkTransitionShape(_TaskBulkShape):
+    action = serializers.ChoiceField(choices=["transition"])
+    params = BulkTransitionParamsSerializer()
+
+
+class TaskBulkAssignShape(_TaskBulkShape):
+    action = serializers.ChoiceField(choices=["assign"])
+    params = TaskAssignSerializer()
+
+
+class TaskBulkUpdateShape(_TaskBulkShape):
+    action = serializers.ChoiceField(choices=["update"])
+    params = TaskUpdateSerializer(required=False)
+
+
+TASK_BULK_REQUEST = PolymorphicProxySerializer(
+    component_name="TaskBulkRequest",
+    serializers={
+        "transition": TaskBulkTransitionShape,
+        "assign": TaskBulkAssignShape,
+        "update": TaskBulkUpdateShape,
+    },
+    resource_type_field_name="action",
+)
 
 
 class BulkItemResultSerializer(serializers.Serializer):

@@ -18,7 +18,9 @@ from polaris.accounts.models import Agency, User
 from polaris.api.query_params import PageQuerySerializer
 from polaris.api.strict import StrictFieldsMixin
 from workflow import extensions, selectors
+from workflow.api.extension_fields import SLAExtensionField, TimersExtensionField
 from workflow.models import ActionPlan, ActionPlanState, Task, TaskPriority, TaskState
+from workflow.validation import SLUG
 
 MAX_BIGINT = 2**63 - 1
 
@@ -99,28 +101,21 @@ class EventSerializer(serializers.Serializer):
     payload = serializers.JSONField(read_only=True)
 
 
+def slug_field(*, example: str, allow_blank: bool = False, **kwargs: Any) -> serializers.RegexField:
+    """A lowercase slug (``workflow.validation.SLUG``) as the services require it, declared as such."""
+    pattern = SLUG.pattern
+    if allow_blank:
+        pattern = "^(?:" + pattern[1:-1] + ")?$"
+    return serializers.RegexField(
+        pattern,
+        max_length=64,
+        allow_blank=allow_blank,
+        error_messages={"invalid": f"Use a lowercase slug such as {example!r}."},
+        **kwargs,
+    )
+
+
 # --- Tasks ----------------------------------------------------------------------------------------
-
-
-@extend_schema_field(
-    {
-        "type": "object",
-        "nullable": True,
-        "additionalProperties": True,
-        "description": "The task's SLA (status, due_at, …) when the SLA app tracks it, else null.",
-    }
-)
-class ExtensionObjectField(serializers.Field):
-    """Placeholder for a documented extension field; the value comes from ``extensions.task_fields``."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(read_only=True, **kwargs)
-
-    def get_attribute(self, instance: Any) -> Any:
-        return None
-
-    def to_representation(self, value: Any) -> Any:
-        return value
 
 
 class TaskSerializer(serializers.Serializer):
@@ -149,7 +144,8 @@ class TaskSerializer(serializers.Serializer):
     available_transitions = serializers.SerializerMethodField(
         help_text="Target states the caller may move this task to now (guards and permissions applied)."
     )
-    sla = ExtensionObjectField()
+    sla = SLAExtensionField()
+    timers = TimersExtensionField()
 
     @extend_schema_field(serializers.ListField(child=serializers.ChoiceField(choices=TaskState.choices)))
     def get_available_transitions(self, task: Task) -> list[str]:
@@ -173,6 +169,7 @@ TASK_READ_ONLY_NAMES = (
     "updated_at",
     "available_transitions",
     "sla",
+    "timers",
 )
 
 
@@ -181,8 +178,8 @@ class TaskCreateSerializer(StrictFieldsMixin, serializers.Serializer):
         read_only_names = TASK_READ_ONLY_NAMES
 
     title = serializers.CharField(max_length=200)
-    task_type = serializers.SlugField(max_length=64)
-    service_area = serializers.SlugField(max_length=64, required=False, default="", allow_blank=True)
+    task_type = slug_field(example="home-visit")
+    service_area = slug_field(example="housing", required=False, default="", allow_blank=True)
     priority = serializers.ChoiceField(
         choices=TaskPriority.choices, required=False, help_text="Default normal; not for clients (403)."
     )
