@@ -289,7 +289,7 @@ class Load:
 
     def _step_plan_activate(self, connection, story):
         path = f"/api/workflow/action-plans/{story['plan']}/activate"
-        if self._call(connection, "POST", path, {}, event=("ActionPlanActivated", "id")) is None:
+        if self._call(connection, "POST", path, {}, event=("ActionPlanActivated", "action_plan")) is None:
             return False, []
         with self.lock:
             self.expected["alert"].append(f"Action plan activated: {story['title']}")
