@@ -36,6 +36,7 @@ import http.client
 import http.server
 import itertools
 import json
+import logging
 import os
 import secrets
 import subprocess
@@ -610,6 +611,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         port = _free_port()
         processes["web"] = _start_gunicorn(env, port, log_dir / "gunicorn.log", 1)
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # not a log line per token request
         token = _obtain_token(f"http://127.0.0.1:{port}", processes["web"])
         for index in (1, 2):
             processes[f"worker{index}"] = _celery(
