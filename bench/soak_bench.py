@@ -7,9 +7,10 @@ The load is a fixed arrival rate of *stories* (``--rate`` per second), each a fe
 offsets from its planned start, sent by a pool of connections at their intended times (latency counts
 from then, so a stall is charged to the requests it held back):
 
-- intake (5 in 8): create an intake task, start it, edit it (``PATCH``, when the API has one), complete
-  it. Effects: a webhook delivery of the start event to a local receiver (a trigger made for the soak,
-  ``WEBHOOK_ALLOWED_HOSTS=127.0.0.1``) and an assessment task from the built-in trigger.
+- intake (5 in 8): create an intake task, start it, edit it (``PATCH`` of its description), assign it
+  to a second agent (``POST …/assign``), complete it. Effects: a webhook delivery of the start event to a
+  local receiver (a trigger made for the soak, ``WEBHOOK_ALLOWED_HOSTS=127.0.0.1``) and an assessment
+  task from the built-in trigger; the edit and the assignment must be on the task at the end.
 - sla (2 in 8): a task under a 1-minute SLA config; every other one is started and completed at once
   (met), the rest are left open and must breach once (``SLABreached``), found by beat's scan (5 s here).
 - plan (1 in 8): create an action plan and a task in it, activate it: the built-in trigger's alert.
@@ -19,7 +20,9 @@ Every event also reaches the effect probe (``outbox.effect_probe``, loaded in th
 event's ``occurred_at`` (stamped inside the writing transaction, so slightly before its commit). A scraper
 reads ``/metrics`` every 10 s. Printed per minute: stories and requests done, errors, request p99,
 commit → effect p99, outbox backlog, RSS of every process, PostgreSQL connections. At the end, after
-the backlog drains and the last open SLA tasks are due, every effect is checked against the load.
+the backlog drains and the last open SLA tasks are due, every effect is checked against the load: each
+successful request implies exactly one event of its type on its task or plan (created, state changed,
+updated, assigned, plan created/activated), each event one probe effect, and the triggers' effects.
 
 Targets: 0 errors; 0 lost and 0 duplicated effects; backlog and every RSS flat (last minute <= 1.2x the
 second); p99 lag in the last minute <= 3x the first. Scratch database ``polaris_soak_bench``. Never in CI.
@@ -33,6 +36,7 @@ import http.client
 import http.server
 import itertools
 import json
+import logging
 import os
 import secrets
 import subprocess
@@ -40,6 +44,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -98,8 +103,8 @@ class Receiver:
 class Load:
     """Stories arriving at a fixed rate; each step runs at its planned time on a pool of connections."""
 
-    def __init__(self, *, port: int, token: str, ids: dict, rate: float, seconds: float, patch: bool) -> None:
-        self.port, self.token, self.ids, self.patch = port, token, ids, patch
+    def __init__(self, *, port: int, token: str, ids: dict, rate: float, seconds: float) -> None:
+        self.port, self.token, self.ids = port, token, ids
         self.rate, self.seconds = rate, seconds
         self.heap: list = []
         self.cond = threading.Condition()
@@ -108,6 +113,9 @@ class Load:
         self.done: list[tuple[float, str, float, bool]] = []  # (finished at, step, latency, ok)
         self.error_samples: list[str] = []
         self.expected: dict[str, list] = defaultdict(list)
+        self.implied: Counter = (
+            Counter()
+        )  # (aggregate id, event type) -> events the successful requests imply
         self.outstanding = 0
         self.start = time.time() + 1.0
         for n in range(int(rate * seconds)):
@@ -157,7 +165,8 @@ class Load:
             if len(self.error_samples) < 10:
                 self.error_samples.append(text)
 
-    def _call(self, connection, method: str, path: str, body: dict | None, expect: int = 200):
+    def _call(self, connection, method: str, path: str, body: dict | None, expect: int = 200, event=None):
+        """One request; ``event`` = (event type, key of the aggregate id in the response) it implies."""
         headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
         connection.request(method, path, body=json.dumps(body).encode() if body else None, headers=headers)
         response = connection.getresponse()
@@ -165,7 +174,13 @@ class Load:
         if response.status != expect:
             self._error(f"{method} {path} -> {response.status} {payload[:200]!r}")
             return None
-        return json.loads(payload)
+        answer = json.loads(payload)
+        if event:
+            event_type, key = event
+            aggregate = answer[key]["id"] if isinstance(answer[key], dict) else answer[key]
+            with self.lock:
+                self.implied[(str(aggregate), event_type)] += 1
+        return answer
 
     def _task_create(self, connection, title: str, task_type: str, plan: str | None = None):
         body = {
@@ -176,12 +191,16 @@ class Load:
         }
         if plan:
             body["action_plan"] = plan
-        return self._call(connection, "POST", "/api/workflow/tasks", body, expect=201)
+        return self._call(
+            connection, "POST", "/api/workflow/tasks", body, expect=201, event=("TaskCreated", "id")
+        )
 
     def _move(self, connection, story: dict, target: str):
-        return self._call(
-            connection, "POST", f"/api/workflow/tasks/{story['task']}/transition", {"target_state": target}
+        path = f"/api/workflow/tasks/{story['task']}/transition"
+        moved = self._call(
+            connection, "POST", path, {"target_state": target}, event=("TaskStateChanged", "task")
         )
+        return moved
 
     # Each step returns (ok, [(offset from the story's planned start, next step), ...]).
 
@@ -199,14 +218,26 @@ class Load:
             return False, []
         with self.lock:
             self.expected["webhook"].append(moved["event"]["id"])
-        return True, [(3.0, "intake_edit" if self.patch else "intake_complete")]
+        return True, [(3.0, "intake_edit")]
 
     def _step_intake_edit(self, connection, story):
         path = f"/api/workflow/tasks/{story['task']}"
-        edited = self._call(
-            connection, "PATCH", path, {"description": f"edited in the soak, story {story['n']}"}
-        )
-        return edited is not None, [(4.0, "intake_complete")]
+        body = {"description": f"edited in the soak, story {story['n']}"}
+        edited = self._call(connection, "PATCH", path, body, event=("TaskUpdated", "id"))
+        if edited is None:
+            return False, []
+        with self.lock:
+            self.expected["edited"].append((story["task"], body["description"]))
+        return True, [(4.0, "intake_assign")]
+
+    def _step_intake_assign(self, connection, story):
+        path = f"/api/workflow/tasks/{story['task']}/assign"
+        body = {"assignee": self.ids["agent2"]}
+        if self._call(connection, "POST", path, body, event=("TaskAssigned", "id")) is None:
+            return False, []
+        with self.lock:
+            self.expected["assigned"].append(story["task"])
+        return True, [(5.0, "intake_complete")]
 
     def _step_intake_complete(self, connection, story):
         if self._move(connection, story, "completed") is None:
@@ -240,7 +271,14 @@ class Load:
     def _step_plan(self, connection, story):
         story["start"], story["title"] = self.start + story["n"] / self.rate, f"Soak plan {story['n']}"
         body = {"title": story["title"], "client": self.ids["client"]}
-        plan = self._call(connection, "POST", "/api/workflow/action-plans", body, expect=201)
+        plan = self._call(
+            connection,
+            "POST",
+            "/api/workflow/action-plans",
+            body,
+            expect=201,
+            event=("ActionPlanCreated", "id"),
+        )
         if plan is None:
             return False, []
         story["plan"] = plan["id"]
@@ -252,7 +290,7 @@ class Load:
 
     def _step_plan_activate(self, connection, story):
         path = f"/api/workflow/action-plans/{story['plan']}/activate"
-        if self._call(connection, "POST", path, {}) is None:
+        if self._call(connection, "POST", path, {}, event=("ActionPlanActivated", "action_plan")) is None:
             return False, []
         with self.lock:
             self.expected["alert"].append(f"Action plan activated: {story['title']}")
@@ -382,12 +420,31 @@ def _checks(load: Load, receiver: Receiver, since: float) -> list[tuple[str, int
     from outbox.models import OutboxEvent
     from workflow.models import Task
 
+    def uuid_of(text: str):
+        return uuid.UUID(str(text))
+
     def compare(what: str, expected: list, found: Counter) -> tuple[str, int, int, int]:
         lost = sum(1 for key in expected if found.get(key, 0) == 0)
         duplicated = sum(1 for key in expected if found.get(key, 0) > 1)
         return (what, len(expected), lost, duplicated)
 
     rows = []
+    # Each successful request's own event, exactly once: missing ones are lost, extra ones duplicated.
+    aggregates = sorted({aggregate for aggregate, _ in load.implied})
+    written = Counter(
+        (str(aggregate), event_type)
+        for aggregate, event_type in OutboxEvent.objects.filter(
+            aggregate_type__in=["task", "action_plan"],
+            aggregate_id__in=aggregates,
+            event_type__in={event_type for _, event_type in load.implied},
+        ).values_list("aggregate_id", "event_type")
+    )
+    for event_type in sorted({event_type for _, event_type in load.implied}):
+        keys = {key for key in load.implied.keys() | written.keys() if key[1] == event_type}
+        implied = sum(load.implied[key] for key in keys)
+        missing = sum(max(0, load.implied[key] - written[key]) for key in keys)
+        extra = sum(max(0, written[key] - load.implied[key]) for key in keys)
+        rows.append((f"{event_type} events of the requests", implied, missing, extra))
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT e.id::text, count(p.id) FROM outbox_outboxevent e LEFT JOIN "
@@ -422,6 +479,19 @@ def _checks(load: Load, receiver: Receiver, since: float) -> list[tuple[str, int
     )
     wrongly = sum(1 for task in load.expected["met"] if breaches.get(str(task)))
     rows.append(("no breach of tasks completed in time", len(load.expected["met"]), 0, wrongly))
+    # The edits and assignments are on the tasks (a lost write would show here, not as a missing event).
+    descriptions = dict(
+        Task.objects.filter(pk__in=[task for task, _ in load.expected["edited"]]).values_list(
+            "pk", "description"
+        )
+    )
+    unedited = sum(1 for task, text in load.expected["edited"] if descriptions.get(uuid_of(task)) != text)
+    rows.append(("edits (PATCH) on the tasks", len(load.expected["edited"]), unedited, 0))
+    assignees = dict(Task.objects.filter(pk__in=load.expected["assigned"]).values_list("pk", "assignee_id"))
+    unassigned = sum(
+        1 for task in load.expected["assigned"] if assignees.get(uuid_of(task)) != load.ids["agent2"]
+    )
+    rows.append(("assignments on the tasks", len(load.expected["assigned"]), unassigned, 0))
     return rows
 
 
@@ -438,6 +508,7 @@ def _setup(receiver_port: int) -> tuple[dict, int]:
     effect_probe.effect_table_create()
     agency = agency_get_or_create(name="Soak")
     agent, _ = user_upsert(username="bench-api-agent", password=PASSWORD, role="agency", agency=agency)
+    agent2, _ = user_upsert(username="bench-soak-agent2", password="x", role="agency", agency=agency)
     client, _ = user_upsert(username="bench-soak-client", password="x", role="client", agency=agency)
     admin, _ = user_upsert(username="bench-soak-admin", password="x", role="admin", agency=None)
     sla_config_create(
@@ -457,19 +528,7 @@ def _setup(receiver_port: int) -> tuple[dict, int]:
         actions=[{"type": "webhook", "params": {"endpoint": endpoint.pk}}],
         position=30,
     )
-    return {"agent": agent.pk, "client": client.pk}, endpoint.pk
-
-
-def _has_patch(port: int, token: str, task_id: str) -> bool:
-    """Does the API let a task be edited? (``PATCH`` in the detail endpoint's ``Allow`` header.)"""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    connection.request(
-        "OPTIONS", f"/api/workflow/tasks/{task_id}", headers={"Authorization": f"Bearer {token}"}
-    )
-    response = connection.getresponse()
-    response.read()
-    connection.close()
-    return "PATCH" in (response.getheader("Allow") or "")
+    return {"agent": agent.pk, "agent2": agent2.pk, "client": client.pk}, endpoint.pk
 
 
 def _row(
@@ -552,6 +611,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         port = _free_port()
         processes["web"] = _start_gunicorn(env, port, log_dir / "gunicorn.log", 1)
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # not a log line per token request
         token = _obtain_token(f"http://127.0.0.1:{port}", processes["web"])
         for index in (1, 2):
             processes[f"worker{index}"] = _celery(
@@ -561,16 +621,14 @@ def main(argv: list[str] | None = None) -> int:
             )
         processes["beat"] = _celery(["beat", "-s", str(log_dir / "beat-schedule")], env, log_dir / "beat.log")
 
-        patch = _has_patch(port, token, "00000000-0000-0000-0000-000000000000")
         time.sleep(3)  # let the workers and beat connect
         print(
             f"Soak: {minutes:g} min, {args.rate:g} stories/s open-loop ({POOL} connections), "
-            "gunicorn 2 workers, 2 Celery workers, beat; edits "
-            f"{'included (PATCH found)' if patch else 'absent (no PATCH yet)'}; "
-            f"logs in {log_dir}",
+            "gunicorn 2 workers, 2 Celery workers, beat; stories: intake (create, start, PATCH, assign, "
+            f"complete), sla, plan; logs in {log_dir}",
             flush=True,
         )
-        load = Load(port=port, token=token, ids=ids, rate=args.rate, seconds=minutes * 60, patch=patch)
+        load = Load(port=port, token=token, ids=ids, rate=args.rate, seconds=minutes * 60)
         scraper = Scraper(port)
         load.run()
         rows = []
