@@ -18,7 +18,8 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 def delivery_to(url: str, make_task, **fields) -> WebhookDelivery:
-    endpoint = WebhookEndpoint.objects.create(name="e", url=url, secret=SECRET)
+    name = f"e{WebhookEndpoint.objects.count()}"  # names are unique
+    endpoint = WebhookEndpoint.objects.create(name=name, url=url, secret=SECRET)
     event = latest_event(make_task())
     return WebhookDelivery.objects.create(
         endpoint=endpoint,
