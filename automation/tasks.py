@@ -14,7 +14,7 @@ from .timers import FIRE_TASK_NAME, timers_fire_all_due, timers_pending_count
 from .webhooks.delivery import webhook_deliveries_due, webhook_delivery_attempt
 from .webhooks.retention import webhook_attempts_trim
 
-# Long enough for the HTTP timeout plus DNS; the claim's lease outlives it.
+# Long enough for the HTTP timeout plus DNS; the heartbeat keeps the claim's short lease alive meanwhile.
 _TIME_LIMIT = int(settings.WEBHOOK_TIMEOUT_SECONDS * 2 + 20)
 
 
@@ -36,7 +36,8 @@ def webhook_deliver_task(delivery_id: int) -> None:
 
 @shared_task(name="automation.webhook_sweep", ignore_result=True, expires=50, soft_time_limit=50)
 def webhook_sweep_task() -> None:
-    """Safety net for lost retry messages: re-enqueue deliveries overdue by more than a minute."""
+    """Beat, every few seconds: re-enqueue deliveries whose claim lapsed (their sender died mid-attempt)
+    and, as a safety net for lost retry messages, pending ones overdue by more than a minute."""
     for delivery_id in webhook_deliveries_due(grace_seconds=60):
         webhook_deliver_task.delay(delivery_id)
 

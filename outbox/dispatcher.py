@@ -42,7 +42,7 @@ from django.utils import timezone
 
 from outbox.models import HandledEvent, OutboxEvent
 from polaris.backoff import backoff_seconds
-from polaris.leases import LeaseHeartbeat
+from polaris.leases import LeaseHeartbeat, renew_lock_timeout
 from polaris.metrics import OUTBOX_DISPATCH_LAG, OUTBOX_EVENTS_PROCESSED
 
 from .registry import Handler, handlers_for
@@ -189,6 +189,7 @@ def outbox_renew(*, events: list[OutboxEvent], lease_seconds: float | None = Non
     }
     with transaction.atomic():
         _bookkeeping_commit()
+        renew_lock_timeout()
         with connection.cursor() as cursor:
             cursor.execute(_RENEW_SQL, params)
             return cursor.rowcount

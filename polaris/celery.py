@@ -26,15 +26,13 @@ app.conf.task_acks_late = False
 app.conf.CELERY_DB_REUSE_MAX = 1000
 
 
-WEBHOOK_SWEEP_SECONDS = 60.0
-
-
 def _beat_schedule() -> dict:
     from django.conf import settings
 
     dispatch_every = float(settings.OUTBOX_DISPATCH_INTERVAL_SECONDS)
     sla_every = float(settings.SLA_SCAN_INTERVAL_SECONDS)
     timers_every = float(settings.TIMER_SWEEP_INTERVAL_SECONDS)
+    webhook_sweep_every = float(settings.WEBHOOK_SWEEP_INTERVAL_SECONDS)
     # Each entry expires before the next one is due: a backlog of stale ticks (worker down, queue
     # congested) collapses into the next fresh one instead of running back to back. Overlapping runs
     # are harmless anyway (SKIP LOCKED claims, compare-and-swap SLA updates).
@@ -57,11 +55,11 @@ def _beat_schedule() -> dict:
             "schedule": timers_every,
             "options": {"expires": timers_every * 0.8},
         },
-        # Re-enqueues webhook deliveries whose retry message was lost (broker restart, worker crash).
+        # Re-enqueues webhook deliveries whose sender died (lease lapsed) or whose message was lost.
         "webhook-sweep": {
             "task": "automation.webhook_sweep",
-            "schedule": WEBHOOK_SWEEP_SECONDS,
-            "options": {"expires": WEBHOOK_SWEEP_SECONDS * 0.8},
+            "schedule": webhook_sweep_every,
+            "options": {"expires": webhook_sweep_every * 0.8},
         },
         # Retention: the dispatch ledger (and the history if OUTBOX_EVENT_RETENTION_DAYS is set), and
         # webhook attempts past WEBHOOK_ATTEMPT_RETENTION_DAYS.

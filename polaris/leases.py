@@ -18,9 +18,19 @@ import threading
 from collections.abc import Callable
 from types import TracebackType
 
-from django.db import connections
+from django.db import connection, connections
 
 logger = logging.getLogger(__name__)
+
+
+def renew_lock_timeout(seconds: float = 1.0) -> None:
+    """For a renewal's transaction: give up on a row lock after ``seconds`` rather than wait for it.
+
+    A heartbeat must never hang: its holder joins the thread when the work ends. A renewal that cannot
+    get its rows now fails, is logged, and is tried again at the next beat.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(seconds * 1000)}ms"])
 
 
 class LeaseHeartbeat:

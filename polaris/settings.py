@@ -307,6 +307,12 @@ SLA_SCAN_BATCH_SIZE = env_int("SLA_SCAN_BATCH_SIZE", 5000)
 AUTOMATION_MAX_DEPTH = env_int("AUTOMATION_MAX_DEPTH", 5)
 WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS")
 WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 5.0)
+# An attempt's claim lasts WEBHOOK_LEASE_SECONDS unless its sender renews it (every WEBHOOK_HEARTBEAT_SECONDS,
+# a third of the lease by default): a killed sender's delivery is due again within seconds (issue 17).
+WEBHOOK_LEASE_SECONDS = env_float("WEBHOOK_LEASE_SECONDS", 5.0)
+WEBHOOK_HEARTBEAT_SECONDS = env_float("WEBHOOK_HEARTBEAT_SECONDS", WEBHOOK_LEASE_SECONDS / 3)
+# How often beat sweeps for deliveries to re-enqueue: lapsed claims (at once) and lost messages (after 60 s).
+WEBHOOK_SWEEP_INTERVAL_SECONDS = env_float("WEBHOOK_SWEEP_INTERVAL_SECONDS", 5.0)
 # Seconds before each retry (7 retries spanning about a day); attempts = 1 + len(schedule) per round.
 WEBHOOK_RETRY_SCHEDULE_SECONDS = [
     float(value) for value in env_list("WEBHOOK_RETRY_SCHEDULE_SECONDS", "5,300,1800,7200,18000,36000,36000")

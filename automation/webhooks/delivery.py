@@ -4,6 +4,14 @@ One attempt (``webhook_delivery_attempt``) claims the delivery with a compare-an
 sends (``automation.webhooks.transport``) outside any database transaction, then records the attempt
 (a ``WebhookAttempt`` row), the delivery's new state and the endpoint's health in one transaction.
 
+- **Lease**: a claim lasts ``WEBHOOK_LEASE_SECONDS`` (5 s); while the POST is in flight a heartbeat
+  (``polaris.leases``) renews it every ``WEBHOOK_HEARTBEAT_SECONDS``, fenced by ``attempts``. A killed
+  sender stops renewing: its delivery is due again within the lease and the sweep (every
+  ``WEBHOOK_SWEEP_INTERVAL_SECONDS``) re-enqueues it. The outcome is recorded only while the claim is
+  still the sender's, so each attempt number is recorded at most once and a delivery is ``delivered``
+  by exactly one attempt. The receiver may get a message twice (sent, then the sender died before
+  recording it): the same ``webhook-id`` both times, for it to deduplicate (at-least-once).
+
 - **Order**: on an ``ordered`` endpoint a delivery is claimable only when no earlier delivery (lower
   ``sequence``) of the same aggregate to the same endpoint is undone (pending, delivering, paused), as
   dispatch does per aggregate. A delivery that finishes wakes the next one of its aggregate.
@@ -18,6 +26,7 @@ sends (``automation.webhooks.transport``) outside any database transaction, then
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -30,6 +39,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from polaris.leases import LeaseHeartbeat, renew_lock_timeout
 from polaris.metrics import WEBHOOK_DELIVERIES
 
 from ..alerts import alert_raise
@@ -37,6 +47,7 @@ from ..models import UNDONE_DELIVERY_STATUSES, WebhookAttempt, WebhookDelivery, 
 from .transport import WebhookRefused, target_resolve, webhook_headers, webhook_post
 
 Status = WebhookDelivery.Status
+logger = logging.getLogger(__name__)
 EXCERPT_CHARS = 500
 
 
@@ -76,16 +87,40 @@ def _free(deliveries: QuerySet[WebhookDelivery]) -> QuerySet[WebhookDelivery]:
     return deliveries.filter(endpoint__enabled=True).filter(Q(endpoint__ordered=False) | ~earlier_undone())
 
 
-def _claim(delivery_id: int) -> bool:
+def _lease_until() -> Any:
+    return timezone.now() + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
+
+
+@transaction.atomic
+def _claim(delivery_id: int) -> int | None:
+    """Claim the delivery if it is due and free to go; returns the claim's ``attempts`` (its fence).
+
+    A claim is a short lease (``WEBHOOK_LEASE_SECONDS``) that the sender renews while it sends; a lapsed
+    one (its sender died) is claimable again. ``next_attempt_at`` follows the lease, so one partial index
+    (``webhook_delivery_due_idx``) finds both due pending deliveries and lapsed claims.
+    """
     now = timezone.now()
-    lease = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS * 2 + 30)
+    lease = _lease_until()
     due = Q(status=Status.PENDING, next_attempt_at__lte=now) | Q(
         status=Status.DELIVERING, locked_until__lt=now
     )
-    claimed = _free(WebhookDelivery.objects.filter(due, pk=delivery_id)).update(
-        status=Status.DELIVERING, locked_until=lease, attempts=F("attempts") + 1
+    mine = WebhookDelivery.objects.filter(pk=delivery_id)
+    claimed = _free(mine.filter(due)).update(
+        status=Status.DELIVERING, locked_until=lease, next_attempt_at=lease, attempts=F("attempts") + 1
     )
-    return claimed == 1
+    if claimed != 1:
+        return None
+    return mine.values_list("attempts", flat=True).get()  # our row lock: the value our UPDATE wrote
+
+
+@transaction.atomic
+def _renew(*, delivery_id: int, attempts: int) -> int:
+    """Heartbeat: extend this sender's claim, unless it lapsed and another sender holds it now."""
+    renew_lock_timeout()
+    lease = _lease_until()
+    return WebhookDelivery.objects.filter(pk=delivery_id, status=Status.DELIVERING, attempts=attempts).update(
+        locked_until=lease, next_attempt_at=lease
+    )
 
 
 @dataclass
@@ -155,7 +190,8 @@ def webhook_ping(*, endpoint: WebhookEndpoint) -> dict[str, Any]:
 
 def webhook_delivery_attempt(*, delivery_id: int) -> AttemptResult:
     """Try to deliver once (if the delivery is due and free to go) and record the attempt."""
-    if not _claim(delivery_id):
+    attempts = _claim(delivery_id)
+    if attempts is None:
         pending = WebhookDelivery.objects.filter(pk=delivery_id, status=Status.PENDING).first()
         if pending is not None and pending.next_attempt_at > timezone.now():
             # Woke up early (clock skew): come back when it is due. Held back: the earlier one wakes it.
@@ -166,8 +202,16 @@ def webhook_delivery_attempt(*, delivery_id: int) -> AttemptResult:
     delivery = WebhookDelivery.objects.select_related("endpoint", "event").get(pk=delivery_id)
     endpoint, event = delivery.endpoint, delivery.event
     body = json.dumps(event.envelope(), separators=(",", ":"), sort_keys=True, default=str)
+    delivery.attempts = attempts  # the fence: settle and heartbeat act only while the claim is ours
     started_at = timezone.now()
-    sent = _send(endpoint, msg_id=str(event.id), body=body)
+    heartbeat = LeaseHeartbeat(
+        renew=lambda: _renew(delivery_id=delivery_id, attempts=attempts),
+        every=settings.WEBHOOK_HEARTBEAT_SECONDS,
+        expected=1,
+        name="webhook",
+    )
+    with heartbeat:
+        sent = _send(endpoint, msg_id=str(event.id), body=body)
     return _settle(delivery=delivery, sent=sent, started_at=started_at)
 
 
@@ -191,6 +235,16 @@ def _settle(*, delivery: WebhookDelivery, sent: _Sent, started_at: Any) -> Attem
     else:
         outcome = "dead" if sent.retryable else "refused" if sent.refused else "failed"
         fields["status"] = outcome
+    # Compare-and-swap on the claim: if it lapsed (this sender stalled past the lease) and another sender
+    # holds the delivery now, that one records the outcome; this attempt leaves no trace but a log line.
+    mine = WebhookDelivery.objects.filter(
+        pk=delivery.pk, status=Status.DELIVERING, attempts=delivery.attempts
+    )
+    if mine.update(**fields) != 1:
+        logger.warning(
+            "webhook claim lost before its outcome was recorded", extra={"delivery_id": delivery.pk}
+        )
+        return AttemptResult()
     WebhookAttempt.objects.create(
         delivery=delivery,
         number=delivery.attempts,
@@ -201,7 +255,6 @@ def _settle(*, delivery: WebhookDelivery, sent: _Sent, started_at: Any) -> Attem
         error=sent.error[:2000],
         outcome=outcome,
     )
-    WebhookDelivery.objects.filter(pk=delivery.pk, status=Status.DELIVERING).update(**fields)
     WEBHOOK_DELIVERIES.labels(outcome).inc()
     endpoint_id = delivery.endpoint_id
     if outcome == "delivered":
@@ -259,11 +312,11 @@ def _pause_undone(*, endpoint_id: int) -> None:
 
 
 def webhook_deliveries_due(*, grace_seconds: float, limit: int = 500) -> list[int]:
-    """Deliveries overdue by ``grace_seconds`` and free to go: pending ones whose message was probably
-    lost, and ones whose sender died mid-attempt (lease expired)."""
-    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
+    """Deliveries to re-enqueue, free to go: claims that lapsed (their sender died mid-attempt; due at
+    once) and pending ones overdue by ``grace_seconds`` (their message was probably lost)."""
+    now = timezone.now()
     overdue = WebhookDelivery.objects.filter(
-        Q(status=Status.PENDING, next_attempt_at__lte=cutoff)
-        | Q(status=Status.DELIVERING, locked_until__lte=cutoff)
+        Q(status=Status.PENDING, next_attempt_at__lte=now - timedelta(seconds=grace_seconds))
+        | Q(status=Status.DELIVERING, next_attempt_at__lt=now, locked_until__lt=now)
     )
     return list(_free(overdue).order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
