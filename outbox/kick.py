@@ -6,8 +6,11 @@ when the broker is down) and, after a failure, stays quiet for one dispatch inte
 breaker) so a broker outage costs one short wait per interval, not one per commit.
 """
 
+import contextlib
 import logging
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +25,7 @@ DISPATCH_TASK_NAME = "outbox.dispatch"
 KICK_CONNECT_TIMEOUT_SECONDS = 0.5
 KICK_PENDING_KEY = "polaris:outbox:kick-pending"
 _quiet_until = 0.0  # time.monotonic() before which kicks are skipped after a failure
+_deferral = threading.local()  # inside kicks_deferred(): .owed says whether a commit wrote events
 
 
 def _flag_client(connection: Any) -> Any:
@@ -78,11 +82,38 @@ def kick_reset() -> None:
     _quiet_until = 0.0
 
 
+def _owe_kick() -> None:
+    if getattr(_deferral, "owed", None) is not None:
+        _deferral.owed = True
+
+
+@contextlib.contextmanager
+def kicks_deferred() -> Iterator[None]:
+    """Many short transactions in a row (a bulk request): instead of one kick per commit, one kick at the
+    end if any of them committed events (a rolled-back one owes none)."""
+    if getattr(_deferral, "owed", None) is not None:  # already deferring: the outer block kicks
+        yield
+        return
+    _deferral.owed = False
+    try:
+        yield
+    finally:
+        owed, _deferral.owed = _deferral.owed, None
+        connection = transaction.get_connection()
+        if connection.in_atomic_block:
+            # Inside an outer transaction (an Idempotency-Key): its commit is still to come.
+            if owed or any(scheduled is _owe_kick for _, scheduled, _ in connection.run_on_commit):
+                transaction.on_commit(_send_kick, robust=True)
+        elif owed:
+            _send_kick()
+
+
 def kick_after_commit() -> None:
     """Schedule one kick for the current transaction (however many events it writes)."""
     if not settings.OUTBOX_KICK_ON_COMMIT:
         return
+    callback = _owe_kick if getattr(_deferral, "owed", None) is not None else _send_kick
     connection = transaction.get_connection()
-    if any(callback is _send_kick for _, callback, _ in connection.run_on_commit):
+    if any(scheduled is callback for _, scheduled, _ in connection.run_on_commit):
         return
-    transaction.on_commit(_send_kick, robust=True)
+    transaction.on_commit(callback, robust=True)

@@ -145,8 +145,96 @@ def row_get(model: type[M], *, where: dict[str, Any], lock: bool = False) -> M |
         row = cursor.fetchone()
     if row is None:
         return None
+    return _converted(model, alias, row, converters)
+
+
+def _converted(model: type[M], alias: str, row: Any, converters: Converters) -> M:
+    connection = connections[alias]
     values = list(row)
     for position, functions, column in converters:
         for convert in functions:
             values[position] = convert(values[position], column, connection)
     return model.from_db(alias, None, values)  # type: ignore[arg-type]
+
+
+@functools.cache
+def _update_then_insert_sql(
+    model: type[models.Model],
+    columns: tuple[str, ...],
+    where: tuple[str, ...],
+    inserted: type[models.Model],
+    locked: type[models.Model] | None,
+    locked_where: tuple[str, ...],
+    alias: str,
+) -> tuple[str, tuple[tuple[models.Field, ...], ...], Converters]:
+    connection = connections[alias]
+    update, set_fields, where_fields = _update_sql(model, columns, where, alias)
+    insert, fields = _insert_sql(inserted, alias)
+    # INSERT … SELECT infers no types from the target columns: each value is cast to its column's type.
+    casts = ", ".join(f"CAST(%s AS {field.cast_db_type(connection)})" for field in fields)
+    head = insert.split(" VALUES ", 1)[0]
+    sql = (
+        f"WITH updated AS ({update} RETURNING 1), "  # noqa: S608
+        f"inserted AS ({head} SELECT {casts} FROM updated RETURNING 1)"
+    )
+    if locked is None:
+        return f"{sql} SELECT count(*) FROM inserted", (set_fields, where_fields, fields), []  # noqa: S608
+    select, lock_fields, converters = _select_sql(locked, locked_where, False, alias)
+    # The uncorrelated EXISTS runs first (an InitPlan): the update's row lock is taken before this one.
+    sql += f", locked AS ({select} AND EXISTS (SELECT FROM inserted) FOR UPDATE)"
+    sql += " SELECT (SELECT count(*) FROM inserted), locked.* FROM (SELECT 1) AS one LEFT JOIN locked ON true"
+    return sql, (set_fields, where_fields, fields, lock_fields), converters
+
+
+def rows_update_then_insert(
+    model: type[models.Model],
+    *,
+    where: dict[str, Any],
+    values: dict[str, Any],
+    instance: models.Model,
+    lock: tuple[type[M], dict[str, Any]] | None = None,
+) -> tuple[int, M | None]:
+    """``rows_update(model, where=…, values=…)`` and, only if it changed a row, ``row_insert(instance)``,
+    in one statement (a data-modifying CTE: one round trip). ``where`` must match at most one row.
+
+    With ``lock=(other_model, other_where)``, the same statement then also reads and row-locks
+    ``row_get(other_model, where=other_where, lock=True)`` (after the update's own row lock).
+
+    Returns (rows inserted, the locked row or None): (1, …) or, when the update matched nothing, (0, None)
+    and nothing at all was written or locked. All models must live on the same database.
+    """
+    alias = router.db_for_write(model)
+    assert router.db_for_write(type(instance), instance=instance) == alias, "one database, one statement"
+    connection = connections[alias]
+    locked_model, locked_where = lock if lock is not None else (None, {})
+    sql, field_groups, converters = _update_then_insert_sql(
+        model, tuple(values), tuple(where), type(instance), locked_model, tuple(locked_where), alias
+    )
+    set_fields, where_fields, fields = field_groups[:3]
+    params = [
+        field.get_db_prep_save(value, connection)
+        for field, value in zip(set_fields, values.values(), strict=True)
+    ]
+    params += [
+        field.get_db_prep_value(value, connection)
+        for field, value in zip(where_fields, where.values(), strict=True)
+    ]
+    params += [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    if locked_model is not None:
+        params += [
+            field.get_db_prep_value(value, connection)
+            for field, value in zip(field_groups[3], locked_where.values(), strict=True)
+        ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    inserted = row[0]
+    if inserted != 1:
+        return 0, None
+    instance._state.adding = False
+    instance._state.db = alias
+    locked_row = row[1:]
+    pk_position = locked_model._meta.concrete_fields.index(locked_model._meta.pk) if locked_model else 0
+    if locked_model is None or locked_row[pk_position] is None:  # no row (the LEFT JOIN's NULLs)
+        return 1, None
+    return 1, _converted(locked_model, alias, locked_row, converters)

@@ -178,14 +178,32 @@ def sla_record_stop(
     record.save()
 
 
+def sla_record_locked(task: Task) -> SLARecord | None:
+    """The task's SLA record, row-locked until the transaction ends, cached on the task (whoever renders
+    the task next, the API, needs no query; ``None`` is cached too).
+
+    Locked only the record, not its config (every task sharing the config would queue behind it); the
+    config is read lazily. A task write (``workflow.services.events.aggregate_advance``) locks it in its own
+    compare-and-swap statement (``workflow.extensions.task_locked_rows``, registered in ``SlaConfig``):
+    that row is taken (once); otherwise it is read ``FOR UPDATE`` now.
+    """
+    locked = task.__dict__.pop("locked_rows", None)
+    if locked is not None and SLARecord in locked:
+        record = locked[SLARecord]
+    else:
+        record = row_get(SLARecord, where={"task_id": task.pk}, lock=True)
+    if record is None:
+        Task.sla_record.related.set_cached_value(task, None)  # type: ignore[attr-defined]
+    else:
+        task.sla_record = record
+    return record  # type: ignore[return-value]
+
+
 def sla_record_track_transition(*, task: Task, source: str, target: str, context: EventContext) -> None:
     """Apply a task transition to its SLA record (the ``post_transition`` receiver's one call)."""
-    # Lock the record only (not its config: every task sharing the config would queue behind it). One
-    # record per task, so no ordering; the config is read lazily, only on the rare breach-at-stop path.
-    record = row_get(SLARecord, where={"task_id": task.pk}, lock=True)
+    record = sla_record_locked(task)
     if record is None:
         return
-    task.sla_record = record  # cached on the task: whoever renders it next (the API) needs no query
     now = timezone.now()
     if target == TaskState.COMPLETED:
         sla_record_stop(record=record, task=task, completed=True, now=now, context=context)
@@ -211,10 +229,14 @@ def sla_record_rematch(*, task: Task, now: datetime | None = None) -> SLARecord 
 
     Called from ``workflow.signals.task_updated`` inside the edit's transaction.
     """
-    record = row_get(SLARecord, where={"task_id": task.pk}, lock=True)
+    record = sla_record_locked(task)
     config = sla_config_match(task_type=task.task_type, service_area=task.service_area)
     if record is None:
-        return sla_record_start(task=task, now=task.created_at) if config is not None else None
+        if config is None:
+            return None
+        record = sla_record_start(task=task, now=task.created_at)
+        task._state.fields_cache.pop("sla_record", None)  # the None cached above: read it anew if asked
+        return record
     if record.status not in (Status.RUNNING, Status.PAUSED) or record.config_id == getattr(
         config, "pk", None
     ):

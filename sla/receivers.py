@@ -13,7 +13,12 @@ from outbox.events import EventContext
 from workflow.models import Task
 from workflow.signals import task_updated
 
-from .clock import sla_record_rematch, sla_record_start, sla_record_track_transition
+from .clock import (
+    sla_record_locked,
+    sla_record_rematch,
+    sla_record_start,
+    sla_record_track_transition,
+)
 
 
 # workflow emits no django-fsm transition when a task is created, so creation is seen through post_save.
@@ -33,3 +38,5 @@ def track_sla_record(sender, instance: Task, name, source, target, method_kwargs
 def rematch_sla_record(sender, task: Task, changes: dict, **kwargs) -> None:
     if "service_area" in changes or "task_type" in changes:
         sla_record_rematch(task=task)
+    else:
+        sla_record_locked(task)  # nothing to change; caches the record the edit's statement locked

@@ -10,7 +10,7 @@ from django.db.models import NOT_PROVIDED
 from django.utils import timezone
 
 from outbox.models import OutboxEvent
-from polaris.precompiled import row_get, row_insert, rows_update
+from polaris.precompiled import row_get, row_insert, rows_update, rows_update_then_insert
 from sla.models import SLARecord
 from workflow.models import Task
 
@@ -73,6 +73,52 @@ def test_rows_update_is_a_compare_and_swap(make_task):
 
     task.refresh_from_db()
     assert (task.state, task.updated_at) == ("in_progress", later)
+
+
+def _event_for(task, sequence: int) -> OutboxEvent:
+    return OutboxEvent(
+        event_type="TaskUpdated",
+        aggregate_type="task",
+        aggregate_id=task.pk,
+        sequence=sequence,
+        actor_id=None,
+        correlation_id="c",
+        payload={"changes": {"title": {"old": "a", "new": "b"}}, "n": 1.5},
+    )
+
+
+@pytest.mark.django_db
+def test_rows_update_then_insert_writes_both_or_nothing(make_task):
+    task = make_task()
+    stale = _event_for(task, 2)
+    assert rows_update_then_insert(
+        Task, where={"id": task.pk, "version": 99}, values={"version": 100}, instance=stale
+    ) == (0, None)
+    assert not OutboxEvent.objects.filter(pk=stale.pk).exists()
+    assert stale._state.adding is True
+
+    event = _event_for(task, 2)
+    inserted, locked = rows_update_then_insert(
+        Task,
+        where={"id": task.pk, "version": task.version},
+        values={"version": 2, "title": "Claimed"},
+        instance=event,
+        lock=(SLARecord, {"task": task.pk}),
+    )
+    assert inserted == 1
+    assert concrete_values(locked) == concrete_values(SLARecord.objects.get(task=task))
+    assert concrete_values(OutboxEvent.objects.get(pk=event.pk)) == concrete_values(event)
+    assert Task.objects.values_list("version", "title").get(pk=task.pk) == (2, "Claimed")
+    # No row to lock: (1, None), the writes done all the same.
+    SLARecord.objects.filter(task=task).delete()
+    assert rows_update_then_insert(
+        Task,
+        where={"id": task.pk, "version": 2},
+        values={"version": 3},
+        instance=_event_for(task, 3),
+        lock=(SLARecord, {"task": task.pk}),
+    ) == (1, None)
+    assert OutboxEvent.objects.filter(aggregate_id=task.pk, sequence=3).count() == 1
 
 
 @pytest.mark.django_db

@@ -3,7 +3,8 @@
 ``sla`` registers, in its ``AppConfig.ready()``:
 - a field: ``task_fields["sla"] = func(task) -> JSON-able``; prefetch via ``task_queryset_hooks``;
 - a list filter: ``task_filters["sla_status"] = func(queryset, value) -> queryset``
-  (raise ``polaris.errors.ValidationFailed`` for a bad value).
+  (raise ``polaris.errors.ValidationFailed`` for a bad value);
+- a row locked with every task write: ``task_locked_rows`` (its SLA record).
 
 Event types are registered with the outbox (``outbox.events.event_types_register``), not here.
 """
@@ -11,8 +12,13 @@ Event types are registered with the outbox (``outbox.events.event_types_register
 from collections.abc import Callable
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
 task_fields: dict[str, Callable[[Any], Any]] = {}
 task_filters: dict[str, Callable[[QuerySet, str], QuerySet]] = {}
 task_queryset_hooks: list[Callable[[QuerySet], QuerySet]] = []
+# A row of another app's model that a task write locks in its own compare-and-swap statement (one round
+# trip fewer): ``(model, name of its field holding the task's id)``, at most one row per task, at most one
+# registration. The row read (or None) is left in ``task.locked_rows[model]`` for that app's receivers of
+# ``post_transition`` / ``workflow.signals.task_updated``, which run next in the same transaction.
+task_locked_rows: list[tuple[type[Model], str]] = []

@@ -91,6 +91,7 @@ class Task(FSMModelMixin, models.Model):
     aggregate_type = "task"
     transition_fields = ("state", "version", "blocked_reason", "updated_at")
     recorded_event: "OutboxEvent"
+    locked_rows: dict[type[models.Model], models.Model | None]  # see workflow.extensions.task_locked_rows
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     title = models.CharField(max_length=200)

@@ -75,3 +75,34 @@ def test_the_dispatch_task_clears_the_pending_flag_before_it_claims(settings):
         kick._send_kick()
     assert publish.call_count == 2
     kick.kick_acknowledge()
+
+
+@pytest.mark.django_db(transaction=True)  # each item really commits
+def test_a_bulk_request_kicks_once_after_its_last_item(make_task, agent, settings):
+    from workflow.services.bulk import task_bulk_apply
+
+    settings.OUTBOX_KICK_ON_COMMIT = True
+    tasks = [make_task() for _ in range(3)]
+    with mock.patch.object(kick, "_send_kick") as send:
+        results = task_bulk_apply(
+            actor=agent,
+            action="transition",
+            task_ids=[task.pk for task in tasks],
+            params={"target_state": "in_progress"},
+        )
+        assert [result["status"] for result in results] == ["succeeded"] * 3
+    assert send.call_count == 1  # not one per item's commit
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bulk_request_that_writes_nothing_kicks_nothing(make_task, agent, settings):
+    from workflow.services.bulk import task_bulk_apply
+
+    settings.OUTBOX_KICK_ON_COMMIT = True
+    task = make_task()
+    with mock.patch.object(kick, "_send_kick") as send:
+        results = task_bulk_apply(
+            actor=agent, action="transition", task_ids=[task.pk], params={"target_state": "completed"}
+        )
+    assert results[0]["status"] == "failed"
+    assert send.call_count == 0

@@ -4,6 +4,7 @@ Every item goes through the same service as a single request (``task_transition`
 ``task_update``), so permissions, guards, the compare-and-swap and the one event per change apply per
 item, and one item's failure never undoes another's success. Called inside an outer transaction (the
 ``Idempotency-Key`` record is written with the effects it records), each item is a savepoint instead.
+The dispatcher is kicked once after the last item (``outbox.kick.kicks_deferred``), not once per item.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from django.db import transaction
 
+from outbox.kick import kicks_deferred
 from polaris.accounts.models import User
 from polaris.errors import DomainError
 
@@ -40,19 +42,25 @@ def task_bulk_apply(
     the results say what would happen, and nothing is written, no event and no kick.
     """
     service = BULK_SERVICES[action]
-    results: list[dict[str, Any]] = []
-    for task_id in task_ids:
-        try:
-            if dry_run:
-                with transaction.atomic():
-                    service(task_id=task_id, actor=actor, correlation_id=correlation_id, **params)
-                    transaction.set_rollback(True)
-            else:
+    with kicks_deferred():
+        return [_apply_one(service, actor, task_id, params, dry_run, correlation_id) for task_id in task_ids]
+
+
+def _apply_one(
+    service: Callable[..., Any],
+    actor: User | None,
+    task_id: Any,
+    params: dict[str, Any],
+    dry_run: bool,
+    correlation_id: str | None,
+) -> dict[str, Any]:
+    try:
+        if dry_run:
+            with transaction.atomic():
                 service(task_id=task_id, actor=actor, correlation_id=correlation_id, **params)
-        except DomainError as exc:
-            results.append(
-                {"id": str(task_id), "status": "failed", "error_code": exc.error_code, "message": exc.message}
-            )
+                transaction.set_rollback(True)
         else:
-            results.append({"id": str(task_id), "status": "succeeded"})
-    return results
+            service(task_id=task_id, actor=actor, correlation_id=correlation_id, **params)
+    except DomainError as exc:
+        return {"id": str(task_id), "status": "failed", "error_code": exc.error_code, "message": exc.message}
+    return {"id": str(task_id), "status": "succeeded"}

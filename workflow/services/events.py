@@ -9,19 +9,28 @@ from outbox.events import EventContext
 from outbox.kick import kick_after_commit
 from outbox.models import OutboxEvent
 from polaris.errors import ConcurrentModification
-from polaris.precompiled import row_insert, rows_update
+from polaris.precompiled import row_insert, rows_update_then_insert
+from workflow import extensions
 from workflow.events import EventType
 from workflow.models import ActionPlan, ActionPlanState, Task
 
 
-def aggregate_advance(instance: Task | ActionPlan, *, edited_fields: tuple[str, ...] = ()) -> int:
-    """Persist a transition and claim the next position in the aggregate's event stream, in one
-    compare-and-swap UPDATE (``… WHERE version = <the version we read>``).
+def aggregate_advance(
+    instance: Task | ActionPlan,
+    *,
+    event_type: str,
+    context: EventContext,
+    payload: dict[str, Any],
+    edited_fields: tuple[str, ...] = (),
+) -> OutboxEvent:
+    """Persist the aggregate's change and append its event at the next position of its stream, in one
+    statement: a compare-and-swap UPDATE (``… WHERE version = <the version we read>``) and the event's
+    INSERT, which runs only if the UPDATE claimed the row (``polaris.precompiled.rows_update_then_insert``).
 
     It both detects a concurrent writer (someone advanced the stream since we read it) and row-locks the
-    aggregate until commit, so sequences stay gap-free and the loser of a race writes nothing. The
-    columns written are the model's ``transition_fields`` plus ``edited_fields`` (attnames, e.g.
-    ``assignee_id``), which an edit sets on the instance before calling this.
+    aggregate until commit, so sequences stay gap-free and the loser of a race writes nothing (it gets
+    ``ConcurrentModification``). The columns written are the model's ``transition_fields`` plus
+    ``edited_fields`` (attnames, e.g. ``assignee_id``), which an edit sets on the instance first.
     """
     model: type[models.Model] = type(instance)
     read_version = instance.version
@@ -29,13 +38,53 @@ def aggregate_advance(instance: Task | ActionPlan, *, edited_fields: tuple[str, 
     instance.updated_at = timezone.now()
     columns = dict.fromkeys((*instance.transition_fields, *edited_fields))
     values = {field: getattr(instance, field) for field in columns}
-    claimed = rows_update(model, where={"id": instance.pk, "version": read_version}, values=values)
+    event = _event(
+        event_type=event_type,
+        aggregate_type=instance.aggregate_type,
+        aggregate_id=instance.pk,
+        sequence=instance.version,
+        context=context,
+        payload=payload,
+    )
+    lock = None
+    if isinstance(instance, Task) and extensions.task_locked_rows:
+        ((locked_model, field),) = extensions.task_locked_rows
+        lock = (locked_model, {field: instance.pk})
+    claimed, locked = rows_update_then_insert(
+        model, where={"id": instance.pk, "version": read_version}, values=values, instance=event, lock=lock
+    )
     if claimed != 1:
         instance.version = read_version
         raise ConcurrentModification(
             f"This {instance.aggregate_type.replace('_', ' ')} was changed meanwhile."
         )
-    return instance.version
+    if lock is not None:
+        instance.locked_rows = {lock[0]: locked}
+    kick_after_commit()
+    instance.recorded_event = event
+    return event
+
+
+def _event(
+    *,
+    event_type: str,
+    aggregate_type: str,
+    aggregate_id: Any,
+    sequence: int,
+    context: EventContext,
+    payload: dict[str, Any],
+) -> OutboxEvent:
+    return OutboxEvent(
+        event_type=event_type,
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
+        sequence=sequence,
+        actor=context.actor,
+        correlation_id=context.correlation_id,
+        causation_id=context.causation_id,
+        depth=context.depth,
+        payload=payload,
+    )
 
 
 def event_append(
@@ -48,15 +97,12 @@ def event_append(
     payload: dict[str, Any],
 ) -> OutboxEvent:
     """Insert one event row; after commit, kick the dispatcher (beat is the safety net)."""
-    event = OutboxEvent(
+    event = _event(
         event_type=event_type,
         aggregate_type=aggregate_type,
         aggregate_id=aggregate_id,
         sequence=sequence,
-        actor=context.actor,
-        correlation_id=context.correlation_id,
-        causation_id=context.causation_id,
-        depth=context.depth,
+        context=context,
         payload=payload,
     )
     row_insert(event)  # precompiled: this is the hot path of every transition (polaris.precompiled)
@@ -121,34 +167,27 @@ def event_record_edit(
     payload: dict[str, Any],
 ) -> OutboxEvent:
     """Persist an edit (the changed columns, in the compare-and-swap UPDATE) and write its one event."""
-    sequence = aggregate_advance(instance, edited_fields=edited_fields)
     facts = task_facts(instance) if isinstance(instance, Task) else action_plan_facts(instance)
-    event = event_append(
+    return aggregate_advance(
+        instance,
         event_type=event_type,
-        aggregate_type=instance.aggregate_type,
-        aggregate_id=instance.pk,
-        sequence=sequence,
         context=context,
         payload={**facts, "state": instance.state, **payload},
+        edited_fields=edited_fields,
     )
-    instance.recorded_event = event
-    return event
 
 
 def event_record_transition(
     *, instance: Task | ActionPlan, transition: str, source: str, target: str, context: EventContext
 ) -> OutboxEvent:
     """Advance the aggregate's stream and write the transition's event (called from ``post_transition``)."""
-    sequence = aggregate_advance(instance)
     if isinstance(instance, Task):
         event_type, facts = EventType.TASK_STATE_CHANGED, task_facts(instance)
     else:
         event_type, facts = _PLAN_EVENT_BY_TARGET[target], action_plan_facts(instance)
-    event = event_append(
+    return aggregate_advance(
+        instance,
         event_type=event_type,
-        aggregate_type=instance.aggregate_type,
-        aggregate_id=instance.pk,
-        sequence=sequence,
         context=context,
         payload={
             **facts,
@@ -158,5 +197,3 @@ def event_record_transition(
             "reason": context.reason,
         },
     )
-    instance.recorded_event = event
-    return event
