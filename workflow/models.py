@@ -96,11 +96,17 @@ class Task(FSMModelMixin, models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    task_type = models.SlugField(max_length=64)
-    service_area = models.SlugField(max_length=64, blank=True)
+    # Indexed below without the LIKE (varchar_pattern_ops) twin a SlugField adds: filters are equality.
+    task_type = models.SlugField(max_length=64, db_index=False)
+    service_area = models.SlugField(max_length=64, blank=True, db_index=False)
     priority = models.CharField(max_length=16, choices=TaskPriority.choices, default=TaskPriority.NORMAL)
-    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="tasks")
-    agency = models.ForeignKey("accounts.Agency", on_delete=models.PROTECT, related_name="tasks")
+    # No single-column index: (client, state) and (agency, state) below serve every lookup by either.
+    client = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="tasks", db_index=False
+    )
+    agency = models.ForeignKey(
+        "accounts.Agency", on_delete=models.PROTECT, related_name="tasks", db_index=False
+    )
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -128,6 +134,8 @@ class Task(FSMModelMixin, models.Model):
             models.Index(fields=["client", "state"], name="task_client_state_idx"),
             models.Index(fields=["state"], name="task_state_idx"),
             models.Index(fields=["-created_at", "id"], name="task_created_idx"),
+            models.Index(fields=["task_type"], name="task_type_idx"),
+            models.Index(fields=["service_area"], name="task_service_area_idx"),
         ]
 
     def __str__(self) -> str:
