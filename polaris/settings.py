@@ -254,6 +254,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TaskStateEnum": "workflow.models.TaskState",
         "ActionPlanStateEnum": "workflow.models.ActionPlanState",
+        # Registered at start-up, so named through a function (a trigger's event_type and unless share it).
+        "TriggerEventTypeEnum": "automation.api.serializers.trigger_event_types",
     },
 }
 

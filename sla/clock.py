@@ -193,10 +193,10 @@ def sla_record_locked(task: Task) -> SLARecord | None:
     else:
         record = row_get(SLARecord, where={"task_id": task.pk}, lock=True)
     if record is None:
-        Task.sla_record.related.set_cached_value(task, None)  # type: ignore[attr-defined]
+        Task.sla_record.related.set_cached_value(task, None)
     else:
         task.sla_record = record
-    return record  # type: ignore[return-value]
+    return record
 
 
 def sla_record_track_transition(*, task: Task, source: str, target: str, context: EventContext) -> None:

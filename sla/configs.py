@@ -33,8 +33,9 @@ CONFIG_FIELDS = (
 
 
 class SLAConfigConflict(Conflict):
-    """An active config already covers the same service area and task type (a conflict with stored
-    state, not bad input): 409. ``details.conflicting_config`` names it when known."""
+    """An active SLA config already covers the same service area and task type.
+
+    A conflict with stored state, not bad input: 409. ``details.conflicting_config`` names it when known."""
 
     error_code = "SLA_CONFIG_CONFLICT"
 

@@ -46,6 +46,12 @@ class EventTypeNameField(serializers.CharField):
         return [name for name in sorted(event_types_registered()) if name not in self.exclude]
 
 
+def trigger_event_types() -> list[str]:
+    """The event types a trigger may name (``event_type`` and ``unless``): one enum in the schema, named
+    by ``SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]``."""
+    return EventTypeNameField(exclude=NOT_FOR_TRIGGERS).openapi_enum()
+
+
 def _param_schema(param: Param) -> dict[str, Any]:
     """JSON Schema of one action param, from its declaration (automation.actions.registry.Param)."""
     declared = dict(param.schema or {})
@@ -189,7 +195,7 @@ class TriggerInputSerializer(StrictFieldsMixin, serializers.Serializer):
 
 class BacktestInputSerializer(StrictFieldsMixin, serializers.Serializer):
     since = serializers.DateTimeField()
-    until = serializers.DateTimeField()
+    until = serializers.DateTimeField(help_text="Must be after since.")
 
     def validate(self, attrs: dict) -> dict:
         if attrs["until"] <= attrs["since"]:
@@ -223,12 +229,37 @@ class BacktestOutputSerializer(serializers.Serializer):
     elapsed_ms = serializers.FloatField()
 
 
+class EventBodyField(serializers.JSONField):
+    """A dry-run's event body, declared as ``automation.dry_run`` reads it."""
+
+    def openapi_schema(self) -> dict[str, Any]:
+        uuid_string = {"type": "string", "format": "uuid"}
+        return {
+            "type": "object",
+            "description": self.help_text,
+            "required": ["event_type"],
+            "properties": {
+                "event_type": {"type": "string", "minLength": 1},
+                "payload": {
+                    "type": "object",
+                    "properties": {"task_id": uuid_string, "action_plan_id": uuid_string},
+                },
+                "depth": {"type": "integer", "minimum": 0},
+                "aggregate_id": uuid_string,
+                "aggregate_type": {"type": "string"},
+                "actor_role": {"type": "string"},
+                "actor_id": {"type": "integer"},
+                "correlation_id": {"type": "string"},
+            },
+        }
+
+
 class DryRunInputSerializer(serializers.Serializer):
     # Declared in the OpenAPI document (polaris.api.schema): exactly one of these two fields.
     openapi_exactly_one_of = ("event_id", "event")
 
     event_id = serializers.UUIDField(required=False, help_text="A stored event to test the trigger against.")
-    event = serializers.JSONField(
+    event = EventBodyField(
         required=False,
         help_text="Or an event body: {event_type, payload, depth?, actor_role?, aggregate_id?}.",
     )

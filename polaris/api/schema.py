@@ -32,6 +32,7 @@ ERROR_DESCRIPTIONS = {
     "403": "PERMISSION_DENIED: in scope, but the caller's role may not do this.",
     "404": "NOT_FOUND: absent, or outside the caller's scope.",
     "409": "CONCURRENT_MODIFICATION (lost a race) or IDEMPOTENCY_KEY_REUSED (same key, different body).",
+    "412": "PRECONDITION_FAILED: If-Match named a version that is no longer current; reload and retry.",
     "415": "UNSUPPORTED_MEDIA_TYPE: send application/json.",
     "429": "THROTTLED: rate limit exceeded; retry after the Retry-After header.",
 }
@@ -75,6 +76,10 @@ class EnvelopeAutoSchema(AutoSchema):
         codes = ["400", "401", "403", "404", "409", "429"]
         if self.method in ("POST", "PUT", "PATCH"):
             codes.append("415")
+        if any(
+            getattr(parameter, "name", None) == "If-Match" for parameter in self.get_override_parameters()
+        ):
+            codes.append("412")
         return codes
 
     def _insert_field_validators(self, field, schema):

@@ -58,7 +58,7 @@ def aggregate_advance(
         raise ConcurrentModification(
             f"This {instance.aggregate_type.replace('_', ' ')} was changed meanwhile."
         )
-    if lock is not None:
+    if lock is not None and isinstance(instance, Task):
         instance.locked_rows = {lock[0]: locked}
     kick_after_commit()
     instance.recorded_event = event
