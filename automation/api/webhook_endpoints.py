@@ -25,7 +25,7 @@ from ..webhooks.endpoints import (
     webhook_endpoint_update,
 )
 from .common import FORBIDDEN, NOT_FOUND, IsAdminRole
-from .serializers import (
+from .webhook_serializers import (
     WebhookDeliveryFilterSerializer,
     WebhookDeliveryOutputSerializer,
     WebhookEndpointInputSerializer,

@@ -7,7 +7,7 @@ import re
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
-from automation.api.serializers import URL_PATTERN
+from automation.api.webhook_serializers import URL_PATTERN
 from automation.models import Trigger, TriggerTimer, WebhookEndpoint
 from automation.selectors import task_timers_block
 from tests.api.conftest import assert_envelope
