@@ -55,12 +55,20 @@ def run_slow_batch_against_a_rival(settings, *, heartbeat: float) -> int:
     """Dispatch one slow batch while a rival claimer polls; returns how many events the rival got."""
     settings.OUTBOX_LEASE_SECONDS = LEASE
     settings.OUTBOX_HEARTBEAT_SECONDS = heartbeat
-    register_handler("slow", lambda event: time.sleep(HANDLER_SECONDS))
+    claimed = threading.Event()
+
+    def slow(event) -> None:
+        claimed.set()
+        time.sleep(HANDLER_SECONDS)
+
+    register_handler("slow", slow)
     probe_events_bulk(count=EVENTS)
     done = threading.Event()
     stolen: list = []
 
     def rival() -> None:
+        # The rival starts polling once our batch holds its claim: racing the first claim is not the point.
+        claimed.wait(timeout=10)
         try:
             while not done.is_set():
                 stolen.extend(outbox_claim(limit=EVENTS))
