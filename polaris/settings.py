@@ -148,12 +148,15 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
-# Server-side parameter binding lets psycopg prepare the hot statements (transitions, claims) once per
-# connection instead of having the server parse and plan them on every call (+25-35 % transitions/s in
-# bench/foundation_bench.py). Turn it off behind a transaction-pooling pgbouncer, which cannot keep
-# prepared statements.
+# Server-side parameter binding, and psycopg preparing a statement on the server once it has run
+# DB_PREPARE_THRESHOLD times on a connection (Django leaves preparing off unless a threshold is given):
+# the hot statements (transitions, claims) are then parsed and planned once per connection, not on every
+# call (1,158 -> 1,718 transitions/s in bench/peers_bench.py, same machine). Turn binding off behind a
+# transaction-pooling pgbouncer older than 1.21, which cannot keep prepared statements.
 if env_bool("DB_SERVER_SIDE_BINDING", True):
-    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=True, prepare_threshold=env_int("DB_PREPARE_THRESHOLD", 5)
+    )
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("Polaris Workflow supports PostgreSQL only.")
 DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
