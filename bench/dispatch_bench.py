@@ -172,7 +172,7 @@ def _child_baseline() -> dict:
     import django
 
     django.setup()  # only to read the claim statement; the work below uses psycopg directly
-    from outbox.dispatcher import _CLAIM_SQL
+    from outbox.claims import _CLAIM_SQL
 
     conn = _psycopg_connect()
     started = time.perf_counter()

@@ -2,20 +2,12 @@
 
 One round of dispatch:
 
-1. **Claim** (one autocommitted statement): due rows — ``pending`` rows whose ``next_attempt_at`` has
-   come, and ``processing`` rows whose lease ran out — oldest first, ``FOR UPDATE SKIP LOCKED`` so
-   concurrent workers take disjoint batches, and only the first undone event of each aggregate (an
-   earlier ``pending``/``processing`` event of the same aggregate holds later ones back; ``dead`` and
-   ``dispatched`` ones do not). Claimed rows become ``processing``; their ``next_attempt_at`` is set to
-   the lease expiry, so an event whose worker died is simply due again later (one index serves both).
-   ``attempts`` counts claims, so an event that kills its worker every time still ends up dead.
-   The lease is short (``OUTBOX_LEASE_SECONDS``, seconds): while the batch runs, a heartbeat thread
-   (``polaris.leases``) renews it every ``OUTBOX_HEARTBEAT_SECONDS``, fenced by ``attempts`` so it only
-   renews claims that are still this worker's. A killed worker stops renewing and its events are due
-   again within one lease; a slow but live one keeps them.
+1. **Claim** (``outbox.claims``): due events, oldest first, the first undone event of each aggregate,
+   under a short lease that a heartbeat thread renews while the batch runs.
 2. **Handle**, handler by handler: one transaction per (batch, handler) holding the handler's effects
    and its ledger rows (``HandledEvent``, unique per (event, handler)). Events already in the ledger for
-   that handler are skipped. The fast path calls the handler for every event and bulk-inserts the ledger;
+   that handler are skipped. The fast path calls the handler for every event (or once with the whole
+   batch, for a handler registered with a batch form) and bulk-inserts the ledger;
    if anything fails (a handler raises, or a concurrent worker wrote a ledger row first) the transaction
    rolls back and the batch is redone with one savepoint per event, which isolates the failure.
 3. **Settle**: events all of whose handlers succeeded become ``dispatched`` (one UPDATE); the others
@@ -37,14 +29,14 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from outbox.models import HandledEvent, OutboxEvent
 from polaris.backoff import backoff_seconds
-from polaris.leases import LeaseHeartbeat, renew_lock_timeout
+from polaris.leases import LeaseHeartbeat
 from polaris.metrics import OUTBOX_DISPATCH_LAG, OUTBOX_EVENTS_PROCESSED
 
+from .claims import bookkeeping_commit, outbox_claim, outbox_release, outbox_renew
 from .registry import Handler, handlers_for
 
 logger = logging.getLogger(__name__)
@@ -57,49 +49,7 @@ DEAD = OutboxEvent.Status.DEAD.value
 _TABLE = OutboxEvent._meta.db_table
 _LEDGER_TABLE = HandledEvent._meta.db_table
 _ERROR_LIMIT = 4000  # characters of traceback kept in last_error
-
-# Backed by outbox_due_idx (next_attempt_at WHERE status IN pending/processing) for the scan and by
-# outbox_undone_aggregate_idx for the "no earlier undone event of this aggregate" probe. ``= ANY(ARRAY(…))``
-# rather than ``IN (…)``: with IN the planner hash-joins the whole table (a sequential scan per claim);
-# with an array it updates the picked rows through the primary key.
-_CLAIM_SQL = f"""
-UPDATE {_TABLE} AS claimed
-   SET status = %(processing)s,
-       attempts = claimed.attempts + 1,
-       next_attempt_at = %(lease_until)s,
-       locked_until = %(lease_until)s
- WHERE claimed.id = ANY(ARRAY(
-        SELECT due.id
-          FROM {_TABLE} AS due
-         WHERE due.status IN (%(pending)s, %(processing)s)
-           AND due.next_attempt_at <= %(now)s
-           AND NOT EXISTS (
-                SELECT 1
-                  FROM {_TABLE} AS earlier
-                 WHERE earlier.aggregate_type = due.aggregate_type
-                   AND earlier.aggregate_id = due.aggregate_id
-                   AND earlier.sequence < due.sequence
-                   AND earlier.status IN (%(pending)s, %(processing)s)
-           )
-         ORDER BY due.next_attempt_at
-         LIMIT %(limit)s
-           FOR UPDATE SKIP LOCKED
-       ))
-RETURNING claimed.*
-"""  # noqa: S608  (table names come from model metadata, values are parameters)
-
-
-# Renew this worker's claims: the same rows, still processing, claimed by the same claim (``attempts``
-# changes with every claim, so a claim that lapsed and was taken by another worker is left alone).
-_RENEW_SQL = f"""
-UPDATE {_TABLE} AS claimed
-   SET next_attempt_at = %(lease_until)s,
-       locked_until = %(lease_until)s
-  FROM unnest(%(ids)s::uuid[], %(attempts)s::integer[]) AS mine(id, attempts)
- WHERE claimed.id = mine.id
-   AND claimed.attempts = mine.attempts
-   AND claimed.status = %(processing)s
-"""  # noqa: S608  (table names come from model metadata, values are parameters)
+# Array parameters go as ``%b`` (binary; see ``outbox.claims``).
 
 
 @dataclass
@@ -143,58 +93,6 @@ def retry_delay(*, attempts: int) -> timedelta:
     )
 
 
-def _bookkeeping_commit() -> None:
-    """Let this transaction commit without waiting for its WAL flush (``synchronous_commit = off``).
-
-    Only for the claim and the settle: if the database crashed and lost one of them, the event would
-    simply be claimed or delivered again, which the lease and the ledger make harmless. It never makes
-    the database inconsistent. Handler transactions (effects + ledger) keep full durability.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL synchronous_commit TO OFF")
-
-
-def outbox_claim(
-    *, limit: int, now: datetime | None = None, lease_seconds: float | None = None
-) -> list[OutboxEvent]:
-    """Claim up to ``limit`` due events (see the module docstring); returns them in stream order.
-
-    Runs as its own short transaction so the row locks are held only for the claim itself; from then on
-    the ``processing`` status and the lease keep other claimers away.
-    """
-    now = now or timezone.now()
-    lease = settings.OUTBOX_LEASE_SECONDS if lease_seconds is None else lease_seconds
-    params = {
-        "pending": PENDING,
-        "processing": PROCESSING,
-        "now": now,
-        "lease_until": now + timedelta(seconds=lease),
-        "limit": limit,
-    }
-    with transaction.atomic():
-        _bookkeeping_commit()
-        events = list(OutboxEvent.objects.raw(_CLAIM_SQL, params))
-    events.sort(key=lambda event: (event.occurred_at, event.aggregate_id, event.sequence))
-    return events
-
-
-def outbox_renew(*, events: list[OutboxEvent], lease_seconds: float | None = None) -> int:
-    """Extend the lease of claims this worker still holds; returns how many it renewed."""
-    lease = settings.OUTBOX_LEASE_SECONDS if lease_seconds is None else lease_seconds
-    params: dict[str, Any] = {
-        "lease_until": timezone.now() + timedelta(seconds=lease),
-        "ids": [event.id for event in events],
-        "attempts": [event.attempts for event in events],
-        "processing": PROCESSING,
-    }
-    with transaction.atomic():
-        _bookkeeping_commit()
-        renew_lock_timeout()
-        with connection.cursor() as cursor:
-            cursor.execute(_RENEW_SQL, params)
-            return cursor.rowcount
-
-
 def _error_text(exc: BaseException) -> str:
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return text[-_ERROR_LIMIT:]
@@ -212,7 +110,7 @@ class _BatchFailed(Exception):
 def _already_handled(handler: Handler, events: list[OutboxEvent]) -> set:
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT event_id FROM {_LEDGER_TABLE} WHERE handler = %s AND event_id = ANY(%s)",  # noqa: S608
+            f"SELECT event_id FROM {_LEDGER_TABLE} WHERE handler = %s AND event_id = ANY(%b)",  # noqa: S608
             [handler.name, [event.id for event in events]],
         )
         return {row[0] for row in cursor.fetchall()}
@@ -223,14 +121,17 @@ def _handle_fast(handler: Handler, events: list[OutboxEvent], now: datetime) -> 
     index: int | None = None
     try:
         with transaction.atomic():
-            for index, event in enumerate(events):  # noqa: B007  (read in the except clause)
-                handler.func(event)
+            if handler.many is not None:
+                handler.many(events)  # a failure names no event: the careful path finds it
+            else:
+                for index, event in enumerate(events):  # noqa: B007  (read in the except clause)
+                    handler.func(event)
             index = None  # past the handlers: a failure now is the ledger insert (a concurrent worker)
             with connection.cursor() as cursor:
                 # One statement, one array parameter: far cheaper than bulk_create's per-row objects.
                 cursor.execute(
                     f"INSERT INTO {_LEDGER_TABLE} (handler, event_id, handled_at) "
-                    "SELECT %s, unnest(%s::uuid[]), %s",
+                    "SELECT %s, unnest(%b::uuid[]), %s",
                     [handler.name, [event.id for event in events], now],
                 )
     except SoftTimeLimitExceeded:
@@ -304,12 +205,12 @@ def _settle(
     done = [event for event in events if event.id not in errors]
     failed = [event for event in events if event.id in errors]
     with transaction.atomic():
-        _bookkeeping_commit()
+        bookkeeping_commit()
         if done:
             with connection.cursor() as cursor:
                 cursor.execute(
                     f"UPDATE {_TABLE} SET status = %s, dispatched_at = %s, locked_until = NULL, "  # noqa: S608
-                    "last_error = '' WHERE id = ANY(%s) AND status = %s",
+                    "last_error = '' WHERE id = ANY(%b) AND status = %s",
                     [DISPATCHED, now, [event.id for event in done], PROCESSING],
                 )
         for event in failed:
@@ -369,16 +270,6 @@ def outbox_dispatch_batch(*, events: list[OutboxEvent]) -> DispatchReport:
                 report.handler_failures[handler.name] += 1
     _settle(events, errors, timezone.now(), report)
     return report
-
-
-def outbox_release(*, events: list[OutboxEvent]) -> int:
-    """Hand claimed-but-unhandled events back (due now, the claim not counted), e.g. on a soft time limit."""
-    ids = [event.id for event in events]
-    if not ids:
-        return 0
-    return OutboxEvent.objects.filter(pk__in=ids, status=PROCESSING).update(
-        status=PENDING, attempts=F("attempts") - 1, next_attempt_at=timezone.now(), locked_until=None
-    )
 
 
 def outbox_dispatch(

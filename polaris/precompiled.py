@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models.base import ModelState
 from django.db.models.fields import NOT_PROVIDED
 
 M = TypeVar("M", bound=models.Model)
@@ -146,6 +147,46 @@ def row_get(model: type[M], *, where: dict[str, Any], lock: bool = False) -> M |
     if row is None:
         return None
     return _converted(model, alias, row, converters)
+
+
+@functools.cache
+def _row_converters(model: type[models.Model], alias: str) -> tuple[tuple[str, ...], Converters]:
+    connection = connections[alias]
+    table = model._meta.db_table
+    fields = model._meta.concrete_fields
+    converters = []
+    for position, field in enumerate(fields):
+        column = field.get_col(table)
+        functions = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if functions:
+            converters.append((position, functions, column))
+    return tuple(field.attname for field in fields), converters
+
+
+def rows_as_instances(model: type[M], rows: list[tuple], *, alias: str = "default") -> list[M]:
+    """Instances of ``model`` from rows holding every concrete column in field order (e.g. an
+    ``UPDATE … RETURNING`` of the model's columns), converted as a queryset would convert them.
+
+    Built without ``Model.__init__`` (whose per-field bookkeeping costs more than the row's SQL on a
+    batch of hundreds): the attributes are set directly and the instance is marked as loaded from
+    ``alias``; no ``pre_init``/``post_init`` signals are sent, so use it only for models without receivers
+    of them.
+    """
+    connection = connections[alias]
+    attnames, converters = _row_converters(model, alias)
+    instances = []
+    for row in rows:
+        values = list(row)
+        for position, functions, column in converters:
+            for convert in functions:
+                values[position] = convert(values[position], column, connection)
+        instance = model.__new__(model)
+        instance.__dict__.update(zip(attnames, values, strict=True))
+        state = instance._state = ModelState()
+        state.adding = False
+        state.db = alias
+        instances.append(instance)
+    return instances
 
 
 def _converted(model: type[M], alias: str, row: Any, converters: Converters) -> M:

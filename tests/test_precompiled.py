@@ -10,7 +10,7 @@ from django.db.models import NOT_PROVIDED
 from django.utils import timezone
 
 from outbox.models import OutboxEvent
-from polaris.precompiled import row_get, row_insert, rows_update, rows_update_then_insert
+from polaris.precompiled import row_get, row_insert, rows_as_instances, rows_update, rows_update_then_insert
 from sla.models import SLARecord
 from workflow.models import Task
 
@@ -141,6 +141,38 @@ def test_row_get_returns_what_the_orm_returns_including_json_columns(make_task):
     ) == concrete_values(Task.objects.get(pk=task.pk))
     assert row_get(Task, where={"id": task.pk, "agency_id": uuid.uuid4()}) is None
     assert row_get(Task, where={"id": uuid.uuid4()}) is None
+
+
+@pytest.mark.django_db
+def test_rows_as_instances_builds_what_the_orm_loads(make_task):
+    task = make_task()
+    record = SLARecord.objects.get(task=task)
+    record.calendar_snapshot = {"timezone": "Europe/Berlin", "workdays": [0, 1, 2], "holidays": []}
+    record.save()
+    columns = ", ".join(field.column for field in SLARecord._meta.concrete_fields)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM sla_slarecord WHERE id = %s", [record.pk])  # noqa: S608
+        (built,) = rows_as_instances(SLARecord, cursor.fetchall())
+
+    loaded = SLARecord.objects.get(pk=record.pk)
+    assert concrete_values(built) == concrete_values(loaded)
+    assert built.calendar_snapshot["timezone"] == "Europe/Berlin"  # JSON converted, not a string
+    assert (built._state.adding, built._state.db) == (False, "default")
+    assert built == loaded
+    built.save(update_fields=["paused_seconds"])  # a loaded instance: an UPDATE, not an INSERT
+    assert SLARecord.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_hot_statements_are_prepared_once_per_connection(make_task):
+    """``DB_PREPARE_THRESHOLD``: a statement run often enough is prepared on the server, not re-planned."""
+    task = make_task()
+    for _ in range(6):
+        row_get(Task, where={"id": task.pk, "agency_id": task.agency_id})
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any('FROM "workflow_task" WHERE "id" = $1 AND "agency_id" = $2' in text for text in prepared)
 
 
 @pytest.mark.django_db(transaction=True)

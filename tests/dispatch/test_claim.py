@@ -7,7 +7,7 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from outbox.dispatcher import outbox_claim
+from outbox.claims import outbox_claim
 from outbox.models import OutboxEvent
 
 
@@ -80,3 +80,14 @@ def test_concurrent_claims_take_disjoint_batches(make_event):
         ).fetchall()
         claimed = outbox_claim(limit=10)
     assert {e.id for e in claimed} == {e.id for e in events} - {row[0] for row in locked}
+
+
+@pytest.mark.django_db
+def test_a_prepared_claim_survives_a_column_added_by_a_migration(make_event):
+    """The claim is prepared per connection; a ``RETURNING *`` would fail once the table gains a column."""
+    for _ in range(6):
+        outbox_claim(limit=10)
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE outbox_outboxevent ADD COLUMN added_later integer")
+    event = make_event()
+    assert [claimed.id for claimed in outbox_claim(limit=10)] == [event.id]

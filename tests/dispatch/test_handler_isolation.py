@@ -84,3 +84,38 @@ def test_a_soft_time_limit_is_not_a_handler_failure_and_hands_the_batch_back(mak
     event.refresh_from_db()
     # Released: due again now, the interrupted claim not counted, no error recorded.
     assert (event.status, event.attempts, event.last_error) == (OutboxEvent.Status.PENDING, 0, "")
+
+
+def test_a_batch_handler_is_called_once_per_batch(make_event):
+    events = [make_event() for _ in range(5)]
+    batches, singles = [], []
+    register_handler("both", singles.append, many=lambda batch: batches.append([e.id for e in batch]))
+
+    report = outbox_dispatch(budget_seconds=10)
+
+    assert report.dispatched == 5
+    assert batches == [[event.id for event in events]]  # one call, in stream order
+    assert singles == []
+    assert HandledEvent.objects.filter(handler="both").count() == 5
+
+
+def test_a_failing_batch_is_redone_event_by_event(make_event, effect_table):
+    events = [make_event() for _ in range(6)]
+    poison = events[2]
+
+    def many(batch):
+        effects.record_effects(batch)  # written, then rolled back with the failure
+        raise RuntimeError("one of these is bad")
+
+    def one(event):
+        if event.id == poison.id:
+            raise ValueError("cannot handle this one")
+        effects.record_effect(event)
+
+    register_handler("batchy", one, many=many)
+    report = outbox_dispatch(budget_seconds=10)
+
+    assert (report.dispatched, report.retried) == (5, 1)
+    assert effects.handled_event_ids() == {event.id for event in events} - {poison.id}
+    assert effects.effect_counts() == (5, 5, 0)
+    assert "cannot handle this one" in OutboxEvent.objects.get(pk=poison.pk).last_error

@@ -10,7 +10,8 @@ import time_machine
 from django.db import connections
 from django.utils import timezone
 
-from outbox.dispatcher import outbox_claim, outbox_dispatch, outbox_renew
+from outbox.claims import outbox_claim, outbox_renew
+from outbox.dispatcher import outbox_dispatch
 from outbox.models import OutboxEvent
 from outbox.registry import register_handler
 from polaris.leases import LeaseHeartbeat

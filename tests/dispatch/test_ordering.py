@@ -5,7 +5,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from outbox.dispatcher import outbox_claim, outbox_dispatch
+from outbox.claims import outbox_claim
+from outbox.dispatcher import outbox_dispatch
 from outbox.models import OutboxEvent
 from outbox.registry import register_handler
 
