@@ -7,9 +7,10 @@ transactions, ``on_commit``, server-side binding and query metrics behave as for
 does, each statement runs on the database the routers pick for the model (``db_for_read``/``db_for_write``),
 and the SQL and converters are cached per model, shape and database alias. Values go
 through each field's ``get_db_prep_save``/``get_db_prep_value``; rows come back through the fields'
-converters (``from_db_value``) and ``Model.from_db``, as from a queryset. Use them only on measured hot
-paths; everything else stays plain ORM. Identifiers in the SQL come from model metadata, quoted; values are
-always parameters.
+converters (``from_db_value``) and ``Model.from_db``, as from a queryset. Each statement is prepared on the
+server once per connection (``polaris.prepared``). Use them only on measured hot paths, for statements that
+find their rows by key; everything else stays plain ORM. Identifiers in the SQL come from model metadata,
+quoted; values are always parameters.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.base import ModelState
 from django.db.models.fields import NOT_PROVIDED
+
+from polaris.prepared import hot_statement
 
 M = TypeVar("M", bound=models.Model)
 
@@ -50,7 +53,7 @@ def _insert_sql(model: type[models.Model], alias: str) -> tuple[str, tuple[model
     columns = ", ".join(_quote(connection, field.column) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     table = _quote(connection, model._meta.db_table)
-    return f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", fields  # noqa: S608
+    return hot_statement(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"), fields  # noqa: S608
 
 
 def row_insert(instance: M) -> M:
@@ -83,7 +86,7 @@ def _update_sql(
         _equals(connection, where_fields, " AND "),
     )
     sql = f"UPDATE {table} SET {assignments} WHERE {conditions}"  # noqa: S608
-    return sql, set_fields, where_fields
+    return hot_statement(sql), set_fields, where_fields
 
 
 def rows_update(model: type[models.Model], *, where: dict[str, Any], values: dict[str, Any]) -> int:
@@ -117,6 +120,7 @@ def _select_sql(
     sql = f"SELECT {columns} FROM {_quote(connection, table)} WHERE {conditions}"  # noqa: S608
     if lock:
         sql += " FOR UPDATE"
+    hot_statement(sql)
     # The conversions the ORM's compiler applies to each selected column (backend's, then the field's).
     converters = []
     for position, field in enumerate(fields):
@@ -219,12 +223,13 @@ def _update_then_insert_sql(
         f"inserted AS ({head} SELECT {casts} FROM updated RETURNING 1)"
     )
     if locked is None:
-        return f"{sql} SELECT count(*) FROM inserted", (set_fields, where_fields, fields), []  # noqa: S608
+        sql = hot_statement(f"{sql} SELECT count(*) FROM inserted")  # noqa: S608
+        return sql, (set_fields, where_fields, fields), []
     select, lock_fields, converters = _select_sql(locked, locked_where, False, alias)
     # The uncorrelated EXISTS runs first (an InitPlan): the update's row lock is taken before this one.
     sql += f", locked AS ({select} AND EXISTS (SELECT FROM inserted) FOR UPDATE)"
     sql += " SELECT (SELECT count(*) FROM inserted), locked.* FROM (SELECT 1) AS one LEFT JOIN locked ON true"
-    return sql, (set_fields, where_fields, fields, lock_fields), converters
+    return hot_statement(sql), (set_fields, where_fields, fields, lock_fields), converters
 
 
 def rows_update_then_insert(

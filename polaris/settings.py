@@ -12,6 +12,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from polaris.logging import logging_config
+from polaris.prepared import PREPARE_ONLY_WHEN_ASKED, HotStatementCursor
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -148,14 +149,16 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
-# Server-side parameter binding, and psycopg preparing a statement on the server once it has run
-# DB_PREPARE_THRESHOLD times on a connection (Django leaves preparing off unless a threshold is given):
-# the hot statements (transitions, claims) are then parsed and planned once per connection, not on every
-# call (1,158 -> 1,718 transitions/s in bench/peers_bench.py, same machine). Turn binding off behind a
-# transaction-pooling pgbouncer older than 1.21, which cannot keep prepared statements.
+# Server-side parameter binding, and the hot statements (polaris/precompiled.py) prepared on the server
+# once per connection: a transition's statements are then not parsed and planned on every call (1,158 ->
+# 1,718 transitions/s in bench/peers_bench.py, same machine). Nothing else is prepared (polaris/prepared.py
+# says why). Turn binding off behind a transaction-pooling pgbouncer older than 1.21, which cannot keep
+# prepared statements.
 if env_bool("DB_SERVER_SIDE_BINDING", True):
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        server_side_binding=True, prepare_threshold=env_int("DB_PREPARE_THRESHOLD", 5)
+        server_side_binding=True,
+        cursor_factory=HotStatementCursor,
+        prepare_threshold=PREPARE_ONLY_WHEN_ASKED,
     )
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("Polaris Workflow supports PostgreSQL only.")
