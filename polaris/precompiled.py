@@ -121,14 +121,7 @@ def _select_sql(
     if lock:
         sql += " FOR UPDATE"
     hot_statement(sql)
-    # The conversions the ORM's compiler applies to each selected column (backend's, then the field's).
-    converters = []
-    for position, field in enumerate(fields):
-        column = field.get_col(table)
-        functions = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
-        if functions:
-            converters.append((position, functions, column))
-    return sql, where_fields, converters
+    return sql, where_fields, _row_converters(model, alias)[1]
 
 
 def row_get(model: type[M], *, where: dict[str, Any], lock: bool = False) -> M | None:
@@ -155,6 +148,8 @@ def row_get(model: type[M], *, where: dict[str, Any], lock: bool = False) -> M |
 
 @functools.cache
 def _row_converters(model: type[models.Model], alias: str) -> tuple[tuple[str, ...], Converters]:
+    """The attnames of every concrete column, and the conversions the ORM's compiler applies to each
+    selected column (the backend's, then the field's)."""
     connection = connections[alias]
     table = model._meta.db_table
     fields = model._meta.concrete_fields
