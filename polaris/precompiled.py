@@ -89,11 +89,14 @@ def _update_sql(
     return hot_statement(sql), set_fields, where_fields
 
 
-def rows_update(model: type[models.Model], *, where: dict[str, Any], values: dict[str, Any]) -> int:
-    """``model.objects.filter(**where).update(**values)`` for equality filters; returns the rows changed."""
-    alias = router.db_for_write(model)
-    connection = connections[alias]
-    sql, set_fields, where_fields = _update_sql(model, tuple(values), tuple(where), alias)
+def _update_params(
+    connection: BaseDatabaseWrapper,
+    set_fields: tuple[models.Field, ...],
+    values: dict[str, Any],
+    where_fields: tuple[models.Field, ...],
+    where: dict[str, Any],
+) -> list[Any]:
+    """An UPDATE's parameters: the new values as the fields save them, then the filters' values."""
     params = [
         field.get_db_prep_save(value, connection)
         for field, value in zip(set_fields, values.values(), strict=True)
@@ -102,6 +105,15 @@ def rows_update(model: type[models.Model], *, where: dict[str, Any], values: dic
         field.get_db_prep_value(value, connection)
         for field, value in zip(where_fields, where.values(), strict=True)
     ]
+    return params
+
+
+def rows_update(model: type[models.Model], *, where: dict[str, Any], values: dict[str, Any]) -> int:
+    """``model.objects.filter(**where).update(**values)`` for equality filters; returns the rows changed."""
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    sql, set_fields, where_fields = _update_sql(model, tuple(values), tuple(where), alias)
+    params = _update_params(connection, set_fields, values, where_fields, where)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
@@ -252,14 +264,7 @@ def rows_update_then_insert(
         model, tuple(values), tuple(where), type(instance), locked_model, tuple(locked_where), alias
     )
     set_fields, where_fields, fields = field_groups[:3]
-    params = [
-        field.get_db_prep_save(value, connection)
-        for field, value in zip(set_fields, values.values(), strict=True)
-    ]
-    params += [
-        field.get_db_prep_value(value, connection)
-        for field, value in zip(where_fields, where.values(), strict=True)
-    ]
+    params = _update_params(connection, set_fields, values, where_fields, where)
     params += [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
     if locked_model is not None:
         params += [
