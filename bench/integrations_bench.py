@@ -11,11 +11,17 @@ Measured in one run, on a scratch database (``polaris_integrations_bench``, drop
 2. Commit -> consumer latency. A writer commits one event at a time at random intervals; a long-poll
    consumer (``wait=``, LISTEN/NOTIFY) and a 1 s polling consumer follow the feed side by side.
    Target: long-poll p50 at least 10x lower.
-3. Webhooks. One process plays the worker (the real task body: claim, signed POST, attempt row,
-   settle, wake the next), delivering to a local receiver on 127.0.0.1: deliveries/s to an ordered
-   endpoint beside an unordered one, same events (200 aggregates x 10). Target: ordered >= 50 %.
+3. Webhooks. One real Celery worker process (solo pool) delivers to a local receiver on 127.0.0.1
+   (the bench queues each delivery as the webhook action does; the task claims, POSTs signed, records
+   the attempt, settles, wakes the next of an ordered aggregate). The receiver answers 500 to the first
+   attempt of one delivery in ten (the same ones in both arms), retried on a short schedule
+   (``WEBHOOK_RETRY_SCHEDULE_SECONDS``, first retry ``--retry-seconds``, 1 s), so on the ordered endpoint
+   a failing delivery really holds back its aggregate's later ones. Same events (200 aggregates x 10),
+   unordered and ordered alternated, two rounds, best of each. Checked: every event accepted exactly
+   once; the ordered arm in sequence order per aggregate (the unordered one's disorder is printed).
+   Target: ordered deliveries/s >= 50 % of unordered.
 
-    DATABASE_URL=... python bench/integrations_bench.py [--quick] [--keep-db]
+    DATABASE_URL=... REDIS_URL=... python bench/integrations_bench.py [--quick] [--keep-db] [--only webhooks]
 """
 
 from __future__ import annotations
@@ -26,8 +32,11 @@ import logging
 import os
 import random
 import secrets
+import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -243,30 +252,79 @@ def latency(events: int) -> None:
     print(f"  long-poll p50 is {ratio:.0f}x lower; target >= 10x -> {'met' if ratio >= 10 else 'NOT met'}")
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
+# --- 3. webhooks ----------------------------------------------------------------------------------
 
 
-def webhooks(aggregates: int, length: int) -> None:
-    from unittest import mock
+class _FlakyReceiver:
+    """A local receiver on 127.0.0.1 that answers 500 to the first attempt of each event in ``fail_first``
+    (per endpoint path) and 200 otherwise, and records every request in arrival order."""
 
-    from automation.models import WebhookDelivery
-    from automation.tasks import webhook_deliver_task
-    from automation.webhooks.endpoints import webhook_endpoint_create
+    def __init__(self, fail_first: set[str]) -> None:
+        self.fail_first = fail_first
+        self.requests: dict[str, list[tuple[str, int]]] = collections.defaultdict(list)
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                event_id = self.headers["webhook-id"]
+                with receiver.lock:
+                    seen = receiver.requests[self.path]
+                    first = all(other != event_id for other, _ in seen)
+                    status = 500 if first and event_id in receiver.fail_first else 200
+                    seen.append((event_id, status))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def _hook_worker(log_dir: Path, retry_seconds: float) -> subprocess.Popen:
+    """One real Celery worker process (solo pool), the retry schedule shortened to ``retry_seconds``."""
+    schedule = ",".join(str(retry_seconds * 2**i) for i in range(5))
+    env = {**os.environ, "WEBHOOK_RETRY_SCHEDULE_SECONDS": schedule, "PYTHONUNBUFFERED": "1"}
+    args = ["-P", "solo", "-n", "hooks-bench@%h", "--without-gossip", "--without-mingle", "-l", "warning"]
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "celery"), "-A", "polaris", "worker", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=(log_dir / "worker.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _wait_ready(worker: subprocess.Popen) -> None:
+    from polaris.celery import app
+
+    deadline = time.monotonic() + 60
+    while not app.control.ping(timeout=0.5):
+        if worker.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the webhook worker did not start")
+
+
+def _hook_events(aggregates: int, length: int) -> list:
     from outbox.models import OutboxEvent
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
     events = []
     for _ in range(aggregates):
         aggregate_id = uuid.uuid4()
@@ -283,44 +341,116 @@ def webhooks(aggregates: int, length: int) -> None:
         ]
     # Interleaved as dispatch would write them (aggregates progress side by side).
     events.sort(key=lambda e: (e.sequence, str(e.aggregate_id)))
-    OutboxEvent.objects.bulk_create(events, batch_size=2000)
-    rates = {}
-    for run in range(2):
-        for ordered in (False, True):
-            endpoint, _ = webhook_endpoint_create(name=f"bench-{ordered}-{run}", url=url, ordered=ordered)
-            deliveries = WebhookDelivery.objects.bulk_create(
-                WebhookDelivery(
-                    endpoint=endpoint,
-                    event=e,
-                    aggregate_type=e.aggregate_type,
-                    aggregate_id=e.aggregate_id,
-                    sequence=e.sequence,
+    return OutboxEvent.objects.bulk_create(events, batch_size=2000)
+
+
+def _deliver_all(endpoint, events: list) -> float:
+    """Queue one delivery per event (as the webhook action does after commit); wait until every one is
+    delivered; returns the seconds from the first queued to the last delivered (as the database says)."""
+    from django.db.models import Max
+    from django.utils import timezone
+
+    from automation.models import WebhookDelivery
+    from automation.tasks import webhook_enqueue
+
+    deliveries = WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(
+            endpoint=endpoint,
+            event=e,
+            aggregate_type=e.aggregate_type,
+            aggregate_id=e.aggregate_id,
+            sequence=e.sequence,
+        )
+        for e in events
+    )
+    mine = WebhookDelivery.objects.filter(endpoint=endpoint)
+    started = timezone.now()
+    for delivery in deliveries:
+        webhook_enqueue(delivery.pk)
+    deadline = time.monotonic() + 300
+    while mine.filter(status="delivered").count() < len(events):
+        if (
+            time.monotonic() > deadline
+            or mine.exclude(status__in=["pending", "delivering", "delivered"]).exists()
+        ):
+            raise RuntimeError(dict(collections.Counter(mine.values_list("status", flat=True))))
+        time.sleep(0.1)
+    return (mine.aggregate(last=Max("delivered_at"))["last"] - started).total_seconds()
+
+
+def _check_arrivals(
+    requests: list[tuple[str, int]], events: list, fail_first: set[str], ordered: bool
+) -> int:
+    """Every event accepted exactly once, each planned failure once; in the ordered arm each aggregate's
+    events accepted in sequence order. Returns how many aggregates were accepted out of order."""
+    accepted = collections.Counter(event_id for event_id, status in requests if status == 200)
+    failed = [event_id for event_id, status in requests if status != 200]
+    wanted = {str(e.id) for e in events}
+    if set(accepted) != wanted or set(accepted.values()) != {1}:
+        raise RuntimeError(f"{len(accepted)} of {len(wanted)} events accepted, max {max(accepted.values())}x")
+    if sorted(failed) != sorted(fail_first):
+        raise RuntimeError(f"{len(failed)} failed attempts; {len(fail_first)} planned")
+    where = {str(e.id): (e.aggregate_id, e.sequence) for e in events}
+    arrived: dict = collections.defaultdict(list)
+    for event_id, status in requests:
+        if status == 200:
+            aggregate_id, sequence = where[event_id]
+            arrived[aggregate_id].append(sequence)
+    disordered = sum(1 for sequences in arrived.values() if sequences != sorted(sequences))
+    if ordered and disordered:
+        raise RuntimeError(f"ordered endpoint: {disordered} aggregates arrived out of sequence order")
+    return disordered
+
+
+def webhooks(aggregates: int, length: int, *, rounds: int = 2, retry_seconds: float = 1.0) -> None:
+    from automation.webhooks.endpoints import webhook_endpoint_create
+    from polaris.celery import app
+
+    events = _hook_events(aggregates, length)
+    fail_first = {str(e.id) for e in random.Random(7).sample(events, len(events) // 10)}
+    failing = {(e.aggregate_id, e.sequence) for e in events if str(e.id) in fail_first}
+    behind = sum(1 for e in events if any(a == e.aggregate_id and s < e.sequence for a, s in failing))
+    print(
+        f"  {len(fail_first)} deliveries (1 in 10, the same in both arms) fail their first attempt (500),"
+        f" retried after {retry_seconds:g} s (+-10 %); in the ordered arm they hold back the {behind:,}"
+        " deliveries behind them in their aggregate",
+        flush=True,
+    )
+    receiver = _FlakyReceiver(fail_first)
+    log_dir = Path(tempfile.mkdtemp(prefix="integrations-bench-"))
+    app.control.purge()
+    worker = _hook_worker(log_dir, retry_seconds)
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    disordered: dict[bool, list[int]] = {False: [], True: []}
+    try:
+        _wait_ready(worker)
+        for run in range(rounds):
+            for ordered in (False, True):
+                name = f"{'ordered' if ordered else 'unordered'}-{run}"
+                endpoint, _ = webhook_endpoint_create(
+                    name=name, url=f"{receiver.url}/{name}", ordered=ordered
                 )
-                for e in events
-            )
-            queue = collections.deque(d.pk for d in deliveries)  # each queued at creation, as the action does
-
-            def enqueue(args, countdown=0, queue=queue, **_options):
-                queue.append(args[0])
-
-            started = time.perf_counter()
-            with mock.patch.object(webhook_deliver_task, "apply_async", side_effect=enqueue):
-                while queue:
-                    webhook_deliver_task(queue.popleft())
-            elapsed = time.perf_counter() - started
-            delivered = WebhookDelivery.objects.filter(endpoint=endpoint, status="delivered").count()
-            assert delivered == len(events), (delivered, len(events))
-            rate = delivered / elapsed
-            rates.setdefault(ordered, []).append(rate)
-    server.shutdown()
-    unordered, ordered_rate = max(rates[False]), max(rates[True])
+                seconds = _deliver_all(endpoint, events)
+                rates[ordered].append(len(events) / seconds)
+                disordered[ordered].append(
+                    _check_arrivals(receiver.requests[f"/{name}"], events, fail_first, ordered)
+                )
+    except Exception:
+        print(f"--- worker log ---\n{(log_dir / 'worker.log').read_text()[-4000:]}", file=sys.stderr)
+        raise
+    finally:
+        _stop(worker)
+        receiver.server.shutdown()
+    for ordered, label in ((False, "unordered"), (True, "ordered")):
+        runs = ", ".join(f"{r:,.0f}" for r in rates[ordered])
+        print(
+            f"  {label + ':':<10} {max(rates[ordered]):,.0f} deliveries/s (runs: {runs}); aggregates received"
+            f" out of sequence order: {', '.join(map(str, disordered[ordered]))} of {aggregates}"
+        )
     print(
-        f"  unordered: {unordered:,.0f} deliveries/s (runs: {', '.join(f'{r:,.0f}' for r in rates[False])})"
+        "  every delivery accepted exactly once in every run; the ordered arm in sequence order per aggregate"
     )
-    print(
-        f"  ordered:   {ordered_rate:,.0f} deliveries/s (runs: {', '.join(f'{r:,.0f}' for r in rates[True])})"
-    )
-    share = ordered_rate / unordered
+    share = max(rates[True]) / max(rates[False])
     print(f"  ordered = {share:.0%} of unordered; target >= 50 % -> {'met' if share >= 0.5 else 'NOT met'}")
 
 
@@ -330,6 +460,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="small sizes")
     parser.add_argument("--keep-db", action="store_true", help="keep the scratch database")
+    parser.add_argument("--only", choices=["feed", "latency", "webhooks"], action="append")
+    parser.add_argument("--retry-seconds", type=float, default=1.0, help="webhooks: the first retry's delay")
     args = parser.parse_args(argv)
     url = os.environ.get("DATABASE_URL")
     if not url:
@@ -345,15 +477,23 @@ def main(argv: list[str] | None = None) -> int:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
-        count = 100_000 if args.quick else 1_000_000
-        print(f"Event feed read: a consumer follows the cursor through a {count:,}-event history")
-        feed_read(count)
-        events = 10 if args.quick else 30
-        print(f"\nCommit -> consumer latency: {events} commits at random 0.2-0.6 s intervals")
-        latency(events)
-        aggregates, length = (50, 10) if args.quick else (200, 10)
-        print(f"\nWebhooks to a local receiver, one worker process: {aggregates * length:,} deliveries each")
-        webhooks(aggregates, length)
+        parts = args.only or ["feed", "latency", "webhooks"]
+        if "feed" in parts:
+            count = 100_000 if args.quick else 1_000_000
+            print(f"Event feed read: a consumer follows the cursor through a {count:,}-event history")
+            feed_read(count)
+        if "latency" in parts:
+            events = 10 if args.quick else 30
+            print(f"\nCommit -> consumer latency: {events} commits at random 0.2-0.6 s intervals")
+            latency(events)
+        if "webhooks" in parts:
+            aggregates, length = (50, 10) if args.quick else (200, 10)
+            print(
+                f"\nWebhooks to a local receiver, one Celery worker process (solo pool): {aggregates}"
+                f" aggregates x {length} events = {aggregates * length:,} deliveries per run, unordered and"
+                " ordered alternated"
+            )
+            webhooks(aggregates, length, retry_seconds=args.retry_seconds)
     finally:
         from django.db import connections
 
