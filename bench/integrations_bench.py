@@ -322,6 +322,12 @@ def _wait_ready(worker: subprocess.Popen) -> None:
             raise RuntimeError("the webhook worker did not start")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _hook_events(aggregates: int, length: int) -> list:
     from outbox.models import OutboxEvent
 
@@ -422,6 +428,7 @@ def webhooks(aggregates: int, length: int, *, rounds: int = 2, retry_seconds: fl
     worker = _hook_worker(log_dir, retry_seconds)
     rates: dict[bool, list[float]] = {False: [], True: []}
     disordered: dict[bool, list[int]] = {False: [], True: []}
+    cpu_ms: dict[bool, list[float]] = {False: [], True: []}  # the worker's CPU per delivery
     try:
         _wait_ready(worker)
         for run in range(rounds):
@@ -430,8 +437,10 @@ def webhooks(aggregates: int, length: int, *, rounds: int = 2, retry_seconds: fl
                 endpoint, _ = webhook_endpoint_create(
                     name=name, url=f"{receiver.url}/{name}", ordered=ordered
                 )
+                cpu = _cpu_seconds(worker.pid)
                 seconds = _deliver_all(endpoint, events)
                 rates[ordered].append(len(events) / seconds)
+                cpu_ms[ordered].append((_cpu_seconds(worker.pid) - cpu) * 1000 / len(events))
                 disordered[ordered].append(
                     _check_arrivals(receiver.requests[f"/{name}"], events, fail_first, ordered)
                 )
@@ -444,8 +453,9 @@ def webhooks(aggregates: int, length: int, *, rounds: int = 2, retry_seconds: fl
     for ordered, label in ((False, "unordered"), (True, "ordered")):
         runs = ", ".join(f"{r:,.0f}" for r in rates[ordered])
         print(
-            f"  {label + ':':<10} {max(rates[ordered]):,.0f} deliveries/s (runs: {runs}); aggregates received"
-            f" out of sequence order: {', '.join(map(str, disordered[ordered]))} of {aggregates}"
+            f"  {label + ':':<10} {max(rates[ordered]):,.0f} deliveries/s (runs: {runs}); worker CPU"
+            f" {min(cpu_ms[ordered]):.1f} ms per delivery; aggregates received out of sequence order:"
+            f" {', '.join(map(str, disordered[ordered]))} of {aggregates}"
         )
     print(
         "  every delivery accepted exactly once in every run; the ordered arm in sequence order per aggregate"
