@@ -52,7 +52,10 @@ def counts() -> dict[str, float]:
 
 def lateness() -> tuple[float, float]:
     name = "automation_timer_fire_lateness_seconds"
-    return (REGISTRY.get_sample_value(f"{name}_count") or 0.0, REGISTRY.get_sample_value(f"{name}_sum") or 0.0)
+    return (
+        REGISTRY.get_sample_value(f"{name}_count") or 0.0,
+        REGISTRY.get_sample_value(f"{name}_sum") or 0.0,
+    )
 
 
 def change(before: dict[str, float]) -> dict[str, float]:
