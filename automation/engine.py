@@ -45,7 +45,7 @@ from .alerts import alert_raise
 from .metrics import ALREADY_DONE, automation_metrics_add
 from .models import Alert, Trigger, TriggerExecution, TriggerTimer
 from .predicates import EVALUATION_ERRORS, PredicateError, predicate_compile
-from .ruleset import ruleset_get, unless_types_get
+from .ruleset import ruleset_get, scope_admits, unless_types_get
 from .timers import TIMER_FIRED, timer_names_now, timer_set, timer_unless_happened, timers_cancel_for
 
 logger = logging.getLogger("automation.engine")
@@ -103,7 +103,7 @@ def automation_handle_event(event: OutboxEvent) -> None:
     if not ruleset.entries:
         return
     names = event_names(event, with_actor_role=ruleset.needs_role)
-    agency = names["payload"].get("agency_id")
+    payload = names["payload"]
     # Outcomes other than not_matched; not_matched is every trigger of the ruleset minus these.
     outcomes: list[tuple[str, str]] = []
     too_deep = event.depth >= settings.AUTOMATION_MAX_DEPTH
@@ -112,7 +112,7 @@ def automation_handle_event(event: OutboxEvent) -> None:
     with transaction.atomic(savepoint=False):
         for position in ruleset.candidates(names):
             trigger, predicate, error, label, scope = entries[position]
-            if scope is not None and scope != agency:
+            if not scope_admits(scope, payload):
                 continue  # another agency's event: this trigger does not see it
             started = time.perf_counter()
             matched = False

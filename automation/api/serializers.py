@@ -280,6 +280,9 @@ class DryRunOutputSerializer(serializers.Serializer):
     event_id = serializers.UUIDField(allow_null=True)
     event_type = serializers.CharField()
     event_type_matches = serializers.BooleanField()
+    agency_matches = serializers.BooleanField(
+        help_text="False when the trigger is scoped to another agency than the event's (it would not run)."
+    )
     matched = serializers.BooleanField()
     failed_clause = serializers.CharField(allow_null=True)
     clauses = DryRunClauseSerializer(many=True)
