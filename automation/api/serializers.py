@@ -244,7 +244,7 @@ class EventBodyField(serializers.JSONField):
         }
 
 
-class DryRunInputSerializer(serializers.Serializer):
+class DryRunInputSerializer(StrictFieldsMixin, serializers.Serializer):
     # Declared in the OpenAPI document (polaris.api.schema): exactly one of these two fields.
     openapi_exactly_one_of = ("event_id", "event")
 

@@ -183,6 +183,22 @@ def test_dry_run_applies_the_agency_scope_as_the_engine_does(
     assert api.post(url, unscoped_body, format="json").data["agency_matches"] is False
 
 
+@pytest.mark.parametrize(
+    ("body", "details"),
+    [
+        ({"event": {"event_type": "TaskCreated"}, "evnt_id": "x"}, {"evnt_id": ["Unknown field."]}),
+        ({"event_id": 7}, {"event_id": ["Must be a string."]}),
+    ],
+)
+def test_dry_run_refuses_unknown_fields_and_wrong_types(admin_user, intake_trigger, body, details):
+    response = client_for(admin_user).post(
+        f"/api/workflow/triggers/{intake_trigger.pk}/dry-run", body, format="json"
+    )
+    assert response.status_code == 400
+    assert response.data["error_code"] == "VALIDATION_ERROR"
+    assert response.data["details"] == details
+
+
 @pytest.fixture
 def alerts(make_task, make_plan, other_agent, other_client, other_agency):
     mine = alert_raise(severity="info", message="ours", event=latest_event(make_task()))
