@@ -11,7 +11,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from polaris.api.query_params import query_params_parse
+from polaris.api.query_params import PageQuerySerializer, query_params_parse
 from polaris.idempotency.services import idempotent_response
 
 from ..models import WebhookDelivery, WebhookEndpoint
@@ -61,9 +61,11 @@ class WebhookEndpointListView(GenericAPIView):
         operation_id="webhook_endpoints_list",
         tags=TAGS,
         summary="List webhook endpoints (admins)",
-        responses={200: WebhookEndpointOutputSerializer(many=True), 403: FORBIDDEN},
+        parameters=[PageQuerySerializer],
+        responses={200: WebhookEndpointOutputSerializer(many=True), 400: INVALID, 403: FORBIDDEN},
     )
     def get(self, request: Request) -> Response:
+        query_params_parse(request=request, serializer_class=PageQuerySerializer)
         page = self.paginate_queryset(WebhookEndpoint.objects.order_by("name"))
         return self.get_paginated_response(WebhookEndpointOutputSerializer(page, many=True).data)
 
