@@ -249,6 +249,7 @@ def timer_fired_handle(event: OutboxEvent) -> None:
     if timer is None:
         return  # its trigger was deleted since (the timer went with it)
     trigger, started = timer.trigger, time.perf_counter()
+    ended: str | None  # how the timer ended, for automation_timers_total
     with transaction.atomic(savepoint=False):
         late = timer_unless_happened(timer)
         if late is not None:
