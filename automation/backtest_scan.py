@@ -24,6 +24,7 @@ from polaris.accounts.models import User
 
 from .models import Trigger
 from .predicates import EVALUATION_ERRORS, PredicateError
+from .ruleset import trigger_scope
 
 SAMPLE_SIZE = 20
 CHUNK = 5000
@@ -57,9 +58,10 @@ def _projection(names_used: frozenset[str] | set[str]) -> tuple[list[str], list[
 def _where(trigger: Trigger, since: datetime, until: datetime) -> tuple[str, list[Any]]:
     where = "event_type = %s AND occurred_at >= %s AND occurred_at < %s"
     params: list[Any] = [trigger.event_type, since, until]
-    if trigger.agency_id is not None:
+    scope = trigger_scope(trigger)
+    if scope is not None:  # automation.ruleset.scope_admits, stated in SQL
         where += " AND payload ->> 'agency_id' = %s"
-        params.append(str(trigger.agency_id))
+        params.append(scope)
     return where, params
 
 

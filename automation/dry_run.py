@@ -1,5 +1,7 @@
 """Dry-run: would a trigger fire for an event, which top-level clause failed, what would it do?
 
+It applies the engine's own rules in the engine's order: the event type, the agency scope
+(``automation.ruleset.scope_admits``, the same function), the predicate, the depth limit.
 Reads only: nothing is written, no metric is counted.
 """
 
@@ -18,6 +20,7 @@ from .actions.registry import ACTION_TYPES, ActionContext
 from .engine import event_names
 from .models import Trigger
 from .predicates import PredicateError, predicate_compile
+from .ruleset import scope_admits, trigger_scope
 
 
 def _event_from_body(body: Mapping[str, Any]) -> tuple[OutboxEvent, str | None]:
@@ -73,6 +76,7 @@ def trigger_dry_run(
             raise ValidationFailed("Give an event_id or an event.")
         event, actor_role = _event_from_body(event_body)
     names = event_names(event, actor_role=actor_role)
+    scope = trigger_scope(trigger)
     answer: dict[str, Any] = {
         "trigger_id": trigger.pk,
         "trigger": trigger.name,
@@ -80,6 +84,7 @@ def trigger_dry_run(
         "event_id": str(event.id) if event.pk and not event._state.adding else None,
         "event_type": event.event_type,
         "event_type_matches": event.event_type == trigger.event_type,
+        "agency_matches": scope_admits(scope, names["payload"]),
         "matched": False,
         "failed_clause": None,
         "clauses": [],
@@ -89,6 +94,9 @@ def trigger_dry_run(
     }
     if not answer["event_type_matches"]:
         answer["failed_clause"] = f"event_type == {trigger.event_type!r}"
+        return answer
+    if not answer["agency_matches"]:  # the engine would skip it: another agency's event
+        answer["failed_clause"] = f"payload['agency_id'] == {scope!r}"
         return answer
     try:
         explanation = predicate_compile(trigger.predicate or "").explain(names)

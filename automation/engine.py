@@ -45,8 +45,18 @@ from .alerts import alert_raise
 from .metrics import ALREADY_DONE, automation_metrics_add
 from .models import Alert, Trigger, TriggerExecution, TriggerTimer
 from .predicates import EVALUATION_ERRORS, PredicateError, predicate_compile
-from .ruleset import ruleset_get, unless_types_get
-from .timers import TIMER_FIRED, timer_names_now, timer_set, timer_unless_happened, timers_cancel_for
+from .ruleset import ruleset_get, scope_admits, unless_types_get
+from .timers import (
+    TIMER_CANCELLED,
+    TIMER_ENDS,
+    TIMER_FIRED,
+    timer_cancel_late,
+    timer_ended_count,
+    timer_names_now,
+    timer_set,
+    timer_unless_happened,
+    timers_cancel_for,
+)
 
 logger = logging.getLogger("automation.engine")
 
@@ -103,7 +113,7 @@ def automation_handle_event(event: OutboxEvent) -> None:
     if not ruleset.entries:
         return
     names = event_names(event, with_actor_role=ruleset.needs_role)
-    agency = names["payload"].get("agency_id")
+    payload = names["payload"]
     # Outcomes other than not_matched; not_matched is every trigger of the ruleset minus these.
     outcomes: list[tuple[str, str]] = []
     too_deep = event.depth >= settings.AUTOMATION_MAX_DEPTH
@@ -112,7 +122,7 @@ def automation_handle_event(event: OutboxEvent) -> None:
     with transaction.atomic(savepoint=False):
         for position in ruleset.candidates(names):
             trigger, predicate, error, label, scope = entries[position]
-            if scope is not None and scope != agency:
+            if not scope_admits(scope, payload):
                 continue  # another agency's event: this trigger does not see it
             started = time.perf_counter()
             matched = False
@@ -233,42 +243,48 @@ def timer_fired_handle(event: OutboxEvent) -> None:
 
     Not matched when the trigger is disabled, when an ``unless`` event happened before the due time but
     was not handled yet (the timer is then marked cancelled), or when the predicate no longer holds.
+    The timer's end is counted once, after commit: ``fired`` only when its trigger acted.
     """
     timer = TriggerTimer.objects.select_related("trigger", "event").filter(pk=event.aggregate_id).first()
     if timer is None:
         return  # its trigger was deleted since (the timer went with it)
     trigger, started = timer.trigger, time.perf_counter()
+    ended: str | None  # how the timer ended, for automation_timers_total
     with transaction.atomic(savepoint=False):
         late = timer_unless_happened(timer)
         if late is not None:
-            TriggerTimer.objects.filter(pk=timer.pk).update(
-                state=TriggerTimer.State.CANCELLED, cancelled_by=late, cancelled_at=late.occurred_at
-            )
+            timer_cancel_late(timer=timer, by=late)
             reason = f"{late.event_type} happened before the due time (event {late.id})."
             outcome = _record(trigger, event, NOT_MATCHED, started, error=reason)
-        elif not trigger.enabled:
-            outcome = _record(trigger, event, NOT_MATCHED, started, error="The trigger is disabled.")
+            ended = TIMER_CANCELLED
         else:
-            source_names = event_names(timer.event, with_actor_role="actor_role" in trigger.predicate)
-            names = timer_names_now(timer, source_names)
-            try:
-                matched = predicate_compile(trigger.predicate or "").evaluate(names)
-                error = ""
-            except PredicateError as exc:
-                matched, error = False, str(exc)
-            except EVALUATION_ERRORS as exc:
-                matched, error = False, f"Evaluation failed: {exc}"
-            if error:
-                outcome = _record(trigger, event, ERROR, started, error=error)
-            elif not matched:
-                outcome = _record(
-                    trigger, event, NOT_MATCHED, started, error="The predicate no longer holds."
-                )
-            else:
-                outcome = _fire(trigger, event, names, started)
+            outcome = _timer_recheck(timer, trigger, event, started)
+            ended = TIMER_ENDS.get(outcome or "")
     label = str(trigger.pk)
     done = [] if outcome == NOT_MATCHED else [(label, outcome or ALREADY_DONE)]
     transaction.on_commit(lambda: automation_metrics_add((label,), done))
+    if outcome is not None and ended is not None:  # None: handled before, and counted then
+        transaction.on_commit(lambda: timer_ended_count(state=ended))
+
+
+def _timer_recheck(timer: TriggerTimer, trigger: Trigger, event: OutboxEvent, started: float) -> str | None:
+    """The trigger of a timer that fell due, evaluated against the aggregate's current facts."""
+    if not trigger.enabled:
+        return _record(trigger, event, NOT_MATCHED, started, error="The trigger is disabled.")
+    source_names = event_names(timer.event, with_actor_role="actor_role" in trigger.predicate)
+    names = timer_names_now(timer, source_names)
+    try:
+        matched = predicate_compile(trigger.predicate or "").evaluate(names)
+        error = ""
+    except PredicateError as exc:
+        matched, error = False, str(exc)
+    except EVALUATION_ERRORS as exc:
+        matched, error = False, f"Evaluation failed: {exc}"
+    if error:
+        return _record(trigger, event, ERROR, started, error=error)
+    if not matched:
+        return _record(trigger, event, NOT_MATCHED, started, error="The predicate no longer holds.")
+    return _fire(trigger, event, names, started)
 
 
 def _fire(trigger: Trigger, event: OutboxEvent, names: Mapping[str, Any], started: float) -> str | None:

@@ -27,6 +27,18 @@ def _compile(trigger: Trigger) -> tuple[CompiledPredicate | None, str]:
         return None, f"Invalid predicate: {exc}"
 
 
+def trigger_scope(trigger: Trigger) -> str | None:
+    """A trigger's agency scope as event payloads spell it (``None``: every agency)."""
+    return str(trigger.agency_id) if trigger.agency_id is not None else None
+
+
+def scope_admits(scope: str | None, payload: Mapping[str, Any]) -> bool:
+    """The agency scope rule, one function for the engine and the dry-run (the backtest states it in SQL):
+    a trigger scoped to an agency sees only events whose payload ``agency_id`` is that agency; an
+    unscoped trigger sees every event."""
+    return scope is None or scope == str(payload.get("agency_id"))
+
+
 class RulesetEntry(NamedTuple):
     trigger: Trigger
     predicate: CompiledPredicate | None
@@ -73,7 +85,7 @@ def ruleset_build(triggers: list[Trigger], loaded_at: float) -> Ruleset:
             trigger,
             *_compile(trigger),
             str(trigger.pk),
-            str(trigger.agency_id) if trigger.agency_id is not None else None,
+            trigger_scope(trigger),
         )
         for trigger in triggers
     )

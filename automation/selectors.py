@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 
 from outbox.models import OutboxEvent
-from polaris.access import agency_scope
+from polaris.access import agency_scope, is_staff_for
 from polaris.accounts.models import User
 from polaris.errors import NotFound
 
@@ -59,8 +59,14 @@ def task_queryset_with_timers(queryset: QuerySet) -> QuerySet:
     return queryset.prefetch_related(Prefetch("timers", queryset=timers))
 
 
-def task_timers_block(task: Any) -> list[dict[str, Any]]:
-    """The ``timers`` block of a task's representation: its timed triggers' timers, by due time."""
+def task_timers_block(task: Any, viewer: User | None = None) -> list[dict[str, Any]]:
+    """The ``timers`` block of a task's representation: its timed triggers' timers, by due time.
+
+    Triggers are internal configuration: admins and the task's agency staff (and the system, ``None``)
+    see the timers with their triggers' names; anyone else — a client — sees an empty list.
+    """
+    if not is_staff_for(task, viewer):
+        return []
     return [
         {
             "id": str(timer.pk),

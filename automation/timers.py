@@ -53,6 +53,11 @@ ARMED_KEY = "polaris:timers:armed-ms"
 PENDING = str(TriggerTimer.State.PENDING.value)
 FIRED = str(TriggerTimer.State.FIRED.value)
 CANCELLED = str(TriggerTimer.State.CANCELLED.value)
+# How a timer that fell due ended, in ``automation_timers_total{state}``, by its ``TimerFired`` execution's
+# outcome: ``fired`` only when its trigger acted (its actions ran, one refused or not). A late ``unless``
+# event found at fire time ends it as ``cancelled`` (``timer_cancel_late``).
+TIMER_CANCELLED = "cancelled"
+TIMER_ENDS = {"matched": "fired", "refused": "fired", "not_matched": "not_matched", "error": "error"}
 # What a task event says about the task now (the names a predicate re-checks at fire time).
 _TASK_FACTS = ("task_type", "service_area", "priority")
 
@@ -97,8 +102,21 @@ def timers_cancel_for(event: OutboxEvent) -> int:
         unless__contains=[event.event_type],
     ).update(state=CANCELLED, cancelled_at=timezone.now(), cancelled_by=event)
     if cancelled:
-        transaction.on_commit(lambda: AUTOMATION_TIMERS.labels(state="cancelled").inc(cancelled))
+        transaction.on_commit(lambda: AUTOMATION_TIMERS.labels(state=TIMER_CANCELLED).inc(cancelled))
     return cancelled
+
+
+def timer_cancel_late(*, timer: TriggerTimer, by: OutboxEvent) -> None:
+    """Cancel a timer that fell due although ``by``, one of its ``unless`` events, happened before its
+    due time (committed, but not handled yet when the timer was claimed). Counted by the caller."""
+    TriggerTimer.objects.filter(pk=timer.pk).update(
+        state=CANCELLED, cancelled_by=by, cancelled_at=by.occurred_at
+    )
+
+
+def timer_ended_count(*, state: str) -> None:
+    """Count how a timer that fell due ended (after its handling committed; once per timer)."""
+    AUTOMATION_TIMERS.labels(state=state).inc()
 
 
 def timers_resnapshot(*, trigger: Trigger) -> int:
@@ -219,13 +237,14 @@ def timers_fire_due(*, now: datetime | None = None, limit: int | None = None) ->
             row_insert(event)
         TriggerTimer.objects.filter(pk__in=[row["id"] for row in rows]).update(state=FIRED, fired_at=fired_at)
         kick_after_commit()
+        # Lateness is the firing's (due -> this commit), whatever the re-check then decides; how each
+        # timer ended is counted when its TimerFired event is handled (automation.engine).
         lateness = [max((fired_at - row["due_at"]).total_seconds(), 0.0) for row in rows]
-        transaction.on_commit(lambda: _count_fired(lateness))
+        transaction.on_commit(lambda: _observe_lateness(lateness))
     return len(rows)
 
 
-def _count_fired(lateness: list[float]) -> None:
-    AUTOMATION_TIMERS.labels(state="fired").inc(len(lateness))
+def _observe_lateness(lateness: list[float]) -> None:
     for seconds in lateness:
         AUTOMATION_TIMER_FIRE_LATENESS.observe(seconds)
 

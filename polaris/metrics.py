@@ -30,7 +30,8 @@ SLA_RECORDS_BREACHED = Counter("sla_records_breached_total", "SLA records marked
 WEBHOOK_DELIVERIES = Counter("webhook_deliveries_total", "Webhook delivery attempts, by outcome.", ["status"])
 AUTOMATION_TIMERS = Counter(
     "automation_timers_total",
-    "Timers of timed triggers, by what happened to them (scheduled, fired, cancelled).",
+    "Timers of timed triggers: scheduled when set; then each once, as it ended: fired (its trigger acted),"
+    " not_matched, error or cancelled (by an unless event, also one found only at fire time).",
     ["state"],
 )
 # Set by each timer sweep (every TIMER_SWEEP_INTERVAL_SECONDS); the most recent value wins across processes.

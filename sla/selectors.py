@@ -20,8 +20,9 @@ from .models import SLAConfig, SLARecord, SLARecordStatus
 SLA_STATUS_FILTER_VALUES = ("running", "paused", "met", "breached", "at_risk")
 
 
-def sla_block(task: Any) -> dict[str, Any] | None:
-    """The ``sla`` block of a task's representation (``None`` when no config applied)."""
+def sla_block(task: Any, viewer: Any = None) -> dict[str, Any] | None:
+    """The ``sla`` block of a task's representation (``None`` when no config applied); the same for
+    every ``viewer`` who may see the task."""
     try:
         record = task.sla_record
     except SLARecord.DoesNotExist:

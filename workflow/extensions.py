@@ -1,7 +1,9 @@
 """Hooks through which other apps extend the task representation without workflow importing them.
 
 ``sla`` registers, in its ``AppConfig.ready()``:
-- a field: ``task_fields["sla"] = func(task) -> JSON-able``; prefetch via ``task_queryset_hooks``;
+- a field: ``task_fields["sla"] = func(task, viewer) -> JSON-able`` (``viewer``: the user the
+  representation is for, ``None`` for the system), so a field can show a client less than staff;
+  prefetch via ``task_queryset_hooks``;
 - a list filter: ``task_filters["sla_status"] = func(queryset, value) -> queryset``
   (raise ``polaris.errors.ValidationFailed`` for a bad value);
 - a row locked with every task write: ``task_locked_rows`` (its SLA record).
@@ -14,7 +16,7 @@ from typing import Any
 
 from django.db.models import Model, QuerySet
 
-task_fields: dict[str, Callable[[Any], Any]] = {}
+task_fields: dict[str, Callable[[Any, Any], Any]] = {}
 task_filters: dict[str, Callable[[QuerySet, str], QuerySet]] = {}
 task_queryset_hooks: list[Callable[[QuerySet], QuerySet]] = []
 # A row of another app's model that a task write locks in its own compare-and-swap statement (one round

@@ -244,7 +244,7 @@ class EventBodyField(serializers.JSONField):
         }
 
 
-class DryRunInputSerializer(serializers.Serializer):
+class DryRunInputSerializer(StrictFieldsMixin, serializers.Serializer):
     # Declared in the OpenAPI document (polaris.api.schema): exactly one of these two fields.
     openapi_exactly_one_of = ("event_id", "event")
 
@@ -280,6 +280,9 @@ class DryRunOutputSerializer(serializers.Serializer):
     event_id = serializers.UUIDField(allow_null=True)
     event_type = serializers.CharField()
     event_type_matches = serializers.BooleanField()
+    agency_matches = serializers.BooleanField(
+        help_text="False when the trigger is scoped to another agency than the event's (it would not run)."
+    )
     matched = serializers.BooleanField()
     failed_clause = serializers.CharField(allow_null=True)
     clauses = DryRunClauseSerializer(many=True)

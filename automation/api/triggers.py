@@ -1,4 +1,7 @@
-"""Trigger endpoints (admins): list/create, detail/change/delete, the dry-run and the backtest."""
+"""Trigger endpoints (admins): list/create, detail/change/delete, the dry-run and the backtest.
+
+Create and change honour ``Idempotency-Key`` and build their response inside the transaction
+(``idempotent_response``), like every other mutation; the dry-run and the backtest write nothing."""
 
 from typing import Any
 
@@ -9,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from polaris.api.query_params import query_params_parse
+from polaris.idempotency.schema import IDEMPOTENCY_PARAMETER
 from polaris.idempotency.services import idempotent_response
 
 from ..backtest import trigger_backtest
@@ -57,6 +61,7 @@ class TriggerListView(GenericAPIView):
         tags=["automation"],
         summary="Create a trigger, validated like the admin form (admins; Idempotency-Key honoured)",
         request=TriggerInputSerializer,
+        parameters=[IDEMPOTENCY_PARAMETER],
         responses={201: TriggerOutputSerializer, 400: VALIDATION, 403: FORBIDDEN},
     )
     def post(self, request: Request) -> Response:
@@ -84,15 +89,20 @@ class TriggerDetailView(GenericAPIView):
     @extend_schema(
         operation_id="triggers_partial_update",
         tags=["automation"],
-        summary="Change a trigger (enable/disable too); every change bumps its version (admins)",
+        summary="Change a trigger (enable/disable too); every change bumps its version (admins; "
+        "Idempotency-Key honoured)",
         request=TriggerInputSerializer,
         responses={200: TriggerOutputSerializer, 400: VALIDATION, 403: FORBIDDEN, 404: NOT_FOUND},
-        parameters=[TRIGGER_ID],
+        parameters=[TRIGGER_ID, IDEMPOTENCY_PARAMETER],
     )
     def patch(self, request: Request, trigger_id: int) -> Response:
-        trigger = trigger_get(trigger_id=trigger_id)
-        updated = trigger_update(trigger_id=trigger.pk, changes=_input(request, partial=True))
-        return Response(TriggerOutputSerializer(updated).data)
+        def perform() -> Response:
+            trigger = trigger_get(trigger_id=trigger_id)
+            updated = trigger_update(trigger_id=trigger.pk, changes=_input(request, partial=True))
+            return Response(TriggerOutputSerializer(updated).data)
+
+        scope = f"PATCH workflow/triggers/{trigger_id}"
+        return idempotent_response(request=request, scope=scope, perform=perform)
 
     @extend_schema(
         operation_id="triggers_destroy",

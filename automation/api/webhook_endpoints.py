@@ -1,7 +1,9 @@
 """Webhook endpoint management (admins): list/create, detail/change/delete, rotate the secret, a
 signed test ping, the delivery log with its attempts, and redelivery. Thin views over
 ``automation.webhooks.endpoints``; a secret appears only in the create and rotate responses (an
-Idempotency-Key replay of either withholds it: the key's record never stores it)."""
+Idempotency-Key replay of either withholds it: the key's record never stores it). Create, change, rotate
+and redeliver honour ``Idempotency-Key``, each response built inside its transaction; the test ping
+changes nothing here (it reports what the receiver answered now), so it takes no key."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from polaris.api.query_params import query_params_parse
+from polaris.api.query_params import PageQuerySerializer, query_params_parse
+from polaris.idempotency.schema import IDEMPOTENCY_PARAMETER
 from polaris.idempotency.services import idempotent_response
 
 from ..models import WebhookDelivery, WebhookEndpoint
@@ -61,9 +64,11 @@ class WebhookEndpointListView(GenericAPIView):
         operation_id="webhook_endpoints_list",
         tags=TAGS,
         summary="List webhook endpoints (admins)",
-        responses={200: WebhookEndpointOutputSerializer(many=True), 403: FORBIDDEN},
+        parameters=[PageQuerySerializer],
+        responses={200: WebhookEndpointOutputSerializer(many=True), 400: INVALID, 403: FORBIDDEN},
     )
     def get(self, request: Request) -> Response:
+        query_params_parse(request=request, serializer_class=PageQuerySerializer)
         page = self.paginate_queryset(WebhookEndpoint.objects.order_by("name"))
         return self.get_paginated_response(WebhookEndpointOutputSerializer(page, many=True).data)
 
@@ -72,6 +77,7 @@ class WebhookEndpointListView(GenericAPIView):
         tags=TAGS,
         summary="Create an endpoint; the response carries its secret, the only time it is shown",
         request=WebhookEndpointInputSerializer,
+        parameters=[IDEMPOTENCY_PARAMETER],
         responses={201: WebhookEndpointSecretSerializer, 400: INVALID, 403: FORBIDDEN},
     )
     def post(self, request: Request) -> Response:
@@ -103,16 +109,20 @@ class WebhookEndpointDetailView(GenericAPIView):
         operation_id="webhook_endpoints_update",
         tags=TAGS,
         summary="Change an endpoint; enabled=true resumes its paused deliveries in order",
-        parameters=[ENDPOINT_ID],
+        parameters=[ENDPOINT_ID, IDEMPOTENCY_PARAMETER],
         request=WebhookEndpointInputSerializer(partial=True),
         responses={200: WebhookEndpointOutputSerializer, 400: INVALID, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     def patch(self, request: Request, endpoint_id: int) -> Response:
-        endpoint_get(endpoint_id=endpoint_id)
-        serializer = WebhookEndpointInputSerializer(data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        endpoint = webhook_endpoint_update(endpoint_id=endpoint_id, **serializer.validated_data)
-        return Response(WebhookEndpointOutputSerializer(endpoint).data)
+        def perform() -> Response:
+            endpoint_get(endpoint_id=endpoint_id)
+            serializer = WebhookEndpointInputSerializer(data=request.data, partial=True)
+            serializer.is_valid(raise_exception=True)
+            endpoint = webhook_endpoint_update(endpoint_id=endpoint_id, **serializer.validated_data)
+            return Response(WebhookEndpointOutputSerializer(endpoint).data)
+
+        scope = f"PATCH webhook-endpoints/{endpoint_id}"
+        return idempotent_response(request=request, scope=scope, perform=perform)
 
     @extend_schema(
         operation_id="webhook_endpoints_destroy",
@@ -133,7 +143,7 @@ class WebhookEndpointRotateSecretView(GenericAPIView):
         operation_id="webhook_endpoints_rotate_secret",
         tags=TAGS,
         summary="A new secret (shown once); the old one keeps signing for the grace period",
-        parameters=[ENDPOINT_ID],
+        parameters=[ENDPOINT_ID, IDEMPOTENCY_PARAMETER],
         request=WebhookRotateInputSerializer,
         responses={200: WebhookEndpointSecretSerializer, 400: INVALID, 403: FORBIDDEN, 404: NOT_FOUND},
     )
@@ -207,7 +217,7 @@ class WebhookDeliveryRedeliverView(GenericAPIView):
         operation_id="webhook_deliveries_redeliver",
         tags=TAGS,
         summary="Send a finished delivery again (new attempts are added; none are erased)",
-        parameters=[OpenApiParameter("delivery_id", int, OpenApiParameter.PATH)],
+        parameters=[OpenApiParameter("delivery_id", int, OpenApiParameter.PATH), IDEMPOTENCY_PARAMETER],
         request=None,
         responses={200: WebhookDeliveryOutputSerializer, 403: FORBIDDEN, 404: NOT_FOUND, 409: CONFLICT},
     )

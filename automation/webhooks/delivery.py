@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -39,6 +38,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from polaris.backoff import schedule_seconds
 from polaris.leases import LeaseHeartbeat, renew_lock_timeout
 from polaris.metrics import WEBHOOK_DELIVERIES
 
@@ -62,11 +62,9 @@ class AttemptResult:
 
 def retry_delay(round_attempts: int) -> float | None:
     """Seconds before the next attempt after ``round_attempts`` failed ones in this round (creation or
-    the last redelivery), or ``None`` when the schedule is exhausted."""
-    schedule = settings.WEBHOOK_RETRY_SCHEDULE_SECONDS
-    if round_attempts > len(schedule):
-        return None
-    return float(schedule[round_attempts - 1]) * random.uniform(0.9, 1.1)
+    the last redelivery): ``WEBHOOK_RETRY_SCHEDULE_SECONDS`` with the project's one jitter rule
+    (``polaris.backoff``, ±10 %), or ``None`` when the schedule is exhausted."""
+    return schedule_seconds(attempts=round_attempts, schedule=settings.WEBHOOK_RETRY_SCHEDULE_SECONDS)
 
 
 def earlier_undone() -> Exists:

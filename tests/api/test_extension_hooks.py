@@ -22,7 +22,7 @@ def fake_extension(monkeypatch):
         hooked.append(True)
         return queryset
 
-    monkeypatch.setitem(extensions.task_fields, "shout", lambda task: task.title.upper())
+    monkeypatch.setitem(extensions.task_fields, "shout", lambda task, viewer: task.title.upper())
     monkeypatch.setitem(extensions.task_filters, "urgent_only", only_urgent)
     monkeypatch.setattr(extensions, "task_queryset_hooks", [*extensions.task_queryset_hooks, hook])
     return hooked

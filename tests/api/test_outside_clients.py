@@ -23,6 +23,7 @@ LISTS = [
     "/api/workflow/alerts",
     "/api/workflow/triggers",
     "/api/workflow/sla-configs",
+    "/api/workflow/webhook-endpoints",
 ]
 # Every list reads its query string through polaris.api.query_params.
 VALIDATED_LISTS = LISTS

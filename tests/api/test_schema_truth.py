@@ -3,13 +3,18 @@ document disagreeing on (issue 14): each server bug fixed, and each constraint n
 directly against the server and the generated document."""
 
 import re
+from typing import Any
 
+import jsonschema
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
 from automation.api.webhook_serializers import URL_PATTERN
+from automation.engine import automation_handle_event
 from automation.models import Trigger, TriggerTimer, WebhookEndpoint
 from automation.selectors import task_timers_block
+from automation.services import trigger_create
+from outbox.models import OutboxEvent
 from tests.api.conftest import assert_envelope
 from workflow.models import ActionPlanState
 
@@ -104,3 +109,39 @@ def test_the_timers_field_is_declared_as_automation_renders_it(document, agent_a
     assert response.status_code == 200
     assert response.json()["timers"] == []
     assert "timers" in document["components"]["schemas"]["Task"]["required"]
+
+
+def as_json_schema(schema: Any) -> Any:
+    """An OpenAPI 3.0 schema as JSON Schema: ``nullable: true`` becomes a ``null`` alternative."""
+    if isinstance(schema, list):
+        return [as_json_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    converted = {key: as_json_schema(value) for key, value in schema.items() if key != "nullable"}
+    if schema.get("nullable") and "type" in converted:
+        converted["type"] = [converted["type"], "null"]
+    return converted
+
+
+def test_a_timers_item_matches_its_declared_schema_and_clients_see_none(
+    document, admin_api, agent_api, client_api, other_agent_api, make_task
+):
+    trigger_create(name="intake review due", event_type="TaskCreated", wait_minutes=60)
+    task = make_task()
+    automation_handle_event(OutboxEvent.objects.get(aggregate_id=task.pk, sequence=1))  # sets the timer
+    declared = as_json_schema(document["components"]["schemas"]["Task"]["properties"]["timers"])
+    validator = jsonschema.Draft7Validator(declared, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+
+    for staff in (admin_api, agent_api):
+        timers = staff.get(f"/api/workflow/tasks/{task.pk}/").json()["timers"]
+        assert len(timers) == 1
+        assert sorted(validator.iter_errors(timers), key=str) == []
+        assert (timers[0]["trigger"], timers[0]["state"]) == ("intake review due", "pending")
+        assert staff.get("/api/workflow/tasks").json()["results"][0]["timers"] == timers  # the list too
+
+    # Trigger names are internal: the task's own client sees the task, but no timers.
+    assert client_api.get(f"/api/workflow/tasks/{task.pk}/").json()["timers"] == []
+    assert client_api.get("/api/workflow/tasks").json()["results"][0]["timers"] == []
+    assert other_agent_api.get(f"/api/workflow/tasks/{task.pk}/").status_code == 404
+    # The check can fail: an item with a key the schema does not declare is refused.
+    assert list(validator.iter_errors([{**timers[0], "trigger_predicate": "x"}]))

@@ -1,15 +1,17 @@
-"""The admin: trigger validation errors on the form, enable/disable and dry-run actions, alert
-acknowledge, delivery replay."""
+"""The admin: trigger validation errors on the form, enable/disable and dry-run actions, the backtest
+page, the timers' list and its filters, alert acknowledge, delivery replay."""
 
 import json
+from datetime import timedelta
 from unittest import mock
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
-from automation.models import Alert, Trigger, WebhookDelivery, WebhookEndpoint
+from automation.models import Alert, Trigger, TriggerTimer, WebhookDelivery, WebhookEndpoint
 from automation.services import trigger_create
-from tests.automation.conftest import latest_event
+from tests.automation.conftest import dispatch_all, latest_event
 
 pytestmark = pytest.mark.django_db
 
@@ -92,7 +94,7 @@ def test_alert_acknowledge_and_delivery_replay_actions(admin_client_, admin_user
 
 
 @pytest.mark.parametrize(
-    "path", ["trigger", "triggerexecution", "alert", "webhookendpoint", "webhookdelivery"]
+    "path", ["trigger", "triggerexecution", "triggertimer", "alert", "webhookendpoint", "webhookdelivery"]
 )
 def test_changelists_render(admin_client_, path):
     assert admin_client_.get(f"/admin/automation/{path}/").status_code == 200
@@ -125,3 +127,56 @@ def test_the_dry_run_page_explains_an_event_and_writes_nothing(admin_client_, ma
     assert "Event not found." in str(page.context["form"].non_field_errors())
     assert not TriggerExecution.objects.exists()
     assert not Alert.objects.exists()
+
+
+def test_the_trigger_form_refuses_a_misspelt_event_type(admin_client_):
+    response = admin_client_.post(
+        "/admin/automation/trigger/add/",
+        {"name": "typo", "event_type": "TaskStateChnged", "predicate": "", "actions": "[]", "position": 5},
+    )
+    assert response.status_code == 200  # the form again, with the error; nothing saved
+    [error] = response.context["adminform"].form.errors["event_type"]
+    assert error.startswith("Unknown event type 'TaskStateChnged'; one of: ")
+    assert "TaskStateChanged" in error
+    assert not Trigger.objects.filter(name="typo").exists()
+
+
+def test_the_backtest_page_shows_the_counts_of_a_seeded_history(admin_client_, make_task):
+    trigger = trigger_create(name="intakes", event_type="TaskCreated", predicate='task_type == "intake"')
+    for n in range(3):
+        make_task(title=f"Intake {n}")
+    for n in range(2):
+        make_task(title=f"Assessment {n}", task_type="assessment")
+    url = f"/admin/automation/trigger/{trigger.pk}/backtest/"
+    assert admin_client_.get(url).status_code == 200  # the empty form renders
+    now = timezone.now()
+    window = {
+        "since": (now - timedelta(days=1)).isoformat(),
+        "until": (now + timedelta(minutes=1)).isoformat(),
+    }
+
+    page = admin_client_.post(url, window)
+
+    assert page.status_code == 200
+    answer = page.context["answer"]
+    assert (answer["evaluated"], answer["matched"]) == (5, 3)  # the hand count: 3 intakes of 5 tasks
+    assert "3 of 5 events matched" in page.content.decode()
+    assert not trigger.executions.exists()
+
+
+def test_the_timers_list_filters_by_trigger_and_by_task(admin_client_, make_task):
+    timed = {"event_type": "TaskCreated", "wait_minutes": 60, "actions": []}
+    first = trigger_create(name="first timer", **timed)
+    second = trigger_create(name="second timer", **timed)
+    one, two = make_task(title="One"), make_task(title="Two")
+    dispatch_all()
+    assert TriggerTimer.objects.count() == 4  # each trigger on each task
+
+    def listed(query: str) -> set[tuple[int, object]]:
+        response = admin_client_.get(f"/admin/automation/triggertimer/?{query}")
+        assert response.status_code == 200
+        return {(timer.trigger_id, timer.task_id) for timer in response.context["cl"].result_list}
+
+    assert listed(f"trigger__id__exact={first.pk}") == {(first.pk, one.pk), (first.pk, two.pk)}
+    assert listed(f"task__id__exact={two.pk}") == {(first.pk, two.pk), (second.pk, two.pk)}
+    assert listed(f"trigger__id__exact={second.pk}&task__id__exact={one.pk}") == {(second.pk, one.pk)}

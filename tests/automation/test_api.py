@@ -4,6 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from automation.alerts import alert_raise
+from automation.engine import automation_handle_event
 from automation.models import Alert, TriggerExecution
 from automation.services import trigger_create
 from outbox.models import OutboxEvent
@@ -144,6 +145,58 @@ def test_dry_run_is_for_admins_and_existing_triggers(admin_user, agent, intake_t
         client_for(admin_user).post("/api/workflow/triggers/999999/dry-run", body, format="json").status_code
         == 404
     )
+
+
+def test_dry_run_applies_the_agency_scope_as_the_engine_does(
+    admin_user, make_task, other_agency, other_client, other_agent
+):
+    scoped = trigger_create(
+        name="other agency only",
+        event_type="TaskCreated",
+        actions=[{"type": "emit_alert", "params": {"message": "hello"}}],
+        agency_id=other_agency.pk,
+    )
+    url = f"/api/workflow/triggers/{scoped.pk}/dry-run"
+    api = client_for(admin_user)
+    ours = latest_event(make_task())
+    theirs = latest_event(
+        make_task(agency=other_agency, client=other_client, actor=other_agent, assignee=other_agent)
+    )
+
+    miss = api.post(url, {"event_id": str(ours.id)}, format="json").data
+    assert (miss["matched"], miss["agency_matches"]) == (False, False)
+    assert miss["failed_clause"] == f"payload['agency_id'] == '{other_agency.pk}'"
+    assert miss["actions"] == []
+    hit = api.post(url, {"event_id": str(theirs.id)}, format="json").data
+    assert (hit["matched"], hit["agency_matches"]) == (True, True)
+    assert hit["actions"] == [{"type": "emit_alert", "params": {"message": "hello"}}]
+
+    # The engine agrees, event for event: our agency's event is skipped, theirs fires.
+    automation_handle_event(ours)
+    assert not Alert.objects.exists()
+    automation_handle_event(theirs)
+    assert Alert.objects.count() == 1
+
+    body = {"event_type": "TaskCreated", "payload": {"agency_id": str(other_agency.pk)}}
+    assert api.post(url, {"event": body}, format="json").data["matched"] is True
+    unscoped_body = {"event": {"event_type": "TaskCreated", "payload": {}}}
+    assert api.post(url, unscoped_body, format="json").data["agency_matches"] is False
+
+
+@pytest.mark.parametrize(
+    ("body", "details"),
+    [
+        ({"event": {"event_type": "TaskCreated"}, "evnt_id": "x"}, {"evnt_id": ["Unknown field."]}),
+        ({"event_id": 7}, {"event_id": ["Must be a string."]}),
+    ],
+)
+def test_dry_run_refuses_unknown_fields_and_wrong_types(admin_user, intake_trigger, body, details):
+    response = client_for(admin_user).post(
+        f"/api/workflow/triggers/{intake_trigger.pk}/dry-run", body, format="json"
+    )
+    assert response.status_code == 400
+    assert response.data["error_code"] == "VALIDATION_ERROR"
+    assert response.data["details"] == details
 
 
 @pytest.fixture

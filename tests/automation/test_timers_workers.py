@@ -1,8 +1,10 @@
 """Timers with real worker and beat processes: on time, after a SIGKILL, and across a broker outage.
 
-Timers are written directly (due a few seconds ahead, as a timed trigger's match would write them with
-a shorter wait) and armed the way ``automation.timers`` arms them after a change; the worker fires them,
-dispatches the ``TimerFired`` events and the engine runs the trigger's action (an alert).
+One test takes the whole path: a matching event commits, the worker dispatches it, the engine sets the
+timer and arms it on commit, and it fires. The others write timers directly (due a few seconds ahead, as a
+timed trigger's match would write them with a shorter wait) and arm them the way ``automation.timers``
+arms them after a change; the worker fires them, dispatches the ``TimerFired`` events and the engine runs
+the trigger's action (an alert).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from datetime import timedelta
 
 import pytest
 import redis as redis_client
-from django.db.models import Count
+from django.db import transaction
+from django.db.models import Count, F
 from django.utils import timezone
 
 from automation.models import Alert, TriggerExecution, TriggerTimer
@@ -28,6 +31,7 @@ from tests.support.processes import CeleryProcess, celery_process, process_env, 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ENV = {"OUTBOX_LEASE_SECONDS": "3", "TIMER_CLAIM_TIMEOUT_SECONDS": "3"}
+SET_BACK = timedelta(seconds=58)
 
 
 def _worker_args(name: str) -> list[str]:
@@ -103,6 +107,37 @@ def test_a_two_second_timer_fires_within_the_bound(alert_trigger, make_task, set
         wait_until(lambda: Alert.objects.exists(), timeout=10)
     timer.refresh_from_db()
     assert timer.state == "fired"
+    lateness = (timer.fired_at - timer.due_at).total_seconds()
+    assert 0 <= lateness < 1.0, lateness
+    _fired_exactly_once([timer])
+
+
+@pytest.mark.integration
+def test_a_timer_set_by_a_dispatched_event_fires_within_the_bound(make_task, settings, tmp_path):
+    settings.OUTBOX_KICK_ON_COMMIT = True
+    celery_app.control.purge()
+    trigger = trigger_create(
+        name="intake still new",
+        event_type="TaskCreated",
+        predicate='task_type == "intake"',
+        actions=[{"type": "emit_alert", "params": {"message": "timer $timer_id"}}],
+        wait_minutes=1,
+    )
+    with (
+        celery_process("worker", *_worker_args("timers-whole-path"), env=process_env(**ENV)),
+        _beat(tmp_path, sweep=30),  # the sweep is no help within this test: the armed worker fires it
+    ):
+        time.sleep(1)  # let the worker's start-up arm (nothing due yet) pass
+        with transaction.atomic():
+            task = make_task()
+            # A wait is whole minutes: the event is dated 58 s back, so its timer falls due 2 s after it
+            # commits. Nothing else is done by hand: the commit kicks the worker, which dispatches it.
+            OutboxEvent.objects.filter(aggregate_id=task.pk).update(occurred_at=F("occurred_at") - SET_BACK)
+        wait_until(lambda: Alert.objects.exists(), timeout=10)
+    timer = TriggerTimer.objects.get(trigger=trigger)
+    assert (timer.task_id, timer.event.event_type, timer.state) == (task.pk, "TaskCreated", "fired")
+    assert TriggerExecution.objects.filter(trigger=trigger, event=timer.event, outcome="scheduled").exists()
+    assert timer.created_at < timer.due_at  # set by the dispatch before it fell due, not after
     lateness = (timer.fired_at - timer.due_at).total_seconds()
     assert 0 <= lateness < 1.0, lateness
     _fired_exactly_once([timer])

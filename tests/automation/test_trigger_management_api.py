@@ -66,6 +66,29 @@ def test_idempotency_key_replays_the_first_create(admin_user):
     assert Trigger.objects.count() == 1
 
 
+def test_idempotency_key_replays_the_first_patch_and_bumps_the_version_once(admin_user):
+    api = client_for(admin_user)
+    trigger_id = api.post("/api/workflow/triggers", _body(), format="json").json()["id"]
+    url = f"/api/workflow/triggers/{trigger_id}"
+    first = api.patch(url, {"enabled": False}, format="json", HTTP_IDEMPOTENCY_KEY="p-1")
+    again = api.patch(url, {"enabled": False}, format="json", HTTP_IDEMPOTENCY_KEY="p-1")
+    assert (first.status_code, again.status_code, again.headers.get("Idempotent-Replayed")) == (
+        200,
+        200,
+        "true",
+    )
+    assert again.json() == first.json()
+    assert Trigger.objects.get().version == first.json()["version"] == 2  # changed once
+    reused = api.patch(url, {"enabled": True}, format="json", HTTP_IDEMPOTENCY_KEY="p-1")
+    assert (reused.status_code, reused.json()["error_code"]) == (409, "IDEMPOTENCY_KEY_REUSED")
+    assert Trigger.objects.get().enabled is False
+    # A refused change stores no key: the same key may carry the corrected request.
+    bad = api.patch(url, {"predicate": "x ==", "enabled": True}, format="json", HTTP_IDEMPOTENCY_KEY="p-2")
+    assert bad.status_code == 400
+    fixed = api.patch(url, {"enabled": True}, format="json", HTTP_IDEMPOTENCY_KEY="p-2")
+    assert (fixed.status_code, fixed.json()["version"]) == (200, 3)
+
+
 @pytest.mark.parametrize(
     ("overrides", "field", "needle"),
     [
@@ -233,3 +256,21 @@ def test_backtest_validates_its_window(admin_user):
     )
     assert too_long.status_code == 400
     assert api.post("/api/workflow/triggers/999999/backtest", {}, format="json").status_code == 404
+
+
+def test_every_automation_mutation_declares_the_idempotency_key():
+    from drf_spectacular.generators import SchemaGenerator
+
+    paths = SchemaGenerator().get_schema(request=None, public=True)["paths"]
+    mutations = [
+        ("/api/workflow/triggers/", "post"),
+        ("/api/workflow/triggers/{trigger_id}/", "patch"),
+        ("/api/workflow/alerts/{alert_id}/acknowledge/", "post"),
+        ("/api/workflow/webhook-endpoints/", "post"),
+        ("/api/workflow/webhook-endpoints/{endpoint_id}/", "patch"),
+        ("/api/workflow/webhook-endpoints/{endpoint_id}/rotate-secret/", "post"),
+        ("/api/workflow/webhook-deliveries/{delivery_id}/redeliver/", "post"),
+    ]
+    for path, method in mutations:
+        headers = {p["name"] for p in paths[path][method].get("parameters", []) if p["in"] == "header"}
+        assert "Idempotency-Key" in headers, (path, method)

@@ -3,6 +3,7 @@
 Every request is verified as a receiver would, with the ``standardwebhooks`` library."""
 
 import json
+import random
 import shutil
 import socket
 import ssl
@@ -21,9 +22,10 @@ from prometheus_client import REGISTRY
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from automation.models import WebhookDelivery, WebhookEndpoint
-from automation.webhooks.delivery import webhook_delivery_attempt
+from automation.webhooks.delivery import retry_delay, webhook_delivery_attempt
 from automation.webhooks.endpoints import webhook_delivery_redeliver
 from automation.webhooks.transport import address_is_public
+from polaris import backoff
 from tests.automation.conftest import latest_event
 
 pytestmark = pytest.mark.django_db
@@ -352,3 +354,15 @@ def test_https_goes_to_the_checked_address_and_verifies_the_original_name(
         assert delivery.status == "pending"  # retried: a TLS failure may be a transient misconfiguration
         assert "CERTIFICATE_VERIFY_FAILED" in delivery.last_error
         assert receiver.requests == []
+
+
+def test_the_retry_schedule_is_followed_with_the_shared_jitter_within_its_bounds(settings, monkeypatch):
+    settings.WEBHOOK_RETRY_SCHEDULE_SECONDS = [5, 300, 36000]
+    for attempts, nominal in enumerate(settings.WEBHOOK_RETRY_SCHEDULE_SECONDS, start=1):
+        delays = [retry_delay(attempts) for _ in range(200)]
+        assert all(0.9 * nominal <= delay <= 1.1 * nominal for delay in delays), (attempts, nominal)
+        assert len(set(delays)) > 1  # jittered
+    assert retry_delay(4) is None  # the schedule is spent: dead
+    # The jitter is polaris.backoff's (one rule): its random source decides the webhook's delays.
+    monkeypatch.setattr(backoff, "random", random.Random(7))
+    assert retry_delay(2) == 300 * random.Random(7).uniform(0.9, 1.1)

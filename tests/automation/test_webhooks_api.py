@@ -192,6 +192,32 @@ def test_a_replayed_rotation_withholds_the_new_secret_and_rotates_once(admin):
     assert new_secret not in str(list(IdempotencyKey.objects.values_list("response_body", flat=True)))
 
 
+def test_a_replayed_patch_answers_the_first_response_and_changes_nothing_again(admin):
+    created = create(admin)
+    url = f"{BASE}/{created['id']}"
+    first = admin.patch(url, {"name": "crm-eu"}, format="json", HTTP_IDEMPOTENCY_KEY="ren")
+    assert (first.status_code, first.json()["name"]) == (200, "crm-eu")
+    assert admin.patch(url, {"name": "crm-us"}, format="json").status_code == 200  # changed since
+    again = admin.patch(url, {"name": "crm-eu"}, format="json", HTTP_IDEMPOTENCY_KEY="ren")
+    assert (again.status_code, again["Idempotent-Replayed"], again.json()) == (200, "true", first.json())
+    assert WebhookEndpoint.objects.get().name == "crm-us"  # the replay did not rename it back
+    reused = admin.patch(url, {"enabled": False}, format="json", HTTP_IDEMPOTENCY_KEY="ren")
+    assert (reused.status_code, reused.json()["error_code"]) == (409, "IDEMPOTENCY_KEY_REUSED")
+    assert WebhookEndpoint.objects.get().enabled is True
+
+
+def test_a_replayed_redelivery_queues_the_delivery_once(admin, make_task, django_capture_on_commit_callbacks):
+    create(admin)
+    delivery = delivery_of(WebhookEndpoint.objects.get(), latest_event(make_task()), status="dead")
+    url = f"/api/workflow/webhook-deliveries/{delivery.pk}/redeliver"
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        first = admin.post(url, HTTP_IDEMPOTENCY_KEY="again")
+        again = admin.post(url, HTTP_IDEMPOTENCY_KEY="again")
+    assert (first.status_code, again.status_code, again["Idempotent-Replayed"]) == (200, 200, "true")
+    assert again.json() == first.json()
+    assert len(queued) == 1  # one new round, one message: the replay queued nothing
+
+
 def test_patch_enabled_resumes_paused_deliveries(admin, make_task, django_capture_on_commit_callbacks):
     created = create(admin)
     endpoint = WebhookEndpoint.objects.get()

@@ -44,7 +44,8 @@ _NULLABLE_DATETIME = {"type": "string", "format": "date-time", "nullable": True}
         "type": "array",
         "nullable": True,
         "description": "The timers of the timed triggers that matched this task, by due time (registered "
-        "by the automation app; null without it).",
+        "by the automation app; null without it). Admins and the task's agency staff only: a client gets "
+        "an empty list (triggers are internal configuration).",
         "items": {
             "type": "object",
             "additionalProperties": False,

@@ -153,8 +153,9 @@ class TaskSerializer(serializers.Serializer):
 
     def to_representation(self, instance: Task) -> dict[str, Any]:
         data = super().to_representation(instance)
+        viewer = _caller(self)
         for name, render in extensions.task_fields.items():
-            data[name] = render(instance)
+            data[name] = render(instance, viewer)
         return data
 
 
