@@ -291,7 +291,7 @@ OUTBOX_KICK_ON_COMMIT = env_bool("OUTBOX_KICK_ON_COMMIT", True)
 OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 10)
 # A claim's lease: how soon a killed worker's events are due again. A live dispatcher renews it every
 # OUTBOX_HEARTBEAT_SECONDS (default a third of the lease; 0 turns the heartbeat off) while its batch runs.
-OUTBOX_LEASE_SECONDS = env_float("OUTBOX_LEASE_SECONDS", 5.0)
+OUTBOX_LEASE_SECONDS = env_float("OUTBOX_LEASE_SECONDS", 3.0)
 OUTBOX_HEARTBEAT_SECONDS = env_float("OUTBOX_HEARTBEAT_SECONDS", OUTBOX_LEASE_SECONDS / 3)
 OUTBOX_RETRY_BASE_SECONDS = env_float("OUTBOX_RETRY_BASE_SECONDS", 2.0)
 OUTBOX_RETRY_MAX_SECONDS = env_float("OUTBOX_RETRY_MAX_SECONDS", 3600.0)
