@@ -1,10 +1,12 @@
 """The backtest's read: one pass over a trigger's events in a window, evaluating its predicate.
 
-Only the columns the predicate reads are selected (plus the id and the UTC day as an integer); the whole
-payload only when the predicate subscripts ``payload``. Events with the same facts get the same answer, so
-each distinct fact tuple is evaluated once: for untimed triggers PostgreSQL groups the events by (day,
-facts) and counts them (``_scan_grouped``); otherwise a server-side cursor streams tuples in chunks (never
-model instances) and the answers are remembered per fact tuple. Results equal evaluating event by event.
+Only the columns the predicate reads are selected (plus the id and the UTC day as an integer); a
+``payload["a"]["b"]`` it reads comes as that path's JSON text, and the whole payload only when the
+predicate uses ``payload`` some other way (``CompiledPredicate.payload_paths`` is None). Events with the
+same facts get the same answer, so each distinct fact tuple is evaluated once: for untimed triggers
+PostgreSQL groups the events by (day, facts) and counts them (``_scan_grouped``); otherwise a server-side
+cursor streams tuples in chunks (never model instances) and the answers are remembered per fact tuple.
+Results equal evaluating event by event.
 """
 
 from __future__ import annotations
@@ -34,24 +36,34 @@ _PAYLOAD_NAMES = ("old_state", "new_state", "transition", "task_type", "service_
 _DAY = "((occurred_at AT TIME ZONE 'UTC')::date - DATE '1970-01-01')"
 
 
-def _projection(names_used: frozenset[str] | set[str]) -> tuple[list[str], list[Any], list[str]]:
-    """The columns a predicate reads: SQL expressions, their parameters, and the name each one fills
-    (``actor_id`` fills ``actor_role`` through the users' roles). The whole payload is not among them."""
+def _projection(compiled: Any) -> tuple[list[str], list[list[Any]], list[Any]]:
+    """The columns a predicate reads: SQL expressions, each one's parameters, and the name each one fills
+    (``actor_id`` fills ``actor_role`` through the users' roles; a key path fills that path of
+    ``payload``). The whole payload is not among them."""
+    names_used = compiled.names
+    whole_payload = "payload" in names_used and compiled.payload_paths is None
     exprs: list[str] = []
-    params: list[Any] = []
-    slots: list[str] = []
+    params: list[list[Any]] = []
+    slots: list[Any] = []
     for name in ("aggregate_type", "depth"):
         if name in names_used:
             exprs.append(name)
+            params.append([])
             slots.append(name)
     if "actor_role" in names_used:
         exprs.append("actor_id")
+        params.append([])
         slots.append("actor_id")
     for key in _PAYLOAD_NAMES:
-        if key in names_used and "payload" not in names_used:  # else read from the whole payload
+        if key in names_used and not whole_payload:  # else read from the whole payload
             exprs.append("payload ->> %s")
-            params.append(key)
+            params.append([key])
             slots.append(key)
+    if not whole_payload:
+        for path in sorted(compiled.payload_paths or ()):  # JSON text, decoded once per distinct fact tuple
+            exprs.append("(payload #> %s)::text")
+            params.append([list(path)])
+            slots.append(path)
     return exprs, params, slots
 
 
@@ -68,21 +80,32 @@ def _where(trigger: Trigger, since: datetime, until: datetime) -> tuple[str, lis
 class _Names:
     """Fills the predicate's names from a row's projected facts (the rest of them ``None``)."""
 
-    def __init__(self, trigger: Trigger, slots: list[str], roles: dict[int, str]) -> None:
+    def __init__(self, trigger: Trigger, slots: list[Any], roles: dict[int, str]) -> None:
         self.base: dict[str, Any] = {name: None for name in _PAYLOAD_NAMES}
         self.base.update(
             event_type=trigger.event_type, payload={}, actor_role=None, aggregate_type=None, depth=0
         )
         self.slots, self.roles = slots, roles
+        self.paths = any(isinstance(slot, tuple) for slot in slots)
 
     def __call__(self, facts: tuple) -> dict[str, Any]:
         names = self.base.copy()
+        if self.paths:
+            names["payload"] = {}
         for name, value in zip(self.slots, facts, strict=True):
-            if name == "actor_id":
+            if isinstance(name, tuple):  # a payload key path, as JSON text (None: absent)
+                _path_set(names["payload"], name, None if value is None else json.loads(value))
+            elif name == "actor_id":
                 names["actor_role"] = "system" if value is None else self.roles.get(value)
             else:
                 names[name] = value
         return names
+
+
+def _path_set(payload: dict, path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        payload = payload.setdefault(key, {})
+    payload[path[-1]] = value
 
 
 def backtest_scan(trigger: Trigger, compiled: Any, since: datetime, until: datetime, started: float) -> dict:
@@ -94,13 +117,14 @@ def backtest_scan(trigger: Trigger, compiled: Any, since: datetime, until: datet
     distinct fact tuple is evaluated once: grouped and counted per day in PostgreSQL when the matches
     themselves are not needed (untimed triggers), memoised while streaming otherwise."""
     names_used = compiled.names
-    full_payload = "payload" in names_used
+    full_payload = "payload" in names_used and compiled.payload_paths is None
     roles = dict(User.objects.values_list("id", "role")) if "actor_role" in names_used else {}
-    exprs, expr_params, slots = _projection(names_used)
+    exprs, params_each, slots = _projection(compiled)
+    expr_params = [param for params in params_each for param in params]
     make_names = _Names(trigger, slots, roles)
     where, where_params = _where(trigger, since, until)
     if not full_payload and trigger.wait_minutes is None:
-        grouped = _scan_grouped(compiled, exprs, expr_params, where, where_params, make_names, started)
+        grouped = _scan_grouped(compiled, exprs, params_each, where, where_params, make_names, started)
         if grouped is not None:
             return grouped
     columns = ["id::text", _DAY, *exprs, *(["payload"] if full_payload else [])]
@@ -191,7 +215,7 @@ def _scanned(per_day: dict[int, int], sample_ids: list, **counts: Any) -> dict:
 def _scan_grouped(
     compiled: Any,
     exprs: list[str],
-    expr_params: list[Any],
+    params_each: list[list[Any]],
     where: str,
     where_params: list[Any],
     make_names: _Names,
@@ -211,6 +235,7 @@ def _scan_grouped(
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(remaining_ms)])
+            expr_params = [param for params in params_each for param in params]
             cursor.execute(sql, [*expr_params, *where_params, settings.BACKTEST_MAX_EVENTS])
             groups = cursor.fetchall()
             cursor.execute(
@@ -238,7 +263,7 @@ def _scan_grouped(
             per_day[day] += count
     truncated = evaluated >= settings.BACKTEST_MAX_EVENTS
     read_until = _EPOCH + timedelta(days=max(row[0] for row in groups)) if truncated else None
-    sample_ids = _sample_ids(exprs, make_names.slots, where, where_params, hits[:SAMPLE_SIZE])
+    sample_ids = _sample_ids(exprs, params_each, where, where_params, hits[:SAMPLE_SIZE])
     return _scanned(
         per_day,
         sample_ids,
@@ -252,7 +277,7 @@ def _scan_grouped(
 
 
 def _sample_ids(
-    exprs: list[str], slots: list[str], where: str, where_params: list, hits: list[tuple]
+    exprs: list[str], params_each: list[list[Any]], where: str, where_params: list, hits: list[tuple]
 ) -> list:
     """Up to ``SAMPLE_SIZE`` ids of events whose facts are among ``hits``."""
     if not hits:
@@ -261,9 +286,9 @@ def _sample_ids(
     alternatives = []
     for facts in hits:
         parts = ["TRUE"]
-        for expr, slot, value in zip(exprs, slots, facts, strict=True):
+        for expr, expr_params, value in zip(exprs, params_each, facts, strict=True):
             parts.append(f"{expr} IS NOT DISTINCT FROM %s")
-            params += [slot, value] if "%s" in expr else [value]  # payload ->> %s takes its key
+            params += [*expr_params, value]
         alternatives.append(" AND ".join(parts))
     sql = (
         f"SELECT id FROM {OutboxEvent._meta.db_table} WHERE {where}"  # noqa: S608

@@ -476,6 +476,10 @@ class CompiledPredicate:
     # read off a first top-level clause ``name == "x"`` / ``name in ("x", "y")``. The engine indexes
     # triggers by it, so an event only evaluates the triggers that can match it.
     guard: tuple[str, frozenset[str]] | None = None
+    # The literal key paths the predicate reads off ``payload`` (``payload["a"]["b"]`` is ``("a", "b")``),
+    # or None when it uses the payload otherwise (whole, or through an integer index): a reader may then
+    # fetch just these paths instead of decoding every payload (``automation.backtest_scan``).
+    payload_paths: frozenset[tuple[str, ...]] | None = None
 
     def evaluate(self, names: Mapping[str, Any]) -> bool:
         """True when the event (given as its names) matches. Raises ``PredicateError`` on a runtime fault."""
@@ -524,6 +528,30 @@ def _guard_of(first: ast.expr) -> tuple[str, frozenset[str]] | None:
     return None
 
 
+def _payload_paths(root: ast.expr) -> frozenset[tuple[str, ...]] | None:
+    """The keys of each ``payload["a"]["b"]`` chain (here ``("a", "b")``), without those a shorter path
+    already covers; None when ``payload`` appears other than at the root of a chain of string keys."""
+    parents = {child: node for node in ast.walk(root) for child in ast.iter_child_nodes(node)}
+    paths = set()
+    for node in ast.walk(root):
+        if not (isinstance(node, ast.Name) and node.id == "payload"):
+            continue
+        path: list[str] = []
+        current: ast.AST = node
+        while (parent := parents.get(current)) is not None and isinstance(parent, ast.Subscript):
+            if parent.value is not current:
+                break
+            key = parent.slice
+            if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+                return None  # an integer index: a list inside the payload, read whole
+            path.append(key.value)
+            current = parent
+        if not path:
+            return None
+        paths.add(tuple(path))
+    return frozenset(p for p in paths if not any(p[: len(q)] == q for q in paths if len(q) < len(p)))
+
+
 def _parse(text: str) -> ast.Expression:
     if len(text) > MAX_LENGTH:
         raise PredicateError(f"Predicate longer than {MAX_LENGTH} characters.")
@@ -561,7 +589,8 @@ def predicate_compile(text: str) -> CompiledPredicate:
         for part in parts
     )
     guard = _guard_of(parts[0]) if combinator in ("and", "single") else None
-    return CompiledPredicate(text, evaluate, frozenset(compiler.names), clauses, combinator, guard)
+    paths = _payload_paths(root) if "payload" in compiler.names else None
+    return CompiledPredicate(text, evaluate, frozenset(compiler.names), clauses, combinator, guard, paths)
 
 
 def predicate_validate(text: str) -> None:

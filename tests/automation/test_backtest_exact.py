@@ -28,7 +28,11 @@ PREDICATES = [
     "len(reason) > 2",  # errors where reason is missing or null
     'actor_role == "agency" and depth < 2',
     'aggregate_type == "task" and not (old_state == "new")',
-    'payload["task_type"] == "intake" and startswith(lower(payload["title"]), "t")',  # whole payload
+    'payload["task_type"] == "intake" and startswith(lower(payload["title"]), "t")',  # key paths
+    'payload["meta"]["source"] == "phone" or payload["meta"] == "n/a"',  # nested path under a read prefix
+    'payload["meta"]["source"] in ("phone", None) and payload["meta"]["tags"][0] == "x"',  # an index: whole
+    'present(payload["meta"]["source"]) and priority == "high"',  # a path beside a projected name
+    "len(payload) > 3",  # the payload itself: whole
     "",  # blank: every event
 ]
 
@@ -44,6 +48,9 @@ def _history(rng: random.Random, users: list) -> None:
     events = []
     for n in range(1500):
         payload = {"title": rng.choice(["Task", "task", "Other"]) + f" {n}"}
+        meta = rng.choice(["missing", None, "n/a", {}, {"source": "phone"}, {"source": None, "tags": ["x"]}])
+        if meta != "missing":
+            payload["meta"] = meta
         for key, choices in values.items():
             value = rng.choice(choices)
             if value != "missing":

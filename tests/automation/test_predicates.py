@@ -172,3 +172,19 @@ def test_explain_names_the_first_failing_top_level_clause():
 )
 def test_specialised_comparisons_keep_python_semantics(text, expected):
     assert predicate_compile(text).evaluate(NAMES) is expected
+
+@pytest.mark.parametrize(
+    ("text", "paths"),
+    [
+        ('task_type == "intake"', None),  # no payload at all
+        ('payload["a"] == 1', {("a",)}),
+        ('payload["a"]["b"] == 1 and payload["c"] is None', {("a", "b"), ("c",)}),
+        ('payload["a"]["b"] == 1 and len(payload["a"]) > 1', {("a",)}),  # the prefix covers the path
+        ('payload["a"][0] == 1', None),  # an index: the list is read whole
+        ("len(payload) > 1", None),
+        ('payload["a"] == 1 or "b" in payload', None),
+    ],
+)
+def test_payload_paths_are_the_literal_key_chains(text, paths):
+    compiled = predicate_compile(text)
+    assert compiled.payload_paths == (None if paths is None else frozenset(paths))
