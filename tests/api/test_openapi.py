@@ -124,4 +124,4 @@ def test_every_state_changing_operation_documents_the_idempotency_key(schema):
 
 def test_the_idempotency_allow_lists_name_real_operations(schema):
     documented = {(method, path) for method, path, _ in operations(schema)}
-    assert CHANGES_NOTHING | PENDING_AUTOMATION <= documented  # a renamed path must not hide a gap
+    assert documented >= CHANGES_NOTHING | PENDING_AUTOMATION  # a renamed path must not hide a gap
