@@ -3,7 +3,7 @@
 ``sla`` registers, in its ``AppConfig.ready()``:
 - a field: ``task_fields["sla"] = func(task) -> JSON-able``; prefetch via ``task_queryset_hooks``;
 - a list filter: ``task_filters["sla_status"] = func(queryset, value) -> queryset``
-  (raise ``polaris.errors.ValidationFailed`` for a bad value);
+  (raise ``polaris.errors.ValidationFailed`` for a bad value), taking the values ``SLA_STATUS_VALUES``;
 - a row locked with every task write: ``task_locked_rows`` (its SLA record).
 
 Event types are registered with the outbox (``outbox.events.event_types_register``), not here.
@@ -13,6 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db.models import Model, QuerySet
+
+# The ``sla_status`` filter's values. The SLA app implements the filter; the values live here so the
+# workflow API can declare them (list parameter, bulk ``filter``) without importing sla, and sla checks
+# a value against this same tuple.
+SLA_STATUS_VALUES = ("running", "paused", "met", "breached", "at_risk")
 
 task_fields: dict[str, Callable[[Any], Any]] = {}
 task_filters: dict[str, Callable[[QuerySet, str], QuerySet]] = {}
