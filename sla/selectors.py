@@ -13,11 +13,10 @@ from rest_framework import serializers
 
 from polaris.errors import NotFound, ValidationFailed
 from polaris.precompiled import row_get
+from workflow.extensions import SLA_STATUS_VALUES
 
 from .clock import sla_record_remaining_seconds
 from .models import SLAConfig, SLARecord, SLARecordStatus
-
-SLA_STATUS_FILTER_VALUES = ("running", "paused", "met", "breached", "at_risk")
 
 
 def sla_block(task: Any, viewer: Any = None) -> dict[str, Any] | None:
@@ -71,10 +70,8 @@ def sla_at_risk_q(*, now: datetime, prefix: str = "") -> Q:
 
 def task_filter_sla_status(queryset: QuerySet, value: str) -> QuerySet:
     """``?sla_status=``: running, paused, met, breached, or at_risk (running and past a warning threshold)."""
-    if value not in SLA_STATUS_FILTER_VALUES:
-        raise ValidationFailed(
-            details={"sla_status": [f"Choose one of: {', '.join(SLA_STATUS_FILTER_VALUES)}."]}
-        )
+    if value not in SLA_STATUS_VALUES:
+        raise ValidationFailed(details={"sla_status": [f"Choose one of: {', '.join(SLA_STATUS_VALUES)}."]})
     if value == "at_risk":
         return queryset.filter(sla_at_risk_q(now=timezone.now(), prefix="sla_record__"))
     return queryset.filter(sla_record__status=value)

@@ -5,7 +5,7 @@
   representation is for, ``None`` for the system), so a field can show a client less than staff;
   prefetch via ``task_queryset_hooks``;
 - a list filter: ``task_filters["sla_status"] = func(queryset, value) -> queryset``
-  (raise ``polaris.errors.ValidationFailed`` for a bad value);
+  (raise ``polaris.errors.ValidationFailed`` for a bad value), taking the values ``SLA_STATUS_VALUES``;
 - a row locked with every task write: ``task_locked_rows`` (its SLA record).
 
 Event types are registered with the outbox (``outbox.events.event_types_register``), not here.
@@ -15,6 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db.models import Model, QuerySet
+
+# The ``sla_status`` filter's values. The SLA app implements the filter; the values live here so the
+# workflow API can declare them (list parameter, bulk ``filter``) without importing sla, and sla checks
+# a value against this same tuple.
+SLA_STATUS_VALUES = ("running", "paused", "met", "breached", "at_risk")
 
 task_fields: dict[str, Callable[[Any, Any], Any]] = {}
 task_filters: dict[str, Callable[[QuerySet, str], QuerySet]] = {}

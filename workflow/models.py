@@ -18,6 +18,7 @@ from polaris.access import is_staff_for
 from . import guards
 from .policies import may_cancel_task
 from .states import ActionPlanState, TaskPriority, TaskState
+from .validation import TITLE_MAX_LENGTH
 
 
 class ActionPlan(FSMModelMixin, models.Model):
@@ -31,7 +32,7 @@ class ActionPlan(FSMModelMixin, models.Model):
     recorded_event: "OutboxEvent"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    title = models.CharField(max_length=200)
+    title = models.CharField(max_length=TITLE_MAX_LENGTH)
     description = models.TextField(blank=True)
     client = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="action_plans"
@@ -94,7 +95,7 @@ class Task(FSMModelMixin, models.Model):
     locked_rows: dict[type[models.Model], models.Model | None]  # see workflow.extensions.task_locked_rows
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    title = models.CharField(max_length=200)
+    title = models.CharField(max_length=TITLE_MAX_LENGTH)
     description = models.TextField(blank=True)
     # Indexed below without the LIKE (varchar_pattern_ops) twin a SlugField adds: filters are equality.
     task_type = models.SlugField(max_length=64, db_index=False)

@@ -1,6 +1,10 @@
-"""Field rules shared by tasks, plans and the automation that creates them: titles and slugs."""
+"""Field rules shared by tasks, plans and the automation that creates them: titles, slugs and who may be
+the client of an agency's work. One home for each, so models, API shapes and services cannot drift."""
 
 import re
+from typing import Any
+
+from polaris.access import is_client
 
 SLUG = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
 TITLE_MAX_LENGTH = 200
@@ -12,6 +16,16 @@ def title_errors(title: str) -> list[str]:
         return ["This field may not be blank."]
     if len(title) > TITLE_MAX_LENGTH:
         return [f"Ensure this field has no more than {TITLE_MAX_LENGTH} characters."]
+    return []
+
+
+def client_errors(client: Any, *, agency_id: Any) -> list[str]:
+    """Why ``client`` cannot be the client of a task or plan of agency ``agency_id`` (empty when it can):
+    it must be a client user, served by that agency or by none."""
+    if not is_client(client):
+        return ["Must be a client user."]
+    if client.agency_id is not None and client.agency_id != agency_id:
+        return ["This client is served by another agency."]
     return []
 
 

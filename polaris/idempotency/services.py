@@ -9,6 +9,12 @@ transaction, its change included, rolls back and it replays the winner's respons
 responses are kept; a failed request changed nothing and may be retried with the same key. A view whose
 response holds something that must be shown only once (a secret) passes ``redact``: the record keeps the
 redacted body, so a replay answers the same status with the secret withheld, and it is never stored.
+
+One exception to "one transaction": a view whose work is many independent changes (bulk) passes
+``atomic_without_key=False``. Without a key its ``perform`` then runs outside any transaction and commits
+each change on its own (no row lock held past its own change, one failure undoes no other); with a key
+the changes still run inside the one transaction (as savepoints), because the key's record must commit
+with them for a retry to replay rather than repeat.
 """
 
 from __future__ import annotations
@@ -73,6 +79,7 @@ def idempotent_response(
     scope: str,
     perform: Callable[[], Response],
     redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    atomic_without_key: bool = True,
 ) -> Response:
     """Run ``perform`` (which changes something and returns its response) in one transaction, at most once
     per ``Idempotency-Key``.
@@ -82,10 +89,14 @@ def idempotent_response(
     the header it runs once, in the transaction. ``scope`` names the endpoint and, for one object's
     endpoints, the object (``"POST workflow/tasks/<id>/transition"``): one key may serve different
     endpoints and objects. ``redact`` (optional) maps the rendered body to what the record keeps and
-    replays; the first response is sent as ``perform`` built it.
+    replays; the first response is sent as ``perform`` built it. ``atomic_without_key=False``: without the
+    header ``perform`` runs in no transaction of ours and manages its own (see the module docstring); its
+    response must then be built from what those transactions returned, not read after them.
     """
     key = request.headers.get(HEADER)
     if key is None:
+        if not atomic_without_key:
+            return perform()
         with transaction.atomic():
             return perform()
     if not _VALID_KEY.match(key):

@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from polaris.api.schema import DistinctListField
+from polaris.api.strict import StrictFieldsMixin
 from sla.models import PAUSABLE_STATES, BusinessCalendar, SLAConfig
 from workflow.models import TaskState
 
@@ -31,8 +32,13 @@ class SLAConfigOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class SLAConfigInputSerializer(serializers.Serializer):
-    """Create (all required fields) or PATCH (``partial=True``: only the fields sent change)."""
+class SLAConfigInputSerializer(StrictFieldsMixin, serializers.Serializer):
+    """Create (all required fields) or PATCH (``partial=True``: only the fields sent change).
+
+    Strict: an unknown key, or a read-only field of the representation, is a 400 naming it."""
+
+    class Meta:
+        read_only_names = ("id", "calendar_name", "created_at", "updated_at")
 
     name = serializers.CharField(max_length=100)
     service_area = serializers.SlugField(max_length=64, allow_blank=True, required=False)

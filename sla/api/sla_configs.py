@@ -1,4 +1,7 @@
-"""SLA config endpoints: list/create and detail/change, thin views over ``sla.configs``."""
+"""SLA config endpoints: list/create and detail/change, thin views over ``sla.configs``.
+
+Create and change honour ``Idempotency-Key`` and build their response inside the transaction
+(``idempotent_response``), like every other mutation."""
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -7,6 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from polaris.api.query_params import PageQuerySerializer, query_params_parse
+from polaris.idempotency.schema import IDEMPOTENCY_PARAMETER
+from polaris.idempotency.services import idempotent_response
 from sla.api.serializers import SLAConfigInputSerializer, SLAConfigOutputSerializer
 from sla.configs import (
     sla_config_create,
@@ -48,14 +53,18 @@ class SLAConfigListCreateView(GenericAPIView):
         tags=["sla"],
         summary="Create an SLA config (admins)",
         request=SLAConfigInputSerializer,
+        parameters=[IDEMPOTENCY_PARAMETER],
         responses={201: SLAConfigOutputSerializer, **ERRORS},
     )
     def post(self, request: Request) -> Response:
-        sla_config_require_admin(caller(request))
-        serializer = SLAConfigInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        config = sla_config_create(actor=caller(request), **serializer.validated_data)
-        return Response(SLAConfigOutputSerializer(config).data, status=status.HTTP_201_CREATED)
+        def perform() -> Response:
+            sla_config_require_admin(caller(request))
+            serializer = SLAConfigInputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            config = sla_config_create(actor=caller(request), **serializer.validated_data)
+            return Response(SLAConfigOutputSerializer(config).data, status=status.HTTP_201_CREATED)
+
+        return idempotent_response(request=request, scope="POST workflow/sla-configs", perform=perform)
 
 
 class SLAConfigDetailView(GenericAPIView):
@@ -78,15 +87,21 @@ class SLAConfigDetailView(GenericAPIView):
 
     @extend_schema(
         operation_id="sla_configs_partial_update",
-        parameters=[CONFIG_ID],
+        parameters=[CONFIG_ID, IDEMPOTENCY_PARAMETER],
         tags=["sla"],
         summary="Change an SLA config (admins); running SLA records keep their snapshot",
         request=SLAConfigInputSerializer,
         responses={200: SLAConfigOutputSerializer, **ERRORS, 404: OpenApiResponse(description="NOT_FOUND")},
     )
     def patch(self, request: Request, config_id: str) -> Response:
-        sla_config_require_admin(caller(request))
-        serializer = SLAConfigInputSerializer(data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        config = sla_config_update(actor=caller(request), config_id=config_id, **serializer.validated_data)
-        return Response(SLAConfigOutputSerializer(config).data)
+        def perform() -> Response:
+            sla_config_require_admin(caller(request))
+            serializer = SLAConfigInputSerializer(data=request.data, partial=True)
+            serializer.is_valid(raise_exception=True)
+            config = sla_config_update(
+                actor=caller(request), config_id=config_id, **serializer.validated_data
+            )
+            return Response(SLAConfigOutputSerializer(config).data)
+
+        scope = f"PATCH workflow/sla-configs/{config_id}"
+        return idempotent_response(request=request, scope=scope, perform=perform)

@@ -1,5 +1,6 @@
-"""Idempotency-Key on the state-changing endpoints beyond creates: transitions, plan activate/archive,
-alert acknowledge, dead-letter replay. A repeat replays the first response and changes nothing again."""
+"""Idempotency-Key on the state-changing endpoints beyond creates: transitions, edits (PATCH task and plan,
+assign), plan activate/archive, alert acknowledge, dead-letter replay. A repeat replays the first response
+and changes nothing again; the key with another body is 409 IDEMPOTENCY_KEY_REUSED."""
 
 import uuid
 
@@ -123,3 +124,34 @@ def test_replay_of_a_dead_event_replays_its_response_not_the_replay(admin_api):
     assert_envelope(admin_api.post(url), 409, "CONFLICT")
     again = admin_api.post(url, HTTP_IDEMPOTENCY_KEY="r-1")
     assert (again.status_code, again.json()) == (200, first.json())
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "first_body", "other_body", "event_type"),
+    [
+        ("{task}", "patch", {"priority": "high"}, {"priority": "low"}, "TaskUpdated"),
+        ("{task}/assign", "post", {"assignee": "{agent}"}, {"assignee": None}, "TaskAssigned"),
+        ("{plan}", "patch", {"title": "Housing, revised"}, {"title": "Something else"}, "ActionPlanUpdated"),
+    ],
+    ids=["patch-task", "assign", "patch-plan"],
+)
+def test_edits_replay_their_first_response_and_refuse_the_key_with_another_body(
+    agent_api, agent, make_task, make_plan, path, method, first_body, other_body, event_type
+):
+    task, plan = make_task(assignee=None), make_plan()
+    url = path.format(task=f"{TASKS}/{task.pk}", plan=f"{PLANS}/{plan.pk}")
+    aggregate = plan if path.startswith("{plan}") else task
+    first_body = {name: agent.pk if value == "{agent}" else value for name, value in first_body.items()}
+    send = getattr(agent_api, method)
+
+    first = send(url, first_body, format="json", HTTP_IDEMPOTENCY_KEY="e-1")
+    assert first.status_code == 200, first.content
+    again = send(url, first_body, format="json", HTTP_IDEMPOTENCY_KEY="e-1")
+    assert (again.status_code, again.json(), again["Idempotent-Replayed"]) == (200, first.json(), "true")
+    assert events_of(aggregate.pk).count(event_type) == 1
+
+    reused = send(url, other_body, format="json", HTTP_IDEMPOTENCY_KEY="e-1")
+    assert_envelope(reused, 409, "IDEMPOTENCY_KEY_REUSED")
+    assert events_of(aggregate.pk).count(event_type) == 1
+    aggregate.refresh_from_db()
+    assert aggregate.version == first.json()["version"]  # nothing moved since the first response

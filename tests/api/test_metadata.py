@@ -17,6 +17,8 @@ def test_metadata_is_introspected_from_the_models(client_api):
     start = next(t for t in body["machines"]["task"]["transitions"] if t["name"] == "start")
     assert start == {"name": "start", "source": "new", "target": "in_progress", "guards": ["has_assignee"]}
     assert {"TaskCreated", "TaskStateChanged", "ActionPlanActivated"} <= set(body["event_types"])
+    # The edit events too (triggers and webhooks may subscribe to them).
+    assert {"TaskUpdated", "TaskAssigned", "ActionPlanUpdated"} <= set(body["event_types"])
     assert body["roles"] == ["admin", "agency", "client"]
 
 

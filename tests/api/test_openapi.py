@@ -90,7 +90,38 @@ def test_extension_points_are_documented(schema):
     assert {"created_after", "created_before", "ordering", "page", "page_size", "sla_status"} <= params
 
 
-def test_create_operations_document_the_idempotency_key(schema):
-    for path in ("/api/workflow/tasks/", "/api/workflow/action-plans/"):
-        headers = {p["name"] for p in schema["paths"][path]["post"]["parameters"] if p["in"] == "header"}
-        assert "Idempotency-Key" in headers
+MUTATING_METHODS = {"post", "put", "patch"}
+# POSTs that change no state, so there is nothing for a retry to double and no key to honour.
+CHANGES_NOTHING = {
+    ("post", "/api/auth/token/"),  # issues a token; a retry just issues another
+    ("post", "/api/auth/token/refresh/"),
+    ("post", "/api/workflow/triggers/{trigger_id}/dry-run/"),  # evaluates, writes nothing
+    ("post", "/api/workflow/triggers/{trigger_id}/backtest/"),  # reads history, writes nothing
+    ("post", "/api/workflow/webhook-endpoints/{endpoint_id}/test/"),  # sends a ping, records nothing
+}
+# TEMPORARY: the automation endpoints get their Idempotency-Key from another branch. The lead deletes this
+# set after merging it; from then on a missing header on any of them fails this test.
+PENDING_AUTOMATION = {
+    ("post", "/api/workflow/triggers/"),
+    ("patch", "/api/workflow/triggers/{trigger_id}/"),
+    ("post", "/api/workflow/webhook-endpoints/"),
+    ("patch", "/api/workflow/webhook-endpoints/{endpoint_id}/"),
+    ("post", "/api/workflow/webhook-endpoints/{endpoint_id}/rotate-secret/"),
+    ("post", "/api/workflow/webhook-deliveries/{delivery_id}/redeliver/"),
+}
+
+
+def test_every_state_changing_operation_documents_the_idempotency_key(schema):
+    missing = []
+    for method, path, operation in operations(schema):
+        if method not in MUTATING_METHODS or (method, path) in CHANGES_NOTHING | PENDING_AUTOMATION:
+            continue
+        headers = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+        if "Idempotency-Key" not in headers:
+            missing.append(f"{method} {path}")
+    assert missing == []
+
+
+def test_the_idempotency_allow_lists_name_real_operations(schema):
+    documented = {(method, path) for method, path, _ in operations(schema)}
+    assert documented >= CHANGES_NOTHING | PENDING_AUTOMATION  # a renamed path must not hide a gap

@@ -185,3 +185,39 @@ def test_an_impossible_calendar_id_is_a_validation_error(api, admin_user, db, ca
     response = api(admin_user).post(URL, body(calendar=calendar), format="json")
     assert response.status_code == 400
     assert "calendar" in response.json()["details"]
+
+
+@pytest.mark.parametrize("method", ["post", "patch"])
+def test_unknown_and_read_only_fields_are_refused_by_name(api, admin_user, intake_config, method):
+    url = URL if method == "post" else f"{URL}/{intake_config.pk}"
+    sent = body(name="Strict", colour="red", created_at="2026-01-01T00:00:00Z")
+    response = getattr(api(admin_user), method)(url, sent, format="json")
+    assert response.status_code == 400, response.json()
+    data = response.json()
+    assert data["error_code"] == "VALIDATION_ERROR"
+    assert data["details"] == {"colour": ["Unknown field."], "created_at": ["This field is read-only."]}
+    assert not SLAConfig.objects.filter(name="Strict").exists()
+
+
+def test_a_retried_create_with_its_key_replays_and_creates_one_config(api, admin_user, db):
+    client = api(admin_user)
+    first = client.post(URL, body(), format="json", HTTP_IDEMPOTENCY_KEY="sla-1")
+    assert first.status_code == 201, first.json()
+    again = client.post(URL, body(), format="json", HTTP_IDEMPOTENCY_KEY="sla-1")
+    assert (again.status_code, again.json(), again["Idempotent-Replayed"]) == (201, first.json(), "true")
+    assert SLAConfig.objects.filter(name="Home visits").count() == 1
+    other = client.post(URL, body(name="Other"), format="json", HTTP_IDEMPOTENCY_KEY="sla-1")
+    assert (other.status_code, other.json()["error_code"]) == (409, "IDEMPOTENCY_KEY_REUSED")
+    assert not SLAConfig.objects.filter(name="Other").exists()
+
+
+def test_a_retried_patch_with_its_key_replays_and_changes_nothing_again(api, admin_user, intake_config):
+    client = api(admin_user)
+    url = f"{URL}/{intake_config.pk}"
+    first = client.patch(url, {"target_minutes": 90}, format="json", HTTP_IDEMPOTENCY_KEY="sla-2")
+    assert first.status_code == 200, first.json()
+    SLAConfig.objects.filter(pk=intake_config.pk).update(target_minutes=100)  # changed since, elsewhere
+    again = client.patch(url, {"target_minutes": 90}, format="json", HTTP_IDEMPOTENCY_KEY="sla-2")
+    assert (again.status_code, again.json(), again["Idempotent-Replayed"]) == (200, first.json(), "true")
+    intake_config.refresh_from_db()
+    assert intake_config.target_minutes == 100  # the replay wrote nothing

@@ -77,6 +77,16 @@ def _params(request: Request, action: str, params: dict[str, Any]) -> dict[str, 
     return {"changes": data} if action == "update" else data
 
 
+def _body(request: Request) -> dict[str, Any]:
+    """The validated request body (the 500 limit first, so its 400 names the count)."""
+    named = request.data.get("ids") if isinstance(request.data, dict) else None
+    if isinstance(named, list) and len(named) > BULK_MAX_ITEMS:
+        raise _too_many(len(named), "ids")
+    serializer = TaskBulkSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
 class TaskBulkView(APIView):
     @extend_schema(
         tags=["tasks"],
@@ -86,19 +96,17 @@ class TaskBulkView(APIView):
         parameters=[IDEMPOTENCY_PARAMETER],
     )
     def post(self, request: Request) -> Response:
+        body = _body(request)
+
         def perform() -> Response:
-            serializer = TaskBulkSerializer(data=request.data)
-            named = request.data.get("ids") if isinstance(request.data, dict) else None
-            if isinstance(named, list) and len(named) > BULK_MAX_ITEMS:
-                raise _too_many(len(named), "ids")
-            serializer.is_valid(raise_exception=True)
-            body = serializer.validated_data
             action = body["action"]
             params = _params(request, action, body["params"])
             if "ids" in body:
                 ids = list(dict.fromkeys(body["ids"]))  # each task once, in the order given
             else:
                 ids = _filtered_ids(request, body["filter"])
+            # The response is built from the items' results in memory: without a key each item has
+            # committed by now, and nothing read after those commits could fail the request.
             results = task_bulk_apply(
                 actor=caller(request),
                 action=action,
@@ -122,4 +130,12 @@ class TaskBulkView(APIView):
                 }
             )
 
-        return idempotent_response(request=request, scope="POST workflow/tasks/bulk", perform=perform)
+        if body["dry_run"]:
+            # Writes nothing, so there is nothing to make safe to retry: an Idempotency-Key is not
+            # recorded, and a real run sent later with the same key runs.
+            return perform()
+        # Without a key each item commits on its own; with one, all items and the key's record commit
+        # together (savepoints in one transaction), so a retry replays instead of repeating.
+        return idempotent_response(
+            request=request, scope="POST workflow/tasks/bulk", perform=perform, atomic_without_key=False
+        )

@@ -23,6 +23,7 @@ from workflow.api.serializers import (
     slug_field,
 )
 from workflow.models import TaskPriority, TaskState
+from workflow.validation import TITLE_MAX_LENGTH
 
 BULK_MAX_ITEMS = 500
 BULK_ACTIONS = ("transition", "assign", "update")
@@ -32,7 +33,7 @@ class TaskUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     class Meta:
         read_only_names = (*TASK_READ_ONLY_NAMES, "client", "agency")
 
-    title = serializers.CharField(max_length=200, required=False)
+    title = serializers.CharField(max_length=TITLE_MAX_LENGTH, required=False)
     description = serializers.CharField(required=False, allow_blank=True, max_length=10000)
     priority = serializers.ChoiceField(choices=TaskPriority.choices, required=False)
     due_at = serializers.DateTimeField(required=False, allow_null=True)
@@ -56,7 +57,7 @@ class ActionPlanUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     class Meta:
         read_only_names = (*PLAN_READ_ONLY_NAMES, "client", "agency")
 
-    title = serializers.CharField(max_length=200, required=False)
+    title = serializers.CharField(max_length=TITLE_MAX_LENGTH, required=False)
     description = serializers.CharField(required=False, allow_blank=True, max_length=10000)
 
 
@@ -105,7 +106,7 @@ class TaskBulkFilterSerializer(StrictFieldsMixin, serializers.Serializer):
             if name not in _NOT_FILTERS
         }
         fields["sla_status"] = serializers.ChoiceField(
-            choices=["running", "paused", "met", "breached", "at_risk"],
+            choices=list(extensions.SLA_STATUS_VALUES),
             required=False,
             help_text="Provided by the SLA app.",
         )

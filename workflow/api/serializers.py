@@ -20,7 +20,7 @@ from polaris.api.strict import StrictFieldsMixin
 from workflow import extensions, selectors
 from workflow.api.extension_fields import SLAExtensionField, TimersExtensionField
 from workflow.models import ActionPlan, ActionPlanState, Task, TaskPriority, TaskState
-from workflow.validation import SLUG
+from workflow.validation import SLUG, TITLE_MAX_LENGTH
 
 MAX_BIGINT = 2**63 - 1
 
@@ -178,7 +178,7 @@ class TaskCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     class Meta:
         read_only_names = TASK_READ_ONLY_NAMES
 
-    title = serializers.CharField(max_length=200)
+    title = serializers.CharField(max_length=TITLE_MAX_LENGTH)
     task_type = slug_field(example="home-visit")
     service_area = slug_field(example="housing", required=False, default="", allow_blank=True)
     priority = serializers.ChoiceField(
@@ -325,7 +325,7 @@ class ActionPlanCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     class Meta:
         read_only_names = PLAN_READ_ONLY_NAMES
 
-    title = serializers.CharField(max_length=200)
+    title = serializers.CharField(max_length=TITLE_MAX_LENGTH)
     description = serializers.CharField(required=False, default="", allow_blank=True, max_length=10000)
     client = ScopedUserField(help_text="Client user id.")
     agency = AgencyField(

@@ -37,14 +37,15 @@ from workflow.selectors import task_detail, task_list
 from workflow.services.tasks import task_assign, task_create, task_transition, task_update
 
 TASK_ID = uuid_path_parameter("task_id", "The task's id.")
-# Declared statically so the schema documents it whether or not the SLA app is installed.
+# Declared here because workflow cannot import sla, which implements the filter (extensions.task_filters);
+# the values are extensions.SLA_STATUS_VALUES, the same tuple sla validates against.
 SLA_STATUS_PARAMETER = OpenApiParameter(
     "sla_status",
     str,
     OpenApiParameter.QUERY,
     required=False,
-    enum=["running", "paused", "met", "breached", "at_risk"],
-    description="Filter by SLA status, provided by the SLA app: running, paused, met, breached or at_risk.",
+    enum=list(extensions.SLA_STATUS_VALUES),
+    description=f"Filter by SLA status, provided by the SLA app: {', '.join(extensions.SLA_STATUS_VALUES)}.",
 )
 
 

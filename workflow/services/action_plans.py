@@ -8,13 +8,13 @@ from django.db import transaction
 
 from outbox.events import EventContext
 from outbox.models import OutboxEvent
-from polaris.access import is_client, is_staff_for
+from polaris.access import is_staff_for
 from polaris.accounts.models import Agency, User
 from polaris.errors import PermissionDenied, ValidationFailed
 from workflow.errors import ActionPlanClosed
 from workflow.models import ActionPlan, ActionPlanState
 from workflow.selectors import action_plan_get
-from workflow.validation import title_errors
+from workflow.validation import client_errors, title_errors
 
 from .edits import action_plan_edit_apply
 from .events import event_record_creation
@@ -39,10 +39,8 @@ def action_plan_create(
     errors: dict[str, list[str]] = {}
     if title_problems := title_errors(title):
         errors["title"] = title_problems
-    if not is_client(client):
-        errors["client"] = ["Must be a client user."]
-    elif client.agency_id is not None and client.agency_id != agency.pk:
-        errors["client"] = ["This client is served by another agency."]
+    if client_problems := client_errors(client, agency_id=agency.pk):
+        errors["client"] = client_problems
     if errors:
         raise ValidationFailed(details=errors)
     plan = ActionPlan(title=title.strip(), description=description, client=client, agency=agency)

@@ -2,9 +2,12 @@
 
 Every item goes through the same service as a single request (``task_transition``, ``task_assign``,
 ``task_update``), so permissions, guards, the compare-and-swap and the one event per change apply per
-item, and one item's failure never undoes another's success. Called inside an outer transaction (the
-``Idempotency-Key`` record is written with the effects it records), each item is a savepoint instead.
-The dispatcher is kicked once after the last item (``outbox.kick.kicks_deferred``), not once per item.
+item. Called outside a transaction (the API without an ``Idempotency-Key``), each item commits on its own:
+its row locks end with it, and nothing later — a refused item or an unexpected error — undoes it. Called
+inside an outer transaction (with a key, whose record must commit with the effects it records), each item
+is a savepoint: a refused item still undoes no other, but an unexpected error rolls back the whole
+request, key included, so its retry runs again rather than replaying a half. The dispatcher is kicked once
+after the last item (``outbox.kick.kicks_deferred``), not once per item.
 """
 
 from __future__ import annotations

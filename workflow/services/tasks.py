@@ -21,7 +21,7 @@ from polaris.errors import ConcurrentModification, PermissionDenied, ValidationF
 from workflow.errors import PreconditionFailed, TaskClosed
 from workflow.models import ActionPlan, ActionPlanState, Task, TaskPriority, TaskState
 from workflow.selectors import task_get
-from workflow.validation import is_slug, title_errors
+from workflow.validation import client_errors, is_slug, title_errors
 
 from .edits import task_edit_apply
 from .events import event_record_creation
@@ -52,10 +52,8 @@ def _check_task_input(
         errors["service_area"] = ["Use a lowercase slug such as 'housing'."]
     if priority not in TaskPriority.values:
         errors["priority"] = [f"Choose one of: {', '.join(TaskPriority.values)}."]
-    if not is_client(client):
-        errors["client"] = ["Must be a client user."]
-    elif client.agency_id is not None and client.agency_id != agency.pk:
-        errors["client"] = ["This client is served by another agency."]
+    if client_problems := client_errors(client, agency_id=agency.pk):
+        errors["client"] = client_problems
     if assignee is not None and not may_serve(assignee, agency_id=agency.pk):
         errors["assignee"] = ["Must be an agent of the task's agency."]
     if action_plan is not None:
