@@ -8,7 +8,7 @@ from polaris.accounts.models import User
 from polaris.errors import NotFound, ValidationFailed
 from workflow.models import Task, TaskPriority
 from workflow.services.tasks import task_create
-from workflow.validation import SLUG, is_slug
+from workflow.validation import SLUG, TITLE_MAX_LENGTH, is_slug
 
 from .registry import ActionContext, Param, action_type
 
@@ -26,7 +26,7 @@ def _assignee_check(value: Any) -> str | None:
 @action_type(
     "create_task",
     Param("task_type", required=True, max_length=64, check=_slug_check, schema={"pattern": SLUG.pattern}),
-    Param("title", required=True, max_length=200, template=True),
+    Param("title", required=True, max_length=TITLE_MAX_LENGTH, template=True),
     Param("priority", choices=tuple(TaskPriority.values)),
     Param("service_area", max_length=64, check=_slug_check, schema={"pattern": SLUG.pattern}),
     Param("description", max_length=5000, template=True),
@@ -53,7 +53,7 @@ def create_task(context: ActionContext, params: dict[str, Any]) -> dict[str, Any
             raise NotFound(f"Assignee {params['assignee']} not found.")
     task = task_create(
         actor=None,
-        title=context.render(params["title"])[:200],
+        title=context.render(params["title"])[:TITLE_MAX_LENGTH],
         description=context.render(params.get("description") or ""),
         task_type=params["task_type"],
         priority=params.get("priority") or TaskPriority.NORMAL,

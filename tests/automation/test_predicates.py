@@ -173,6 +173,7 @@ def test_explain_names_the_first_failing_top_level_clause():
 def test_specialised_comparisons_keep_python_semantics(text, expected):
     assert predicate_compile(text).evaluate(NAMES) is expected
 
+
 @pytest.mark.parametrize(
     ("text", "paths"),
     [
