@@ -1,13 +1,17 @@
 """Every error, DRF's own included, is the envelope; malformed input never produces a 500."""
 
+import io
 import json
+import logging
 import uuid
 from unittest import mock
 
 import pytest
+import structlog
 from django.test import RequestFactory
 
 from polaris.api.handlers import not_found, server_error
+from polaris.logging import logging_config
 from tests.api.conftest import assert_envelope
 
 pytestmark = pytest.mark.django_db
@@ -34,9 +38,58 @@ def test_not_acceptable(agent_api):
     assert_envelope(agent_api.get(TASKS, HTTP_ACCEPT="application/xml"), 406, "NOT_ACCEPTABLE")
 
 
-def test_unexpected_exception_is_a_500_envelope(agent_api):
+@pytest.fixture
+def error_log():
+    """The lines logged at ERROR and above while the test runs, each as the JSON the project writes."""
+    spec = logging_config(fmt="json")["formatters"]["structured"]
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.ERROR)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=spec["processors"], foreign_pre_chain=spec["foreign_pre_chain"]
+        )
+    )
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+    finally:
+        root.removeHandler(handler)
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+def test_unexpected_exception_is_a_500_envelope(settings, agent_api, error_log, debug):
+    # With DEBUG on Django would answer an escaped exception with its HTML technical page: the API does not.
+    settings.DEBUG = debug
     with mock.patch("workflow.api.tasks.task_list", side_effect=RuntimeError("boom")):
-        assert_envelope(agent_api.get(TASKS), 500, "INTERNAL_ERROR")
+        response = agent_api.get(TASKS, HTTP_X_CORRELATION_ID="corr-500")
+    assert_envelope(response, 500, "INTERNAL_ERROR")
+    assert response["Content-Type"] == "application/json"
+    assert b"<html" not in response.content.lower()
+    assert b"boom" not in response.content  # no traceback or exception text for the client
+    assert response["X-Correlation-ID"] == "corr-500"
+    # Logged once, with its traceback and the request's correlation id, so the 500 can be found.
+    (line,) = [line for line in error_log() if line["event"].startswith("Unhandled error")]
+    assert line["correlation_id"] == "corr-500"
+    assert "RuntimeError: boom" in line["exception"]
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+def test_an_exception_outside_a_drf_view_is_a_500_envelope(settings, error_log, debug):
+    # A crash before any view runs (a middleware under /api/): Django's own 500 page, or with DEBUG on its
+    # HTML technical page, which the envelope middleware replaces.
+    from django.contrib.messages.middleware import MessageMiddleware
+    from django.test import Client
+
+    settings.DEBUG = debug
+    with mock.patch.object(MessageMiddleware, "process_request", side_effect=RuntimeError("boom")):
+        response = Client(raise_request_exception=False).get(TASKS, HTTP_X_CORRELATION_ID="corr-mw")
+    assert_envelope(response, 500, "INTERNAL_ERROR")
+    assert b"<html" not in response.content.lower()
+    assert b"boom" not in response.content
+    (line,) = [line for line in error_log() if "RuntimeError: boom" in line.get("exception", "")]
+    assert line["correlation_id"] == "corr-mw"
 
 
 def test_django_level_handlers_keep_the_envelope_under_api():
