@@ -263,3 +263,84 @@ def test_malformed_encodings_are_400(agent_api, data, content_type):
 def test_form_bodies_are_415_the_api_speaks_json_only(agent_api, data, content_type):
     response = agent_api.post(TASKS, data=data, content_type=content_type)
     assert_envelope(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+# -- domain errors answer with the status their class carries ------------------------------------------------
+
+# Every code the apps raise today, with the status the API has always answered it with.
+DOMAIN_STATUSES = {
+    "INVALID_TRANSITION": 400,
+    "GUARD_FAILED": 400,
+    "VALIDATION_ERROR": 400,
+    "PERMISSION_DENIED": 403,
+    "NOT_FOUND": 404,
+    "CONCURRENT_MODIFICATION": 409,
+    "CONFLICT": 409,
+    "IDEMPOTENCY_KEY_REUSED": 409,
+    "TASK_CLOSED": 409,
+    "ACTION_PLAN_CLOSED": 409,
+    "SLA_CONFIG_CONFLICT": 409,
+    "PRECONDITION_FAILED": 412,
+}
+
+
+def _loaded_domain_errors() -> list[type]:
+    import polaris.idempotency.services  # noqa: F401 — the modules that define domain errors
+    import sla.configs  # noqa: F401
+    import workflow.errors  # noqa: F401
+    from polaris.api.exceptions import domain_error_classes
+
+    return list(domain_error_classes())
+
+
+def _answer(error) -> tuple[int, dict]:
+    from polaris.api.exceptions import exception_handler
+
+    response = exception_handler(error, {"view": None})
+    return response.status_code, response.data
+
+
+def _bare(cls):
+    """An instance without the class's own constructor arguments (``InvalidTransition(source=…)``…)."""
+    from polaris.errors import DomainError
+
+    error = cls.__new__(cls)
+    DomainError.__init__(error)
+    return error
+
+
+@pytest.mark.parametrize("cls", _loaded_domain_errors(), ids=lambda cls: f"{cls.__module__}.{cls.__name__}")
+def test_every_domain_error_keeps_its_status(cls):
+    status, body = _answer(_bare(cls))
+    assert body["error_code"] == cls.error_code
+    assert status == DOMAIN_STATUSES[cls.error_code], cls
+
+
+def test_the_status_comes_from_the_class_not_from_a_table_of_codes():
+    from polaris import errors
+
+    class OrderLocked(errors.Conflict):  # an app's error joining a family: no entry anywhere else
+        error_code = "ORDER_LOCKED"
+
+    class Teapot(errors.DomainError):
+        error_code = "TASK_CLOSED"  # a code of the fallback table: the class's own status still wins
+        status_code = 418
+
+    assert _answer(OrderLocked())[0] == 409
+    assert _answer(errors.PreconditionFailed())[0] == 412
+    assert _answer(Teapot())[0] == 418
+    assert _answer(errors.DomainError())[0] == 400
+    assert _answer(errors.NotFound("gone"))[1] == {
+        "success": False,
+        "error_code": "NOT_FOUND",
+        "message": "gone",
+        "details": {},
+    }
+
+
+def test_the_fallback_table_holds_only_classes_that_still_state_no_status():
+    # A stale entry (its class now joins Conflict/PreconditionFailed) fails here: delete it then.
+    from polaris.api.exceptions import UNDECLARED_STATUS_FALLBACK, declares_status
+
+    undeclared = {cls.error_code for cls in _loaded_domain_errors() if not declares_status(cls)}
+    assert set(UNDECLARED_STATUS_FALLBACK) <= undeclared, set(UNDECLARED_STATUS_FALLBACK) - undeclared
