@@ -47,7 +47,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from polaris.access import is_admin
+from polaris.access import scope_filter
 from polaris.accounts.models import User
 
 from .models import FeedEntry, FeedState, OutboxEvent
@@ -156,12 +156,13 @@ class FeedScope:
 def feed_scope(user: User | None) -> FeedScope:
     """Admins everything; agency agents the events whose payload names their agency; clients the
     events of their own tasks (as ``GET /tasks/{id}/events`` shows them)."""
-    if is_admin(user):
-        return FeedScope()
-    assert user is not None
-    if user.is_agency_role:
-        return FeedScope(agency_id=str(user.agency_id))
-    return FeedScope(client_id=user.pk)
+    # The one scope rule (polaris.access), as the feed's SQL needs it: the agency's id as payload text.
+    lookup = scope_filter(user, agency_field="agency", client_field="client")
+    if "agency" in lookup:
+        return FeedScope(agency_id=str(lookup["agency"]))
+    if "client" in lookup:
+        return FeedScope(client_id=lookup["client"])
+    return FeedScope()
 
 
 @dataclass

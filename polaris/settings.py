@@ -18,16 +18,22 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def env_str(name: str, default: str | None = None) -> str | None:
-    """``NAME`` from the environment, else the contents of the file ``NAME_FILE`` names (Docker/compose
-    secrets), else ``default``."""
-    value = os.environ.get(name)
-    if value is None or value == "":
-        path = os.environ.get(f"{name}_FILE")
-        if path:
-            try:
-                value = Path(path).read_text().strip()
-            except OSError as exc:
-                raise ImproperlyConfigured(f"{name}_FILE={path} cannot be read: {exc}") from exc
+    """The contents of the file ``NAME_FILE`` names (Docker/compose secrets) when that is set, else
+    ``NAME`` from the environment, else ``default``; empty counts as unset.
+
+    The file wins over ``NAME``: compose's ``environment:`` sets some names itself (``DATABASE_URL``,
+    ``SECRET_KEY: ${SECRET_KEY:-}``), which an operator cannot unset from ``.env``, whereas ``NAME_FILE``
+    is only ever set on purpose. One trailing newline (or surrounding whitespace) is dropped."""
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        try:
+            value: str | None = Path(path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={path} cannot be read: {exc}") from exc
+        if not value:
+            raise ImproperlyConfigured(f"{name}_FILE={path} is empty.")
+    else:
+        value = os.environ.get(name)
     return default if value is None or value == "" else value
 
 
@@ -149,6 +155,10 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# The password on its own (or DATABASE_PASSWORD_FILE), replacing the URL's: compose feeds the one secret
+# file to both the postgres service (POSTGRES_PASSWORD_FILE) and the apps, so no URL holds it.
+if DATABASE_PASSWORD := env_str("DATABASE_PASSWORD"):
+    DATABASES["default"]["PASSWORD"] = DATABASE_PASSWORD
 # Server-side parameter binding, and the hot statements (polaris/precompiled.py) prepared on the server
 # once per connection: a transition's statements are then not parsed and planned on every call (1,158 ->
 # 1,718 transitions/s in bench/peers_bench.py, same machine). Nothing else is prepared (polaris/prepared.py

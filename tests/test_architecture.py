@@ -208,7 +208,37 @@ def test_no_module_is_much_over_400_lines():
     assert long == {}
 
 
+ROLE_ATTRIBUTES = {"is_admin_role", "is_agency_role", "is_client_role"}
+# The role and scope rules are written once (polaris/access.py); accounts defines the attributes.
+ROLE_RULE_HOMES = ("polaris/access.py", "polaris/accounts/")
+
+
+def role_attribute_reads(source: str) -> list[str]:
+    """``line attribute`` for each read of a User role attribute in ``source``."""
+    tree = ast.parse(source)
+    return [
+        f"{node.lineno} {node.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr in ROLE_ATTRIBUTES
+    ]
+
+
+def test_role_checks_live_in_the_access_rules_only():
+    reads = [
+        f"{name}:{read}"
+        for path in module_files().values()
+        if not (name := str(path.relative_to(ROOT))).startswith(ROLE_RULE_HOMES)
+        for read in role_attribute_reads(path.read_text())
+    ]
+    assert reads == [], "use polaris.access (is_admin, is_agent, scope_filter, …) instead"
+
+
 # -- the checker itself can fail ----------------------------------------------------------------------------
+
+
+def test_the_role_check_finder_sees_an_inline_check():
+    source = "def scope(user):\n    if user.is_agency_role:\n        return user.agency_id\n"
+    assert role_attribute_reads(source) == ["2 is_agency_role"]
 
 
 def test_the_checker_reports_a_forbidden_edge_and_a_cycle(tmp_path):

@@ -5,7 +5,8 @@ each operation that does not declare them itself, so no endpoint can forget them
 """
 
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.plumbing import force_instance
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer
 from rest_framework import serializers
 
 from polaris.api.strict import StrictFieldsMixin
@@ -82,6 +83,17 @@ class EnvelopeAutoSchema(AutoSchema):
             codes.append("412")
         return codes
 
+    # The direction of the serializer being mapped: drf-spectacular does not pass it to
+    # ``_insert_field_validators``, and input rules (the NUL patterns below) belong to requests only.
+    _direction: str | None = None
+
+    def _map_basic_serializer(self, serializer, direction):
+        outer, self._direction = self._direction, direction
+        try:
+            return super()._map_basic_serializer(serializer, direction)
+        finally:
+            self._direction = outer
+
     def _insert_field_validators(self, field, schema):
         super()._insert_field_validators(field, schema)
         # A read-only slug renders a model field that may be blank; drf-spectacular's pattern says "one or
@@ -92,12 +104,15 @@ class EnvelopeAutoSchema(AutoSchema):
             and schema.get("pattern", "").endswith("+$")
         ):
             schema["pattern"] = schema["pattern"][:-2] + "*$"
-        # DRF's CharField refuses NUL characters (ProhibitNullCharactersValidator): say so, so that clients
-        # (and fuzzers) know such a string is invalid input rather than a valid one the server rejects.
         if isinstance(field, DistinctListField):
             schema["uniqueItems"] = True
+        # DRF's CharField refuses NUL characters (ProhibitNullCharactersValidator): say so, so that clients
+        # (and fuzzers) know such a string is invalid input rather than a valid one the server rejects.
+        # Input only: an output-only serializer's fields are not read-only, yet nothing validates what it
+        # renders (a webhook ping's empty ``response_excerpt`` broke a pattern stated for its response).
         if (
-            isinstance(field, serializers.CharField)
+            self._direction == "request"
+            and isinstance(field, serializers.CharField)
             and not field.read_only
             and schema.get("type") == "string"
             and not {"pattern", "format", "enum"} & set(schema)
@@ -122,6 +137,18 @@ class EnvelopeAutoSchema(AutoSchema):
         if direction == "request" and strict:
             schema["additionalProperties"] = False
         return schema
+
+    def _get_request_for_media_type(self, serializer, direction="request"):
+        schema, required = super()._get_request_for_media_type(serializer, direction)
+        # drf-spectacular calls a body required when its component lists required fields, which a
+        # ``oneOf`` of shapes (a bulk request) has none of at its top: required when every shape is.
+        if isinstance(serializer, PolymorphicProxySerializer) and self.method != "PATCH":
+            shapes = serializer.serializers
+            shapes = shapes.values() if isinstance(shapes, dict) else shapes
+            required = all(
+                any(field.required for field in force_instance(shape).fields.values()) for shape in shapes
+            )
+        return schema, required
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)

@@ -1,13 +1,17 @@
 """Every error, DRF's own included, is the envelope; malformed input never produces a 500."""
 
+import io
 import json
+import logging
 import uuid
 from unittest import mock
 
 import pytest
+import structlog
 from django.test import RequestFactory
 
 from polaris.api.handlers import not_found, server_error
+from polaris.logging import logging_config
 from tests.api.conftest import assert_envelope
 
 pytestmark = pytest.mark.django_db
@@ -34,9 +38,58 @@ def test_not_acceptable(agent_api):
     assert_envelope(agent_api.get(TASKS, HTTP_ACCEPT="application/xml"), 406, "NOT_ACCEPTABLE")
 
 
-def test_unexpected_exception_is_a_500_envelope(agent_api):
+@pytest.fixture
+def error_log():
+    """The lines logged at ERROR and above while the test runs, each as the JSON the project writes."""
+    spec = logging_config(fmt="json")["formatters"]["structured"]
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.ERROR)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=spec["processors"], foreign_pre_chain=spec["foreign_pre_chain"]
+        )
+    )
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+    finally:
+        root.removeHandler(handler)
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+def test_unexpected_exception_is_a_500_envelope(settings, agent_api, error_log, debug):
+    # With DEBUG on Django would answer an escaped exception with its HTML technical page: the API does not.
+    settings.DEBUG = debug
     with mock.patch("workflow.api.tasks.task_list", side_effect=RuntimeError("boom")):
-        assert_envelope(agent_api.get(TASKS), 500, "INTERNAL_ERROR")
+        response = agent_api.get(TASKS, HTTP_X_CORRELATION_ID="corr-500")
+    assert_envelope(response, 500, "INTERNAL_ERROR")
+    assert response["Content-Type"] == "application/json"
+    assert b"<html" not in response.content.lower()
+    assert b"boom" not in response.content  # no traceback or exception text for the client
+    assert response["X-Correlation-ID"] == "corr-500"
+    # Logged once, with its traceback and the request's correlation id, so the 500 can be found.
+    (line,) = [line for line in error_log() if line["event"].startswith("Unhandled error")]
+    assert line["correlation_id"] == "corr-500"
+    assert "RuntimeError: boom" in line["exception"]
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+def test_an_exception_outside_a_drf_view_is_a_500_envelope(settings, error_log, debug):
+    # A crash before any view runs (a middleware under /api/): Django's own 500 page, or with DEBUG on its
+    # HTML technical page, which the envelope middleware replaces.
+    from django.contrib.messages.middleware import MessageMiddleware
+    from django.test import Client
+
+    settings.DEBUG = debug
+    with mock.patch.object(MessageMiddleware, "process_request", side_effect=RuntimeError("boom")):
+        response = Client(raise_request_exception=False).get(TASKS, HTTP_X_CORRELATION_ID="corr-mw")
+    assert_envelope(response, 500, "INTERNAL_ERROR")
+    assert b"<html" not in response.content.lower()
+    assert b"boom" not in response.content
+    (line,) = [line for line in error_log() if "RuntimeError: boom" in line.get("exception", "")]
+    assert line["correlation_id"] == "corr-mw"
 
 
 def test_django_level_handlers_keep_the_envelope_under_api():
@@ -210,3 +263,84 @@ def test_malformed_encodings_are_400(agent_api, data, content_type):
 def test_form_bodies_are_415_the_api_speaks_json_only(agent_api, data, content_type):
     response = agent_api.post(TASKS, data=data, content_type=content_type)
     assert_envelope(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+# -- domain errors answer with the status their class carries ------------------------------------------------
+
+# Every code the apps raise today, with the status the API has always answered it with.
+DOMAIN_STATUSES = {
+    "INVALID_TRANSITION": 400,
+    "GUARD_FAILED": 400,
+    "VALIDATION_ERROR": 400,
+    "PERMISSION_DENIED": 403,
+    "NOT_FOUND": 404,
+    "CONCURRENT_MODIFICATION": 409,
+    "CONFLICT": 409,
+    "IDEMPOTENCY_KEY_REUSED": 409,
+    "TASK_CLOSED": 409,
+    "ACTION_PLAN_CLOSED": 409,
+    "SLA_CONFIG_CONFLICT": 409,
+    "PRECONDITION_FAILED": 412,
+}
+
+
+def _loaded_domain_errors() -> list[type]:
+    import polaris.idempotency.services  # noqa: F401 — the modules that define domain errors
+    import sla.configs  # noqa: F401
+    import workflow.errors  # noqa: F401
+    from polaris.api.exceptions import domain_error_classes
+
+    return list(domain_error_classes())
+
+
+def _answer(error) -> tuple[int, dict]:
+    from polaris.api.exceptions import exception_handler
+
+    response = exception_handler(error, {"view": None})
+    return response.status_code, response.data
+
+
+def _bare(cls):
+    """An instance without the class's own constructor arguments (``InvalidTransition(source=…)``…)."""
+    from polaris.errors import DomainError
+
+    error = cls.__new__(cls)
+    DomainError.__init__(error)
+    return error
+
+
+@pytest.mark.parametrize("cls", _loaded_domain_errors(), ids=lambda cls: f"{cls.__module__}.{cls.__name__}")
+def test_every_domain_error_keeps_its_status(cls):
+    status, body = _answer(_bare(cls))
+    assert body["error_code"] == cls.error_code
+    assert status == DOMAIN_STATUSES[cls.error_code], cls
+
+
+def test_the_status_comes_from_the_class_not_from_a_table_of_codes():
+    from polaris import errors
+
+    class OrderLocked(errors.Conflict):  # an app's error joining a family: no entry anywhere else
+        error_code = "ORDER_LOCKED"
+
+    class Teapot(errors.DomainError):
+        error_code = "TASK_CLOSED"  # a code of the fallback table: the class's own status still wins
+        status_code = 418
+
+    assert _answer(OrderLocked())[0] == 409
+    assert _answer(errors.PreconditionFailed())[0] == 412
+    assert _answer(Teapot())[0] == 418
+    assert _answer(errors.DomainError())[0] == 400
+    assert _answer(errors.NotFound("gone"))[1] == {
+        "success": False,
+        "error_code": "NOT_FOUND",
+        "message": "gone",
+        "details": {},
+    }
+
+
+def test_the_fallback_table_holds_only_classes_that_still_state_no_status():
+    # A stale entry (its class now joins Conflict/PreconditionFailed) fails here: delete it then.
+    from polaris.api.exceptions import UNDECLARED_STATUS_FALLBACK, declares_status
+
+    undeclared = {cls.error_code for cls in _loaded_domain_errors() if not declares_status(cls)}
+    assert set(UNDECLARED_STATUS_FALLBACK) <= undeclared, set(UNDECLARED_STATUS_FALLBACK) - undeclared

@@ -2,6 +2,7 @@
 ``*_FILE``; a placeholder SECRET_KEY stops production; /metrics behind a bearer token; proxy headers
 believed only from trusted proxies; a second beat refuses to start."""
 
+import json
 import re
 import subprocess
 import sys
@@ -28,6 +29,30 @@ def django_check(**env: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=60,
     )
+
+
+def settings_read(expressions: dict[str, str], **env: str) -> dict:
+    """Evaluate ``expressions`` (e.g. ``settings.DATABASES['default']['PASSWORD']``) in a fresh process
+    whose settings were read from exactly this environment; fails the test if the settings refuse it."""
+    code = (
+        "import json, django; django.setup(); from django.conf import settings; "
+        f"print(json.dumps({{name: eval(expr) for name, expr in {expressions!r}.items()}}))"
+    )
+    base = {"DJANGO_SETTINGS_MODULE": "polaris.settings", "DEBUG": "false", "ALLOWED_HOSTS": "x"}
+    base |= {"SECRET_KEY": "a-real-secret-" + "k" * 40, "DATABASE_URL": "postgresql://x@localhost/x"}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+DB = "settings.DATABASES['default']"
 
 
 def readme_settings() -> set[str]:
@@ -70,6 +95,62 @@ def test_an_unreadable_secret_file_is_a_clear_error(tmp_path):
     result = django_check(DEBUG="false", SECRET_KEY_FILE=str(tmp_path / "missing"))
     assert result.returncode != 0
     assert "SECRET_KEY_FILE" in result.stderr
+
+
+def test_an_empty_secret_file_is_a_clear_error(tmp_path):
+    (tmp_path / "token").write_text("\n")
+    result = django_check(
+        DEBUG="false", SECRET_KEY="k" * 50, METRICS_BEARER_TOKEN_FILE=str(tmp_path / "token")
+    )
+    assert result.returncode != 0
+    assert "METRICS_BEARER_TOKEN_FILE" in result.stderr
+    assert "empty" in result.stderr
+
+
+def test_every_secret_can_come_from_a_file(tmp_path):
+    secrets = {
+        "DATABASE_PASSWORD": "pg-pass-from-file",
+        "METRICS_BEARER_TOKEN": "scrape-token-from-file",
+        "JWT_SIGNING_KEY": "jwt-key-from-file-" + "j" * 40,
+        "REDIS_URL": "redis://:redis-pass-from-file@redis:6379/0",
+    }
+    env = {}
+    for name, value in secrets.items():
+        (tmp_path / name.lower()).write_text(value + "\n")  # as `echo … > file` leaves it
+        env[f"{name}_FILE"] = str(tmp_path / name.lower())
+    read = settings_read(
+        {
+            "DATABASE_PASSWORD": f"{DB}['PASSWORD']",
+            "METRICS_BEARER_TOKEN": "settings.METRICS_BEARER_TOKEN",
+            "JWT_SIGNING_KEY": "settings.SIMPLE_JWT['SIGNING_KEY']",
+            "REDIS_URL": "settings.CACHES['default']['LOCATION']",
+            "BROKER": "settings.CELERY_BROKER_URL",
+        },
+        DATABASE_URL="postgresql://polaris:in-the-url@postgres:5432/polaris",
+        **env,
+    )
+    assert read == {**secrets, "BROKER": secrets["REDIS_URL"]}
+
+
+@pytest.mark.parametrize("name", ["DATABASE_URL", "METRICS_BEARER_TOKEN"])
+def test_the_file_wins_over_the_variable_when_both_are_set(tmp_path, name):
+    # compose sets DATABASE_URL in `environment:`, which .env cannot unset: a NAME_FILE must still apply.
+    value = {"DATABASE_URL": "postgresql://u:from-file@db.internal:6543/prod"}.get(name, "from-file")
+    (tmp_path / "secret").write_text(value)
+    expression = {"DATABASE_URL": f"{DB}['HOST'] + ':' + {DB}['PASSWORD']"}.get(name, f"settings.{name}")
+    read = settings_read(
+        {"value": expression}, **{name: "from-the-variable", f"{name}_FILE": str(tmp_path / "secret")}
+    )
+    assert read["value"] == {"DATABASE_URL": "db.internal:from-file"}.get(name, "from-file")
+
+
+def test_database_password_replaces_the_one_in_the_url():
+    url = "postgresql://polaris:@postgres:5432/polaris"  # compose's URL when the password is in a file
+    assert settings_read({"p": f"{DB}['PASSWORD']"}, DATABASE_URL=url)["p"] == ""
+    read = settings_read(
+        {"p": f"{DB}['PASSWORD']", "u": f"{DB}['USER']"}, DATABASE_URL=url, DATABASE_PASSWORD="pw"
+    )
+    assert read == {"p": "pw", "u": "polaris"}
 
 
 @pytest.mark.parametrize("placeholder", ["change-me-to-a-long-random-string", "django-insecure-abc"])

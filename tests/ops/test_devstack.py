@@ -1,12 +1,14 @@
 """``make run`` / ``make manage`` as a newcomer types them, in a real terminal (a pty): the running stack is
-reused by ``make manage`` (same PostgreSQL and Redis), a second ``make run`` touches nothing, and Ctrl-C
-stops everything with exit 0 (no "Error 130", no "Interrupt").
+reused by ``make manage`` (same PostgreSQL and Redis), even one typed while ``make run`` is still starting;
+a second ``make run`` touches nothing, and Ctrl-C stops everything with exit 0 (no "Error 130", no
+"Interrupt").
 
 The test points the stack at the test database and Redis (so no embedded servers start) and at a
 throwaway data directory; ``-o .venv/.installed`` keeps make from reinstalling the shared virtualenv.
 """
 
 import fcntl
+import json
 import os
 import pty
 import select
@@ -66,7 +68,23 @@ def test_make_run_manage_second_run_and_ctrl_c(tmp_path: Path):
     )
     os.close(slave)
     output: list[str] = []
+    manage_env = {k: v for k, v in env.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    manage_env["DJANGO_SUPERUSER_PASSWORD"] = "pw-Polaris-123"
+    manage = None
     try:
+        # `make manage` typed the moment `make run` holds its lock, while it migrates and seeds: it waits
+        # for the stack to be ready and uses it (no PostgreSQL or Redis of its own).
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "stack.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        manage = subprocess.Popen(
+            [*MAKE, "manage", "ARGS=createsuperuser --no-input --username devstack-root --email r@x.test"],
+            cwd=ROOT,
+            env=manage_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         read_until(master, "Ctrl-C stops everything", output, timeout=90)
 
         # A second `make run` says one is running, and migrates, seeds and starts nothing.
@@ -76,20 +94,11 @@ def test_make_run_manage_second_run_and_ctrl_c(tmp_path: Path):
         assert "migrat" not in second.stdout.lower()
         assert "seed" not in second.stdout.lower()
 
-        # `make manage` without any URL in its environment finds the running stack's servers.
-        manage_env = {k: v for k, v in env.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-        manage_env["DJANGO_SUPERUSER_PASSWORD"] = "pw-Polaris-123"
-        manage = subprocess.run(
-            [*MAKE, "manage", "ARGS=createsuperuser --no-input --username devstack-root --email r@x.test"],
-            cwd=ROOT,
-            env=manage_env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert manage.returncode == 0, manage.stdout + manage.stderr
-        assert "using the running stack" in manage.stdout
-        assert "embedded" not in manage.stdout  # no second PostgreSQL or Redis
+        # That `make manage`, without any URL in its environment, found the running stack's servers.
+        manage_output, _ = manage.communicate(timeout=120)
+        assert manage.returncode == 0, manage_output
+        assert "using the running stack" in manage_output
+        assert "embedded" not in manage_output  # no second PostgreSQL or Redis
         assert User.objects.get(username="devstack-root").role == User.Role.ADMIN
 
         # Ctrl-C, as the terminal sends it, to the foreground process group.
@@ -112,7 +121,86 @@ def test_make_run_manage_second_run_and_ctrl_c(tmp_path: Path):
         assert "Interrupt" not in text
         assert not (tmp_path / "stack.json").exists()
     finally:
+        if manage is not None and manage.poll() is None:
+            manage.kill()
+            manage.wait(timeout=30)
         if run.poll() is None:
             os.killpg(run.pid, 15)
             run.wait(timeout=30)
         os.close(master)
+
+
+# What a newcomer's shell does not have: the servers' addresses (and a metrics directory of the tests').
+SERVER_VARIABLES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "PROMETHEUS_MULTIPROC_DIR")
+
+
+def hold_run_lock(data_dir: Path) -> int:
+    """Hold ``run.lock`` as a ``make run`` does (until the descriptor is closed)."""
+    fd = os.open(data_dir / "run.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def record_stack(data_dir: Path, **fields: str) -> None:
+    """``stack.json`` as ``make run`` writes it: first ``starting``, then ``ready`` with its servers."""
+    scratch = data_dir / "stack.tmp"
+    scratch.write_text(json.dumps({"pid": str(os.getpid()), "port": "8000", **fields}))
+    os.replace(scratch, data_dir / "stack.json")
+
+
+def test_manage_waits_for_a_starting_run_instead_of_starting_servers_of_its_own(tmp_path: Path):
+    # The window the race was in: `make run` holds its lock but its PostgreSQL is not up yet. A `make manage`
+    # then started a second PostgreSQL on the same data directory and a second Redis.
+    servers = process_env()
+    env = {k: v for k, v in servers.items() if k not in SERVER_VARIABLES}
+    env |= {"POLARIS_DATA_DIR": str(tmp_path), "DJANGO_SUPERUSER_PASSWORD": "pw-Polaris-123"}
+    lock = hold_run_lock(tmp_path)
+    manage = None
+    try:
+        record_stack(tmp_path, state="starting")
+        manage = subprocess.Popen(
+            [*MAKE, "manage", "ARGS=createsuperuser --no-input --username racer --email r@x.test"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        assert manage.stdout is not None
+        seen: list[str] = []
+        read_until(manage.stdout.fileno(), "is starting; waiting for it", seen, timeout=60)
+        time.sleep(1)  # it keeps waiting, and starts nothing meanwhile
+        assert manage.poll() is None
+        assert "embedded" not in "".join(seen)
+        assert not (tmp_path / "postgres").exists()
+
+        record_stack(
+            tmp_path, state="ready", DATABASE_URL=servers["DATABASE_URL"], REDIS_URL=servers["REDIS_URL"]
+        )
+        rest, _ = manage.communicate(timeout=120)
+        text = "".join(seen) + rest.decode(errors="replace")
+        assert manage.returncode == 0, text
+        assert "using the running stack" in text
+        assert "embedded" not in text
+        assert User.objects.get(username="racer").role == User.Role.ADMIN
+    finally:
+        if manage is not None and manage.poll() is None:
+            manage.kill()
+            manage.wait(timeout=30)
+        os.close(lock)
+
+
+def test_manage_gives_up_on_a_run_that_never_gets_ready_without_starting_its_own(tmp_path: Path):
+    env = {k: v for k, v in process_env().items() if k not in SERVER_VARIABLES}
+    env |= {"POLARIS_DATA_DIR": str(tmp_path), "POLARIS_STACK_WAIT_SECONDS": "1"}
+    lock = hold_run_lock(tmp_path)
+    try:
+        record_stack(tmp_path, state="starting")
+        manage = subprocess.run(
+            [*MAKE, "manage", "ARGS=check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+    finally:
+        os.close(lock)
+    assert manage.returncode != 0
+    assert "did not become ready" in manage.stdout + manage.stderr
+    assert "embedded" not in manage.stdout
+    assert not (tmp_path / "postgres").exists()
