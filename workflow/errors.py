@@ -1,26 +1,25 @@
 """The workflow's own domain errors (the ``DomainError`` family): closed objects and stale preconditions."""
 
-from polaris.errors import DomainError
+from polaris import errors
 
 
-class TaskClosed(DomainError):
+class TaskClosed(errors.Conflict):
     """A completed or cancelled task is closed to edits."""
 
     error_code = "TASK_CLOSED"
     default_message = "This task is closed (completed or cancelled) and can no longer be edited."
 
 
-class ActionPlanClosed(DomainError):
+class ActionPlanClosed(errors.Conflict):
     """An archived plan is closed: it cannot be edited, and tasks cannot join or leave it."""
 
     error_code = "ACTION_PLAN_CLOSED"
     default_message = "This action plan is archived and can no longer change."
 
 
-class PreconditionFailed(DomainError):
+class PreconditionFailed(errors.PreconditionFailed):
     """``If-Match`` named a version that is no longer the object's current one."""
 
-    error_code = "PRECONDITION_FAILED"
     default_message = "The object has changed since the version named in If-Match; reload it and retry."
 
     def __init__(self, *, expected: int, current: int | None = None) -> None:

@@ -185,7 +185,9 @@ class TriggerInputSerializer(StrictFieldsMixin, serializers.Serializer):
 
 class BacktestInputSerializer(StrictFieldsMixin, serializers.Serializer):
     since = serializers.DateTimeField()
-    until = serializers.DateTimeField(help_text="Must be after since.")
+    until = serializers.DateTimeField(
+        help_text="Must be after since, and at most BACKTEST_MAX_DAYS (default 366) days after it."
+    )
 
     def validate(self, attrs: dict) -> dict:
         if attrs["until"] <= attrs["since"]:

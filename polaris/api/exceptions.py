@@ -23,31 +23,10 @@ from polaris.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
-# FALLBACK, to be removed: the status of app errors that subclass ``DomainError`` directly and so inherit
-# its 400, kept from the former code -> status map so that behaviour does not change meanwhile. An entry
-# goes when its class joins a family or states its ``status_code`` (a test fails while an entry is stale):
-#   workflow/errors.py            TaskClosed, ActionPlanClosed -> polaris.errors.Conflict;
-#                                 PreconditionFailed -> polaris.errors.PreconditionFailed
-#   polaris/idempotency/services.py  IdempotencyKeyReused -> polaris.errors.Conflict
-UNDECLARED_STATUS_FALLBACK = {
-    "TASK_CLOSED": status.HTTP_409_CONFLICT,
-    "ACTION_PLAN_CLOSED": status.HTTP_409_CONFLICT,
-    "PRECONDITION_FAILED": status.HTTP_412_PRECONDITION_FAILED,
-    "IDEMPOTENCY_KEY_REUSED": status.HTTP_409_CONFLICT,
-}
-
-
-def declares_status(cls: type[DomainError]) -> bool:
-    """Does ``cls``, or a family between it and ``DomainError``, state its own ``status_code``?"""
-    return any("status_code" in vars(klass) for klass in cls.__mro__[: cls.__mro__.index(DomainError)])
-
 
 def domain_status(error: DomainError | type[DomainError]) -> int:
-    """The HTTP status a domain error (an instance or a class) is answered with."""
-    cls = error if isinstance(error, type) else type(error)
-    if declares_status(cls) or "status_code" in vars(error):
-        return error.status_code
-    return UNDECLARED_STATUS_FALLBACK.get(cls.error_code, error.status_code)
+    """The HTTP status a domain error (an instance or a class) is answered with: its family's, or its own."""
+    return error.status_code
 
 
 def domain_error_classes(root: type[DomainError] = DomainError) -> Iterator[type[DomainError]]:

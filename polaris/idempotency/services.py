@@ -33,7 +33,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from polaris.errors import DomainError, ValidationFailed
+from polaris.errors import Conflict, ValidationFailed
 from polaris.idempotency.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
@@ -42,7 +42,7 @@ REPLAY_HEADER = "Idempotent-Replayed"
 _VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
-class IdempotencyKeyReused(DomainError):
+class IdempotencyKeyReused(Conflict):
     """The key was already used by this caller for a request with a different body."""
 
     error_code = "IDEMPOTENCY_KEY_REUSED"

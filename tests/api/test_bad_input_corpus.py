@@ -11,7 +11,7 @@ content types; hostile query strings on every list. Bodies go first, while every
 the route sweep (which DELETEs some) last. Each case is one request through Django's test client;
 failures are collected and reported together.
 
-Bounded: about 4,000 requests per persona and DEBUG setting; the four runs took 40 s in all here
+Bounded: about 4,000 requests per persona and DEBUG setting; the four runs took 40 to 42 s in all here
 (2 cores, 2026-12-05), under the timeout below.
 """
 

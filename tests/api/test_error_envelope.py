@@ -338,9 +338,11 @@ def test_the_status_comes_from_the_class_not_from_a_table_of_codes():
     }
 
 
-def test_the_fallback_table_holds_only_classes_that_still_state_no_status():
-    # A stale entry (its class now joins Conflict/PreconditionFailed) fails here: delete it then.
-    from polaris.api.exceptions import UNDECLARED_STATUS_FALLBACK, declares_status
+def test_app_errors_take_their_status_from_the_family_they_join():
+    from polaris.idempotency.services import IdempotencyKeyReused
+    from workflow.errors import ActionPlanClosed, PreconditionFailed, TaskClosed
 
-    undeclared = {cls.error_code for cls in _loaded_domain_errors() if not declares_status(cls)}
-    assert set(UNDECLARED_STATUS_FALLBACK) <= undeclared, set(UNDECLARED_STATUS_FALLBACK) - undeclared
+    assert [_answer(error)[0] for error in (TaskClosed(), ActionPlanClosed(), IdempotencyKeyReused())] == [
+        409
+    ] * 3
+    assert _answer(PreconditionFailed(expected=1, current=2))[0] == 412

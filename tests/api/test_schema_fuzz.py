@@ -5,7 +5,7 @@ stateful phase (links between operations, inferred by schemathesis from the docu
 
 Bounded: a few examples per operation, mode and persona (``max_examples``), a deadline per example and a
 timeout per test, and 30 stateful scenarios of up to 10 steps per persona. Zero failures is the bar.
-Measured on the 2-core machine (2026-12-05, alone on the CPU lock): the whole file 74 s, of which the
+Measured on the 2-core machine (2026-12-05, alone on the CPU lock): the whole file 74 to 77 s, of which the
 stateful phase 7 s (admin) and 5 s (agent).
 """
 
