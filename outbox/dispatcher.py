@@ -307,10 +307,16 @@ class _ClaimAhead:
         if self._pool is None:
             return
         try:
-            self._pool.submit(connection.close).result()  # the helper thread's own connection
+            # A function, not ``connection.close``: that attribute would be looked up here, on this thread's
+            # connection, and Django refuses to close it from the helper thread.
+            self._pool.submit(_close_this_threads_connection).result()
         except Exception:
             logger.warning("could not close the claim-ahead connection", exc_info=True)
         self._pool.shutdown()
+
+
+def _close_this_threads_connection() -> None:
+    connection.close()
 
 
 def _release_quietly(events: list[OutboxEvent]) -> None:

@@ -71,3 +71,22 @@ def test_rows_the_caller_has_not_committed_are_claimed_on_its_own_connection(eff
     report = outbox_dispatch(batch_size=BATCH, budget_seconds=60)
     assert report.dispatched == 4 * BATCH
     assert effects.effect_counts() == (4 * BATCH, 4 * BATCH, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_claim_ahead_connection_is_closed_when_dispatch_ends(effect_handler, claimers, caplog):
+    from django.db import connection
+
+    def backends() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+            return cursor.fetchone()[0]
+
+    before = backends()
+    probe_events_bulk(count=6 * BATCH)
+
+    outbox_dispatch(batch_size=BATCH, budget_seconds=60)
+
+    assert any(name.startswith("outbox-claim-ahead") for name in claimers)  # a second connection was used
+    assert "could not close the claim-ahead connection" not in caplog.text
+    assert backends() == before  # and it is gone, not left for the garbage collector
