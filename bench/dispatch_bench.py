@@ -36,6 +36,7 @@ import uuid
 from functools import partial
 from pathlib import Path
 
+from processes import celery_start, process_stop
 from scratch import database_url, drop_database, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -258,28 +259,7 @@ def throughput(sizes: list[int]) -> list[dict]:
 
 
 def _celery(kind: str, args: list[str], env: dict[str, str], log_dir: Path) -> subprocess.Popen:
-    celery = str(Path(sys.executable).parent / "celery")
-    log = (log_dir / f"{kind}.log").open("w")
-    return subprocess.Popen(
-        [celery, "-A", "polaris", kind, "-l", os.environ.get("BENCH_CELERY_LOG_LEVEL", "warning"), *args],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _stop(process: subprocess.Popen) -> None:
-    import signal
-
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    return celery_start(kind, args, env, log_dir / f"{kind}.log")
 
 
 def _wait(predicate, timeout: float, what: str) -> None:
@@ -399,8 +379,8 @@ def latency(*, transitions: int, rate: float, beat_interval: float) -> dict:
                         f"--- {name} log ---\n{(log_dir / f'{name}.log').read_text()[-6000:]}",
                         file=sys.stderr,
                     )
-            _stop(worker)
-            _stop(beat)
+            process_stop(worker)
+            process_stop(beat)
     for label, lags in results.items():
         p50, p99 = _percentile(lags, 0.5) * 1000, _percentile(lags, 0.99) * 1000
         mean, worst = statistics.fmean(lags) * 1000, max(lags) * 1000

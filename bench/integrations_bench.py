@@ -32,7 +32,6 @@ import logging
 import os
 import random
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from processes import celery_start, process_stop
 from scratch import database_url, drop_database, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -292,25 +292,8 @@ def _hook_worker(log_dir: Path, retry_seconds: float) -> subprocess.Popen:
     """One real Celery worker process (solo pool), the retry schedule shortened to ``retry_seconds``."""
     schedule = ",".join(str(retry_seconds * 2**i) for i in range(5))
     env = {**os.environ, "WEBHOOK_RETRY_SCHEDULE_SECONDS": schedule, "PYTHONUNBUFFERED": "1"}
-    args = ["-P", "solo", "-n", "hooks-bench@%h", "--without-gossip", "--without-mingle", "-l", "warning"]
-    return subprocess.Popen(
-        [str(Path(sys.executable).parent / "celery"), "-A", "polaris", "worker", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=(log_dir / "worker.log").open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    args = ["-P", "solo", "-n", "hooks-bench@%h", "--without-gossip", "--without-mingle"]
+    return celery_start("worker", args, env, log_dir / "worker.log")
 
 
 def _wait_ready(worker: subprocess.Popen) -> None:
@@ -448,7 +431,7 @@ def webhooks(aggregates: int, length: int, *, rounds: int = 2, retry_seconds: fl
         print(f"--- worker log ---\n{(log_dir / 'worker.log').read_text()[-4000:]}", file=sys.stderr)
         raise
     finally:
-        _stop(worker)
+        process_stop(worker)
         receiver.server.shutdown()
     for ordered, label in ((False, "unordered"), (True, "ordered")):
         runs = ", ".join(f"{r:,.0f}" for r in rates[ordered])

@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,7 @@ import uuid
 from functools import partial
 from pathlib import Path
 
+from processes import process_start, process_stop
 from scratch import database_url, drop_database, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,9 +108,7 @@ def _spawn(args: list[str], *, settings_module: str, log: Path, extra_env: dict 
         "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),
     }
-    return subprocess.Popen(
-        args, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
-    )
+    return process_start(args, env, log)
 
 
 def _worker(kind: str, log_dir: Path, extra_env: dict | None = None):
@@ -136,16 +134,6 @@ def _relay(log_dir: Path):
 def _beat(log_dir: Path):
     args = [str(BIN / "celery"), "-A", "polaris", "beat", "-l", "warning", "-s", str(log_dir / "schedule")]
     return _spawn(args, settings_module=OURS, log=log_dir / "beat.log")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def _wait(predicate, timeout: float, what: str) -> None:
@@ -352,7 +340,7 @@ def child_latency(arm: str, count: int, rate: float) -> dict:
         raise
     finally:
         for process in processes:
-            _stop(process)
+            process_stop(process)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT event_id, extract(epoch FROM min(created_at)) FROM {effect_probe.EFFECT_TABLE} "
@@ -428,7 +416,7 @@ def _peer_drain(mode: str, count: int) -> dict:
         raise
     finally:
         for process in processes:
-            _stop(process)
+            process_stop(process)
 
 
 def transitions(count: int, rounds: int) -> dict:

@@ -35,6 +35,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from processes import celery_start, process_stop
 from scratch import database_url, drop_database, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,27 +111,8 @@ def _worker(name: str, log_dir: Path) -> subprocess.Popen:
         OUTBOX_DISPATCH_BATCH_SIZE=WORKER_BATCH,
         PGAPPNAME=f"recovery-{name}",  # libpq: lets the bench see which worker is inside a transaction
     )
-    celery = str(Path(sys.executable).parent / "celery")
-    log = (log_dir / f"{name}.log").open("w")
-    args = ["-P", "solo", "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "-l", "warning"]
-    return subprocess.Popen(
-        [celery, "-A", "polaris", "worker", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    args = ["-P", "solo", "-n", f"{name}@%h", "--without-gossip", "--without-mingle"]
+    return celery_start("worker", args, env, log_dir / f"{name}.log")
 
 
 def _drain(*, events: int, kills: int, log_dir: Path, estimate: float | None) -> float:
@@ -157,7 +139,7 @@ def _drain(*, events: int, kills: int, log_dir: Path, estimate: float | None) ->
                 # of a worker that is still booting or idle would not be a mid-batch kill.
                 busy = sorted(_in_transaction() & workers.keys())
                 if busy:
-                    _stop(workers.pop(busy[0]), signal.SIGKILL)  # its claimed events stay processing
+                    process_stop(workers.pop(busy[0]), signal.SIGKILL)  # its claimed events stay processing
                     killed += 1
                     workers[f"r{killed}"] = _worker(f"r{killed}", log_dir)  # a cold start, like a restart
                     next_kill = max(next_kill + spacing, time.monotonic())
@@ -167,7 +149,7 @@ def _drain(*, events: int, kills: int, log_dir: Path, estimate: float | None) ->
         seconds = time.monotonic() - started
     finally:
         for process in workers.values():
-            _stop(process)
+            process_stop(process)
     if killed < kills:
         raise RuntimeError(f"only {killed} of {kills} kills landed mid-batch: make the drain longer")
     effects, distinct = _effects()

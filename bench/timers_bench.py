@@ -37,6 +37,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from processes import celery_start, process_stop
 from scratch import database_url, drop_database, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,28 +56,7 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 
 def _celery(kind: str, args: list[str], env: dict[str, str], log_dir: Path) -> subprocess.Popen:
-    celery = str(Path(sys.executable).parent / "celery")
-    log = (log_dir / f"{kind}.log").open("a")
-    return subprocess.Popen(
-        [celery, "-A", "polaris", kind, "-l", os.environ.get("BENCH_CELERY_LOG_LEVEL", "warning"), *args],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _stop(process: subprocess.Popen) -> None:
-    import signal
-
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    return celery_start(kind, args, env, log_dir / f"{kind}.log")
 
 
 def _source_events(count: int, *, event_type: str = "TaskCreated", start: datetime | None = None) -> None:
@@ -173,8 +153,8 @@ def _lateness_round(
             raise RuntimeError(f"only {len(lateness)} of {count} timers fired (arm={arm})")
         return lateness
     finally:
-        _stop(worker)
-        _stop(beat)
+        process_stop(worker)
+        process_stop(beat)
 
 
 # The deployed worker (compose.yaml, scripts/devstack.py): prefork, two processes. ``solo`` for contrast.
