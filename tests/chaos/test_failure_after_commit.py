@@ -174,6 +174,16 @@ def test_a_create_whose_connection_dies_after_commit_answers_201_with_the_task(
     assert_key_kept(key)
 
 
+def _bulk_start(api, tasks, key):
+    """One bulk request moving ``tasks`` to in_progress, with ``key`` as its Idempotency-Key (or none)."""
+    body = {
+        "action": "transition",
+        "ids": [str(t.pk) for t in tasks],
+        "params": {"target_state": "in_progress"},
+    }
+    return api.post("/api/workflow/tasks/bulk", body, format="json", **key_header(key))
+
+
 @pytest.mark.parametrize(
     ("key", "count"),
     [(None, 1), ("after-commit-1", 3)],
@@ -183,16 +193,7 @@ def test_a_bulk_request_whose_connection_dies_after_its_commit_answers_200_with_
     agent_api, make_task, database_dies_after_commit, key, count
 ):
     tasks = [make_task() for _ in range(count)]
-    response = agent_api.post(
-        "/api/workflow/tasks/bulk",
-        {
-            "action": "transition",
-            "ids": [str(t.pk) for t in tasks],
-            "params": {"target_state": "in_progress"},
-        },
-        format="json",
-        **key_header(key),
-    )
+    response = _bulk_start(agent_api, tasks, key)
     assert response.status_code == 200, response.content[:500]
     assert response.json()["counts"] == {"total": count, "succeeded": count, "failed": 0}
 
@@ -209,15 +210,7 @@ def test_a_bulk_request_without_a_key_that_loses_the_database_between_items_is_5
     # Without a key each item is its own commit: the connection dies after the first, so the second
     # meets an outage. The truth is "the service is unavailable" (503), with item 1 committed (docs/api.md).
     tasks = [make_task() for _ in range(3)]
-    response = agent_api.post(
-        "/api/workflow/tasks/bulk",
-        {
-            "action": "transition",
-            "ids": [str(t.pk) for t in tasks],
-            "params": {"target_state": "in_progress"},
-        },
-        format="json",
-    )
+    response = _bulk_start(agent_api, tasks, None)
     assert response.status_code == 503, response.content[:500]
     assert response.json()["error_code"] == "SERVICE_UNAVAILABLE"
     assert "Retry-After" in response

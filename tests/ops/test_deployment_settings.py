@@ -17,42 +17,51 @@ ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = ("web", "worker", "beat", "migrate")
 
 
-def django_check(**env: str) -> subprocess.CompletedProcess:
-    """Import the settings in a fresh interpreter with exactly this environment (plus PATH)."""
-    code = "import django; django.setup(); from django.conf import settings; print(repr(settings.SECRET_KEY))"
-    base = {"DJANGO_SETTINGS_MODULE": "polaris.settings", "DATABASE_URL": "postgresql://x@localhost/x"}
+def _settings_process(code: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """Run ``code`` after ``django.setup()`` in a fresh interpreter with exactly this environment."""
     return subprocess.run(
-        [sys.executable, "-c", code],
+        [
+            sys.executable,
+            "-c",
+            f"import django; django.setup(); from django.conf import settings; {code}",
+            *args,
+        ],
         cwd=ROOT,
-        env={**base, **env},
+        env={
+            "DJANGO_SETTINGS_MODULE": "polaris.settings",
+            "DATABASE_URL": "postgresql://x@localhost/x",
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=60,
     )
 
 
-def settings_read(expressions: dict[str, str], **env: str) -> dict:
-    """Evaluate ``expressions`` (e.g. ``settings.DATABASES['default']['PASSWORD']``) in a fresh process
-    whose settings were read from exactly this environment; fails the test if the settings refuse it."""
-    code = (
-        "import json, django; django.setup(); from django.conf import settings; "
-        f"print(json.dumps({{name: eval(expr) for name, expr in {expressions!r}.items()}}))"
-    )
-    base = {"DJANGO_SETTINGS_MODULE": "polaris.settings", "DEBUG": "false", "ALLOWED_HOSTS": "x"}
-    base |= {"SECRET_KEY": "a-real-secret-" + "k" * 40, "DATABASE_URL": "postgresql://x@localhost/x"}
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def django_check(**env: str) -> subprocess.CompletedProcess:
+    """Import the settings in a fresh process with exactly this environment; print the SECRET_KEY."""
+    return _settings_process("print(repr(settings.SECRET_KEY))", env)
+
+
+# A setting's value read by path: its name, then keys into it.
+_READ = (
+    "import json, sys, functools; "
+    "key = lambda value, name: value[name]; "
+    "read = lambda path: functools.reduce(key, path[1:], getattr(settings, path[0])); "
+    "print(json.dumps({name: read(path) for name, path in json.loads(sys.argv[1]).items()}))"
+)
+
+
+def settings_read(paths: dict[str, tuple[str, ...]], **env: str) -> dict:
+    """The settings at ``paths`` (e.g. ``("DATABASES", "default", "PASSWORD")``) in a fresh process whose
+    settings were read from exactly this environment; fails the test if the settings refuse it."""
+    base = {"DEBUG": "false", "ALLOWED_HOSTS": "x", "SECRET_KEY": "a-real-secret-" + "k" * 40}
+    result = _settings_process(_READ, {**base, **env}, json.dumps(paths))
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-DB = "settings.DATABASES['default']"
+DB = ("DATABASES", "default")
 
 
 def readme_settings() -> set[str]:
@@ -120,11 +129,11 @@ def test_every_secret_can_come_from_a_file(tmp_path):
         env[f"{name}_FILE"] = str(tmp_path / name.lower())
     read = settings_read(
         {
-            "DATABASE_PASSWORD": f"{DB}['PASSWORD']",
-            "METRICS_BEARER_TOKEN": "settings.METRICS_BEARER_TOKEN",
-            "JWT_SIGNING_KEY": "settings.SIMPLE_JWT['SIGNING_KEY']",
-            "REDIS_URL": "settings.CACHES['default']['LOCATION']",
-            "BROKER": "settings.CELERY_BROKER_URL",
+            "DATABASE_PASSWORD": (*DB, "PASSWORD"),
+            "METRICS_BEARER_TOKEN": ("METRICS_BEARER_TOKEN",),
+            "JWT_SIGNING_KEY": ("SIMPLE_JWT", "SIGNING_KEY"),
+            "REDIS_URL": ("CACHES", "default", "LOCATION"),
+            "BROKER": ("CELERY_BROKER_URL",),
         },
         DATABASE_URL="postgresql://polaris:in-the-url@postgres:5432/polaris",
         **env,
@@ -137,18 +146,20 @@ def test_the_file_wins_over_the_variable_when_both_are_set(tmp_path, name):
     # compose sets DATABASE_URL in `environment:`, which .env cannot unset: a NAME_FILE must still apply.
     value = {"DATABASE_URL": "postgresql://u:from-file@db.internal:6543/prod"}.get(name, "from-file")
     (tmp_path / "secret").write_text(value)
-    expression = {"DATABASE_URL": f"{DB}['HOST'] + ':' + {DB}['PASSWORD']"}.get(name, f"settings.{name}")
-    read = settings_read(
-        {"value": expression}, **{name: "from-the-variable", f"{name}_FILE": str(tmp_path / "secret")}
+    paths = (
+        {"host": (*DB, "HOST"), "value": (*DB, "PASSWORD")} if name == "DATABASE_URL" else {"value": (name,)}
     )
-    assert read["value"] == {"DATABASE_URL": "db.internal:from-file"}.get(name, "from-file")
+    read = settings_read(paths, **{name: "from-the-variable", f"{name}_FILE": str(tmp_path / "secret")})
+    assert read["value"] == "from-file"
+    if name == "DATABASE_URL":
+        assert read["host"] == "db.internal"
 
 
 def test_database_password_replaces_the_one_in_the_url():
     url = "postgresql://polaris:@postgres:5432/polaris"  # compose's URL when the password is in a file
-    assert settings_read({"p": f"{DB}['PASSWORD']"}, DATABASE_URL=url)["p"] == ""
+    assert settings_read({"p": (*DB, "PASSWORD")}, DATABASE_URL=url)["p"] == ""
     read = settings_read(
-        {"p": f"{DB}['PASSWORD']", "u": f"{DB}['USER']"}, DATABASE_URL=url, DATABASE_PASSWORD="pw"
+        {"p": (*DB, "PASSWORD"), "u": (*DB, "USER")}, DATABASE_URL=url, DATABASE_PASSWORD="pw"
     )
     assert read == {"p": "pw", "u": "polaris"}
 
