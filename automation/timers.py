@@ -33,14 +33,14 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from outbox.kick import kick_after_commit
+from outbox.append import NewEvent, events_append
+from outbox.events import EventContext
 from outbox.models import OutboxEvent
 from polaris.celery import app as celery_app
 from polaris.metrics import AUTOMATION_TIMER_FIRE_LATENESS, AUTOMATION_TIMERS
-from polaris.precompiled import row_insert
 from sla.calendar import Calendar, add_working_minutes
+from workflow.events import action_plan_facts, task_facts
 from workflow.models import ActionPlan, Task
-from workflow.services.events import action_plan_facts, task_facts
 
 from .models import Trigger, TriggerTimer
 
@@ -219,24 +219,25 @@ def timers_fire_due(*, now: datetime | None = None, limit: int | None = None) ->
         if not rows:
             return 0
         fired_at = timezone.now()
-        # One precompiled insert per event: it leaves the database-filled columns (the writer's xid) alone.
-        for event in [
-            OutboxEvent(
-                event_type=TIMER_FIRED,
-                aggregate_type=TIMER_AGGREGATE,
-                aggregate_id=row["id"],
-                sequence=1,
-                occurred_at=fired_at,
-                correlation_id=row["event__correlation_id"],
-                causation_id=row["event_id"],
-                depth=row["event__depth"],
-                payload=_timer_fired_payload(row, row["event__payload"] or {}),
-            )
-            for row in rows
-        ]:
-            row_insert(event)
+        events_append(
+            [
+                NewEvent(
+                    event_type=TIMER_FIRED,
+                    aggregate_type=TIMER_AGGREGATE,
+                    aggregate_id=row["id"],
+                    sequence=1,
+                    context=EventContext(
+                        correlation_id=row["event__correlation_id"],
+                        causation_id=row["event_id"],
+                        depth=row["event__depth"],
+                    ),
+                    payload=_timer_fired_payload(row, row["event__payload"] or {}),
+                )
+                for row in rows
+            ],
+            occurred_at=fired_at,
+        )
         TriggerTimer.objects.filter(pk__in=[row["id"] for row in rows]).update(state=FIRED, fired_at=fired_at)
-        kick_after_commit()
         # Lateness is the firing's (due -> this commit), whatever the re-check then decides; how each
         # timer ended is counted when its TimerFired event is handled (automation.engine).
         lateness = [max((fired_at - row["due_at"]).total_seconds(), 0.0) for row in rows]

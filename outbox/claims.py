@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from outbox.models import OutboxEvent
 from polaris.leases import renew_lock_timeout
-from polaris.precompiled import rows_as_instances
+from polaris.sql.precompiled import rows_as_instances
 
 PENDING = OutboxEvent.Status.PENDING.value
 PROCESSING = OutboxEvent.Status.PROCESSING.value

@@ -12,7 +12,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from polaris.logging import logging_config
-from polaris.prepared import PREPARE_ONLY_WHEN_ASKED, HotStatementCursor
+from polaris.sql.prepared import PREPARE_ONLY_WHEN_ASKED, HotStatementCursor
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

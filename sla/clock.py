@@ -10,15 +10,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
+from outbox.append import event_append
 from outbox.events import EventContext
 from outbox.models import OutboxEvent
 from polaris.metrics import SLA_RECORDS_BREACHED
-from polaris.precompiled import row_get
+from polaris.sql.precompiled import row_get
 from workflow.models import Task, TaskState
-from workflow.services.events import event_append
 
 from .calendar import Calendar, add_working_seconds, working_seconds_between
 from .configs import sla_config_match
@@ -178,30 +178,32 @@ def sla_record_stop(
     record.save()
 
 
-def sla_record_locked(task: Task) -> SLARecord | None:
+def sla_record_locked(
+    task: Task, *, locked_rows: dict[type[models.Model], models.Model | None]
+) -> SLARecord | None:
     """The task's SLA record, row-locked until the transaction ends, cached on the task (whoever renders
     the task next, the API, needs no query; ``None`` is cached too).
 
     Locked only the record, not its config (every task sharing the config would queue behind it); the
-    config is read lazily. A task write (``workflow.services.events.aggregate_advance``) locks it in its own
-    compare-and-swap statement (``workflow.extensions.task_locked_rows``, registered in ``SlaConfig``):
-    that row is taken (once); otherwise it is read ``FOR UPDATE`` now.
+    config is read lazily. A task write locks it in its own compare-and-swap statement
+    (``workflow.extensions.task_locked_rows``, registered in ``SlaConfig``) and passes it here as
+    ``locked_rows``; when it did not, it is read ``FOR UPDATE`` now.
     """
-    locked = task.__dict__.pop("locked_rows", None)
-    if locked is not None and SLARecord in locked:
-        record = locked[SLARecord]
+    if SLARecord in locked_rows:
+        record = locked_rows[SLARecord]
     else:
         record = row_get(SLARecord, where={"task_id": task.pk}, lock=True)
     if record is None:
         Task.sla_record.related.set_cached_value(task, None)
     else:
         task.sla_record = record
-    return record
+    return record  # type: ignore[return-value]
 
 
-def sla_record_track_transition(*, task: Task, source: str, target: str, context: EventContext) -> None:
-    """Apply a task transition to its SLA record (the ``post_transition`` receiver's one call)."""
-    record = sla_record_locked(task)
+def sla_record_track_transition(
+    *, task: Task, record: SLARecord | None, target: str, context: EventContext
+) -> None:
+    """Apply a task transition to its (locked) SLA record."""
     if record is None:
         return
     now = timezone.now()
@@ -215,7 +217,26 @@ def sla_record_track_transition(*, task: Task, source: str, target: str, context
         sla_record_resume(record=record, now=now)
 
 
-def sla_record_rematch(*, task: Task, now: datetime | None = None) -> SLARecord | None:
+def sla_record_task_changed(
+    *,
+    task: Task,
+    target: str | None,
+    changes: dict[str, Any],
+    context: EventContext,
+    locked_rows: dict[type[models.Model], models.Model | None],
+) -> None:
+    """A task's transition (``target``) or edit (``changes``) was written: bring its SLA record along
+    (the ``workflow.signals.task_changed`` receiver's one call)."""
+    record = sla_record_locked(task, locked_rows=locked_rows)
+    if target is not None:
+        sla_record_track_transition(task=task, record=record, target=target, context=context)
+    elif "service_area" in changes or "task_type" in changes:
+        sla_record_rematch(task=task, record=record)
+
+
+def sla_record_rematch(
+    *, task: Task, record: SLARecord | None, now: datetime | None = None
+) -> SLARecord | None:
     """The task's ``service_area``/``task_type`` changed (only possible while it is ``new``): re-match.
 
     - The same config still matches: nothing changes.
@@ -227,9 +248,9 @@ def sla_record_rematch(*, task: Task, now: datetime | None = None) -> SLARecord 
     - No record yet and a config matches now: one starts, with ``started_at`` = the task's creation.
     - A record already breached (or otherwise closed) keeps its history: it is left as it is.
 
-    Called from ``workflow.signals.task_updated`` inside the edit's transaction.
+    Called with the task's locked record from ``workflow.signals.task_changed`` inside the edit's
+    transaction.
     """
-    record = sla_record_locked(task)
     config = sla_config_match(task_type=task.task_type, service_area=task.service_area)
     if record is None:
         if config is None:

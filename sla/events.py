@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from workflow.events import task_facts
 from workflow.models import Task
-from workflow.services.events import task_facts
 
 from .models import SLARecord
 

@@ -1,24 +1,17 @@
 """The in-transaction seam: task creation, transitions and edits drive the task's SLA record.
 
 The receivers run inside the caller's ``transaction.atomic()`` (``task_create`` / ``task_transition`` /
-``task_update``),
-so the task's state and its SLA bookkeeping commit or roll back together. They only call services.
+``task_update``), so the task's state and its SLA bookkeeping commit or roll back together. They only call
+services, with what the workflow's write produced (its locked SLA record) passed as arguments.
 """
 
 from django.db.models.signals import post_save
 from django.dispatch import receiver
-from django_fsm.signals import post_transition
 
-from outbox.events import EventContext
 from workflow.models import Task
-from workflow.signals import task_updated
+from workflow.signals import task_changed
 
-from .clock import (
-    sla_record_locked,
-    sla_record_rematch,
-    sla_record_start,
-    sla_record_track_transition,
-)
+from .clock import sla_record_start, sla_record_task_changed
 
 
 # workflow emits no django-fsm transition when a task is created, so creation is seen through post_save.
@@ -28,15 +21,8 @@ def start_sla_record(sender, instance: Task, created: bool, raw: bool = False, *
         sla_record_start(task=instance)
 
 
-@receiver(post_transition, sender=Task, dispatch_uid="sla.task_transition")
-def track_sla_record(sender, instance: Task, name, source, target, method_kwargs, **kwargs) -> None:
-    context = method_kwargs.get("context") or EventContext.build(actor=None)
-    sla_record_track_transition(task=instance, source=source, target=target, context=context)
-
-
-@receiver(task_updated, sender=Task, dispatch_uid="sla.task_updated")
-def rematch_sla_record(sender, task: Task, changes: dict, **kwargs) -> None:
-    if "service_area" in changes or "task_type" in changes:
-        sla_record_rematch(task=task)
-    else:
-        sla_record_locked(task)  # nothing to change; caches the record the edit's statement locked
+@receiver(task_changed, sender=Task, dispatch_uid="sla.task_changed")
+def track_sla_record(sender, task: Task, target, changes, context, locked_rows, **kwargs) -> None:
+    sla_record_task_changed(
+        task=task, target=target, changes=changes, context=context, locked_rows=locked_rows
+    )

@@ -11,24 +11,17 @@ is due, not the table.
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from django.conf import settings
-from django.db import connection, models, transaction
-from django.db.models import NOT_PROVIDED
+from django.db import transaction
 from django.utils import timezone
 
+from outbox.append import Advance, aggregates_advance, event_append
 from outbox.events import EventContext
-from outbox.kick import kick_after_commit
-from outbox.models import OutboxEvent
 from polaris.metrics import SLA_RECORDS_BREACHED
-from workflow.services.events import event_append
 
 from .clock import sla_record_mark_breached, sla_record_schedule, sla_record_warning_instant
 from .events import SLAEventType, sla_breach_payload, sla_warning_payload
@@ -43,96 +36,6 @@ Status = SLARecordStatus
 class ScanResult:
     breached: int = 0
     warned: int = 0
-
-
-# The write, one statement per batch. The batch arrives as one JSON document, a row per claimed record: its
-# id, the version it was claimed at, its event's sequence and payload (``sla_breach_payload``), and the new
-# values of the columns a breach changes (``sla_record_mark_breached``). One text parameter, not an array
-# per column: psycopg escapes array elements one by one in Python, which cost more than the whole scan.
-# The UPDATE keeps a compare-and-swap on status and version (the rows are locked already; an event is only
-# written for a row it changed), the INSERT fills every outbox column.
-_WRITE_SQL = """
-WITH batch AS (
-    SELECT * FROM jsonb_to_recordset(%(batch)s::jsonb) AS b({batch_columns})
-),
-updated AS (
-    UPDATE {record} AS r
-       SET {assignments}
-      FROM batch b
-     WHERE r.{id} = b.id AND r.{status} = %(running)s AND r.{version} = b.claimed_version
- RETURNING r.{id} AS id
-),
-written AS (
-    INSERT INTO {outbox} ({columns})
-    SELECT {values}
-      FROM batch b
-      JOIN updated u ON u.id = b.id
-    RETURNING 1
-)
-SELECT count(*) FROM written
-"""
-
-
-def _column(name: str) -> tuple[str, str]:
-    """An ``SLARecord`` field's quoted column and its type (``uuid``, ``timestamp with time zone``, …)."""
-    field = SLARecord._meta.get_field(name)
-    assert isinstance(field, models.Field)
-    assert field.column
-    return connection.ops.quote_name(field.column), str(field.db_type(connection))
-
-
-@functools.cache
-def _write_sql(changed: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
-    """The statement for records whose breach changes the fields ``changed``, with a value for every outbox
-    column: ours, and any other column's model default (so a column added to ``OutboxEvent`` later does not
-    break the scan)."""
-    id_column, id_type = _column("id")
-    status_column, _ = _column("status")
-    version_column, version_type = _column("version")
-    batch_columns = [f"id {id_type}", f"claimed_version {version_type}", f"sequence {version_type}"]
-    batch_columns.append("payload jsonb")
-    assignments = []
-    for position, name in enumerate(changed):
-        column, column_type = _column(name)
-        batch_columns.append(f"c{position} {column_type}")
-        assignments.append(f"{column} = b.c{position}")
-    ours = {
-        "id": "gen_random_uuid()",
-        "event_type": "%(event_type)s",
-        "aggregate_type": "%(aggregate_type)s",
-        "aggregate_id": "b.id",
-        "sequence": "b.sequence",
-        "occurred_at": "%(now)s",
-        "next_attempt_at": "%(now)s",
-        "actor_id": "NULL",
-        "correlation_id": "%(correlation_id)s",
-        "causation_id": "%(causation_id)s",
-        "depth": "%(depth)s",
-        "payload": "b.payload",
-    }
-    columns, values, params = [], [], {}
-    for field in OutboxEvent._meta.concrete_fields:
-        if field.db_default is not NOT_PROVIDED:
-            continue  # the database fills it (the writing transaction's id)
-        columns.append(connection.ops.quote_name(field.column or field.attname))
-        if field.attname in ours:
-            values.append(ours[field.attname])
-        else:
-            key = f"default_{field.attname}"
-            params[key] = field.get_db_prep_save(field.get_default(), connection)
-            values.append(f"%({key})s")
-    sql = _WRITE_SQL.format(
-        batch_columns=", ".join(batch_columns),
-        record=connection.ops.quote_name(SLARecord._meta.db_table),
-        id=id_column,
-        status=status_column,
-        version=version_column,
-        assignments=", ".join(assignments),
-        outbox=connection.ops.quote_name(OutboxEvent._meta.db_table),
-        columns=", ".join(columns),
-        values=", ".join(values),
-    )
-    return sql, params
 
 
 # Columns the breach (``sla_record_mark_breached``, ``sla_breach_payload``) does not read, left out of the
@@ -150,15 +53,6 @@ _NOT_READ_BY_A_BREACH = (
 )
 
 
-def _json_value(value: Any) -> Any:
-    """A value in the batch document: timestamps in full ISO form (microseconds kept), UUIDs as text."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} in the breach batch")
-
-
 def _claim_breaches(*, now: datetime, limit: int, context: EventContext) -> int:
     """One batch, in the caller's transaction: claim due running records (``SKIP LOCKED``: each is claimed by
     one scan), breach them and write their events, in three statements whatever the batch size."""
@@ -174,36 +68,29 @@ def _claim_breaches(*, now: datetime, limit: int, context: EventContext) -> int:
     config_names = dict(
         SLAConfig.objects.filter(pk__in={record.config_id for record in records}).values_list("pk", "name")
     )
-    batch: list[dict[str, Any]] = []
+    batch: list[Advance] = []
     changed: tuple[str, ...] = ()
     for record in records:
-        row = {"id": record.pk, "claimed_version": record.version}
+        claimed_version = record.version
         changes = sla_record_mark_breached(record)
         changed = changed or tuple(changes)
-        for position, value in enumerate(changes.values()):
-            row[f"c{position}"] = value
-        row["sequence"] = record.version
-        row["payload"] = sla_breach_payload(
+        payload = sla_breach_payload(
             record=record, task=record.task, config_name=config_names[record.config_id], detected_by="scan"
         )
-        batch.append(row)
-    sql, defaults = _write_sql(changed)
-    params: dict[str, Any] = dict(defaults)
-    params.update(
-        batch=json.dumps(batch, default=_json_value),
-        running=Status.RUNNING,
-        now=now,
+        batch.append(Advance(record.pk, claimed_version, record.version, payload, tuple(changes.values())))
+    # One statement for the batch: each record's new columns (a compare-and-swap on status and version;
+    # the rows are locked already, but an event is only written for a row it changed) and all the events.
+    count = aggregates_advance(
+        SLARecord,
+        batch=batch,
+        changed=changed,
+        where={"status": Status.RUNNING},
         event_type=SLAEventType.SLA_BREACHED,
         aggregate_type=SLARecord.aggregate_type,
-        correlation_id=context.correlation_id,
-        causation_id=context.causation_id,
-        depth=context.depth,
+        context=context,
+        now=now,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        (count,) = cursor.fetchone()
     if count:
-        kick_after_commit()
         transaction.on_commit(lambda: SLA_RECORDS_BREACHED.inc(count))
     return count
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from polaris.errors import NotFound, ValidationFailed
-from polaris.precompiled import row_get
+from polaris.sql.precompiled import row_get
 from workflow.extensions import SLA_STATUS_VALUES
 
 from .clock import sla_record_remaining_seconds

@@ -10,7 +10,13 @@ from django.db.models import NOT_PROVIDED
 from django.utils import timezone
 
 from outbox.models import OutboxEvent
-from polaris.precompiled import row_get, row_insert, rows_as_instances, rows_update, rows_update_then_insert
+from polaris.sql.precompiled import (
+    row_get,
+    row_insert,
+    rows_as_instances,
+    rows_update,
+    rows_update_then_insert,
+)
 from sla.models import SLARecord
 from workflow.models import Task
 

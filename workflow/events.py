@@ -1,4 +1,12 @@
-"""The workflow's domain event vocabulary: what tasks and action plans emit."""
+"""The workflow's domain event vocabulary: what tasks and action plans emit, and what their payloads say.
+
+The payload builders (``task_facts``, ``action_plan_facts``) are read by other apps too (SLA events and
+automation's timers carry a task's facts), which is why they live here and not among the services.
+"""
+
+from typing import Any
+
+from .models import ActionPlan, Task
 
 
 class EventType:
@@ -23,3 +31,28 @@ WORKFLOW_EVENT_TYPES = (
     EventType.ACTION_PLAN_ARCHIVED,
     EventType.ACTION_PLAN_UPDATED,
 )
+
+
+def task_facts(task: Task) -> dict[str, Any]:
+    """What every task event says about the task (predicates and webhooks read these)."""
+    return {
+        "task_id": str(task.pk),
+        "title": task.title,
+        "task_type": task.task_type,
+        "service_area": task.service_area,
+        "priority": task.priority,
+        "client_id": task.client_id,
+        "agency_id": str(task.agency_id),
+        "assignee_id": task.assignee_id,
+        "action_plan_id": str(task.action_plan_id) if task.action_plan_id else None,
+    }
+
+
+def action_plan_facts(plan: ActionPlan) -> dict[str, Any]:
+    """What every action plan event says about the plan."""
+    return {
+        "action_plan_id": str(plan.pk),
+        "title": plan.title,
+        "client_id": plan.client_id,
+        "agency_id": str(plan.agency_id),
+    }

@@ -26,6 +26,6 @@ task_filters: dict[str, Callable[[QuerySet, str], QuerySet]] = {}
 task_queryset_hooks: list[Callable[[QuerySet], QuerySet]] = []
 # A row of another app's model that a task write locks in its own compare-and-swap statement (one round
 # trip fewer): ``(model, name of its field holding the task's id)``, at most one row per task, at most one
-# registration. The row read (or None) is left in ``task.locked_rows[model]`` for that app's receivers of
-# ``post_transition`` / ``workflow.signals.task_updated``, which run next in the same transaction.
+# registration. The row read (or None) is passed to that app's receivers of ``workflow.signals.task_changed``
+# as the ``locked_rows`` argument; they run next in the same transaction.
 task_locked_rows: list[tuple[type[Model], str]] = []

@@ -28,7 +28,7 @@ class ActionPlan(FSMModelMixin, models.Model):
     # Columns a transition may change: the outbox service writes exactly these in its compare-and-swap
     # UPDATE, so a transition method that sets another field must list it here.
     transition_fields = ("state", "version", "updated_at")
-    # The event the latest creation or transition wrote (set by the outbox service; not a column).
+    # The event the latest transition wrote (set by the post_transition receiver; not a column).
     recorded_event: "OutboxEvent"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -92,7 +92,6 @@ class Task(FSMModelMixin, models.Model):
     aggregate_type = "task"
     transition_fields = ("state", "version", "blocked_reason", "updated_at")
     recorded_event: "OutboxEvent"
-    locked_rows: dict[type[models.Model], models.Model | None]  # see workflow.extensions.task_locked_rows
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     title = models.CharField(max_length=TITLE_MAX_LENGTH)

@@ -15,7 +15,7 @@ from outbox.models import OutboxEvent
 from polaris.access import is_admin, is_agent, scope_filter
 from polaris.accounts.models import User
 from polaris.errors import NotFound
-from polaris.precompiled import row_get
+from polaris.sql.precompiled import row_get
 from workflow import extensions
 
 from .machines import transitions_of

@@ -1,11 +1,18 @@
-"""Signals the workflow sends inside its write transactions, so subscribers (``sla``) can react without
-workflow importing them.
+"""The one signal the workflow sends inside its write transactions, so subscribers (``sla``) can react
+without workflow importing them.
 
-``task_updated(sender=Task, task=…, changes={field: {"old", "new"}}, context=EventContext)`` is sent by
-``task_update``/``task_assign`` after the compare-and-swap and the event row, inside the same
-``transaction.atomic()``: a receiver's writes commit or roll back with the edit.
+``task_changed(sender=Task, task=…, event=…, context=…, locked_rows=…, source=…, target=…, changes=…)`` is
+sent once a task's transition or edit is written (the compare-and-swap and its event row), inside the same
+``transaction.atomic()``, so a receiver's writes commit or roll back with it:
+
+- a transition (sent by ``workflow.receivers``): ``source``/``target`` are the states, ``changes`` is empty;
+- an edit (sent by ``workflow.services.edits``): ``source``/``target`` are ``None``, ``changes`` is
+  ``{field: {"old", "new"}}``;
+- ``event`` is the event just written; ``locked_rows`` is ``{model: row or None}`` for the row registered in
+  ``workflow.extensions.task_locked_rows``, which the write's statement read and locked (so a receiver
+  needs no query of its own).
 """
 
 from django.dispatch import Signal
 
-task_updated = Signal()
+task_changed = Signal()

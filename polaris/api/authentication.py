@@ -15,7 +15,7 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
-from polaris.precompiled import row_get
+from polaris.sql.precompiled import row_get
 
 
 class JWTAuthentication(SimpleJWTAuthentication):

@@ -15,9 +15,9 @@ from outbox.models import OutboxEvent
 from workflow.errors import ActionPlanClosed
 from workflow.events import EventType
 from workflow.models import ActionPlan, ActionPlanState, Task
-from workflow.signals import task_updated
+from workflow.signals import task_changed
 
-from .events import event_record_edit
+from .events import LockedRows, event_record_edit
 
 # Reference fields are compared and written by their id columns.
 _ATTNAMES = {"assignee": "assignee_id", "action_plan": "action_plan_id"}
@@ -62,7 +62,7 @@ def _check_plan_move(task: Task, old_plan_id: Any, new_plan_id: Any) -> None:
 
 def _record(
     instance: Task | ActionPlan, diff: dict[str, tuple[Any, Any]], event_type: str, context: EventContext
-) -> tuple[OutboxEvent, dict[str, dict[str, Any]]]:
+) -> tuple[OutboxEvent, LockedRows, dict[str, dict[str, Any]]]:
     columns = []
     for field, (_old, new) in diff.items():
         column = _ATTNAMES.get(field, field)
@@ -72,21 +72,21 @@ def _record(
     payload: dict[str, Any] = {"changes": described}
     if "assignee" in diff:
         payload["old_assignee_id"], payload["new_assignee_id"] = diff["assignee"]
-    event = event_record_edit(
+    event, locked_rows = event_record_edit(
         instance=instance,
         event_type=event_type,
         edited_fields=tuple(columns),
         context=context,
         payload=payload,
     )
-    return event, described
+    return event, locked_rows, described
 
 
 def task_edit_apply(*, task: Task, changes: dict[str, Any], context: EventContext) -> OutboxEvent | None:
     """Write the checked ``changes`` to ``task`` (inside the caller's transaction).
 
     One event: ``TaskAssigned`` when the assignee is among the changes, else ``TaskUpdated``. Nothing
-    changed, nothing written (``None``). Then ``workflow.signals.task_updated`` is sent, in the transaction.
+    changed, nothing written (``None``). Then ``workflow.signals.task_changed`` is sent, in the transaction.
     """
     diff = changes_diff(task, changes)
     if not diff:
@@ -94,12 +94,21 @@ def task_edit_apply(*, task: Task, changes: dict[str, Any], context: EventContex
     if "action_plan" in diff:
         _check_plan_move(task, *diff["action_plan"])
     event_type = EventType.TASK_ASSIGNED if "assignee" in diff else EventType.TASK_UPDATED
-    event, described = _record(task, diff, event_type, context)
+    event, locked_rows, described = _record(task, diff, event_type, context)
     # The cached related objects must follow their id columns.
     for field in _ATTNAMES:
         if field in diff:
             task._state.fields_cache.pop(field, None)
-    task_updated.send(sender=Task, task=task, changes=described, context=context)
+    task_changed.send(
+        sender=Task,
+        task=task,
+        event=event,
+        context=context,
+        locked_rows=locked_rows,
+        source=None,
+        target=None,
+        changes=described,
+    )
     return event
 
 
@@ -110,5 +119,5 @@ def action_plan_edit_apply(
     diff = changes_diff(plan, changes)
     if not diff:
         return None
-    event, _ = _record(plan, diff, EventType.ACTION_PLAN_UPDATED, context)
+    event, _, _ = _record(plan, diff, EventType.ACTION_PLAN_UPDATED, context)
     return event

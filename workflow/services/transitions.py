@@ -43,6 +43,7 @@ def _apply(
     failed = [guard_name(condition) for condition in transition.conditions if not condition(instance)]
     if failed:
         raise GuardFailed(guards=failed, source=instance.state, target=target_state)
-    # The post_transition receiver persists the transition (compare-and-swap) and writes its event.
+    # The post_transition receiver persists the transition (compare-and-swap), writes its event and hands
+    # it back here on the instance (django-fsm discards receiver results).
     getattr(instance, transition.name)(context=context)
     return instance.recorded_event

@@ -1,7 +1,7 @@
 """Server-side prepared statements for the hot paths' statements only.
 
 A prepared statement is parsed and planned once per connection; after a few runs PostgreSQL may keep one
-generic plan for it. That suits the statements ``polaris.precompiled`` builds (they read and write rows by
+generic plan for it. That suits the statements ``polaris.sql.precompiled`` builds (they read and write rows by
 key: a transition's two statements spend less time executing than being planned), and it does not suit
 ORM queries in general: a generic plan cannot use a partial index whose predicate the query states with
 parameters (``status = $1`` against ``WHERE status = 'running'``), so the SLA scan or the outbox claim

@@ -7,10 +7,10 @@ transactions, ``on_commit``, server-side binding and query metrics behave as for
 does, each statement runs on the database the routers pick for the model (``db_for_read``/``db_for_write``),
 and the SQL and converters are cached per model, shape and database alias. Values go
 through each field's ``get_db_prep_save``/``get_db_prep_value``; rows come back through the fields'
-converters (``from_db_value``) and ``Model.from_db``, as from a queryset. Each statement is prepared on the
-server once per connection (``polaris.prepared``). Use them only on measured hot paths, for statements that
-find their rows by key; everything else stays plain ORM. Identifiers in the SQL come from model metadata,
-quoted; values are always parameters.
+converters (``from_db_value``) and ``Model.from_db``, as from a queryset. Each statement is prepared on
+the server once per connection (``polaris.sql.prepared``). Use them only on measured hot paths, for
+statements that find their rows by key; everything else stays plain ORM. Identifiers in the SQL come
+from model metadata, quoted; values are always parameters.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.base import ModelState
 from django.db.models.fields import NOT_PROVIDED
 
-from polaris.prepared import hot_statement
+from polaris.sql.prepared import hot_statement
 
 M = TypeVar("M", bound=models.Model)
 
@@ -72,6 +72,32 @@ def row_insert(instance: M) -> M:
     instance._state.adding = False
     instance._state.db = alias
     return instance
+
+
+def rows_insert(instances: list[M]) -> list[M]:
+    """``row_insert`` for several instances of one model, in one multi-row INSERT (one round trip).
+
+    Not prepared on the server: its shape changes with the number of rows.
+    """
+    if not instances:
+        return instances
+    model = type(instances[0])
+    alias = router.db_for_write(model, instance=instances[0])
+    connection = connections[alias]
+    sql, fields = _insert_sql(model, alias)
+    head, row = sql.split(" VALUES ", 1)
+    params = [
+        field.get_db_prep_save(field.pre_save(instance, True), connection)
+        for instance in instances
+        for field in fields
+    ]
+    # A multi-row VALUES list: ``bulk_create`` would say it too, but without ``db_default`` columns left out.
+    with connection.cursor() as cursor:
+        cursor.execute(f"{head} VALUES {', '.join([row] * len(instances))}", params)
+    for instance in instances:
+        instance._state.adding = False
+        instance._state.db = alias
+    return instances
 
 
 @functools.cache
