@@ -5,14 +5,15 @@ A timed trigger (``wait_minutes`` set) that matches an event does not act: the e
 the event that set it. An event whose type is in a pending timer's ``unless`` list, for the same
 aggregate, cancels it (``timers_cancel_for``, same transaction as that event's handling).
 
-Firing. ``timers_fire_due`` claims due rows with ``SELECT … FOR UPDATE SKIP LOCKED`` (partial index on
-the pending rows) and, in the same short transaction, marks them ``fired`` and writes one ``TimerFired``
-outbox event per timer (aggregate ``trigger_timer``, the timer's id, sequence 1: the outbox's unique
-stream position makes a second firing of one timer impossible). The engine handles ``TimerFired`` like
-any event, under the dispatch ledger: it re-checks the trigger's predicate against the aggregate's
-current facts and runs the actions (``automation.engine``). No lease: the claim's row locks live only as
-long as that transaction, which ``TIMER_CLAIM_TIMEOUT_SECONDS`` bounds server-side (a worker killed
-mid-claim loses its connection and PostgreSQL releases the rows at once).
+Firing. ``timers_fire_due`` claims due rows with ``polaris.leases.claim_due`` (``SELECT … FOR UPDATE SKIP
+LOCKED``, partial index on the pending rows) and, in the same short transaction, marks them ``fired`` and
+writes one ``TimerFired`` outbox event per timer (``outbox.append.events_append``; aggregate
+``trigger_timer``, the timer's id, sequence 1: the outbox's unique stream position makes a second firing of
+one timer impossible). The engine handles ``TimerFired`` like any event, under the dispatch ledger: it
+re-checks the trigger's predicate against the aggregate's current facts and runs the actions
+(``automation.engine``). No lease: the claim's row locks live only as long as that transaction, which
+``TIMER_CLAIM_TIMEOUT_SECONDS`` bounds server-side (a worker killed mid-claim loses its connection and
+PostgreSQL releases the rows at once).
 
 On time. After every change that commits, and after every firing run, the next due timer is *armed*: a
 ``automation.timers_fire`` message with a Celery ``eta`` at its due time, if it falls within
@@ -37,6 +38,7 @@ from outbox.append import NewEvent, events_append
 from outbox.events import EventContext
 from outbox.models import OutboxEvent
 from polaris.celery import app as celery_app
+from polaris.leases import claim_due
 from polaris.metrics import AUTOMATION_TIMER_FIRE_LATENESS, AUTOMATION_TIMERS
 from sla.calendar import Calendar, add_working_minutes
 from workflow.events import action_plan_facts, task_facts
@@ -198,11 +200,8 @@ def timers_fire_due(*, now: datetime | None = None, limit: int | None = None) ->
                 [str(timeout_ms), str(timeout_ms)],
             )
         claimed_at = now or timezone.now()
-        rows = list(
-            TriggerTimer.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(state=PENDING, due_at__lte=claimed_at)
-            .order_by("due_at")
-            .values(
+        rows = claim_due(
+            TriggerTimer.objects.filter(state=PENDING, due_at__lte=claimed_at).values(
                 "id",
                 "trigger_id",
                 "trigger_version",
@@ -214,7 +213,9 @@ def timers_fire_due(*, now: datetime | None = None, limit: int | None = None) ->
                 "aggregate_type",
                 "aggregate_id",
                 "due_at",
-            )[:limit]
+            ),
+            order_by="due_at",
+            limit=limit,
         )
         if not rows:
             return 0

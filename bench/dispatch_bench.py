@@ -173,7 +173,9 @@ def _child_baseline() -> dict:
     import django
 
     django.setup()  # only to read the claim statement; the work below uses psycopg directly
-    from outbox.claims import _CLAIM_SQL
+    from outbox.claims import OUTBOX_LEASE
+
+    claim_sql = OUTBOX_LEASE.claim_sql()
 
     conn = _psycopg_connect()
     started = time.perf_counter()
@@ -189,7 +191,7 @@ def _child_baseline() -> dict:
         }
         with conn.transaction():
             conn.execute("SET LOCAL synchronous_commit TO OFF")
-            rows = conn.execute(_CLAIM_SQL, params).fetchall()
+            rows = conn.execute(claim_sql, params).fetchall()
         if not rows:
             break
         ids = [row[0] for row in rows]

@@ -1,12 +1,13 @@
 """The breach/warning scan: breach running records past due and warn those past a warning percentage.
 
 Each batch is its own transaction. Breaches: one statement claims the batch (due running records locked
-``FOR UPDATE SKIP LOCKED``, with their task; a second reads the configs' names), Python applies
-``sla.clock.sla_record_mark_breached`` and builds each ``sla.events.sla_breach_payload``, and one more
-statement writes every record's new columns (a compare-and-swap on status and version) and all the events,
-from one JSON document. Warnings lock due records with ``SKIP LOCKED`` too. So concurrent scans split the
-work and never repeat it, and both claims read partial indexes on running records: the cost follows what
-is due, not the table.
+``FOR UPDATE SKIP LOCKED`` by ``polaris.leases.claim_due``, with their task; a second reads the configs'
+names), Python applies ``sla.clock.sla_record_mark_breached`` and builds each
+``sla.events.sla_breach_payload``, and one more statement writes every record's new columns (a
+compare-and-swap on status and version) and all the events, from one JSON document
+(``outbox.append.aggregates_advance``). Warnings lock due records with ``SKIP LOCKED`` too. So concurrent
+scans split the work and never repeat it, and both claims read partial indexes on running records: the cost
+follows what is due, not the table.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from django.utils import timezone
 
 from outbox.append import Advance, aggregates_advance, event_append
 from outbox.events import EventContext
+from polaris.leases import claim_due
 from polaris.metrics import SLA_RECORDS_BREACHED
 
 from .clock import sla_record_mark_breached, sla_record_schedule, sla_record_warning_instant
@@ -56,12 +58,12 @@ _NOT_READ_BY_A_BREACH = (
 def _claim_breaches(*, now: datetime, limit: int, context: EventContext) -> int:
     """One batch, in the caller's transaction: claim due running records (``SKIP LOCKED``: each is claimed by
     one scan), breach them and write their events, in three statements whatever the batch size."""
-    records = list(
-        SLARecord.objects.select_for_update(skip_locked=True, of=("self",))
-        .select_related("task")
+    records = claim_due(
+        SLARecord.objects.select_related("task")
         .defer(*_NOT_READ_BY_A_BREACH)
-        .filter(status=Status.RUNNING, due_at__lte=now)
-        .order_by("due_at")[:limit]
+        .filter(status=Status.RUNNING, due_at__lte=now),
+        order_by="due_at",
+        limit=limit,
     )
     if not records:
         return 0
@@ -98,11 +100,12 @@ def _claim_breaches(*, now: datetime, limit: int, context: EventContext) -> int:
 def _claim_warnings(*, now: datetime, limit: int, context: EventContext) -> int:
     """One batch: lock running records whose next warning is due (skipping ones another scan holds), write
     one ``SLAWarning`` per percentage reached, and move ``next_warning_at`` on."""
-    records = list(
-        SLARecord.objects.select_for_update(skip_locked=True, of=("self",))
-        .select_related("task", "config")
-        .filter(status=Status.RUNNING, next_warning_at__lte=now)
-        .order_by("next_warning_at")[:limit]
+    records = claim_due(
+        SLARecord.objects.select_related("task", "config").filter(
+            status=Status.RUNNING, next_warning_at__lte=now
+        ),
+        order_by="next_warning_at",
+        limit=limit,
     )
     written = 0
     for record in records:

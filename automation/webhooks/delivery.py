@@ -39,7 +39,7 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from polaris.backoff import schedule_seconds
-from polaris.leases import LeaseHeartbeat, renew_lock_timeout
+from polaris.leases import Lease, LeaseHeartbeat, lease_until
 from polaris.metrics import WEBHOOK_DELIVERIES
 
 from ..alerts import alert_raise
@@ -85,8 +85,12 @@ def _free(deliveries: QuerySet[WebhookDelivery]) -> QuerySet[WebhookDelivery]:
     return deliveries.filter(endpoint__enabled=True).filter(Q(endpoint__ordered=False) | ~earlier_undone())
 
 
+# Claims of deliveries: the project's one lease primitive (``polaris.leases``).
+WEBHOOK_LEASE = Lease(model=WebhookDelivery, free=Status.PENDING, held=Status.DELIVERING)
+
+
 def _lease_until() -> Any:
-    return timezone.now() + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
+    return lease_until(settings.WEBHOOK_LEASE_SECONDS)
 
 
 @transaction.atomic
@@ -103,9 +107,7 @@ def _claim(delivery_id: int) -> int | None:
         status=Status.DELIVERING, locked_until__lt=now
     )
     mine = WebhookDelivery.objects.filter(pk=delivery_id)
-    claimed = _free(mine.filter(due)).update(
-        status=Status.DELIVERING, locked_until=lease, next_attempt_at=lease, attempts=F("attempts") + 1
-    )
+    claimed = WEBHOOK_LEASE.claim(_free(mine.filter(due)), until=lease)
     if claimed != 1:
         return None
     return mine.values_list("attempts", flat=True).get()  # our row lock: the value our UPDATE wrote
@@ -114,11 +116,7 @@ def _claim(delivery_id: int) -> int | None:
 @transaction.atomic
 def _renew(*, delivery_id: int, attempts: int) -> int:
     """Heartbeat: extend this sender's claim, unless it lapsed and another sender holds it now."""
-    renew_lock_timeout()
-    lease = _lease_until()
-    return WebhookDelivery.objects.filter(pk=delivery_id, status=Status.DELIVERING, attempts=attempts).update(
-        locked_until=lease, next_attempt_at=lease
-    )
+    return WEBHOOK_LEASE.renew([(delivery_id, attempts)], until=_lease_until())
 
 
 @dataclass
