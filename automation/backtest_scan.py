@@ -23,6 +23,17 @@ from django.db import OperationalError, connection, transaction
 
 from outbox.models import OutboxEvent
 from polaris.accounts.models import User
+from polaris.sql.backtest import (
+    AGENCY,
+    DAY,
+    PAYLOAD_KEY,
+    PAYLOAD_PATH,
+    WINDOW,
+    grouped_sql,
+    sample_sql,
+    scan_sql,
+    statement_timeout_sql,
+)
 
 from .models import Trigger
 from .predicates import EVALUATION_ERRORS, PredicateError
@@ -32,8 +43,6 @@ SAMPLE_SIZE = 20
 CHUNK = 5000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PAYLOAD_NAMES = ("old_state", "new_state", "transition", "task_type", "service_area", "priority", "reason")
-
-_DAY = "((occurred_at AT TIME ZONE 'UTC')::date - DATE '1970-01-01')"
 
 
 def _projection(compiled: Any) -> tuple[list[str], list[list[Any]], list[Any]]:
@@ -56,23 +65,23 @@ def _projection(compiled: Any) -> tuple[list[str], list[list[Any]], list[Any]]:
         slots.append("actor_id")
     for key in _PAYLOAD_NAMES:
         if key in names_used and not whole_payload:  # else read from the whole payload
-            exprs.append("payload ->> %s")
+            exprs.append(PAYLOAD_KEY)
             params.append([key])
             slots.append(key)
     if not whole_payload:
         for path in sorted(compiled.payload_paths or ()):  # JSON text, decoded once per distinct fact tuple
-            exprs.append("(payload #> %s)::text")
+            exprs.append(PAYLOAD_PATH)
             params.append([list(path)])
             slots.append(path)
     return exprs, params, slots
 
 
 def _where(trigger: Trigger, since: datetime, until: datetime) -> tuple[str, list[Any]]:
-    where = "event_type = %s AND occurred_at >= %s AND occurred_at < %s"
+    where = WINDOW
     params: list[Any] = [trigger.event_type, since, until]
     scope = trigger_scope(trigger)
     if scope is not None:  # automation.ruleset.scope_admits, stated in SQL
-        where += " AND payload ->> 'agency_id' = %s"
+        where += AGENCY
         params.append(scope)
     return where, params
 
@@ -127,8 +136,8 @@ def backtest_scan(trigger: Trigger, compiled: Any, since: datetime, until: datet
         grouped = _scan_grouped(compiled, exprs, params_each, where, where_params, make_names, started)
         if grouped is not None:
             return grouped
-    columns = ["id::text", _DAY, *exprs, *(["payload"] if full_payload else [])]
-    sql = f"SELECT {', '.join(columns)} FROM {OutboxEvent._meta.db_table} WHERE {where}"  # noqa: S608
+    columns = ["id::text", DAY, *exprs, *(["payload"] if full_payload else [])]
+    sql = scan_sql(OutboxEvent._meta.db_table, columns, where)
     evaluate = compiled.evaluate_raw
     per_day: dict[int, int] = defaultdict(int)
     matches: list[tuple[str, dict]] = []
@@ -224,24 +233,15 @@ def _scan_grouped(
     """The scan as one ``GROUP BY`` (day, facts) over at most ``BACKTEST_MAX_EVENTS`` rows: the predicate
     runs once per distinct fact tuple and PostgreSQL does the counting. None when it did not finish within
     ``BACKTEST_MAX_SECONDS`` (the caller's streaming scan then answers, truncated)."""
-    table = OutboxEvent._meta.db_table
-    keys = ["day", *(f"c{i}" for i in range(len(exprs)))]
-    inner = ", ".join([f"{_DAY} AS day", *(f"{expr} AS c{i}" for i, expr in enumerate(exprs))])
-    sql = (
-        f"SELECT {', '.join(keys)}, count(*) FROM (SELECT {inner} FROM {table} WHERE {where} LIMIT %s) s"  # noqa: S608
-        f" GROUP BY {', '.join(keys)}"
-    )
+    sql = grouped_sql(OutboxEvent._meta.db_table, exprs, where)
     remaining_ms = max(int((started + settings.BACKTEST_MAX_SECONDS - time.monotonic()) * 1000), 1)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(remaining_ms)])
+            cursor.execute(statement_timeout_sql(), [str(remaining_ms)])
             expr_params = [param for params in params_each for param in params]
             cursor.execute(sql, [*expr_params, *where_params, settings.BACKTEST_MAX_EVENTS])
             groups = cursor.fetchall()
-            cursor.execute(
-                "SELECT set_config('statement_timeout', %s, true)",
-                [str(int(settings.BACKTEST_MAX_SECONDS * 1000) + 5000)],
-            )
+            cursor.execute(statement_timeout_sql(), [str(int(settings.BACKTEST_MAX_SECONDS * 1000) + 5000)])
     except OperationalError:  # statement_timeout: too much history for the time bound
         return None
     evaluate, failures = compiled.evaluate_raw, (PredicateError, *EVALUATION_ERRORS)
@@ -283,17 +283,10 @@ def _sample_ids(
     if not hits:
         return []
     params: list[Any] = list(where_params)
-    alternatives = []
     for facts in hits:
-        parts = ["TRUE"]
-        for expr, expr_params, value in zip(exprs, params_each, facts, strict=True):
-            parts.append(f"{expr} IS NOT DISTINCT FROM %s")
+        for expr_params, value in zip(params_each, facts, strict=True):
             params += [*expr_params, value]
-        alternatives.append(" AND ".join(parts))
-    sql = (
-        f"SELECT id FROM {OutboxEvent._meta.db_table} WHERE {where}"  # noqa: S608
-        f" AND (({') OR ('.join(alternatives)})) LIMIT {SAMPLE_SIZE}"
-    )
+    sql = sample_sql(OutboxEvent._meta.db_table, exprs, where, len(hits), SAMPLE_SIZE)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [row[0] for row in cursor.fetchall()]

@@ -36,6 +36,7 @@ from outbox.models import HandledEvent, OutboxEvent
 from polaris.backoff import backoff_seconds
 from polaris.leases import LeaseHeartbeat
 from polaris.metrics import OUTBOX_DISPATCH_LAG, OUTBOX_EVENTS_PROCESSED
+from polaris.sql.dispatch import ledger_handled_sql, ledger_insert_sql, settle_done_sql
 
 from .claims import bookkeeping_commit, outbox_claim, outbox_release, outbox_renew
 from .registry import Handler, handlers_for
@@ -47,10 +48,7 @@ PROCESSING = OutboxEvent.Status.PROCESSING.value
 DISPATCHED = OutboxEvent.Status.DISPATCHED.value
 DEAD = OutboxEvent.Status.DEAD.value
 
-_TABLE = OutboxEvent._meta.db_table
-_LEDGER_TABLE = HandledEvent._meta.db_table
 _ERROR_LIMIT = 4000  # characters of traceback kept in last_error
-# Array parameters go as ``%b`` (binary; see ``outbox.claims``).
 
 
 @dataclass
@@ -111,7 +109,7 @@ class _BatchFailed(Exception):
 def _already_handled(handler: Handler, events: list[OutboxEvent]) -> set:
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT event_id FROM {_LEDGER_TABLE} WHERE handler = %s AND event_id = ANY(%b)",  # noqa: S608
+            ledger_handled_sql(HandledEvent),
             [handler.name, [event.id for event in events]],
         )
         return {row[0] for row in cursor.fetchall()}
@@ -129,10 +127,8 @@ def _handle_fast(handler: Handler, events: list[OutboxEvent], now: datetime) -> 
                     handler.func(event)
             index = None  # past the handlers: a failure now is the ledger insert (a concurrent worker)
             with connection.cursor() as cursor:
-                # One statement, one array parameter: far cheaper than bulk_create's per-row objects.
                 cursor.execute(
-                    f"INSERT INTO {_LEDGER_TABLE} (handler, event_id, handled_at) "
-                    "SELECT %s, unnest(%b::uuid[]), %s",
+                    ledger_insert_sql(HandledEvent),
                     [handler.name, [event.id for event in events], now],
                 )
     except SoftTimeLimitExceeded:
@@ -210,8 +206,7 @@ def _settle(
         if done:
             with connection.cursor() as cursor:
                 cursor.execute(
-                    f"UPDATE {_TABLE} SET status = %s, dispatched_at = %s, locked_until = NULL, "  # noqa: S608
-                    "last_error = '' WHERE id = ANY(%b) AND status = %s",
+                    settle_done_sql(OutboxEvent),
                     [DISPATCHED, now, [event.id for event in done], PROCESSING],
                 )
         for event in failed:

@@ -49,79 +49,30 @@ from django.db import connection, transaction
 
 from polaris.access import scope_filter
 from polaris.accounts.models import User
+from polaris.sql.feed import (
+    PAGE_AGENCY,
+    PAGE_AGGREGATE_TYPE,
+    PAGE_CLIENT,
+    PAGE_EVENT_TYPES,
+    PAGE_WINDOW,
+    feed_page_sql,
+    feed_statements,
+)
 
 from .models import FeedEntry, FeedState, OutboxEvent
 
-_EVENTS = OutboxEvent._meta.db_table
-_FEED = FeedEntry._meta.db_table
-_STATE = FeedState._meta.db_table
 SCAN_WINDOW = 20_000  # positions one page examines at most (filters may match few of them)
 ROUND_LIMIT = 10_000  # events one round positions (plus their aggregates' earlier ones if it hits this)
 
-_STATE_ENSURE = (
-    f"INSERT INTO {_STATE} (id, watermark, resume_sequence, resume_id) "  # noqa: S608
-    "VALUES (1, 0, 0, '00000000-0000-0000-0000-000000000000') ON CONFLICT (id) DO NOTHING"
-)
-_STATE_LOCK = (
-    f"SELECT watermark, resume_sequence, resume_id, pg_snapshot_xmin(pg_current_snapshot())::text::bigint "  # noqa: S608
-    f"FROM {_STATE} WHERE id = 1 FOR UPDATE"
-)
-_FROM_WATERMARK = (
-    "(e.xid, e.sequence, e.id) >= (%(watermark)s::bigint, %(resume_sequence)s::integer, %(resume)s::uuid)"
-)
-_UNPOSITIONED = f"NOT EXISTS (SELECT 1 FROM {_FEED} AS f WHERE f.event_id = e.id)"  # noqa: S608
-_ASSIGN = f"""
-WITH head AS (SELECT coalesce(max(position), 0) AS p FROM {_FEED}),
-picked AS (
-    SELECT e.id, e.aggregate_type, e.aggregate_id, e.sequence, e.occurred_at
-      FROM {_EVENTS} AS e
-     WHERE {_FROM_WATERMARK} AND {_UNPOSITIONED}
-     ORDER BY e.xid, e.sequence, e.id
-     LIMIT %(limit)s::integer
-),
-earlier AS (  -- only when the round hit its bound: the unpositioned predecessors of what it took
-    SELECT e.id, e.aggregate_type, e.aggregate_id, e.sequence, e.occurred_at
-      FROM (SELECT aggregate_type, aggregate_id, max(sequence) AS last FROM picked GROUP BY 1, 2) AS a
-      JOIN {_EVENTS} AS e
-        ON e.aggregate_type = a.aggregate_type AND e.aggregate_id = a.aggregate_id AND e.sequence < a.last
-     WHERE (SELECT count(*) FROM picked) >= %(limit)s::integer AND {_FROM_WATERMARK} AND {_UNPOSITIONED}
-),
-candidates AS (
-    SELECT b.id, b.aggregate_type, b.aggregate_id, b.sequence,
-           max(b.occurred_at) OVER (
-               PARTITION BY b.aggregate_type, b.aggregate_id ORDER BY b.sequence
-           ) AS settled_at
-      FROM (SELECT * FROM picked UNION SELECT * FROM earlier) AS b
-)
-INSERT INTO {_FEED} (position, event_id)
-SELECT head.p + row_number() OVER (ORDER BY c.settled_at, c.aggregate_type, c.aggregate_id, c.sequence), c.id
-  FROM candidates AS c, head
-"""  # noqa: S608
-# Up to the first event still unpositioned in (xid, sequence, id) order, at most (xmin, 0, nil): never
-# backwards, as an unpositioned event has a key >= the old watermark, and an old watermark with resume
-# columns came from an event whose xid was below the xmin of its round.
-_WATERMARK = f"""
-UPDATE {_STATE} SET (watermark, resume_sequence, resume_id) = (
-    SELECT t.xid, t.sequence, t.id FROM (
-        (SELECT e.xid, e.sequence, e.id FROM {_EVENTS} AS e
-          WHERE {_FROM_WATERMARK} AND {_UNPOSITIONED}
-          ORDER BY e.xid, e.sequence, e.id
-          LIMIT 1)
-        UNION ALL
-        SELECT %(xmin)s::bigint, 0, '00000000-0000-0000-0000-000000000000'::uuid
-    ) AS t
-    ORDER BY t.xid, t.sequence, t.id
-    LIMIT 1
-) WHERE id = 1
-"""  # noqa: S608
+_SQL = feed_statements(OutboxEvent, FeedEntry, FeedState)
 
 
 def feed_sequence() -> int:
     """One round of position assignment (see the module docstring); returns how many events got one
     (at most ``ROUND_LIMIT``, plus the earlier events of its aggregates when it hit that bound)."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_STATE_ENSURE)
-        cursor.execute(_STATE_LOCK)
+        cursor.execute(_SQL.state_ensure)
+        cursor.execute(_SQL.state_lock)
         watermark, resume_sequence, resume, xmin = cursor.fetchone()
         params = {
             "watermark": watermark,
@@ -130,9 +81,9 @@ def feed_sequence() -> int:
             "limit": ROUND_LIMIT,
             "xmin": xmin,
         }
-        cursor.execute(_ASSIGN, params)
+        cursor.execute(_SQL.assign, params)
         assigned = cursor.rowcount
-        cursor.execute(_WATERMARK, params)
+        cursor.execute(_SQL.watermark, params)
     return assigned
 
 
@@ -188,14 +139,6 @@ class FeedPage:
         return ('{"events":[' + ",".join(self.raw) + tail).encode()
 
 
-# The event envelope (``OutboxEvent.envelope``) plus the feed position, as JSON built in SQL.
-_ENVELOPE = """json_build_object(
-    'position', f.position, 'id', e.id, 'event_type', e.event_type, 'aggregate_type', e.aggregate_type,
-    'aggregate_id', e.aggregate_id, 'sequence', e.sequence, 'occurred_at', e.occurred_at,
-    'actor_id', e.actor_id, 'correlation_id', e.correlation_id, 'causation_id', e.causation_id,
-    'depth', e.depth, 'payload', e.payload)::text"""
-
-
 def feed_page(
     *,
     scope: FeedScope,
@@ -210,39 +153,21 @@ def feed_page(
     ``head`` and the page come from one statement, so one snapshot."""
     if sequence:
         feed_sequence()
-    conditions: list[str]
-    params: dict[str, Any]
-    conditions, params = (
-        ["f.position > %(after)s::bigint", "f.position <= %(after)s::bigint + %(window)s::bigint"],
-        {
-            "after": after,
-            "window": SCAN_WINDOW,
-            "limit": limit,
-        },
-    )
+    conditions = list(PAGE_WINDOW)
+    params: dict[str, Any] = {"after": after, "window": SCAN_WINDOW, "limit": limit}
     if scope.agency_id is not None:
-        conditions.append("e.payload ->> 'agency_id' = %(agency_id)s::text")
+        conditions.append(PAGE_AGENCY)
         params["agency_id"] = scope.agency_id
     if scope.client_id is not None:
-        conditions.append("e.aggregate_type = 'task' AND e.payload ->> 'client_id' = %(client_id)s::text")
+        conditions.append(PAGE_CLIENT)
         params["client_id"] = str(scope.client_id)
     if event_types:
-        conditions.append("e.event_type = ANY(%(event_types)s)")
+        conditions.append(PAGE_EVENT_TYPES)
         params["event_types"] = list(event_types)
     if aggregate_type:
-        conditions.append("e.aggregate_type = %(aggregate_type)s")
+        conditions.append(PAGE_AGGREGATE_TYPE)
         params["aggregate_type"] = aggregate_type
-    sql = f"""
-    SELECT head.p, page.*
-      FROM (SELECT coalesce(max(position), 0) AS p FROM {_FEED}) AS head
-      LEFT JOIN LATERAL (
-           SELECT f.position, {_ENVELOPE} AS envelope
-             FROM {_FEED} AS f JOIN {_EVENTS} AS e ON e.id = f.event_id
-            WHERE {" AND ".join(conditions)}
-            ORDER BY f.position
-            LIMIT %(limit)s::integer
-      ) AS page ON true
-    """  # noqa: S608
+    sql = feed_page_sql(_SQL, conditions)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
