@@ -24,12 +24,13 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 from outbox.models import OutboxEvent
 from polaris.errors import ValidationFailed
+from polaris.sql.session import transaction_read_only, transaction_settings
 
 from .actions.registry import ACTION_TYPES, ActionContext
 from .backtest_scan import CHUNK, backtest_scan
@@ -49,12 +50,8 @@ def trigger_backtest(*, trigger: Trigger, since: datetime, until: datetime) -> d
         raise ValidationFailed(details={"predicate": [str(exc)]}) from None
     started = time.monotonic()
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET TRANSACTION READ ONLY")
-            cursor.execute(
-                "SELECT set_config('statement_timeout', %s, true)",
-                [str(int(settings.BACKTEST_MAX_SECONDS * 1000) + 5000)],
-            )
+        transaction_read_only()
+        transaction_settings(statement_timeout=str(int(settings.BACKTEST_MAX_SECONDS * 1000) + 5000))
         scan = backtest_scan(trigger, compiled, since, until, started)
         timed = _timed(trigger, compiled, scan) if trigger.wait_minutes is not None else None
         sample = _sample(trigger, scan["sample_ids"], timed)

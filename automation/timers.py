@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from outbox.append import NewEvent, events_append
@@ -40,6 +40,7 @@ from outbox.models import OutboxEvent
 from polaris.celery import app as celery_app
 from polaris.leases import claim_due
 from polaris.metrics import AUTOMATION_TIMER_FIRE_LATENESS, AUTOMATION_TIMERS
+from polaris.sql.session import transaction_settings
 from sla.calendar import Calendar, add_working_minutes
 from workflow.events import action_plan_facts, task_facts
 from workflow.models import ActionPlan, Task
@@ -192,13 +193,10 @@ def timers_fire_due(*, now: datetime | None = None, limit: int | None = None) ->
     limit = limit or settings.TIMER_FIRE_BATCH_SIZE
     with transaction.atomic():
         timeout_ms = int(settings.TIMER_CLAIM_TIMEOUT_SECONDS * 1000)
-        with connection.cursor() as cursor:
-            # The claim's "lease": a stalled claim is aborted by the server and its rows are free again.
-            cursor.execute(
-                "SELECT set_config('idle_in_transaction_session_timeout', %s, true),"
-                " set_config('statement_timeout', %s, true)",
-                [str(timeout_ms), str(timeout_ms)],
-            )
+        # The claim's "lease": a stalled claim is aborted by the server and its rows are free again.
+        transaction_settings(
+            idle_in_transaction_session_timeout=str(timeout_ms), statement_timeout=str(timeout_ms)
+        )
         claimed_at = now or timezone.now()
         rows = claim_due(
             TriggerTimer.objects.filter(state=PENDING, due_at__lte=claimed_at).values(

@@ -20,11 +20,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from outbox.models import OutboxEvent
 from polaris.leases import Lease, lease_until
+from polaris.sql.session import commit_without_flush_wait
 
 PENDING = OutboxEvent.Status.PENDING.value
 PROCESSING = OutboxEvent.Status.PROCESSING.value
@@ -47,8 +48,7 @@ def bookkeeping_commit() -> None:
     simply be claimed or delivered again, which the lease and the ledger make harmless. It never makes
     the database inconsistent. Handler transactions (effects + ledger) keep full durability.
     """
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+    commit_without_flush_wait()
 
 
 def outbox_claim(

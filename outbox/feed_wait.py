@@ -10,6 +10,8 @@ from contextlib import contextmanager
 import psycopg
 from django.db import connection
 
+from polaris.sql.session import listen
+
 from .feed import FeedPage
 
 CHANNEL = "outbox_feed"
@@ -24,7 +26,7 @@ def feed_listener() -> Iterator[psycopg.Connection]:
         params.pop(name, None)
     listener = psycopg.connect(**params, autocommit=True)
     try:
-        listener.execute(f"LISTEN {CHANNEL}")
+        listen(listener, CHANNEL)
         yield listener
     finally:
         listener.close()

@@ -44,6 +44,7 @@ from django.utils import timezone
 
 from polaris.sql.claims import lease_claim_sql, lease_renew_sql
 from polaris.sql.precompiled import rows_as_instances
+from polaris.sql.session import transaction_settings
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +55,7 @@ def renew_lock_timeout(seconds: float = 1.0) -> None:
     A heartbeat must never hang: its holder joins the thread when the work ends. A renewal that cannot
     get its rows now fails, is logged, and is tried again at the next beat.
     """
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(seconds * 1000)}ms"])
+    transaction_settings(lock_timeout=f"{int(seconds * 1000)}ms")
 
 
 def claim_due(queryset: QuerySet[Any], *, order_by: str, limit: int) -> list[Any]:

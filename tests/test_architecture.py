@@ -269,3 +269,149 @@ def test_function_level_and_relative_imports_count(tmp_path):
 @pytest.mark.parametrize("heading", ["### Layers", "### Module map"])
 def test_the_doc_has_the_tables(heading):
     assert doc_table(heading)
+
+
+# -- one writer of events, one claim primitive, raw SQL in one package --------------------------------------
+
+APPS = ("outbox", "workflow", "sla", "automation", "ops")
+OUTBOX_WRITER = "outbox/append.py"
+# Building an OutboxEvent that is never saved: the trigger dry-run evaluates a hypothetical event.
+OUTBOX_EVENT_UNSAVED = ("automation/dry_run.py",)
+# The precompiled writers that insert rows: only the outbox writer calls them (and they are defined in
+# polaris/sql/precompiled.py); the set-based advance's statement likewise.
+ROW_WRITERS = {"row_insert", "rows_insert", "rows_update_then_insert", "aggregates_advance_sql"}
+MANAGER_WRITES = {"create", "bulk_create", "get_or_create", "update_or_create"}
+SQL_PACKAGE = "polaris/sql/"
+CLAIM_PRIMITIVE = "polaris/leases.py"
+# Another app's write API called for a domain action (the task's own service, which writes the task and its
+# event itself): automation's actions create and move tasks as a user would.
+CROSS_APP_SERVICES = {
+    ("automation.actions.create_task", "workflow.services.tasks"),
+    ("automation.actions.update_task_state", "workflow.services.tasks"),
+}
+
+
+def _strings(tree: ast.AST) -> list[tuple[int, str]]:
+    """``(line, text)`` of every string literal and f-string except docstrings."""
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            found.append((node.lineno, node.value))
+        elif isinstance(node, ast.JoinedStr):
+            found.append((node.lineno, ast.unparse(node)))  # with its expressions: a table named by a model
+    return found
+
+
+def _called_name(node: ast.Call) -> str:
+    func = node.func
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+
+
+def outbox_writes(name: str, source: str) -> list[str]:
+    """Where ``source`` (the module at path ``name``) writes outbox rows other than through the outbox
+    writer: builds an ``OutboxEvent(…)``, calls a precompiled row writer, creates through the model's
+    manager, or holds an INSERT naming the outbox table."""
+    if name == OUTBOX_WRITER:
+        return []
+    tree = ast.parse(source)
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        called = _called_name(node)
+        if called == "OutboxEvent" and name not in OUTBOX_EVENT_UNSAVED:
+            found.append(f"{name}:{node.lineno} OutboxEvent(…)")
+        elif called in ROW_WRITERS and not name.startswith(SQL_PACKAGE):
+            found.append(f"{name}:{node.lineno} {called}(…)")
+        elif called in MANAGER_WRITES and "OutboxEvent" in ast.unparse(node.func):
+            found.append(f"{name}:{node.lineno} {ast.unparse(node.func)}(…)")
+    for line, text in _strings(tree):
+        names_outbox = "outbox" in text.lower()
+        if "INSERT INTO" in text.upper() and names_outbox and not name.startswith(SQL_PACKAGE):
+            found.append(f"{name}:{line} INSERT INTO the outbox")
+    return sorted(found)
+
+
+def skip_locked_claims(name: str, source: str) -> list[str]:
+    """Where ``source`` claims rows with ``SKIP LOCKED`` itself (in SQL or through the ORM) instead of
+    through the claim primitive."""
+    if name == CLAIM_PRIMITIVE or name.startswith(SQL_PACKAGE):
+        return []
+    tree = ast.parse(source)
+    found = [
+        f"{name}:{line} SKIP LOCKED in SQL" for line, text in _strings(tree) if "SKIP LOCKED" in text.upper()
+    ]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "skip_locked":
+            found.append(f"{name}:{node.value.lineno} skip_locked=")
+    return sorted(found)
+
+
+def cross_app_service_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Imports of another app's ``services`` module or package (the ground's are every app's to use)."""
+    problems = []
+    for module, targets in sorted(graph.items()):
+        source = module.split(".")[0]
+        for target in sorted(targets):
+            package = target.split(".")[0]
+            foreign = package in APPS and package != source
+            if foreign and "services" in target.split(".") and (module, target) not in CROSS_APP_SERVICES:
+                problems.append(f"{module} imports {target}")
+    return problems
+
+
+def _sources() -> dict[str, str]:
+    return {str(path.relative_to(ROOT)): path.read_text() for path in module_files().values()}
+
+
+def test_one_writer_of_outbox_rows():
+    found = [hit for name, source in _sources().items() for hit in outbox_writes(name, source)]
+    assert found == [], f"append events through {OUTBOX_WRITER} (outbox.append) only"
+
+
+def test_one_claim_primitive():
+    found = [hit for name, source in _sources().items() for hit in skip_locked_claims(name, source)]
+    assert found == [], f"claim through {CLAIM_PRIMITIVE} (Lease, claim_due) only"
+
+
+def test_no_app_imports_another_apps_services():
+    assert cross_app_service_imports(import_graph(module_files())) == []
+
+
+def test_the_writer_the_claim_and_the_services_checks_can_fail():
+    writer = (
+        "from outbox.models import OutboxEvent\n"
+        "from polaris.sql.precompiled import row_insert\n"
+        "def fire(rows):\n"
+        "    row_insert(OutboxEvent(event_type='TimerFired'))\n"
+        "    OutboxEvent.objects.bulk_create([])\n"
+        "    sql = f'INSERT INTO {OutboxEvent._meta.db_table} (id) SELECT 1'\n"
+    )
+    assert outbox_writes("automation/timers.py", writer) == [
+        "automation/timers.py:4 OutboxEvent(…)",
+        "automation/timers.py:4 row_insert(…)",
+        "automation/timers.py:5 OutboxEvent.objects.bulk_create(…)",
+        "automation/timers.py:6 INSERT INTO the outbox",
+    ]
+    assert outbox_writes(OUTBOX_WRITER, writer) == []
+    claimer = (
+        '"""Claims with FOR UPDATE SKIP LOCKED (a docstring may say so)."""\n'
+        "def claim(qs):\n"
+        "    qs.select_for_update(skip_locked=True)\n"
+        "    return 'SELECT id FROM t FOR UPDATE SKIP LOCKED'\n"
+    )
+    assert skip_locked_claims("sla/scan.py", claimer) == [
+        "sla/scan.py:3 skip_locked=",
+        "sla/scan.py:4 SKIP LOCKED in SQL",
+    ]
+    assert skip_locked_claims(CLAIM_PRIMITIVE, claimer) == []
+    graph = {"sla.clock": {"workflow.services.events", "workflow.events", "polaris.idempotency.services"}}
+    assert cross_app_service_imports(graph) == ["sla.clock imports workflow.services.events"]
