@@ -107,7 +107,7 @@ class Lease:
         """Extend the claims ``(pk, attempts)`` this holder still has to ``until`` (in the caller's
         transaction, giving up quickly on a locked row: ``renew_lock_timeout``); returns how many."""
         renew_lock_timeout()
-        pk_type = str(self.model._meta.pk.rel_db_type(connection))  # type: ignore[union-attr]
+        pk_type = str(self.model._meta.pk.rel_db_type(connection))
         params: dict[str, Any] = {
             "lease_until": until,
             "ids": [pk for pk, _ in claims],

@@ -189,15 +189,16 @@ def sla_record_locked(
     (``workflow.extensions.task_locked_rows``, registered in ``SlaConfig``) and passes it here as
     ``locked_rows``; when it did not, it is read ``FOR UPDATE`` now.
     """
+    record: SLARecord | None
     if SLARecord in locked_rows:
-        record = locked_rows[SLARecord]
+        record = locked_rows[SLARecord]  # type: ignore[assignment]  # the row of the model it is keyed by
     else:
         record = row_get(SLARecord, where={"task_id": task.pk}, lock=True)
     if record is None:
         Task.sla_record.related.set_cached_value(task, None)
     else:
         task.sla_record = record
-    return record  # type: ignore[return-value]
+    return record
 
 
 def sla_record_track_transition(
