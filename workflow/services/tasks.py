@@ -1,7 +1,8 @@
 """Task writes: creation, transitions and edits. Each runs in one transaction and writes exactly one event.
 
 Edits (``task_update``, ``task_assign``) claim the next position of the task's stream with the same
-compare-and-swap as transitions (``outbox.append.aggregate_advance``), writing the edited columns in that one UPDATE.
+compare-and-swap as transitions (``outbox.append.aggregate_advance``), writing the edited columns in that
+one UPDATE.
 """
 
 from __future__ import annotations
