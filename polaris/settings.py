@@ -124,7 +124,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
-ROOT_URLCONF = "ops.urls"
+ROOT_URLCONF = "polaris.urls"
 WSGI_APPLICATION = "polaris.wsgi.application"
 
 TEMPLATES = [
