@@ -33,10 +33,10 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from automation.metrics import AUTOMATION_TIMER_FIRE_LATENESS, AUTOMATION_TIMERS
 from outbox.kick import kick_after_commit
 from outbox.models import OutboxEvent
 from polaris.celery import app as celery_app
-from polaris.metrics import AUTOMATION_TIMER_FIRE_LATENESS, AUTOMATION_TIMERS
 from polaris.precompiled import row_insert
 from sla.calendar import Calendar, add_working_minutes
 from workflow.models import ActionPlan, Task

@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from outbox.events import EventContext
 from outbox.models import OutboxEvent
-from polaris.metrics import SLA_RECORDS_BREACHED
 from polaris.precompiled import row_get
+from sla.metrics import SLA_RECORDS_BREACHED
 from workflow.models import Task, TaskState
 from workflow.services.events import event_append
 

@@ -27,7 +27,7 @@ from django.utils import timezone
 from outbox.events import EventContext
 from outbox.kick import kick_after_commit
 from outbox.models import OutboxEvent
-from polaris.metrics import SLA_RECORDS_BREACHED
+from sla.metrics import SLA_RECORDS_BREACHED
 from workflow.services.events import event_append
 
 from .clock import sla_record_mark_breached, sla_record_schedule, sla_record_warning_instant
