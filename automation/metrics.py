@@ -1,9 +1,10 @@
-"""Trigger evaluation counts, summed in the process and published to Prometheus in batches.
+"""The automation app's Prometheus metrics: trigger evaluations, webhook deliveries, timers.
 
-Counts are published at most every ``_METRICS_FLUSH_SECONDS`` (a timer publishes the tail of a burst;
-exit publishes the rest): 50 triggers are 50 labelled increments per event, which would cost more than
-evaluating the 50 predicates. Per event only the ruleset (its labels) and the outcomes other than
-not_matched are kept; a trigger's not_matched count is the events its ruleset saw minus its other outcomes.
+Trigger evaluations are summed in the process and published to Prometheus in batches, at most every
+``_METRICS_FLUSH_SECONDS`` (a timer publishes the tail of a burst; exit publishes the rest): 50 triggers are
+50 labelled increments per event, which would cost more than evaluating the 50 predicates. Per event only
+the ruleset (its labels) and the outcomes other than not_matched are kept; a trigger's not_matched count is
+the events its ruleset saw minus its other outcomes.
 """
 
 from __future__ import annotations
@@ -14,9 +15,35 @@ import threading
 import time
 from collections import Counter
 
-from polaris.metrics import AUTOMATION_TRIGGER_EVALUATIONS
+import prometheus_client
 
 from .models import TriggerExecution
+
+AUTOMATION_TRIGGER_EVALUATIONS = prometheus_client.Counter(
+    "automation_trigger_evaluations_total",
+    "Trigger evaluations, by trigger and outcome (matched, not_matched, error, loop_prevented).",
+    ["trigger_id", "outcome"],
+)
+WEBHOOK_DELIVERIES = prometheus_client.Counter(
+    "webhook_deliveries_total", "Webhook delivery attempts, by outcome.", ["status"]
+)
+AUTOMATION_TIMERS = prometheus_client.Counter(
+    "automation_timers_total",
+    "Timers of timed triggers: scheduled when set; then each once, as it ended: fired (its trigger acted),"
+    " not_matched, error or cancelled (by an unless event, also one found only at fire time).",
+    ["state"],
+)
+# Set by each timer sweep (every TIMER_SWEEP_INTERVAL_SECONDS); the most recent value wins across processes.
+AUTOMATION_TIMERS_PENDING = prometheus_client.Gauge(
+    "automation_timers_pending",
+    "Timers waiting to fall due, as counted by the latest sweep.",
+    multiprocess_mode="mostrecent",
+)
+AUTOMATION_TIMER_FIRE_LATENESS = prometheus_client.Histogram(
+    "automation_timer_fire_lateness_seconds",
+    "Time from a timer's due instant to its firing (the TimerFired event committed).",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
 
 NOT_MATCHED = str(TriggerExecution.Outcome.NOT_MATCHED.value)
 ALREADY_DONE = "already_done"  # the (trigger, event) pair had run before: not counted again

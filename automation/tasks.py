@@ -7,9 +7,7 @@ from celery.signals import worker_process_shutdown, worker_ready
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from polaris.metrics import AUTOMATION_TIMERS_PENDING
-
-from .metrics import automation_metrics_flush
+from .metrics import AUTOMATION_TIMERS_PENDING, automation_metrics_flush
 from .timers import FIRE_TASK_NAME, timers_fire_all_due, timers_pending_count
 from .webhooks.delivery import webhook_deliveries_due, webhook_delivery_attempt
 from .webhooks.retention import webhook_attempts_trim

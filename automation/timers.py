@@ -34,12 +34,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from automation.metrics import AUTOMATION_TIMER_FIRE_LATENESS, AUTOMATION_TIMERS
 from outbox.append import NewEvent, events_append
 from outbox.events import EventContext
 from outbox.models import OutboxEvent
 from polaris.celery import app as celery_app
 from polaris.leases import claim_due
-from polaris.metrics import AUTOMATION_TIMER_FIRE_LATENESS, AUTOMATION_TIMERS
 from polaris.sql.session import transaction_settings
 from sla.calendar import Calendar, add_working_minutes
 from workflow.events import action_plan_facts, task_facts

@@ -287,7 +287,7 @@ def _latency_round(*, transitions: int, rate: float, kick: bool, actor, client, 
     from django.conf import settings
     from django.db import connection, transaction
 
-    from outbox import effect_probe as effects
+    from tests.support import effect_probe as effects
     from workflow.services.tasks import task_create, task_transition
 
     settings.OUTBOX_KICK_ON_COMMIT = kick
@@ -337,8 +337,8 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 
 def latency(*, transitions: int, rate: float, beat_interval: float) -> dict:
-    from outbox import effect_probe as effects
     from polaris.accounts.models import Agency, User
+    from tests.support import effect_probe as effects
 
     effects.effect_table_create()
     agency = Agency.objects.create(name="Dispatch Bench", slug="dispatch-bench")

@@ -4,7 +4,7 @@
 (``manage.py celery_outbox_relay``) publishes after commit. ``peer.effect_direct`` is excluded from the
 outbox (``CELERY_OUTBOX_EXCLUDE_TASKS``) and sent with ``transaction.on_commit(task.delay)``: not durable.
 Both run the idempotent-consumer body the library's docs ask for (a unique ledger row, then the effect:
-the same effect table ``outbox.effect_probe`` writes for Polaris's dispatcher).
+the same effect table ``tests.support.effect_probe`` writes for Polaris's dispatcher).
 """
 
 import os
@@ -28,7 +28,7 @@ def _handle(event_id: str, aggregate_id: str, sequence: int) -> None:
     from django.db import IntegrityError, connection, transaction
 
     from bench.peerapp.models import PeerHandledMessage
-    from outbox.effect_probe import EFFECT_TABLE
+    from tests.support.effect_probe import EFFECT_TABLE
 
     try:
         with transaction.atomic():

@@ -82,7 +82,7 @@ def _effect_stats(event_ids: list | None = None) -> dict:
     """Rows, distinct events, duplicates, and the first→last effect span of the effect table."""
     from django.db import connection
 
-    from outbox.effect_probe import EFFECT_TABLE
+    from tests.support.effect_probe import EFFECT_TABLE
 
     with connection.cursor() as cursor:
         cursor.execute(
@@ -203,8 +203,9 @@ def child_drain(arm: str, count: int) -> dict:
     _setup(OURS)
     from dispatch_bench import _clear_events, _insert_events
 
-    from outbox import effect_probe, registry
+    from outbox import registry
     from outbox.dispatcher import outbox_dispatch
+    from tests.support import effect_probe
 
     effect_probe.effect_table_create()
     from django.db import connection
@@ -239,7 +240,7 @@ def child_enqueue(mode: str, count: int) -> dict:
     from django.db import transaction
 
     from bench.peer_celery import app, peer_effect, peer_effect_direct
-    from outbox import effect_probe
+    from tests.support import effect_probe
 
     effect_probe.effect_table_create()
     app.control.purge()
@@ -264,7 +265,7 @@ def child_latency(arm: str, count: int, rate: float) -> dict:
     _setup(OURS if arm == "ours" else PEER)
     from django.db import connection, transaction
 
-    from outbox import effect_probe
+    from tests.support import effect_probe
 
     effect_probe.effect_table_create()
     agency, agent, client = _people(f"latency-{arm}")

@@ -182,7 +182,7 @@ def _working_handler(event) -> None:
     """A few ms of work per event, then the probe's effect row. The work is Python holding the GIL, which
     the heartbeat thread must take from it to beat: the least favourable case for a thread (a handler
     waiting on I/O would hide the beat's own time)."""
-    from outbox.effect_probe import record_effect
+    from tests.support.effect_probe import record_effect
 
     until = time.perf_counter() + WORK_SECONDS
     while time.perf_counter() < until:
@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
-        from outbox.effect_probe import effect_table_create
+        from tests.support.effect_probe import effect_table_create
 
         effect_table_create()
         count, rounds = (1_500, 2) if args.quick else (1_500, 5)

@@ -15,7 +15,7 @@ from then, so a stall is charged to the requests it held back):
   (met), the rest are left open and must breach once (``SLABreached``), found by beat's scan (5 s here).
 - plan (1 in 8): create an action plan and a task in it, activate it: the built-in trigger's alert.
 
-Every event also reaches the effect probe (``outbox.effect_probe``, loaded in the workers through
+Every event also reaches the effect probe (``tests.support.effect_probe``, loaded in the workers through
 ``OUTBOX_EXTRA_HANDLER_MODULES``), which is how commit → effect lag is read: effect time minus the
 event's ``occurred_at`` (stamped inside the writing transaction, so slightly before its commit). A scraper
 reads ``/metrics`` every 10 s. Printed per minute: stories and requests done, errors, request p99,
@@ -388,7 +388,7 @@ def _sample(since: float, until: float) -> dict:
     """Backlog, connections and the commit → effect p99 of events that occurred in [since, until)."""
     from django.db import connection
 
-    from outbox.effect_probe import EFFECT_TABLE
+    from tests.support.effect_probe import EFFECT_TABLE
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM outbox_outboxevent WHERE status IN ('pending', 'processing')")
@@ -416,8 +416,8 @@ def _checks(load: Load, receiver: Receiver, since: float) -> list[tuple[str, int
     from django.db.models import Count
 
     from automation.models import Alert
-    from outbox.effect_probe import EFFECT_TABLE
     from outbox.models import OutboxEvent
+    from tests.support.effect_probe import EFFECT_TABLE
     from workflow.models import Task
 
     def uuid_of(text: str):
@@ -501,9 +501,9 @@ def _checks(load: Load, receiver: Receiver, since: float) -> list[tuple[str, int
 def _setup(receiver_port: int) -> tuple[dict, int]:
     from automation.models import WebhookEndpoint
     from automation.services import trigger_create
-    from outbox import effect_probe
     from polaris.accounts.services import agency_get_or_create, user_upsert
     from sla.configs import sla_config_create
+    from tests.support import effect_probe
 
     effect_probe.effect_table_create()
     agency = agency_get_or_create(name="Soak")

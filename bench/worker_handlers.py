@@ -1,5 +1,5 @@
 """Loaded by the benchmarks' worker subprocesses (``OUTBOX_EXTRA_HANDLER_MODULES=bench.worker_handlers``)."""
 
-from outbox.effect_probe import register
+from tests.support.effect_probe import register
 
 register()

@@ -29,10 +29,19 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from automation import metrics as automation_metrics  # noqa: F401
+from outbox import metrics as outbox_metrics  # noqa: F401
+from sla import metrics as sla_metrics  # noqa: F401
+from workflow import metrics as workflow_metrics  # noqa: F401
+
 from . import stats
 from .health import probe
 
 logger = logging.getLogger(__name__)
+
+# Each app defines its own process metrics (imported above), so every process that serves a scrape lists
+# them all, whatever code it has run so far: a web process never imports the dispatcher, yet shows
+# outbox_dispatch_lag_seconds.
 
 # Celery task outcomes, counted in the process that ran the task (prefork children in multiprocess mode).
 CELERY_TASKS = Counter(

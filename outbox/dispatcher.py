@@ -32,10 +32,10 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from outbox.metrics import OUTBOX_DISPATCH_LAG, OUTBOX_EVENTS_PROCESSED
 from outbox.models import HandledEvent, OutboxEvent
 from polaris.backoff import backoff_seconds
 from polaris.leases import LeaseHeartbeat
-from polaris.metrics import OUTBOX_DISPATCH_LAG, OUTBOX_EVENTS_PROCESSED
 from polaris.sql.dispatch import ledger_handled_sql, ledger_insert_sql, settle_done_sql
 
 from .claims import bookkeeping_commit, outbox_claim, outbox_release, outbox_renew

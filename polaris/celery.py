@@ -1,11 +1,13 @@
-"""The Celery application: configured from Django settings (``CELERY_*``), with the beat schedule in code.
+"""The Celery application: configured from Django settings (``CELERY_*``); beat runs what each app declares.
 
 Run as ops do: ``celery -A polaris worker`` (any number) and ``celery -A polaris beat`` (exactly one).
 """
 
 import os
+from importlib import import_module
 
 from celery import Celery
+from django.core.exceptions import ImproperlyConfigured
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "polaris.settings")
 
@@ -27,59 +29,33 @@ app.conf.CELERY_DB_REUSE_MAX = 1000
 
 
 def _beat_schedule() -> dict:
+    """Beat's schedule: every installed app's entries, each declared by its app's ``beat_schedule()`` in
+    ``<app>/beat.py``.
+
+    Gathered by name, as Celery gathers ``tasks.py``, so this module imports no app. A ``beat.py`` reads
+    settings only: ``celery beat`` reads its configuration before Django has loaded the apps' models.
+    Each entry expires before the next one is due: a backlog of stale ticks (worker down, queue congested)
+    collapses into the next fresh one instead of running back to back. Overlapping runs are harmless
+    anyway (SKIP LOCKED claims, compare-and-swap SLA updates).
+    """
     from django.conf import settings
 
-    dispatch_every = float(settings.OUTBOX_DISPATCH_INTERVAL_SECONDS)
-    sla_every = float(settings.SLA_SCAN_INTERVAL_SECONDS)
-    timers_every = float(settings.TIMER_SWEEP_INTERVAL_SECONDS)
-    webhook_sweep_every = float(settings.WEBHOOK_SWEEP_INTERVAL_SECONDS)
-    # Each entry expires before the next one is due: a backlog of stale ticks (worker down, queue
-    # congested) collapses into the next fresh one instead of running back to back. Overlapping runs
-    # are harmless anyway (SKIP LOCKED claims, compare-and-swap SLA updates).
-    return {
-        "outbox-dispatch": {
-            "task": "outbox.dispatch",
-            "schedule": dispatch_every,
-            "options": {"expires": dispatch_every * 0.8},
-        },
-        # Sent by name: the sla app defines the task; workflow and this module never import sla.
-        "sla-scan": {
-            "task": "sla.sla_scan",
-            "schedule": sla_every,
-            "options": {"expires": sla_every * 0.8},
-        },
-        # Fires due timers of timed triggers and arms the next one (workers arm them on time; this is
-        # the safety net for lost eta messages and broker outages).
-        "timers-sweep": {
-            "task": "automation.timers_sweep",
-            "schedule": timers_every,
-            "options": {"expires": timers_every * 0.8},
-        },
-        # Re-enqueues webhook deliveries whose sender died (lease lapsed) or whose message was lost.
-        "webhook-sweep": {
-            "task": "automation.webhook_sweep",
-            "schedule": webhook_sweep_every,
-            "options": {"expires": webhook_sweep_every * 0.8},
-        },
-        # Retention: the dispatch ledger (and the history if OUTBOX_EVENT_RETENTION_DAYS is set), and
-        # webhook attempts past WEBHOOK_ATTEMPT_RETENTION_DAYS.
-        "outbox-retention-trim": {
-            "task": "outbox.retention_trim",
-            "schedule": 3600.0,
-            "options": {"expires": 3000.0},
-        },
-        "webhook-attempts-trim": {
-            "task": "automation.webhook_attempts_trim",
-            "schedule": 3600.0,
-            "options": {"expires": 3000.0},
-        },
-        # Idempotency-Key responses are kept IDEMPOTENCY_KEY_TTL_HOURS; drop older ones hourly.
-        "idempotency-keys-purge": {
-            "task": "ops.idempotency_keys_purge",
-            "schedule": 3600.0,
-            "options": {"expires": 3000.0},
-        },
-    }
+    schedule: dict = {}
+    for app_name in settings.INSTALLED_APPS:
+        try:
+            module = import_module(f"{app_name}.beat")
+        except ModuleNotFoundError as error:
+            if error.name != f"{app_name}.beat":
+                raise
+            continue
+        declare = getattr(module, "beat_schedule", None)
+        if declare is None:
+            continue
+        entries = declare()
+        if clash := schedule.keys() & entries.keys():
+            raise ImproperlyConfigured(f"beat entries declared twice: {sorted(clash)}")
+        schedule.update(entries)
+    return schedule
 
 
 @app.on_after_configure.connect

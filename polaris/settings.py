@@ -124,7 +124,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
-ROOT_URLCONF = "ops.urls"
+ROOT_URLCONF = "polaris.urls"
 WSGI_APPLICATION = "polaris.wsgi.application"
 
 TEMPLATES = [
@@ -307,7 +307,7 @@ OUTBOX_RETRY_BASE_SECONDS = env_float("OUTBOX_RETRY_BASE_SECONDS", 2.0)
 OUTBOX_RETRY_MAX_SECONDS = env_float("OUTBOX_RETRY_MAX_SECONDS", 3600.0)
 # One dispatch task stops starting new batches after this long (its soft limit adds the lease on top).
 OUTBOX_DISPATCH_TIME_BUDGET_SECONDS = env_float("OUTBOX_DISPATCH_TIME_BUDGET_SECONDS", 20.0)
-# Extra modules imported by WorkflowConfig.ready() that register handlers (tests, plug-ins).
+# Extra modules imported by OutboxConfig.ready() that register dispatch handlers (tests, plug-ins).
 OUTBOX_EXTRA_HANDLER_MODULES = env_list("OUTBOX_EXTRA_HANDLER_MODULES")
 # Retention (beat, hourly): ledger rows of events dispatched more than this long ago (0: kept forever),
 # and the event history itself (0, the default: kept forever; only dispatched events are ever dropped).
@@ -326,7 +326,7 @@ AUTOMATION_MAX_DEPTH = env_int("AUTOMATION_MAX_DEPTH", 5)
 WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS")
 WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 5.0)
 # An attempt's claim lasts WEBHOOK_LEASE_SECONDS unless its sender renews it (every WEBHOOK_HEARTBEAT_SECONDS,
-# a third of the lease by default): a killed sender's delivery is due again within seconds (issue 17).
+# a third of the lease by default): a killed sender's delivery is due again within seconds.
 WEBHOOK_LEASE_SECONDS = env_float("WEBHOOK_LEASE_SECONDS", 5.0)
 WEBHOOK_HEARTBEAT_SECONDS = env_float("WEBHOOK_HEARTBEAT_SECONDS", WEBHOOK_LEASE_SECONDS / 3)
 # How often beat sweeps for deliveries to re-enqueue: lapsed claims (at once) and lost messages (after 60 s).

@@ -16,8 +16,8 @@ from django.utils import timezone
 from outbox.append import event_append
 from outbox.events import EventContext
 from outbox.models import OutboxEvent
-from polaris.metrics import SLA_RECORDS_BREACHED
 from polaris.sql.precompiled import row_get
+from sla.metrics import SLA_RECORDS_BREACHED
 from workflow.models import Task, TaskState
 
 from .calendar import Calendar, add_working_seconds, working_seconds_between

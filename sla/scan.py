@@ -23,7 +23,7 @@ from django.utils import timezone
 from outbox.append import Advance, aggregates_advance, event_append
 from outbox.events import EventContext
 from polaris.leases import claim_due
-from polaris.metrics import SLA_RECORDS_BREACHED
+from sla.metrics import SLA_RECORDS_BREACHED
 
 from .clock import sla_record_mark_breached, sla_record_schedule, sla_record_warning_instant
 from .events import SLAEventType, sla_breach_payload, sla_warning_payload

@@ -41,7 +41,7 @@ def _get(model: type[M], user: User | None, object_id: Any, label: str) -> M:
         pk = uuid.UUID(str(object_id))
     except (ValueError, TypeError):
         raise NotFound(f"{label} not found.") from None
-    # Precompiled: every transition starts here (polaris.precompiled).
+    # Precompiled: every transition starts here (polaris.sql.precompiled).
     instance = row_get(model, where={"id": pk, **scope_filter(user)})
     if instance is None:
         raise NotFound(f"{label} not found.")

@@ -1,4 +1,4 @@
-"""``/api/workflow/…`` for triggers, alerts and webhooks (included by ``ops/urls.py``)."""
+"""``/api/workflow/…`` for triggers, alerts and webhooks (included by ``polaris/urls.py``)."""
 
 from django.urls import re_path
 

@@ -38,9 +38,9 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from automation.metrics import WEBHOOK_DELIVERIES
 from polaris.backoff import schedule_seconds
 from polaris.leases import Lease, LeaseHeartbeat, lease_until
-from polaris.metrics import WEBHOOK_DELIVERIES
 
 from ..alerts import alert_raise
 from ..models import UNDONE_DELIVERY_STATUSES, WebhookAttempt, WebhookDelivery, WebhookEndpoint

@@ -1,4 +1,4 @@
-"""The OpenAPI document and the Swagger UI, as the project serves them (``ops.urls`` routes them).
+"""The OpenAPI document and the Swagger UI, as the project serves them (``polaris.urls`` routes them).
 
 Kept apart from ``polaris.api.schema``: drf-spectacular's views need ``DEFAULT_SCHEMA_CLASS`` (which lives
 there) when their module is imported.

@@ -7,9 +7,9 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from outbox import effect_probe as effects
 from outbox import registry
 from outbox.models import OutboxEvent
+from tests.support import effect_probe as effects
 
 
 @pytest.fixture(autouse=True)

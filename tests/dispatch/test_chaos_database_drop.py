@@ -4,11 +4,11 @@ idle; the same worker process recovers, and every effect still happens exactly o
 import pytest
 from django.db import connection
 
-from outbox import effect_probe as effects
 from outbox.tasks import outbox_dispatch_task
 from polaris.celery import app as celery_app
 from tests.dispatch.conftest import probe_events_bulk
 from tests.dispatch.workers import outbox_status_counts, worker
+from tests.support import effect_probe as effects
 from tests.support.processes import wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db(transaction=True)]

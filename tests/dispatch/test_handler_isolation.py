@@ -4,10 +4,10 @@ import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connection
 
-from outbox import effect_probe as effects
 from outbox.dispatcher import outbox_dispatch
 from outbox.models import HandledEvent, OutboxEvent
 from outbox.registry import register_handler
+from tests.support import effect_probe as effects
 
 
 def test_one_failing_event_among_many(make_event, effect_handler):

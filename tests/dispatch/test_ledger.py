@@ -1,9 +1,9 @@
 """Effectively-once: a handler's effect and its ledger row commit together; redelivery skips it."""
 
-from outbox import effect_probe as effects
 from outbox.dispatcher import outbox_dispatch
 from outbox.models import HandledEvent, OutboxEvent
 from outbox.registry import register_handler
+from tests.support import effect_probe as effects
 
 
 def test_each_handler_writes_one_ledger_row_per_event(make_event, effect_handler):

@@ -5,8 +5,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from outbox.dispatcher import outbox_dispatch
+from outbox.metrics import OUTBOX_DISPATCH_LAG, OUTBOX_EVENTS_PROCESSED
 from outbox.registry import register_handler
-from polaris.metrics import OUTBOX_DISPATCH_LAG, OUTBOX_EVENTS_PROCESSED
 
 
 def processed(event_type: str, status: str) -> float:

@@ -7,9 +7,9 @@ import time_machine
 from django.utils import timezone
 
 from outbox.dispatcher import outbox_dispatch, retry_delay
+from outbox.metrics import OUTBOX_EVENTS_PROCESSED
 from outbox.models import OutboxEvent
 from outbox.registry import register_handler
-from polaris.metrics import OUTBOX_EVENTS_PROCESSED
 
 
 def always_fail(event):

@@ -1,5 +1,5 @@
 """Loaded by worker subprocesses via ``OUTBOX_EXTRA_HANDLER_MODULES=tests.dispatch.worker_handlers``."""
 
-from outbox.effect_probe import register
+from tests.support.effect_probe import register
 
 register()

@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from ops.tasks import idempotency_keys_purge_task
 from polaris.idempotency.models import IdempotencyKey
+from polaris.idempotency.tasks import idempotency_keys_purge_task
 
 
 @pytest.mark.django_db

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # A process of the stack, in miniature: the env var is set before prometheus_client is imported.
 WRITER = """
-from polaris.metrics import OUTBOX_EVENTS_PROCESSED, WORKFLOW_TRANSITIONS
+from outbox.metrics import OUTBOX_EVENTS_PROCESSED
+from workflow.metrics import WORKFLOW_TRANSITIONS
 WORKFLOW_TRANSITIONS.labels("task", "success").inc(2)
 OUTBOX_EVENTS_PROCESSED.labels("TaskCreated", "dispatched").inc()
 """

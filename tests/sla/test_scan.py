@@ -7,7 +7,7 @@ import time_machine
 from django.core.management import call_command
 
 from outbox.models import OutboxEvent
-from polaris.metrics import SLA_RECORDS_BREACHED
+from sla.metrics import SLA_RECORDS_BREACHED
 from sla.models import SLARecord
 from sla.scan import sla_scan
 from tests.sla.conftest import MONDAY_10

@@ -1,4 +1,4 @@
-"""The transition write path is two statements and a commit; each one written by polaris.precompiled."""
+"""The transition write path is two statements and a commit; each one written by polaris.sql.precompiled."""
 
 import pytest
 from django.db import connection

@@ -7,9 +7,9 @@ from django.db import transaction
 from outbox.events import EventContext
 from outbox.models import OutboxEvent
 from polaris.errors import DomainError, GuardFailed, InvalidTransition, PermissionDenied
-from polaris.metrics import WORKFLOW_TRANSITIONS
 from workflow.guards import guard_name
 from workflow.machines import transition_find
+from workflow.metrics import WORKFLOW_TRANSITIONS
 from workflow.models import ActionPlan, Task
 
 

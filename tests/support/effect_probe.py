@@ -4,6 +4,8 @@ The table has no unique constraint, so counting rows per event shows an effect r
 could not: it is unique), and insertion order shows an effect out of sequence. Nothing loads it unless
 asked: a process registers it with ``register()`` (worker subprocesses through a module named in
 ``OUTBOX_EXTRA_HANDLER_MODULES`` that calls it), after ``effect_table_create()``.
+
+Instrumentation, not part of the outbox: it lives with the tests, and the benchmarks import it from here.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from django.db import connection
 
 from outbox.registry import register_handler, unregister_handler
 
+# The names it had when it lived in outbox/: ledgers and benchmark scripts written since still match.
 EFFECT_TABLE = "outbox_effect_probe"
 HANDLER_NAME = "outbox.effect_probe"
 PROBE_EVENT_TYPE = "DispatchProbed"
