@@ -26,12 +26,12 @@ from polaris.accounts.models import User
 
 from .models import Trigger
 from .predicates import EVALUATION_ERRORS, PredicateError
+from .predicates import PAYLOAD_NAMES as _PAYLOAD_NAMES
 from .ruleset import trigger_scope
 
 SAMPLE_SIZE = 20
 CHUNK = 5000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_PAYLOAD_NAMES = ("old_state", "new_state", "transition", "task_type", "service_area", "priority", "reason")
 
 _DAY = "((occurred_at AT TIME ZONE 'UTC')::date - DATE '1970-01-01')"
 
