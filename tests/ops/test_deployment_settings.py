@@ -1,4 +1,4 @@
-"""Regressions for issue 14's deployment findings: every setting reaches web, worker and beat; secrets from
+"""Regressions for the deployment findings: every setting reaches web, worker and beat; secrets from
 ``*_FILE``; a placeholder SECRET_KEY stops production; /metrics behind a bearer token; proxy headers
 believed only from trusted proxies; a second beat refuses to start."""
 
