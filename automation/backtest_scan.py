@@ -37,12 +37,12 @@ from polaris.sql.backtest import (
 
 from .models import Trigger
 from .predicates import EVALUATION_ERRORS, PredicateError
+from .predicates import PAYLOAD_NAMES as _PAYLOAD_NAMES
 from .ruleset import trigger_scope
 
 SAMPLE_SIZE = 20
 CHUNK = 5000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_PAYLOAD_NAMES = ("old_state", "new_state", "transition", "task_type", "service_area", "priority", "reason")
 
 
 def _projection(compiled: Any) -> tuple[list[str], list[list[Any]], list[Any]]:

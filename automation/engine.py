@@ -44,7 +44,7 @@ from .actions.registry import ACTION_TYPES, ActionContext
 from .alerts import alert_raise
 from .metrics import ALREADY_DONE, automation_metrics_add
 from .models import Alert, Trigger, TriggerExecution, TriggerTimer
-from .predicates import EVALUATION_ERRORS, PredicateError, predicate_compile
+from .predicates import EVALUATION_ERRORS, PAYLOAD_NAMES, PredicateError, predicate_compile
 from .ruleset import ruleset_get, scope_admits, unless_types_get
 from .timers import (
     TIMER_CANCELLED,
@@ -81,13 +81,7 @@ def event_names(event: OutboxEvent, *, actor_role: str | None = None, with_actor
     names: dict[str, Any] = {
         "event_type": event.event_type,
         "aggregate_type": event.aggregate_type,
-        "old_state": payload.get("old_state"),
-        "new_state": payload.get("new_state"),
-        "transition": payload.get("transition"),
-        "task_type": payload.get("task_type"),
-        "service_area": payload.get("service_area"),
-        "priority": payload.get("priority"),
-        "reason": payload.get("reason"),
+        **{name: payload.get(name) for name in PAYLOAD_NAMES},
         "depth": event.depth,
         "payload": payload,
         "actor_role": actor_role,

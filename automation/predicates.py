@@ -35,20 +35,12 @@ MAX_LITERAL_STRING = 1_000  # characters of a string literal
 MAX_COLLECTION = 100  # items in a list/tuple/set literal
 MAX_INT_BITS = 64  # magnitude of any integer value a predicate builds
 
-NAMES = (
-    "event_type",
-    "aggregate_type",
-    "old_state",
-    "new_state",
-    "transition",
-    "task_type",
-    "service_area",
-    "priority",
-    "reason",
-    "actor_role",
-    "depth",
-    "payload",
-)
+# The names a predicate may read, declared here only: the engine and the backtest fill them. The
+# ``PAYLOAD_NAMES`` are copied from the event's payload (``None`` when absent); ``event_type``,
+# ``aggregate_type`` and ``depth`` are the event's own fields, ``actor_role`` the actor's role (``system``
+# without one), and ``payload`` the whole payload.
+PAYLOAD_NAMES = ("old_state", "new_state", "transition", "task_type", "service_area", "priority", "reason")
+NAMES = ("event_type", "aggregate_type", *PAYLOAD_NAMES, "actor_role", "depth", "payload")
 
 
 class PredicateError(Exception):

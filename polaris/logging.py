@@ -20,6 +20,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import structlog
+from celery.app.trace import LOG_RECEIVED, LOG_SUCCESS
 from celery.signals import setup_logging
 from django.utils.functional import SimpleLazyObject, empty
 
@@ -103,6 +104,27 @@ def _renderers(fmt: str) -> list[Any]:
     return [structlog.processors.format_exc_info, structlog.processors.JSONRenderer(sort_keys=False)]
 
 
+# Celery's routine INFO lines, by logger: a task received, a task succeeded (with its whole return value),
+# beat sending a due task. Beat sends three tasks every 5 s, so at INFO they were most of `make run`'s
+# console and buried the request and failure lines.
+CELERY_ROUTINE = {
+    "celery.worker.strategy": LOG_RECEIVED,
+    "celery.app.trace": LOG_SUCCESS,
+    "celery.beat": "Scheduler: Sending due task %s (%s)",
+}
+
+
+class CeleryRoutineAtDebug(logging.Filter):
+    """Logs Celery's routine lines (``CELERY_ROUTINE``) at DEBUG instead of INFO, so ``LOG_LEVEL=DEBUG``
+    still shows every task run. Failures (ERROR), rejections (WARNING) and retries keep Celery's levels."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and record.msg == CELERY_ROUTINE.get(record.name):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
 def logging_config(*, level: str = "INFO", fmt: str = "json") -> dict[str, Any]:
     """The ``LOGGING`` dict for settings.py; also configures structlog itself."""
     if fmt not in {"json", "console"}:
@@ -132,9 +154,11 @@ def logging_config(*, level: str = "INFO", fmt: str = "json") -> dict[str, Any]:
                 ],
             }
         },
+        "filters": {"celery_routine": {"()": CeleryRoutineAtDebug}},
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
+            **{name: {"filters": ["celery_routine"]} for name in CELERY_ROUTINE},
             "django.db.backends": {"level": "WARNING"},
             # gunicorn installs its own plain-text handlers; replace them with ours. The access line
             # is ours too (polaris.request: status, duration, actor, correlation id).

@@ -1,4 +1,4 @@
-"""The bad-input gate (issue 14): a hand-made corpus of hostile requests against every route the API
+"""The bad-input gate: a hand-made corpus of hostile requests against every route the API
 has, DEBUG on and off, as an admin and as an agency agent. The bar: 0 answers outside the envelope and
 0 5xx.
 

@@ -1,4 +1,4 @@
-"""Regressions for issue 14, one test per finding an outside client made: every /api/ answer is the
+"""Regressions, one test per finding an outside client made: every /api/ answer is the
 envelope (DEBUG on or off), the browsable API is off, probes are method-restricted, the schema declares
 what the server enforces, every list validates its query string one way, the docs work offline and a
 ``createsuperuser`` is an admin for the API."""

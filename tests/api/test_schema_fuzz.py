@@ -1,4 +1,4 @@
-"""The schemathesis gate (issue 14): the generated OpenAPI document, through the WSGI app with a real JWT,
+"""The schemathesis gate: the generated OpenAPI document, through the WSGI app with a real JWT,
 as an admin and as an agency agent, with **every** schemathesis check (no 5xx; status code, content type,
 headers and body conform; positive data is accepted; negative data is rejected; ignored auth, …) and the
 stateful phase (links between operations, inferred by schemathesis from the document).

@@ -1,5 +1,5 @@
 """Regressions for what the schema fuzzer (tests/api/test_schema_fuzz.py) found the server and the OpenAPI
-document disagreeing on (issue 14): each server bug fixed, and each constraint now declared, checked here
+document disagreeing on: each server bug fixed, and each constraint now declared, checked here
 directly against the server and the generated document."""
 
 import re

@@ -233,7 +233,7 @@ def _stalled_on_the_outbox(probe) -> bool:
 def test_a_live_claim_keeps_its_timers_and_a_killed_claimer_frees_them_within_the_claim_timeout(
     alert_trigger, make_task
 ):
-    """Issue 17 for timers: the claim is the firing transaction's row locks, not a lease column. A live
+    """Short leases, for timers: the claim is the firing transaction's row locks, not a lease column. A live
     claimer (here stalled inside it: its TimerFired insert waits on a table lock we hold) keeps its timers
     however long it runs up to ``TIMER_CLAIM_TIMEOUT_SECONDS``; a SIGKILLed one loses them within that bound
     (the server aborts the transaction), and nothing it did inside survives, so the timer fires once."""

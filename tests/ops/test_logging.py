@@ -7,9 +7,13 @@ import logging
 
 import pytest
 import structlog
+from celery.app.trace import LOG_RECEIVED
+from celery.beat import ScheduleEntry, Scheduler
 
 from ops import celery_signals
 from ops.metrics import CELERY_TASKS
+from outbox.tasks import outbox_dispatch_task
+from polaris import celery_app
 from polaris.correlation import get_correlation_id, reset_correlation_id, set_correlation_id
 from polaris.logging import logging_config
 
@@ -18,7 +22,7 @@ from polaris.logging import logging_config
 def capture():
     """Route the named loggers through the project's formatter into a buffer; yields a reader."""
 
-    def attach(fmt: str = "json", names: tuple[str, ...] = ("polaris.test",)):
+    def attach(fmt: str = "json", names: tuple[str, ...] = ("polaris.test",), level: int = logging.INFO):
         spec = logging_config(fmt=fmt)["formatters"]["structured"]
         formatter = structlog.stdlib.ProcessorFormatter(
             processors=spec["processors"], foreign_pre_chain=spec["foreign_pre_chain"]
@@ -28,15 +32,16 @@ def capture():
         handler.setFormatter(formatter)
         for name in names:
             logger = logging.getLogger(name)
+            attached.append((logger, handler, logger.level))
             logger.addHandler(handler)
-            logger.setLevel(logging.INFO)
-            attached.append((logger, handler))
+            logger.setLevel(level)
         return stream
 
     attached: list = []
     yield attach
-    for logger, handler in attached:
+    for logger, handler, level in attached:
         logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def json_lines(stream: io.StringIO) -> list[dict]:
@@ -185,3 +190,57 @@ def test_a_task_without_a_published_correlation_id_uses_its_task_id():
         assert get_correlation_id() == "celery-2"
     finally:
         celery_signals._unbind_task_context(task_id="celery-2", task=task, state="SUCCESS")
+
+
+CELERY_LOGGERS = ("celery.app.trace", "celery.worker.strategy", "celery.beat")
+
+
+@pytest.mark.django_db
+def test_a_successful_periodic_task_logs_nothing_at_info_and_a_failing_task_logs_an_error(capture):
+    stream = capture(names=CELERY_LOGGERS)
+    outbox_dispatch_task.apply()  # beat's dispatch, with nothing to do: succeeds
+    assert json_lines(stream) == []
+
+    outbox_dispatch_task.apply(args=("unexpected",))  # a TypeError inside the task
+    (line,) = json_lines(stream)
+    assert line["level"] == "error"
+    assert line["logger"] == "celery.app.trace"
+    assert "outbox.dispatch" in line["event"]
+    assert "raised unexpected" in line["event"]
+
+
+def test_beat_sending_a_due_task_logs_nothing_at_info_and_its_failure_logs_an_error(capture, monkeypatch):
+    stream = capture(names=CELERY_LOGGERS)
+    scheduler = Scheduler(celery_app, lazy=True)
+    entry = ScheduleEntry(name="outbox-dispatch", task="outbox.dispatch", app=celery_app)
+    monkeypatch.setattr(scheduler, "apply_async", lambda *args, **kwargs: None)
+    scheduler.apply_entry(entry)
+    assert json_lines(stream) == []
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(scheduler, "apply_async", broker_down)
+    scheduler.apply_entry(entry)
+    (line,) = json_lines(stream)
+    assert line["level"] == "error"
+    assert "broker down" in line["event"]
+
+
+def test_a_task_received_logs_nothing_at_info(capture):
+    # What the worker's consumer logs on each message (celery.worker.strategy), before the task runs.
+    stream = capture(names=CELERY_LOGGERS)
+    logger = logging.getLogger("celery.worker.strategy")
+    context = {"id": "1", "name": "outbox.dispatch", "args": "()", "kwargs": "{}", "eta": None}
+    logger.info(LOG_RECEIVED, context, extra={"data": context})
+    assert json_lines(stream) == []
+
+
+@pytest.mark.django_db
+def test_with_log_level_debug_every_task_run_is_shown_at_debug(capture):
+    stream = capture(names=CELERY_LOGGERS, level=logging.DEBUG)
+    outbox_dispatch_task.apply()
+    (line,) = json_lines(stream)
+    assert line["level"] == "debug"
+    assert "outbox.dispatch" in line["event"]
+    assert "succeeded" in line["event"]

@@ -1,4 +1,4 @@
-"""docs/operations.md is the runbook the issue asks for, and it documents every variable ops reads."""
+"""docs/operations.md is the operations runbook, and it documents every variable ops reads."""
 
 import re
 from pathlib import Path
