@@ -1,6 +1,6 @@
 """Settings for Polaris Workflow: one module, every knob read from the environment.
 
-Each variable is documented in the README's configuration table. ``scripts/devstack.py`` fills in
+Each variable is documented in docs/configuration.md. ``scripts/devstack.py`` fills in
 ``DATABASE_URL``/``REDIS_URL`` with embedded servers when they are not given.
 """
 
@@ -159,9 +159,9 @@ DATABASES = {
 # file to both the postgres service (POSTGRES_PASSWORD_FILE) and the apps, so no URL holds it.
 if DATABASE_PASSWORD := env_str("DATABASE_PASSWORD"):
     DATABASES["default"]["PASSWORD"] = DATABASE_PASSWORD
-# Server-side parameter binding, and the hot statements (polaris/precompiled.py) prepared on the server
+# Server-side parameter binding, and the hot statements (polaris/sql/precompiled.py) prepared on the server
 # once per connection: a transition's statements are then not parsed and planned on every call (1,158 ->
-# 1,718 transitions/s in bench/peers_bench.py, same machine). Nothing else is prepared (polaris/prepared.py
+# 1,718 transitions/s in bench/peers_bench.py, same machine). Nothing else is prepared (polaris/sql/prepared.py
 # says why). Turn binding off behind a transaction-pooling pgbouncer older than 1.21, which cannot keep
 # prepared statements.
 if env_bool("DB_SERVER_SIDE_BINDING", True):

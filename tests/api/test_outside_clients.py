@@ -13,7 +13,7 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from automation.models import Alert
-from tests.api.conftest import assert_envelope
+from tests.support.api import assert_envelope
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ for the role is 403.
 
 import pytest
 
-from tests.api.conftest import bearer_client
+from tests.support.api import bearer_client
 
 pytestmark = pytest.mark.django_db
 

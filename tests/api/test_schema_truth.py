@@ -15,7 +15,7 @@ from automation.models import Trigger, TriggerTimer, WebhookEndpoint
 from automation.selectors import task_timers_block
 from automation.services import trigger_create
 from outbox.models import OutboxEvent
-from tests.api.conftest import assert_envelope
+from tests.support.api import assert_envelope
 from workflow.models import ActionPlanState
 
 pytestmark = pytest.mark.django_db

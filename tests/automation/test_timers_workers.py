@@ -25,7 +25,7 @@ from automation.timers import timers_arm
 from ops.beat_guard import LOCK_NAME
 from outbox.models import OutboxEvent
 from polaris.celery import app as celery_app
-from tests.dispatch.workers import PrivateRedis, kill_hard, publishing_to
+from tests.outbox.workers import PrivateRedis, kill_hard, publishing_to
 from tests.support.processes import CeleryProcess, celery_process, process_env, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -20,7 +20,7 @@ from automation.tasks import webhook_deliver_task
 from automation.webhooks.delivery import webhook_deliveries_due
 from polaris.celery import app as celery_app
 from tests.automation.conftest import latest_event
-from tests.dispatch.workers import beat, kill_hard, start_worker, worker
+from tests.outbox.workers import beat, kill_hard, start_worker, worker
 from tests.support.processes import wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db(transaction=True)]

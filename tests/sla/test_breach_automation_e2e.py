@@ -75,7 +75,7 @@ def test_a_breach_triggers_the_escalation_rule(make_task, intake_config, escalat
 @pytest.mark.django_db(transaction=True)
 def test_beat_scan_breach_escalates_through_a_real_worker(settings, make_task):
     """The scan runs in a real worker (sent by name, as beat sends it); its commit kicks the dispatcher."""
-    from tests.dispatch.workers import dispatch_env
+    from tests.outbox.workers import dispatch_env
     from tests.support.processes import celery_process
 
     settings.OUTBOX_KICK_ON_COMMIT = True

@@ -3,7 +3,7 @@
 import pytest
 
 from polaris.errors import ValidationFailed
-from tests.api.conftest import assert_envelope, bearer_client
+from tests.support.api import assert_envelope, bearer_client
 from workflow.models import ActionPlan, Task
 from workflow.services.action_plans import action_plan_create
 from workflow.services.tasks import task_create

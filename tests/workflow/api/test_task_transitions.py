@@ -5,7 +5,7 @@ from unittest import mock
 import pytest
 
 from outbox.models import OutboxEvent
-from tests.api.conftest import assert_envelope
+from tests.support.api import assert_envelope
 from workflow.models import Task
 from workflow.selectors import task_get
 from workflow.services.tasks import task_transition

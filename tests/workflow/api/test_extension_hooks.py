@@ -3,7 +3,7 @@
 import pytest
 
 from polaris.errors import ValidationFailed
-from tests.api.conftest import assert_envelope
+from tests.support.api import assert_envelope
 from workflow import extensions
 
 pytestmark = pytest.mark.django_db

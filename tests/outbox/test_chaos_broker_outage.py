@@ -7,7 +7,7 @@ import pytest
 from outbox.kick import kick_reset
 from outbox.models import OutboxEvent
 from polaris.celery import app as celery_app
-from tests.dispatch.workers import PrivateRedis, beat, publishing_to, worker
+from tests.outbox.workers import PrivateRedis, beat, publishing_to, worker
 from tests.support import effect_probe as effects
 from tests.support.processes import wait_until
 from workflow.services.tasks import task_transition

@@ -9,7 +9,7 @@ import pytest
 from automation.alerts import alert_raise
 from outbox.models import OutboxEvent
 from polaris.idempotency.models import IdempotencyKey
-from tests.api.conftest import assert_envelope
+from tests.support.api import assert_envelope
 
 pytestmark = pytest.mark.django_db
 

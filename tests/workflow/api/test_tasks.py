@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from tests.api.conftest import assert_envelope
+from tests.support.api import assert_envelope
 from tests.factories import AgentFactory, ClientFactory
 from workflow.models import Task
 from workflow.services.tasks import task_transition

@@ -17,7 +17,7 @@ from tests.support.processes import CeleryProcess, celery_process, process_env
 
 def dispatch_env(**overrides: str) -> dict[str, str]:
     """Worker/beat environment: the test database and Redis, plus the test effect handler."""
-    return process_env(OUTBOX_EXTRA_HANDLER_MODULES="tests.dispatch.worker_handlers", **overrides)
+    return process_env(OUTBOX_EXTRA_HANDLER_MODULES="tests.outbox.worker_handlers", **overrides)
 
 
 @contextlib.contextmanager

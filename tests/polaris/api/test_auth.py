@@ -4,7 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
-from tests.api.conftest import assert_envelope, bearer_client
+from tests.support.api import assert_envelope, bearer_client
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from outbox.dispatcher import outbox_dispatch
 from outbox.models import OutboxEvent
 from outbox.registry import register_handler
 from polaris.leases import LeaseHeartbeat
-from tests.dispatch.conftest import probe_events_bulk
+from tests.outbox.conftest import probe_events_bulk
 
 LEASE = 0.6
 EVENTS = 4

@@ -12,8 +12,8 @@ from django.db import connection
 from outbox.dispatcher import outbox_dispatch
 from outbox.tasks import outbox_dispatch_task
 from polaris.celery import app as celery_app
-from tests.dispatch.conftest import probe_events_bulk
-from tests.dispatch.workers import CeleryProcess, dispatch_env, outbox_status_counts
+from tests.outbox.conftest import probe_events_bulk
+from tests.outbox.workers import CeleryProcess, dispatch_env, outbox_status_counts
 from tests.support import effect_probe as effects
 from tests.support.processes import wait_until
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.api.conftest import assert_envelope
+from tests.support.api import assert_envelope
 from tests.factories import AgentFactory, ClientFactory
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,7 @@ import pytest
 
 from outbox.models import OutboxEvent
 from polaris.celery import app as celery_app
-from tests.dispatch.workers import beat, worker
+from tests.outbox.workers import beat, worker
 from tests.support import effect_probe as effects
 from tests.support.processes import wait_until
 from workflow.services.tasks import task_transition

@@ -12,7 +12,7 @@ from django.test import RequestFactory
 
 from polaris.api.handlers import not_found, server_error
 from polaris.logging import logging_config
-from tests.api.conftest import assert_envelope
+from tests.support.api import assert_envelope
 
 pytestmark = pytest.mark.django_db
 

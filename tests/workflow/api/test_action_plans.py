@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.api.conftest import assert_envelope
+from tests.support.api import assert_envelope
 from workflow.services.tasks import task_transition
 
 pytestmark = pytest.mark.django_db

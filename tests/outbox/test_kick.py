@@ -7,7 +7,7 @@ import pytest
 from django.db import transaction
 
 from outbox import kick
-from tests.dispatch.workers import free_port, publishing_to
+from tests.outbox.workers import free_port, publishing_to
 from workflow.services.tasks import task_transition
 
 

@@ -11,8 +11,8 @@ from django.utils import timezone
 from outbox.models import OutboxEvent
 from outbox.tasks import outbox_dispatch_task
 from polaris.celery import app as celery_app
-from tests.dispatch.conftest import probe_events_bulk
-from tests.dispatch.workers import kill_hard, outbox_status_counts, start_worker, worker
+from tests.outbox.conftest import probe_events_bulk
+from tests.outbox.workers import kill_hard, outbox_status_counts, start_worker, worker
 from tests.support import effect_probe as effects
 from tests.support.processes import wait_until
 

@@ -4,7 +4,7 @@ strict bodies, closed tasks and plan membership."""
 import pytest
 
 from outbox.models import OutboxEvent
-from tests.api.conftest import assert_envelope, bearer_client
+from tests.support.api import assert_envelope, bearer_client
 from tests.factories import AgentFactory
 from workflow.models import Task
 from workflow.services.action_plans import action_plan_archive

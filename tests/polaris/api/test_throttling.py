@@ -3,7 +3,7 @@
 import redis
 
 from polaris.api import throttling
-from tests.api.conftest import assert_envelope
+from tests.support.api import assert_envelope
 
 
 def limit(settings, user_rate: str) -> None:

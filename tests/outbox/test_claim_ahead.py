@@ -9,7 +9,7 @@ from outbox import claims, dispatcher
 from outbox.dispatcher import outbox_dispatch
 from outbox.models import OutboxEvent
 from outbox.registry import register_handler
-from tests.dispatch.conftest import probe_events_bulk
+from tests.outbox.conftest import probe_events_bulk
 from tests.support import effect_probe as effects
 
 BATCH = 10

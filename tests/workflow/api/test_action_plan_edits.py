@@ -3,7 +3,7 @@
 import pytest
 
 from outbox.models import OutboxEvent
-from tests.api.conftest import assert_envelope
+from tests.support.api import assert_envelope
 from workflow.services.action_plans import action_plan_archive
 
 pytestmark = pytest.mark.django_db

@@ -21,7 +21,7 @@ from django.test import RequestFactory
 
 from polaris.api.handlers import server_error
 from polaris.api.outages import is_outage
-from tests.api.conftest import assert_envelope
+from tests.support.api import assert_envelope
 
 
 def closed_port() -> int:

@@ -9,7 +9,7 @@ from django_fsm.signals import post_transition
 from outbox import kick
 from outbox.models import OutboxEvent
 from polaris.idempotency.models import IdempotencyKey
-from tests.api.conftest import assert_envelope
+from tests.support.api import assert_envelope
 from workflow.models import Task
 from workflow.services.tasks import task_create
 

@@ -6,8 +6,8 @@ from django.db import connection
 
 from outbox.tasks import outbox_dispatch_task
 from polaris.celery import app as celery_app
-from tests.dispatch.conftest import probe_events_bulk
-from tests.dispatch.workers import outbox_status_counts, worker
+from tests.outbox.conftest import probe_events_bulk
+from tests.outbox.workers import outbox_status_counts, worker
 from tests.support import effect_probe as effects
 from tests.support.processes import wait_until
 

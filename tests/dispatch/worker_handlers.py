@@ -1,5 +1,0 @@
-"""Loaded by worker subprocesses via ``OUTBOX_EXTRA_HANDLER_MODULES=tests.dispatch.worker_handlers``."""
-
-from tests.support.effect_probe import register
-
-register()
