@@ -1,9 +1,9 @@
-"""Named personas shared by every test module: an admin, an agency agent and a client of one agency,
-and an agent and a client of another agency (the other tenant)."""
+"""Named personas shared by every test module: an admin, an agency supervisor, an agency agent and a client
+of one agency, and a supervisor, an agent and a client of another agency (the other tenant)."""
 
 import pytest
 
-from tests.factories import AdminFactory, AgencyFactory, AgentFactory, ClientFactory
+from tests.factories import AdminFactory, AgencyFactory, AgentFactory, ClientFactory, SupervisorFactory
 from workflow.services.action_plans import action_plan_create
 from workflow.services.tasks import task_create
 
@@ -26,6 +26,16 @@ def admin_user(db):
 @pytest.fixture
 def agent(agency):
     return AgentFactory(username="agnes-agent", agency=agency)
+
+
+@pytest.fixture
+def supervisor(agency):
+    return SupervisorFactory(username="suki-supervisor", agency=agency)
+
+
+@pytest.fixture
+def other_supervisor(other_agency):
+    return SupervisorFactory(username="sven-other-supervisor", agency=other_agency)
 
 
 @pytest.fixture

@@ -41,6 +41,11 @@ class AgentFactory(UserFactory):
     agency = factory.SubFactory(AgencyFactory)
 
 
+class SupervisorFactory(UserFactory):
+    role = User.Role.SUPERVISOR
+    agency = factory.SubFactory(AgencyFactory)
+
+
 class ClientFactory(UserFactory):
     role = User.Role.CLIENT
     agency = factory.SubFactory(AgencyFactory)

@@ -156,7 +156,7 @@ def user_list(*, user: User, filters: Mapping[str, Any]) -> QuerySet[User]:
             pk__in=ActionPlan.objects.filter(agency_id=agency_id).values("client_id")
         )
         clients = Q(role=User.Role.CLIENT) & (Q(agency_id=agency_id) | Q(agency__isnull=True) | worked_with)
-        users = users.filter(Q(role=User.Role.AGENCY, agency_id=agency_id) | clients)
+        users = users.filter(Q(role__in=User.STAFF_ROLES, agency_id=agency_id) | clients)
     elif not is_admin(user):
         assigned = Task.objects.filter(client_id=user.pk, assignee__isnull=False).values("assignee_id")
         users = users.filter(Q(pk=user.pk) | Q(pk__in=assigned))

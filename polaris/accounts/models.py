@@ -31,12 +31,16 @@ class UserManager(DjangoUserManager):
 
 
 class User(AbstractUser):
-    """A person using Polaris: an admin, an agency agent, or a client served by an agency."""
+    """A person using Polaris: an admin, an agency supervisor or agent, or a client served by an agency."""
 
     class Role(models.TextChoices):
         ADMIN = "admin", "Admin"
+        SUPERVISOR = "supervisor", "Agency supervisor"
         AGENCY = "agency", "Agency agent"
         CLIENT = "client", "Client"
+
+    # The roles that work for one agency (and must name it): its agents and its supervisors.
+    STAFF_ROLES = (Role.SUPERVISOR, Role.AGENCY)
 
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.CLIENT)
     agency = models.ForeignKey(
@@ -45,7 +49,7 @@ class User(AbstractUser):
         blank=True,
         on_delete=models.PROTECT,
         related_name="users",
-        help_text="Required for agency agents; for clients, the agency that serves them.",
+        help_text="Required for agency agents and supervisors; for clients, the agency that serves them.",
     )
 
     objects: ClassVar[UserManager] = UserManager()
@@ -53,7 +57,7 @@ class User(AbstractUser):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=~models.Q(role="agency") | models.Q(agency__isnull=False),
+                condition=~models.Q(role__in=["agency", "supervisor"]) | models.Q(agency__isnull=False),
                 name="agency_user_has_agency",
             ),
         ]
@@ -64,7 +68,12 @@ class User(AbstractUser):
 
     @property
     def is_agency_role(self) -> bool:
-        return self.role == self.Role.AGENCY
+        """Agency staff: an agent or a supervisor (a supervisor does everything an agent does)."""
+        return self.role in self.STAFF_ROLES
+
+    @property
+    def is_supervisor_role(self) -> bool:
+        return self.role == self.Role.SUPERVISOR
 
     @property
     def is_client_role(self) -> bool:

@@ -25,8 +25,8 @@ def user_upsert(
     """
     if role not in User.Role.values:
         raise ValueError(f"Unknown role {role!r}; expected one of {', '.join(User.Role.values)}.")
-    if role == User.Role.AGENCY and agency is None:
-        raise ValueError("An agency user needs an agency.")
+    if role in User.STAFF_ROLES and agency is None:
+        raise ValueError(f"A user with role {role!r} needs an agency.")
     is_admin = role == User.Role.ADMIN
     user, created = User.objects.select_for_update().get_or_create(username=username)
     user.role = role

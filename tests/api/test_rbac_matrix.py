@@ -1,6 +1,7 @@
 """RBAC as a matrix: every endpoint by every role, against objects of one tenant (agency A and its client).
 
-``agent``/``client`` belong to tenant A (own); ``other_agent``/``other_client`` to tenant B (other). Out of
+``supervisor``/``agent``/``client`` belong to tenant A (own); ``other_supervisor``/``other_agent``/
+``other_client`` to tenant B (other). A supervisor does everything an agent does. Out of
 scope is 404 for objects in the URL and 400 ("does not exist") for ids in a body; in scope but not allowed
 for the role is 403.
 """
@@ -11,7 +12,16 @@ from tests.support.api import bearer_client
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ("admin", "agent", "client", "other_agent", "other_client", "anonymous")
+ROLES = (
+    "admin",
+    "supervisor",
+    "agent",
+    "client",
+    "other_supervisor",
+    "other_agent",
+    "other_client",
+    "anonymous",
+)
 
 
 def _create_task(api, ctx):
@@ -48,23 +58,23 @@ ENDPOINTS = {
     "GET docs": lambda api, ctx: api.get("/api/docs/"),
 }
 
-# endpoint: (admin, agent, client, other_agent, other_client, anonymous)
+# endpoint: (admin, supervisor, agent, client, other_supervisor, other_agent, other_client, anonymous)
 EXPECTED = {
-    "GET me": (200, 200, 200, 200, 200, 401),
-    "GET tasks": (200, 200, 200, 200, 200, 401),
-    "POST tasks": (201, 201, 201, 400, 400, 401),
-    "GET task": (200, 200, 200, 404, 404, 401),
-    "POST task cancel": (200, 200, 200, 404, 404, 401),
-    "POST task start": (200, 200, 403, 404, 404, 401),
-    "GET task events": (200, 200, 200, 404, 404, 401),
-    "GET plans": (200, 200, 200, 200, 200, 401),
-    "POST plans": (201, 201, 403, 400, 400, 401),
-    "GET plan": (200, 200, 200, 404, 404, 401),
-    "POST plan activate": (200, 200, 403, 404, 404, 401),
-    "POST plan archive": (200, 200, 403, 404, 404, 401),
-    "GET metadata": (200, 200, 200, 200, 200, 401),
-    "GET schema": (200, 200, 200, 200, 200, 200),
-    "GET docs": (200, 200, 200, 200, 200, 200),
+    "GET me": (200, 200, 200, 200, 200, 200, 200, 401),
+    "GET tasks": (200, 200, 200, 200, 200, 200, 200, 401),
+    "POST tasks": (201, 201, 201, 201, 400, 400, 400, 401),
+    "GET task": (200, 200, 200, 200, 404, 404, 404, 401),
+    "POST task cancel": (200, 200, 200, 200, 404, 404, 404, 401),
+    "POST task start": (200, 200, 200, 403, 404, 404, 404, 401),
+    "GET task events": (200, 200, 200, 200, 404, 404, 404, 401),
+    "GET plans": (200, 200, 200, 200, 200, 200, 200, 401),
+    "POST plans": (201, 201, 201, 403, 400, 400, 400, 401),
+    "GET plan": (200, 200, 200, 200, 404, 404, 404, 401),
+    "POST plan activate": (200, 200, 200, 403, 404, 404, 404, 401),
+    "POST plan archive": (200, 200, 200, 403, 404, 404, 404, 401),
+    "GET metadata": (200, 200, 200, 200, 200, 200, 200, 401),
+    "GET schema": (200, 200, 200, 200, 200, 200, 200, 200),
+    "GET docs": (200, 200, 200, 200, 200, 200, 200, 200),
 }
 
 CASES = [(endpoint, role, EXPECTED[endpoint][i]) for endpoint in ENDPOINTS for i, role in enumerate(ROLES)]
@@ -83,11 +93,13 @@ def tenant_a(make_task, make_plan, client_user):
 
 
 @pytest.fixture
-def personas(admin_user, agent, client_user, other_agent, other_client):
+def personas(admin_user, supervisor, agent, client_user, other_supervisor, other_agent, other_client):
     return {
         "admin": admin_user,
+        "supervisor": supervisor,
         "agent": agent,
         "client": client_user,
+        "other_supervisor": other_supervisor,
         "other_agent": other_agent,
         "other_client": other_client,
         "anonymous": None,
@@ -109,7 +121,15 @@ def test_rbac(endpoint, role, status, tenant_a, personas):
 
 @pytest.mark.parametrize(
     ("role", "tasks", "plans"),
-    [("admin", 4, 4), ("agent", 2, 2), ("client", 2, 2), ("other_agent", 2, 2), ("other_client", 2, 2)],
+    [
+        ("admin", 4, 4),
+        ("supervisor", 2, 2),
+        ("agent", 2, 2),
+        ("client", 2, 2),
+        ("other_supervisor", 2, 2),
+        ("other_agent", 2, 2),
+        ("other_client", 2, 2),
+    ],
 )
 def test_lists_show_only_the_callers_scope(
     role, tasks, plans, personas, make_task, make_plan, other_agent, other_client, other_agency

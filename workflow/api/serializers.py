@@ -38,7 +38,7 @@ def referable_users(user: Any) -> QuerySet[User]:
         return users
     if is_agent(user):
         return users.filter(Q(agency_id=user.agency_id) | Q(agency__isnull=True, role=User.Role.CLIENT))
-    own_agents = Q(agency_id=user.agency_id, role=User.Role.AGENCY) if user.agency_id else Q(pk__in=[])
+    own_agents = Q(agency_id=user.agency_id, role__in=User.STAFF_ROLES) if user.agency_id else Q(pk__in=[])
     return users.filter(Q(pk=user.pk) | own_agents)
 
 

@@ -19,7 +19,7 @@ def test_metadata_is_introspected_from_the_models(client_api):
     assert {"TaskCreated", "TaskStateChanged", "ActionPlanActivated"} <= set(body["event_types"])
     # The edit events too (triggers and webhooks may subscribe to them).
     assert {"TaskUpdated", "TaskAssigned", "ActionPlanUpdated"} <= set(body["event_types"])
-    assert body["roles"] == ["admin", "agency", "client"]
+    assert body["roles"] == ["admin", "supervisor", "agency", "client"]
 
 
 def test_metadata_needs_authentication(anon_api):
