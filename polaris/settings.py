@@ -159,11 +159,11 @@ DATABASES = {
 # file to both the postgres service (POSTGRES_PASSWORD_FILE) and the apps, so no URL holds it.
 if DATABASE_PASSWORD := env_str("DATABASE_PASSWORD"):
     DATABASES["default"]["PASSWORD"] = DATABASE_PASSWORD
-# Server-side parameter binding, and the hot statements (polaris/sql/precompiled.py) prepared on the server
-# once per connection: a transition's statements are then not parsed and planned on every call (1,158 ->
-# 1,718 transitions/s in bench/peers_bench.py, same machine). Nothing else is prepared (polaris/sql/prepared.py
-# says why). Turn binding off behind a transaction-pooling pgbouncer older than 1.21, which cannot keep
-# prepared statements.
+# Server-side parameter binding, and the hot statements (polaris/sql/precompiled.py) prepared on the
+# server once per connection: a transition's statements are then not parsed and planned on every call
+# (1,158 -> 1,718 transitions/s in bench/peers_bench.py, same machine). Nothing else is prepared
+# (polaris/sql/prepared.py says why). Turn binding off behind a transaction-pooling pgbouncer older than
+# 1.21, which cannot keep prepared statements.
 if env_bool("DB_SERVER_SIDE_BINDING", True):
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         server_side_binding=True,

@@ -6,8 +6,8 @@ from automation.models import Alert
 from automation.services import trigger_create
 from outbox.models import OutboxEvent
 from polaris.celery import app as celery_app
-from tests.support.api import bearer_client
 from tests.factories import AgentFactory
+from tests.support.api import bearer_client
 from tests.support.processes import celery_process, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

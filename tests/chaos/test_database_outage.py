@@ -24,8 +24,8 @@ from django.db import connection
 from outbox.models import OutboxEvent
 from outbox.tasks import outbox_dispatch_task
 from polaris.celery import app as celery_app
-from tests.outbox.workers import dispatch_env, free_port, worker
 from tests.factories import AgencyFactory, AgentFactory, ClientFactory
+from tests.outbox.workers import dispatch_env, free_port, worker
 from tests.support import effect_probe as effects
 from tests.support.processes import children_of, gunicorn_process, wait_until
 from tests.support.tcp_proxy import cuttable_proxy

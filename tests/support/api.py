@@ -1,4 +1,4 @@
-"""API test helpers and fixtures: an HTTP client per persona, authenticated with a real JWT; the error-envelope assertion.
+"""API test helpers and fixtures: an HTTP client per persona (a real JWT); the error-envelope assertion.
 
 The API test folders' conftest modules import the fixtures from here."""
 

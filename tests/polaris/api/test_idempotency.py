@@ -12,8 +12,8 @@ from django.utils import timezone
 from outbox.models import OutboxEvent
 from polaris.idempotency.models import IdempotencyKey
 from polaris.idempotency.services import idempotency_keys_purge
-from tests.support.api import assert_envelope, bearer_client
 from tests.factories import AgencyFactory, AgentFactory, ClientFactory
+from tests.support.api import assert_envelope, bearer_client
 from workflow.models import ActionPlan, Task
 from workflow.services.tasks import task_create
 

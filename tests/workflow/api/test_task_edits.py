@@ -4,8 +4,8 @@ strict bodies, closed tasks and plan membership."""
 import pytest
 
 from outbox.models import OutboxEvent
-from tests.support.api import assert_envelope, bearer_client
 from tests.factories import AgentFactory
+from tests.support.api import assert_envelope, bearer_client
 from workflow.models import Task
 from workflow.services.action_plans import action_plan_archive
 from workflow.services.tasks import task_transition

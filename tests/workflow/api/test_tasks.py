@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
-from tests.support.api import assert_envelope
 from tests.factories import AgentFactory, ClientFactory
+from tests.support.api import assert_envelope
 from workflow.models import Task
 from workflow.services.tasks import task_transition
 
