@@ -264,7 +264,10 @@ def _same_process(entry: dict) -> bool:
     import psutil
 
     try:
-        return abs(psutil.Process(int(entry["pid"])).create_time() - float(entry["started"])) < 0.5
+        process = psutil.Process(int(entry["pid"]))
+        if process.status() == psutil.STATUS_ZOMBIE:  # exited; only its parent has yet to reap it
+            return False
+        return abs(process.create_time() - float(entry["started"])) < 0.5
     except (psutil.Error, KeyError, TypeError, ValueError):
         return False
 
@@ -304,10 +307,12 @@ class ProcessBook(threading.Thread):
 
 
 def postmaster_pid(pgdata: Path) -> int | None:
-    """The pid of the embedded PostgreSQL serving ``pgdata`` (its ``postmaster.pid``), None when none runs."""
+    """The pid of the embedded PostgreSQL serving ``pgdata`` (its ``postmaster.pid``: pid, data
+    directory), None when none runs."""
     with contextlib.suppress(OSError, ValueError, IndexError):
-        pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
-        if _pid_alive(pid):
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+        pid = int(lines[0])
+        if _pid_alive(pid) and Path(lines[1]).resolve() == pgdata.resolve():
             return pid
     return None
 
@@ -398,16 +403,17 @@ def stack_stop(*, timeout: float = 30.0) -> list[str]:
         _signal(entry, signal.SIGKILL)
     _wait_gone(entries, 5)
     stopped += [f"{entry['name'] or '?'} (pid {entry['pid']})" for entry in entries]
-    pgdata = Path(record.get("postgres", {}).get("pgdata") or DATA / "postgres")
-    postmaster = postmaster_pid(pgdata) if not run_lock_held() else None
-    if postmaster is not None and pgdata.resolve() == (DATA / "postgres").resolve():
-        entry = _identity(postmaster)
-        if entry is not None and str(pgdata) in entry["name"]:
-            os.kill(postmaster, signal.SIGINT)  # PostgreSQL's "fast" shutdown
-            if _wait_gone([entry], 30):
-                os.kill(postmaster, signal.SIGQUIT)
-                _wait_gone([entry], 5)
-            stopped.append(f"embedded PostgreSQL (pid {postmaster}, {pgdata})")
+    # The embedded PostgreSQL of this data directory, once no living run owns it (a living run stopped its
+    # own above, as on Ctrl-C): pgserver starts it as a daemon of its own, so nothing above reached it.
+    pgdata = DATA / "postgres"
+    postmaster = postmaster_pid(pgdata) if not stack_read() else None
+    entry = _identity(postmaster) if postmaster is not None else None
+    if entry is not None:
+        os.kill(postmaster, signal.SIGINT)  # PostgreSQL's "fast" shutdown
+        if _wait_gone([entry], 30):
+            os.kill(postmaster, signal.SIGQUIT)
+            _wait_gone([entry], 5)
+        stopped.append(f"embedded PostgreSQL (pid {postmaster}, {pgdata})")
     if (DATA / "postgres").exists():
         with contextlib.suppress(Exception):
             postgres_handles_prune(DATA / "postgres")
