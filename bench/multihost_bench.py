@@ -503,6 +503,9 @@ def main(argv: list[str] | None = None) -> int:
             "SLA_SCAN_INTERVAL_SECONDS": str(soak.SCAN_SECONDS),
             "JWT_ACCESS_MINUTES": "60",
             "BEAT_LOCK_TTL_SECONDS": str(args.beat_ttl),
+            # Connections (so PostgreSQL backends) live through the CPU windows: each backend's CPU is then
+            # read against the tier it serves; a recycled one's only lands in the postmaster's total.
+            "DB_CONN_MAX_AGE": "900",
             "PYTHONUNBUFFERED": "1",
         }
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -681,6 +684,8 @@ def _tiers(before: dict, after: dict) -> dict[str, float]:
     for name in after.keys() | before.keys():
         used = after.get(name, 0.0) - before.get(name, 0.0)
         tier = name.split(" ", 1)[1] if name.startswith(PREFIX) else name
+        if tier == "beat":  # the lock holder's, and the standby's restarts (each a Celery start)
+            tier = f"beat on {name.split(' ', 1)[0]}"
         out[tier] += max(used, 0.0)
     return dict(out)
 
