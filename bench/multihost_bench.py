@@ -536,6 +536,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.beat_retry:g} s; logs in {scratch}",
             flush=True,
         )
+        # The idle cost first (health checks, beat's ticks, the workers' polling): what a tier spends with
+        # no load, so that the per-request figures are the marginal cost of the work.
+        idle_started = time.time()
+        idle_before = cpu_snapshot(groups, postmaster)
+        time.sleep(5 if args.quick else 10)
+        idle = (time.time() - idle_started, idle_before, cpu_snapshot(groups, postmaster))
         load = Load(port=lb_port, token=token, ids=ids, rate=args.rate, seconds=seconds)
         load.run()
         kill_at = load.start + seconds / 2
@@ -580,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
         steady_events = soak._sample(*window)["events"]
         result = (
             load, checks, events, killed_at, window, cpu_before, cpu_after, steady_events, beat_watch,
-            pids_before_kill, victim, cpu_survivor_before, cpu_survivor_after, after_window,
+            pids_before_kill, victim, cpu_survivor_before, cpu_survivor_after, after_window, idle,
         )  # fmt: skip
     except Watchdog as exc:
         print(f"multihost: stopped by the watchdog ({exc})", file=sys.stderr)
@@ -614,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(
     load, checks, events, killed_at, window, cpu_before, cpu_after, steady_events, beat_watch,
-    pids, victim, survivor_before, survivor_after, after_window, *, elapsed, budget, ttl, retry,
+    pids, victim, survivor_before, survivor_after, after_window, idle, *, elapsed, budget, ttl, retry,
 ) -> None:  # fmt: skip
     done = sorted(load.done)
     before = [d for d in done if d[0] < killed_at]
@@ -658,12 +664,21 @@ def report(
         f"{steady_events} events, {requests / seconds:.1f} req/s):"
     )
     tiers = _tiers(cpu_before, cpu_after)
+    idle_seconds, idle_before, idle_after = idle
+    idle_tiers = _tiers(idle_before, idle_after)
+    print(
+        f"  {'tier':<34} {'CPU':>7}    {'loaded':>6}   {'idle':>6}   "
+        f"marginal: {'per request':>11}  {'per event':>9}"
+    )
     for tier, used in sorted(tiers.items()):
+        idle_rate = idle_tiers.get(tier, 0.0) / idle_seconds
+        marginal = max(used - idle_rate * seconds, 0.0)
         print(
-            f"  {tier:<34} {used:7.2f} s  {used / seconds * 100:5.1f} % of a core  "
-            f"{used / max(requests, 1) * 1000:6.2f} ms/request  "
-            f"{used / max(steady_events, 1) * 1000:6.2f} ms/event"
+            f"  {tier:<34} {used:7.2f} s  {used / seconds * 100:5.1f} %  {idle_rate * 100:5.1f} %   "
+            f"          {marginal / max(requests, 1) * 1000:8.2f} ms  "
+            f"{marginal / max(steady_events, 1) * 1000:6.2f} ms"
         )
+    print("  (% of one core; idle = the same processes with no load; marginal = above idle)")
     if survivor_before and survivor_after:
         seconds = after_window[1] - after_window[0]
         requests = sum(1 for d in done if after_window[0] <= d[0] < after_window[1] and d[3])

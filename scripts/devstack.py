@@ -84,13 +84,15 @@ def start_postgres(database: str) -> str:
     return f"postgresql://postgres@/{database}?host={pgdata}"
 
 
-def postgres_handles_prune(pgdata: Path) -> None:
+def postgres_handles_prune(pgdata: Path) -> list[int]:
     """pgserver stops PostgreSQL when the last process holding a handle exits, and counts handles in
     ``.handle_pids.json``. A killed ``run`` never removes its pid from it, so afterwards no exit was ever
-    the last one and Ctrl-C left PostgreSQL running: drop the pids of processes that are gone."""
+    the last one and Ctrl-C left PostgreSQL running: drop the pids of processes that are gone. Returns
+    the living ones."""
     handles = pgdata / ".handle_pids.json"
     if not handles.exists():
-        return
+        return []
+    alive: list[int] = []
     os.environ.setdefault("XDG_RUNTIME_DIR", str(DATA / "runtime"))
     from pgserver.postgres_server import PostgresServer
 
@@ -99,6 +101,7 @@ def postgres_handles_prune(pgdata: Path) -> None:
         alive = [pid for pid in pids if _pid_alive(pid)]
         if alive != pids:
             handles.write_text(json.dumps(alive))
+    return [pid for pid in alive if pid != os.getpid()]
 
 
 def start_redis() -> str:
@@ -408,7 +411,10 @@ def stack_stop(*, timeout: float = 30.0) -> list[str]:
     pgdata = DATA / "postgres"
     postmaster = postmaster_pid(pgdata) if not stack_read() else None
     entry = _identity(postmaster) if postmaster is not None else None
-    if entry is not None:
+    users = postgres_handles_prune(pgdata) if entry is not None else []
+    if users:  # a `make test` or `make manage` of its own still uses it: pgserver stops it after them
+        log(f"the embedded PostgreSQL (pid {postmaster}) stays up: processes {users} still use it")
+    elif entry is not None:
         os.kill(postmaster, signal.SIGINT)  # PostgreSQL's "fast" shutdown
         if _wait_gone([entry], 30):
             os.kill(postmaster, signal.SIGQUIT)
