@@ -437,8 +437,8 @@ def _group_pids(groups: dict[int, str]) -> dict[int, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="about 90 s: 30 s of load, no SLA breach wait")
-    parser.add_argument("--seconds", type=float, default=None, help="load duration (default 140, quick 30)")
+    parser.add_argument("--quick", action="store_true", help="about 90 s: 24 s of load, no SLA breach wait")
+    parser.add_argument("--seconds", type=float, default=None, help="load duration (default 140, quick 24)")
     parser.add_argument(
         "--rate", type=float, default=2.0, help="stories per second (about 3.4 requests each)"
     )
@@ -454,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         print("multihost: cannot run here: " + "; ".join(problems))
         return 2
-    seconds = args.seconds or (30.0 if args.quick else 140.0)
+    seconds = args.seconds or (24.0 if args.quick else 140.0)
     budget = 90 if args.quick else 300
     began = time.monotonic()
     scratch = Path(tempfile.mkdtemp(prefix="polaris-multihost-"))
@@ -540,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         # no load, so that the per-request figures are the marginal cost of the work.
         idle_started = time.time()
         idle_before = cpu_snapshot(groups, postmaster)
-        time.sleep(5 if args.quick else 8)
+        time.sleep(4 if args.quick else 8)
         idle = (time.time() - idle_started, idle_before, cpu_snapshot(groups, postmaster))
         load = Load(port=lb_port, token=token, ids=ids, rate=args.rate, seconds=seconds)
         load.run()
