@@ -538,6 +538,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         # The idle cost first (health checks, beat's ticks, the workers' polling): what a tier spends with
         # no load, so that the per-request figures are the marginal cost of the work.
+        # Warm first (each gunicorn worker's first requests, the workers' start-up), or that lands in idle.
+        for address in APP_HOSTS.values():
+            warm = http.client.HTTPConnection(address, WEB_PORT, timeout=10)
+            for _ in range(8):
+                warm.request("GET", "/api/workflow/tasks", headers={"Authorization": f"Bearer {token}"})
+                warm.getresponse().read()
+            warm.close()
+        time.sleep(5)
         idle_started = time.time()
         idle_before = cpu_snapshot(groups, postmaster)
         time.sleep(4 if args.quick else 8)
