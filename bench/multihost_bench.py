@@ -437,8 +437,8 @@ def _group_pids(groups: dict[int, str]) -> dict[int, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="about 90 s: 24 s of load, no SLA breach wait")
-    parser.add_argument("--seconds", type=float, default=None, help="load duration (default 140, quick 24)")
+    parser.add_argument("--quick", action="store_true", help="about 90 s: 20 s of load, no SLA breach wait")
+    parser.add_argument("--seconds", type=float, default=None, help="load duration (default 140, quick 20)")
     parser.add_argument(
         "--rate", type=float, default=2.0, help="stories per second (about 3.4 requests each)"
     )
@@ -454,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         print("multihost: cannot run here: " + "; ".join(problems))
         return 2
-    seconds = args.seconds or (24.0 if args.quick else 140.0)
+    seconds = args.seconds or (20.0 if args.quick else 140.0)
     budget = 90 if args.quick else 300
     began = time.monotonic()
     scratch = Path(tempfile.mkdtemp(prefix="polaris-multihost-"))
@@ -545,10 +545,10 @@ def main(argv: list[str] | None = None) -> int:
                 warm.request("GET", "/api/workflow/tasks", headers={"Authorization": f"Bearer {token}"})
                 warm.getresponse().read()
             warm.close()
-        time.sleep(5)
+        time.sleep(2 if args.quick else 5)
         idle_started = time.time()
         idle_before = cpu_snapshot(groups, postmaster)
-        time.sleep(4 if args.quick else 8)
+        time.sleep(3 if args.quick else 8)
         idle = (time.time() - idle_started, idle_before, cpu_snapshot(groups, postmaster))
         load = Load(port=lb_port, token=token, ids=ids, rate=args.rate, seconds=seconds)
         load.run()
@@ -572,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
             cpu_survivor_after = cpu_snapshot(groups, postmaster)
 
         # Drain: the last steps and the backlog (and, in a full run, the open SLA tasks falling due).
-        drain_until = time.time() + (20 if args.quick else 120)
+        drain_until = time.time() + (15 if args.quick else 120)
         breach_due = max((at for _, at in load.expected["breach"]), default=0) + 60 + 3 * soak.SCAN_SECONDS
         while time.time() < drain_until:
             sample = soak._sample(load.start, time.time())
