@@ -420,6 +420,13 @@ def _holder_host(holder: str | None, pids: dict[int, str]) -> str:
         return f"? ({holder})"
 
 
+def failed_over(watch: BeatWatch, killed_at: float, pids: dict[int, str], victim: str) -> bool:
+    """Has a beat other than the victim's taken the lock since the kill?"""
+    return any(
+        at > killed_at and holder and _holder_host(holder, pids) != victim for at, holder in watch.seen
+    )
+
+
 def _group_pids(groups: dict[int, str]) -> dict[int, str]:
     """pid -> host for every live process of the app hosts' groups."""
     out = {}
@@ -572,11 +579,16 @@ def main(argv: list[str] | None = None) -> int:
             cpu_survivor_after = cpu_snapshot(groups, postmaster)
 
         # Drain: the last steps and the backlog (and, in a full run, the open SLA tasks falling due).
-        drain_until = time.time() + (15 if args.quick else 120)
+        drain_until = time.time() + (25 if args.quick else 120)
         breach_due = max((at for _, at in load.expected["breach"]), default=0) + 60 + 3 * soak.SCAN_SECONDS
         while time.time() < drain_until:
             sample = soak._sample(load.start, time.time())
-            if load.finished() and sample["backlog"] == 0 and (args.quick or time.time() > breach_due):
+            if (
+                load.finished()
+                and sample["backlog"] == 0
+                and (args.quick or time.time() > breach_due)
+                and failed_over(beat_watch, killed_at, pids_before_kill, victim)
+            ):
                 time.sleep(2 * soak.SCAN_SECONDS)
                 if soak._sample(load.start, time.time())["backlog"] == 0:
                     break
