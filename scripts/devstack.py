@@ -414,7 +414,7 @@ def stack_stop(*, timeout: float = 30.0) -> list[str]:
     users = postgres_handles_prune(pgdata) if entry is not None else []
     if users:  # a `make test` or `make manage` of its own still uses it: pgserver stops it after them
         log(f"the embedded PostgreSQL (pid {postmaster}) stays up: processes {users} still use it")
-    elif entry is not None:
+    elif entry is not None and postmaster is not None:
         os.kill(postmaster, signal.SIGINT)  # PostgreSQL's "fast" shutdown
         if _wait_gone([entry], 30):
             os.kill(postmaster, signal.SIGQUIT)
