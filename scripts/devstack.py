@@ -419,6 +419,10 @@ def stack_stop(*, timeout: float = 30.0) -> list[str]:
         if _wait_gone([entry], 30):
             os.kill(postmaster, signal.SIGQUIT)
             _wait_gone([entry], 5)
+        # Until it is reaped: a new postmaster refuses a socket lock whose pid still exists, a zombie too.
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{postmaster}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
         stopped.append(f"embedded PostgreSQL (pid {postmaster}, {pgdata})")
     if (DATA / "postgres").exists():
         with contextlib.suppress(Exception):
