@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run manage shell test bench lint format lock clean
+.PHONY: run stop manage shell test bench lint format lock clean
 
 # --compile-bytecode: uv does not write .pyc files, and with PYTHONDONTWRITEBYTECODE nothing else does, so
 # every process start (a worker replacing a killed one, each test's subprocess) spent ~1.5 s compiling.
@@ -17,6 +17,9 @@ $(STAMP): requirements.lock
 
 run: $(STAMP)  ## start the whole system: embedded PostgreSQL + Redis, web, worker, beat
 	$(PY) scripts/devstack.py run
+
+stop:  ## stop a running `make run` (or what a killed one left): its servers, PostgreSQL and Redis
+	$(PY) scripts/devstack.py stop
 
 manage: $(STAMP)  ## a management command against the running stack (or a fresh one): make manage ARGS="createsuperuser"
 	$(PY) scripts/devstack.py manage $(ARGS)

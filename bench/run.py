@@ -2,7 +2,8 @@
 
 Each benchmark prints its figure beside a baseline measured in the same run, and the ratio.
 Select some with their names: `make bench ARGS="foundation dispatch --quick"`. The whole-system soak
-(10 minutes) runs only when named: `make bench ARGS=soak` (`ARGS="soak --minutes 3"`, `ARGS="soak --quick"`).
+(10 minutes) runs only when named: `make bench ARGS=soak` (`ARGS="soak --minutes 3"`, `ARGS="soak --quick"`),
+and so does the several-hosts scenario (root, network namespaces): `make bench ARGS=multihost`.
 """
 
 import subprocess
@@ -23,7 +24,7 @@ ORDER = [
     "ops",
     "peers",
 ]
-ON_REQUEST = ["soak"]
+ON_REQUEST = ["soak", "multihost"]  # multihost: root, ip netns and haproxy
 
 
 def main(argv: list[str] | None = None) -> int:

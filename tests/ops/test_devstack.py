@@ -12,12 +12,15 @@ import json
 import os
 import pty
 import select
+import signal
 import socket
 import subprocess
+import sys
 import termios
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from polaris.accounts.models import User
@@ -204,3 +207,167 @@ def test_manage_gives_up_on_a_run_that_never_gets_ready_without_starting_its_own
     assert "did not become ready" in manage.stdout + manage.stderr
     assert "embedded" not in manage.stdout
     assert not (tmp_path / "postgres").exists()
+
+
+# --- The dev stack heals (#28): what a killed `make run` left is found and stopped
+
+DEVSTACK = [sys.executable, "scripts/devstack.py"]
+
+
+def embedded_env(data_dir: Path, port: int) -> dict[str, str]:
+    """A newcomer's environment: no server addresses, so the run starts its own PostgreSQL and Redis."""
+    env = {k: v for k, v in process_env().items() if k not in SERVER_VARIABLES}
+    return env | {"POLARIS_DATA_DIR": str(data_dir), "PORT": str(port)}
+
+
+def alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def postmaster(data_dir: Path) -> psutil.Process | None:
+    try:
+        return psutil.Process(int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0]))
+    except (OSError, ValueError, IndexError, psutil.Error):
+        return None
+
+
+def start_run(env: dict[str, str]) -> tuple[subprocess.Popen, list[str]]:
+    run = subprocess.Popen(
+        [*DEVSTACK, "run"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    assert run.stdout is not None
+    output: list[str] = []
+    read_until(run.stdout.fileno(), "Ctrl-C stops everything", output, timeout=60)
+    return run, output
+
+
+def test_stack_recovers_after_its_run_process_is_sigkilled(tmp_path: Path):
+    started = time.monotonic()
+    first_port, second_port = free_port(), free_port()
+    runs: list[subprocess.Popen] = []
+    try:
+        run, _ = start_run(embedded_env(tmp_path, first_port))
+        runs.append(run)
+        # The run records what it started (rescanned every 0.5 s) and its PostgreSQL.
+        deadline = time.monotonic() + 10
+        record: dict = {}
+        while time.monotonic() < deadline:
+            record = json.loads((tmp_path / "stack.json").read_text())
+            names = " ".join(entry["name"] for entry in record.get("processes", []))
+            if "postgres" in record and "redis-server" in names and "worker" in names and "beat" in names:
+                break
+            time.sleep(0.2)
+        assert "postgres" in record, record
+        assert "redis-server" in names, record
+        old = psutil.Process(run.pid).children(recursive=True)
+        old_postgres = postmaster(tmp_path)
+        assert old_postgres is not None
+
+        run.send_signal(signal.SIGKILL)  # the run process alone, as the OOM killer does
+        run.wait(timeout=10)
+        time.sleep(0.5)
+        orphans = [process for process in old if alive(process)]
+        assert orphans, "nothing outlived the run: the scenario did not reproduce"
+
+        stop = subprocess.run(
+            [*DEVSTACK, "stop"],
+            cwd=ROOT,
+            env=embedded_env(tmp_path, first_port),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+        assert "embedded PostgreSQL" in stop.stdout
+        assert [process for process in old if alive(process)] == []
+        assert not alive(old_postgres)
+        assert not (tmp_path / "stack.json").exists()
+
+        # A new run starts cleanly, and prints its real port; a second one names its pid and port.
+        run, output = start_run(embedded_env(tmp_path, second_port))
+        runs.append(run)
+        assert "died" not in "".join(output)
+        assert f"http://127.0.0.1:{second_port}/api/workflow/tasks" in "".join(output)
+        again = subprocess.run(
+            [*DEVSTACK, "run"],
+            cwd=ROOT,
+            env=embedded_env(tmp_path, free_port()),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert again.returncode == 1
+        assert f"already running (pid {run.pid}, http://127.0.0.1:{second_port}/)" in again.stdout
+        new_postgres = postmaster(tmp_path)
+        assert new_postgres is not None
+
+        # Ctrl-C (SIGINT to its group, as the terminal sends it) stops the embedded PostgreSQL again.
+        os.killpg(run.pid, signal.SIGINT)
+        assert run.wait(timeout=40) == 0
+        new_postgres.wait(timeout=20)
+        assert not alive(new_postgres)
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                os.killpg(run.pid, signal.SIGKILL)
+                run.wait(timeout=10)
+        subprocess.run([*DEVSTACK, "stop"], cwd=ROOT, env=embedded_env(tmp_path, first_port), timeout=60)
+    # About 50 s on an idle 2-core machine (two starts of the embedded stack); the steps' own timeouts
+    # bound it on a loaded one.
+    print(f"recovery scenario took {time.monotonic() - started:.0f} s")
+
+
+def test_manage_does_not_wait_for_a_dead_run_and_stop_frees_its_lock(tmp_path: Path):
+    # What a killed run leaves: a forked helper holding run.lock, and a record whose pid is gone.
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(600)",
+            str(tmp_path / "run.lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        record_stack(tmp_path, state="ready")
+        record = json.loads((tmp_path / "stack.json").read_text()) | {"pid": str(dead.pid)}
+        (tmp_path / "stack.json").write_text(json.dumps(record))
+        env = {k: v for k, v in process_env().items() if k not in SERVER_VARIABLES}
+        env |= {"POLARIS_DATA_DIR": str(tmp_path)}  # the wait window stays at its 300 s default
+
+        began = time.monotonic()
+        manage = subprocess.run(
+            [*DEVSTACK, "manage", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert time.monotonic() - began < 20
+        assert manage.returncode != 0
+        assert f"`make run` (pid {dead.pid}) died" in manage.stdout + manage.stderr
+        assert "make stop" in manage.stdout + manage.stderr
+        assert "embedded" not in manage.stdout
+
+        stop = subprocess.run(
+            [*DEVSTACK, "stop"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+        assert holder.wait(timeout=10) is not None
+        fd = hold_run_lock(tmp_path)  # free again
+        os.close(fd)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(timeout=10)
