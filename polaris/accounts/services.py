@@ -1,7 +1,7 @@
 from django.db import transaction
 from django.utils.text import slugify
 
-from .models import Agency, User
+from .models import Agency, ClientAgencyLink, User
 
 
 @transaction.atomic
@@ -21,7 +21,8 @@ def user_upsert(
 ) -> tuple[User, bool]:
     """Create the user, or bring an existing one to the given role, agency and password (idempotent).
 
-    Admins also get Django admin access (``is_staff``/``is_superuser``); nobody else does.
+    Admins also get Django admin access (``is_staff``/``is_superuser``); nobody else does. A client
+    registered with an agency is linked to it (``ClientAgencyLink``: the agency serves them).
     """
     if role not in User.Role.values:
         raise ValueError(f"Unknown role {role!r}; expected one of {', '.join(User.Role.values)}.")
@@ -36,4 +37,6 @@ def user_upsert(
     user.is_superuser = is_admin
     user.set_password(password)
     user.save()
+    if role == User.Role.CLIENT and agency is not None:
+        ClientAgencyLink.objects.get_or_create(client=user, agency=agency)
     return user, created
