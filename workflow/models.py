@@ -119,9 +119,10 @@ class Task(FSMModelMixin, models.Model):
     )
     blocked_reason = models.TextField(blank=True)
     # The block's reason was marked internal (``"internal": true`` on the transition): clients never see it.
-    blocked_reason_internal = models.BooleanField(default=False)
+    # Database defaults too: set-based inserts that name only the older columns keep working.
+    blocked_reason_internal = models.BooleanField(default=False, db_default=False)
     # Notes for the agency's staff and admins only: never in a client's view, never in an event's payload.
-    staff_notes = models.TextField(blank=True)
+    staff_notes = models.TextField(blank=True, default="", db_default="")
     due_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -37,6 +37,16 @@ def user_upsert(
     user.is_superuser = is_admin
     user.set_password(password)
     user.save()
-    if role == User.Role.CLIENT and agency is not None:
-        ClientAgencyLink.objects.get_or_create(client=user, agency=agency)
+    client_home_link_ensure(client=user)
     return user, created
+
+
+def client_home_link_ensure(*, client: User, actor: User | None = None) -> None:
+    """A client registered with an agency is served by it: link them (idempotent; nothing for others).
+
+    Registration, not a change of who serves whom: no event (those come with ``ClientLinked``, from the
+    workflow's link service)."""
+    if client.is_client_role and client.agency_id is not None:
+        ClientAgencyLink.objects.get_or_create(
+            client=client, agency_id=client.agency_id, defaults={"created_by": actor}
+        )
