@@ -2,8 +2,8 @@
 
 import pytest
 
-from tests.support.api import assert_envelope
 from tests.factories import AgentFactory, ClientFactory
+from tests.support.api import assert_envelope
 
 pytestmark = pytest.mark.django_db
 
