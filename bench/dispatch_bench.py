@@ -337,13 +337,14 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 
 def latency(*, transitions: int, rate: float, beat_interval: float) -> dict:
-    from polaris.accounts.models import Agency, User
+    from polaris.accounts.models import Agency, ClientAgencyLink, User
     from tests.support import effect_probe as effects
 
     effects.effect_table_create()
     agency = Agency.objects.create(name="Dispatch Bench", slug="dispatch-bench")
     actor = User.objects.create(username="bench-dispatch-agent", role="agency", agency=agency)
     client = User.objects.create(username="bench-dispatch-client", role="client", agency=agency)
+    ClientAgencyLink.objects.create(client=client, agency=agency)  # the agency serves its client
 
     env = {
         **os.environ,

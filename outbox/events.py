@@ -45,6 +45,8 @@ class EventContext:
     causation_id: uuid.UUID | None = None
     depth: int = 0
     reason: str = ""
+    # The reason is for staff only (a client's view of the event leaves it out: ``outbox.projection``).
+    reason_internal: bool = False
 
     @classmethod
     def build(
@@ -54,6 +56,7 @@ class EventContext:
         correlation_id: str | None = None,
         caused_by: OutboxEvent | None = None,
         reason: str = "",
+        reason_internal: bool = False,
     ) -> EventContext:
         if caused_by is not None:
             return cls(
@@ -62,9 +65,11 @@ class EventContext:
                 causation_id=caused_by.id,
                 depth=caused_by.depth + 1,
                 reason=reason,
+                reason_internal=reason_internal,
             )
         return cls(
             actor=actor,
             correlation_id=correlation_id or get_correlation_id() or new_correlation_id(),
             reason=reason,
+            reason_internal=reason_internal,
         )

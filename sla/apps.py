@@ -7,10 +7,11 @@ class SlaConfig(AppConfig):
 
     def ready(self) -> None:
         from outbox.events import event_types_register
+        from outbox.projection import client_projection_register
         from workflow import extensions
 
         from . import receivers  # noqa: F401  (connects the task receivers)
-        from .events import SLA_EVENT_TYPES
+        from .events import SLA_EVENT_TYPES, sla_event_for_client
         from .models import SLARecord
         from .selectors import sla_block, task_filter_sla_status, task_queryset_with_sla
 
@@ -22,3 +23,5 @@ class SlaConfig(AppConfig):
         if (SLARecord, "task") not in extensions.task_locked_rows:
             extensions.task_locked_rows.append((SLARecord, "task"))
         event_types_register(self.label, SLA_EVENT_TYPES)
+        for event_type in SLA_EVENT_TYPES:
+            client_projection_register(event_type, sla_event_for_client)

@@ -59,3 +59,13 @@ def sla_warning_payload(
         "percentage": percentage,
         "warning_at": warning_at.isoformat(),
     }
+
+
+# What a client may read of an SLA event (``outbox.projection``): which task, when it is due, what
+# happened (the event type) and when; never the config, its target or the clock's internals.
+_CLIENT_KEYS = ("task_id", "task_state", "due_at", "breached_at", "warning_at")
+
+
+def sla_event_for_client(payload: dict[str, Any]) -> dict[str, Any]:
+    """An SLA event's payload as a client may read it."""
+    return {key: payload[key] for key in _CLIENT_KEYS if key in payload}

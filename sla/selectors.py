@@ -11,6 +11,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from rest_framework import serializers
 
+from polaris.access import is_client
 from polaris.errors import NotFound, ValidationFailed
 from polaris.sql.precompiled import row_get
 from workflow.extensions import SLA_STATUS_VALUES
@@ -20,12 +21,15 @@ from .models import SLAConfig, SLARecord, SLARecordStatus
 
 
 def sla_block(task: Any, viewer: Any = None) -> dict[str, Any] | None:
-    """The ``sla`` block of a task's representation (``None`` when no config applied); the same for
-    every ``viewer`` who may see the task."""
+    """The ``sla`` block of a task's representation (``None`` when no config applied). Staff (and the
+    system, ``viewer=None``) see the whole clock; a client its due time and status only (the config's
+    name, target and the clock's internals are the agency's)."""
     try:
         record = task.sla_record
     except SLARecord.DoesNotExist:
         return None
+    if is_client(viewer):
+        return {"due_at": _iso(record.due_at), "status": record.status}
     return {
         "config_name": _config_of(record).name,
         "target_minutes": record.target_minutes,

@@ -3,7 +3,7 @@
 import factory
 from factory.django import DjangoModelFactory
 
-from polaris.accounts.models import Agency, User
+from polaris.accounts.models import Agency, ClientAgencyLink, User
 
 
 class AgencyFactory(DjangoModelFactory[Agency]):
@@ -47,5 +47,12 @@ class SupervisorFactory(UserFactory):
 
 
 class ClientFactory(UserFactory):
+    """A client registered with (and linked to) an agency; ``agency=None``: an unserved client."""
+
     role = User.Role.CLIENT
     agency = factory.SubFactory(AgencyFactory)
+
+    @factory.post_generation
+    def _link(obj, create, extracted, **kwargs):
+        if create and obj.agency_id is not None:
+            ClientAgencyLink.objects.get_or_create(client=obj, agency_id=obj.agency_id)

@@ -7,8 +7,11 @@ class WorkflowConfig(AppConfig):
 
     def ready(self) -> None:
         from outbox.events import event_types_register
+        from outbox.projection import client_projection_register
 
         from . import receivers  # noqa: F401  (connects the post_transition receivers)
-        from .events import WORKFLOW_EVENT_TYPES
+        from .events import CLIENT_PROJECTIONS, WORKFLOW_EVENT_TYPES
 
         event_types_register(self.label, WORKFLOW_EVENT_TYPES)
+        for event_type, projection in CLIENT_PROJECTIONS.items():
+            client_projection_register(event_type, projection)

@@ -18,6 +18,8 @@ class EventType:
     ACTION_PLAN_ACTIVATED = "ActionPlanActivated"
     ACTION_PLAN_ARCHIVED = "ActionPlanArchived"
     ACTION_PLAN_UPDATED = "ActionPlanUpdated"
+    CLIENT_LINKED = "ClientLinked"
+    CLIENT_UNLINKED = "ClientUnlinked"
 
 
 # Event types emitted by the workflow app itself; other apps (sla, automation) add their own.
@@ -30,7 +32,12 @@ WORKFLOW_EVENT_TYPES = (
     EventType.ACTION_PLAN_ACTIVATED,
     EventType.ACTION_PLAN_ARCHIVED,
     EventType.ACTION_PLAN_UPDATED,
+    EventType.CLIENT_LINKED,
+    EventType.CLIENT_UNLINKED,
 )
+
+# The stream of a client's links (``polaris.accounts.models.client_aggregate_id`` gives its id).
+CLIENT_AGGREGATE_TYPE = "client"
 
 
 def task_facts(task: Task) -> dict[str, Any]:
@@ -56,3 +63,34 @@ def action_plan_facts(plan: ActionPlan) -> dict[str, Any]:
         "client_id": plan.client_id,
         "agency_id": str(plan.agency_id),
     }
+
+
+# --- What a client sees of these events (registered with ``outbox.projection``) -------------------
+
+
+def task_event_for_client(payload: dict[str, Any]) -> dict[str, Any]:
+    """A task event as its client reads it: an internal reason is blanked; a staff-only field edited is
+    named without text (as stored: ``workflow.services.edits.UNDESCRIBED_FIELDS``)."""
+    internal = payload.pop("reason_internal", False)
+    if internal and "reason" in payload:
+        payload["reason"] = ""
+    return payload
+
+
+def event_for_client_as_stored(payload: dict[str, Any]) -> dict[str, Any]:
+    """Events with nothing internal in them (a client reads them as stored)."""
+    return payload
+
+
+CLIENT_PROJECTIONS = {
+    EventType.TASK_CREATED: task_event_for_client,
+    EventType.TASK_STATE_CHANGED: task_event_for_client,
+    EventType.TASK_UPDATED: task_event_for_client,
+    EventType.TASK_ASSIGNED: task_event_for_client,
+    EventType.ACTION_PLAN_CREATED: event_for_client_as_stored,
+    EventType.ACTION_PLAN_ACTIVATED: task_event_for_client,
+    EventType.ACTION_PLAN_ARCHIVED: task_event_for_client,
+    EventType.ACTION_PLAN_UPDATED: event_for_client_as_stored,
+    EventType.CLIENT_LINKED: event_for_client_as_stored,
+    EventType.CLIENT_UNLINKED: event_for_client_as_stored,
+}

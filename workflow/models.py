@@ -90,7 +90,7 @@ class Task(FSMModelMixin, models.Model):
     """A unit of work for a client. ``new → in_progress → completed``, with ``blocked`` and ``cancelled``."""
 
     aggregate_type = "task"
-    transition_fields = ("state", "version", "blocked_reason", "updated_at")
+    transition_fields = ("state", "version", "blocked_reason", "blocked_reason_internal", "updated_at")
     recorded_event: "OutboxEvent"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -118,6 +118,11 @@ class Task(FSMModelMixin, models.Model):
         ActionPlan, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks"
     )
     blocked_reason = models.TextField(blank=True)
+    # The block's reason was marked internal (``"internal": true`` on the transition): clients never see it.
+    # Database defaults too: set-based inserts that name only the older columns keep working.
+    blocked_reason_internal = models.BooleanField(default=False, db_default=False)
+    # Notes for the agency's staff and admins only: never in a client's view, never in an event's payload.
+    staff_notes = models.TextField(blank=True, default="", db_default="")
     due_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -170,6 +175,7 @@ class Task(FSMModelMixin, models.Model):
     )
     def resume(self, *, context) -> None:
         self.blocked_reason = ""
+        self.blocked_reason_internal = False
 
     @transition(
         field=state,
@@ -188,3 +194,4 @@ class Task(FSMModelMixin, models.Model):
     )
     def cancel(self, *, context) -> None:
         self.blocked_reason = ""
+        self.blocked_reason_internal = False

@@ -9,11 +9,11 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from django.db.models import Case, F, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When
 
 from outbox.models import OutboxEvent
-from polaris.access import is_admin, is_agent, scope_filter
-from polaris.accounts.models import User
+from polaris.access import is_admin, is_agent, is_client, scope_filter
+from polaris.accounts.models import Agency, ClientAgencyLink, User
 from polaris.errors import NotFound
 from polaris.sql.precompiled import row_get
 from workflow import extensions
@@ -145,18 +145,17 @@ def action_plan_list(*, user: User, filters: Mapping[str, Any]) -> QuerySet[Acti
 def user_list(*, user: User, filters: Mapping[str, Any]) -> QuerySet[User]:
     """The people ``user`` may see (active accounts), filtered by ``role`` and ``search``.
 
-    Admins: everyone. An agency agent: its agency's agents, and the clients it works with or may create
-    work for: clients served by its agency, clients without an agency, and clients of its agency's tasks
-    and plans. A client: itself and the agents assigned to its tasks.
+    Admins: everyone. Agency staff: their agency's staff and the clients linked to their agency (an
+    unlinked client, or one served only by other agencies, is not theirs to see). A client: itself and
+    the agents assigned to its tasks. Each client's links come with it (the ``agencies`` field).
     """
     users = User.objects.filter(is_active=True)
     if is_agent(user) and user.agency_id is not None:
         agency_id = user.agency_id
-        worked_with = Q(pk__in=Task.objects.filter(agency_id=agency_id).values("client_id")) | Q(
-            pk__in=ActionPlan.objects.filter(agency_id=agency_id).values("client_id")
+        linked = ClientAgencyLink.objects.filter(agency_id=agency_id).values("client_id")
+        users = users.filter(
+            Q(role__in=User.STAFF_ROLES, agency_id=agency_id) | Q(role=User.Role.CLIENT, pk__in=linked)
         )
-        clients = Q(role=User.Role.CLIENT) & (Q(agency_id=agency_id) | Q(agency__isnull=True) | worked_with)
-        users = users.filter(Q(role__in=User.STAFF_ROLES, agency_id=agency_id) | clients)
     elif not is_admin(user):
         assigned = Task.objects.filter(client_id=user.pk, assignee__isnull=False).values("assignee_id")
         users = users.filter(Q(pk=user.pk) | Q(pk__in=assigned))
@@ -166,4 +165,69 @@ def user_list(*, user: User, filters: Mapping[str, Any]) -> QuerySet[User]:
         users = users.filter(
             Q(username__icontains=search) | Q(first_name__icontains=search) | Q(last_name__icontains=search)
         )
-    return users.order_by("username", "id")
+    return users.prefetch_related("agency_links").order_by("username", "id")
+
+
+def referable_users(*, user: Any) -> QuerySet[User]:
+    """Users a caller may name in a body: admins anyone; agency staff their agency's staff and the clients
+    linked to it; clients themselves and the staff of the agencies they are linked to."""
+    users = User.objects.all()
+    if is_admin(user):
+        return users
+    if is_agent(user):
+        return users.filter(
+            Q(agency_id=user.agency_id, role__in=User.STAFF_ROLES)
+            | Q(role=User.Role.CLIENT, pk__in=linked_clients(agency_id=user.agency_id))
+        )
+    own_agents = Q(role__in=User.STAFF_ROLES, agency_id__in=linked_agencies(client_id=user.pk))
+    return users.filter(Q(pk=user.pk) | own_agents)
+
+
+def linked_clients(*, agency_id: Any) -> QuerySet:
+    return ClientAgencyLink.objects.filter(agency_id=agency_id).values("client_id")
+
+
+def linked_agencies(*, client_id: Any) -> QuerySet:
+    return ClientAgencyLink.objects.filter(client_id=client_id).values("agency_id")
+
+
+def referable_agencies(user: Any) -> QuerySet[Agency]:
+    """Agencies a caller may name in a create body: admins and staff any (staff are refused another
+    agency's work by the service, 403); a client only the agencies it is linked to."""
+    if is_client(user):
+        return Agency.objects.filter(pk__in=linked_agencies(client_id=user.pk))
+    return Agency.objects.all()
+
+
+def client_agencies_visible(*, viewer: User | None, client: User) -> list[str] | None:
+    """The ids of the agencies serving ``client`` that ``viewer`` may know of: all for admins, their own
+    (when linked) for agency staff; ``None`` (not shown) for clients and for users who are not clients.
+    Reads the prefetched links when there are some."""
+    if not is_client(client) or is_client(viewer):
+        return None
+    agency_ids = sorted(str(link.agency_id) for link in client.agency_links.all())
+    if is_admin(viewer):
+        return agency_ids
+    assert viewer is not None
+    return [agency_id for agency_id in agency_ids if agency_id == str(viewer.agency_id)]
+
+
+def client_for_links_get(*, user: User | None, client_id: Any) -> User:
+    """The client whose agency links ``user`` manages: admins any client; a supervisor a client linked
+    to their agency or served by none yet (onboarding); anything else ``NotFound``. (Who may manage
+    links at all is the service's check: ``polaris.access.manager_scope``.)"""
+    try:
+        pk = int(str(client_id))
+    except ValueError:
+        raise NotFound("Client not found.") from None
+    if not 0 < pk < 2**63:
+        raise NotFound("Client not found.")
+    clients = User.objects.filter(role=User.Role.CLIENT, is_active=True)
+    if not is_admin(user):
+        assert user is not None and user.agency_id is not None  # a supervisor (the service checked)
+        links = ClientAgencyLink.objects.filter(client_id=OuterRef("pk"))
+        clients = clients.filter(Q(Exists(links.filter(agency_id=user.agency_id))) | ~Q(Exists(links)))
+    client = clients.filter(pk=pk).first()
+    if client is None:
+        raise NotFound("Client not found.")
+    return client

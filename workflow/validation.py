@@ -5,6 +5,7 @@ import re
 from typing import Any
 
 from polaris.access import is_client
+from polaris.accounts.models import ClientAgencyLink
 
 SLUG = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
 TITLE_MAX_LENGTH = 200
@@ -21,12 +22,17 @@ def title_errors(title: str) -> list[str]:
 
 def client_errors(client: Any, *, agency_id: Any) -> list[str]:
     """Why ``client`` cannot be the client of a task or plan of agency ``agency_id`` (empty when it can):
-    it must be a client user, served by that agency or by none."""
+    it must be a client user linked to that agency (``ClientAgencyLink``)."""
     if not is_client(client):
         return ["Must be a client user."]
-    if client.agency_id is not None and client.agency_id != agency_id:
-        return ["This client is served by another agency."]
+    if not client_is_linked(client_id=client.pk, agency_id=agency_id):
+        return ["This client is not served by this agency."]
     return []
+
+
+def client_is_linked(*, client_id: Any, agency_id: Any) -> bool:
+    """Is the client served by the agency (the one rule for "an agency works for its linked clients")."""
+    return ClientAgencyLink.objects.filter(client_id=client_id, agency_id=agency_id).exists()
 
 
 def is_slug(value: str, *, max_length: int = 64) -> bool:

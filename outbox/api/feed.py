@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from outbox.events import event_types_registered
 from outbox.feed import feed_page, feed_scope
 from outbox.feed_wait import feed_wait
+from outbox.projection import feed_events_project
 from polaris.accounts.models import User
 from polaris.api.query_params import query_params_parse
 from polaris.api.schema import error_response
@@ -106,4 +107,5 @@ class EventFeedView(APIView):
             )
 
         page = feed_wait(read=read, wait=params.get("wait", 0.0))
+        page.raw = feed_events_project(page.raw, viewer=request.user)  # what a client may see of each
         return HttpResponse(page.body(), content_type="application/json")

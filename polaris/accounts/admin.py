@@ -1,7 +1,25 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from .models import Agency, User
+from .models import Agency, ClientAgencyLink, User
+from .services import client_home_link_ensure
+
+
+class ClientAgencyLinkInline(admin.TabularInline):
+    """A client's agencies, read-only here: links change through the API (each change is an event)."""
+
+    model = ClientAgencyLink
+    fk_name = "client"
+    fields = ("agency", "created_at", "created_by")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Agency)
@@ -17,3 +35,8 @@ class UserAdmin(BaseUserAdmin):
     list_filter = ("role", "agency", "is_staff", "is_active")
     fieldsets = (*(BaseUserAdmin.fieldsets or ()), ("Polaris", {"fields": ("role", "agency")}))
     add_fieldsets = (*BaseUserAdmin.add_fieldsets, ("Polaris", {"fields": ("role", "agency")}))
+    inlines = (ClientAgencyLinkInline,)
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        client_home_link_ensure(client=obj, actor=request.user)

@@ -31,7 +31,10 @@ class UserManager(DjangoUserManager):
 
 
 class User(AbstractUser):
-    """A person using Polaris: an admin, an agency supervisor or agent, or a client served by an agency."""
+    """A person using Polaris: an admin, an agency supervisor or agent, or a client.
+
+    A client is served by the agencies it is linked to (``ClientAgencyLink``); its ``agency`` column is
+    only the agency it was registered with (a link to it is created with the user)."""
 
     class Role(models.TextChoices):
         ADMIN = "admin", "Admin"
@@ -49,7 +52,10 @@ class User(AbstractUser):
         blank=True,
         on_delete=models.PROTECT,
         related_name="users",
-        help_text="Required for agency agents and supervisors; for clients, the agency that serves them.",
+        help_text=(
+            "Required for agency agents and supervisors; for clients, the agency they were registered "
+            "with (the agencies that serve them are their links)."
+        ),
     )
 
     objects: ClassVar[UserManager] = UserManager()
@@ -78,3 +84,34 @@ class User(AbstractUser):
     @property
     def is_client_role(self) -> bool:
         return self.role == self.Role.CLIENT
+
+
+# The namespace of the ``client`` aggregate's ids: a client's events (links, erasure) form one stream
+# keyed by a UUID derived from the user's integer id (the outbox keys aggregates by UUID).
+CLIENT_AGGREGATE_NAMESPACE = uuid.UUID("6f1c2a7e-3b1d-4c55-9a51-0c2f6a1b7d10")
+
+
+def client_aggregate_id(client_id: int) -> uuid.UUID:
+    """The ``aggregate_id`` of client ``client_id``'s event stream (stable, derived from the user id)."""
+    return uuid.uuid5(CLIENT_AGGREGATE_NAMESPACE, f"client:{client_id}")
+
+
+class ClientAgencyLink(models.Model):
+    """An agency serves a client: it sees the client and may create work for them. A client may be
+    served by several agencies; an agency sees and creates work only for the clients it is linked to."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(User, on_delete=models.CASCADE, related_name="agency_links")
+    agency = models.ForeignKey(Agency, on_delete=models.PROTECT, related_name="client_links")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["client", "agency"], name="client_agency_link_uniq"),
+        ]
+        # Scoping asks "is this client linked to that agency" and "which clients does this agency serve".
+        indexes = [models.Index(fields=["agency", "client"], name="client_link_agency_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} ↔ {self.agency_id}"

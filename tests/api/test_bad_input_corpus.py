@@ -132,6 +132,9 @@ def ids(make_task, make_plan, agent, other_agent):
         "config_id": [str(config.pk), str(gone_config.pk)],
         "endpoint_id": [str(endpoint.pk), str(gone_endpoint.pk)],
         "delivery_id": [str(delivery.pk), str(gone_delivery.pk)],
+        # Client links: our client and theirs, and no such user; our agency, theirs, and none.
+        "user_id": [str(task.client_id), str(foreign_client.pk), str(foreign_client.pk + 1000)],
+        "agency_id": [str(agent.agency_id), str(other_agent.agency_id), absent],
     }
 
 

@@ -8,6 +8,7 @@ for the role is 403.
 
 import pytest
 
+from tests.factories import ClientFactory
 from tests.support.api import bearer_client
 
 pytestmark = pytest.mark.django_db
@@ -54,6 +55,16 @@ ENDPOINTS = {
     "POST plan activate": lambda api, ctx: api.post(f"/api/workflow/action-plans/{ctx['plan']}/activate"),
     "POST plan archive": lambda api, ctx: api.post(f"/api/workflow/action-plans/{ctx['draft_plan']}/archive"),
     "GET metadata": lambda api, ctx: api.get("/api/workflow/metadata"),
+    "GET users": lambda api, ctx: api.get("/api/workflow/users"),
+    "POST link own client": lambda api, ctx: api.post(
+        f"/api/workflow/users/{ctx['client']}/agencies", {"agency": ctx["agency"]}, format="json"
+    ),
+    "POST link unserved client": lambda api, ctx: api.post(
+        f"/api/workflow/users/{ctx['unserved']}/agencies", {"agency": ctx["agency"]}, format="json"
+    ),
+    "DELETE link": lambda api, ctx: api.delete(
+        f"/api/workflow/users/{ctx['client']}/agencies/{ctx['agency']}"
+    ),
     "GET schema": lambda api, ctx: api.get("/api/schema/"),
     "GET docs": lambda api, ctx: api.get("/api/docs/"),
 }
@@ -73,6 +84,12 @@ EXPECTED = {
     "POST plan activate": (200, 200, 200, 403, 404, 404, 404, 401),
     "POST plan archive": (200, 200, 200, 403, 404, 404, 404, 401),
     "GET metadata": (200, 200, 200, 200, 200, 200, 200, 401),
+    "GET users": (200, 200, 200, 200, 200, 200, 200, 401),
+    # Client links (agency A): admins, and A's supervisor; B's supervisor does not see A's client (404)
+    # and may not link anyone to A (403); agents and clients never manage links (403).
+    "POST link own client": (200, 200, 403, 403, 404, 403, 403, 401),
+    "POST link unserved client": (201, 201, 403, 403, 403, 403, 403, 401),
+    "DELETE link": (204, 204, 403, 403, 404, 403, 403, 401),
     "GET schema": (200, 200, 200, 200, 200, 200, 200, 200),
     "GET docs": (200, 200, 200, 200, 200, 200, 200, 200),
 }
@@ -81,10 +98,12 @@ CASES = [(endpoint, role, EXPECTED[endpoint][i]) for endpoint in ENDPOINTS for i
 
 
 @pytest.fixture
-def tenant_a(make_task, make_plan, client_user):
+def tenant_a(make_task, make_plan, client_user, agency):
     plan = make_plan()
     make_task(action_plan=plan)
     return {
+        "agency": str(agency.pk),
+        "unserved": ClientFactory(agency=None).pk,
         "client": client_user.pk,
         "task": str(make_task().pk),
         "plan": str(plan.pk),

@@ -13,13 +13,13 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.mark.parametrize("create", [task_create, action_plan_create], ids=["task", "plan"])
-def test_a_client_served_by_another_agency_is_refused_the_same_way_by_tasks_and_plans(
+def test_a_client_not_linked_to_the_agency_is_refused_the_same_way_by_tasks_and_plans(
     create, admin_user, other_client, agency
 ):
     extra = {"task_type": "intake"} if create is task_create else {}
     with pytest.raises(ValidationFailed) as caught:
         create(actor=admin_user, title="Help", client=other_client, agency=agency, **extra)
-    assert caught.value.details == {"client": ["This client is served by another agency."]}
+    assert caught.value.details == {"client": ["This client is not served by this agency."]}
 
 
 @pytest.mark.parametrize("create", [task_create, action_plan_create], ids=["task", "plan"])

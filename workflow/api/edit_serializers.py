@@ -45,6 +45,12 @@ class TaskUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
         example="housing", required=False, allow_blank=True, help_text="Only while the task is new."
     )
     task_type = slug_field(example="home-visit", required=False, help_text="Only while the task is new.")
+    staff_notes = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=10000,
+        help_text="Notes for staff only (admins and the task's agency); never shown to clients (403).",
+    )
 
 
 class TaskAssignSerializer(StrictFieldsMixin, serializers.Serializer):
@@ -64,6 +70,9 @@ class ActionPlanUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
 class BulkTransitionParamsSerializer(StrictFieldsMixin, serializers.Serializer):
     target_state = serializers.ChoiceField(choices=TaskState.choices)
     reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
+    internal = serializers.BooleanField(
+        required=False, default=False, help_text="The reason is for staff only (clients never see it)."
+    )
 
 
 class TaskBulkSerializer(StrictFieldsMixin, serializers.Serializer):

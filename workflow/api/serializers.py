@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from polaris.access import is_admin, is_agent, is_client
+from outbox.projection import event_project
+from polaris.access import is_agent, is_client
 from polaris.accounts.models import Agency, User
 from polaris.api.query_params import PageQuerySerializer
 from polaris.api.strict import StrictFieldsMixin
@@ -30,31 +31,21 @@ def _caller(serializer: Any) -> Any:
     return getattr(request, "user", None)
 
 
-def referable_users(user: Any) -> QuerySet[User]:
-    """Users a caller may name in a body: admins anyone; agents their agency's people; clients themselves
-    and their agency's agents."""
-    users = User.objects.all()
-    if is_admin(user):
-        return users
-    if is_agent(user):
-        return users.filter(Q(agency_id=user.agency_id) | Q(agency__isnull=True, role=User.Role.CLIENT))
-    own_agents = Q(agency_id=user.agency_id, role__in=User.STAFF_ROLES) if user.agency_id else Q(pk__in=[])
-    return users.filter(Q(pk=user.pk) | own_agents)
-
-
 def default_agency(*, user: Any, client: User) -> Agency:
-    """The agency a create body may omit: the agent's own, else the client's; admins must name one."""
-    agency_id = user.agency_id if is_agent(user) else None
-    agency_id = agency_id or client.agency_id
-    if agency_id is None:
-        raise serializers.ValidationError({"agency": ["This field is required."]})
-    return Agency.objects.get(pk=agency_id)
+    """The agency a create body may omit: a staff member's own; otherwise the one agency the client is
+    linked to. A client served by several agencies (or by none) needs the agency named."""
+    if is_agent(user):
+        return Agency.objects.get(pk=user.agency_id)
+    linked = list(Agency.objects.filter(pk__in=selectors.linked_agencies(client_id=client.pk))[:2])
+    if len(linked) == 1:
+        return linked[0]
+    raise serializers.ValidationError({"agency": ["This field is required."]})
 
 
 @extend_schema_field(OpenApiTypes.INT)
 class ScopedUserField(serializers.PrimaryKeyRelatedField):
     def get_queryset(self) -> QuerySet[User]:
-        return referable_users(_caller(self.parent))
+        return selectors.referable_users(user=_caller(self.parent))
 
     def to_internal_value(self, data: Any) -> Any:
         # Ids are positive integers; bound them before they reach PostgreSQL's bigint.
@@ -78,6 +69,9 @@ class ScopedActionPlanField(serializers.PrimaryKeyRelatedField):
 
 @extend_schema_field(OpenApiTypes.UUID)
 class AgencyField(serializers.PrimaryKeyRelatedField):
+    def get_queryset(self) -> QuerySet[Agency]:
+        return selectors.referable_agencies(_caller(self.parent))
+
     def to_internal_value(self, data: Any) -> Any:
         return super().to_internal_value(serializers.UUIDField().to_internal_value(data))
 
@@ -99,6 +93,10 @@ class EventSerializer(serializers.Serializer):
     correlation_id = serializers.CharField(read_only=True)
     causation_id = serializers.UUIDField(read_only=True, allow_null=True)
     payload = serializers.JSONField(read_only=True)
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        # What the caller may see of an event is decided in one place (outbox.projection).
+        return event_project(super().to_representation(instance), viewer=_caller(self))
 
 
 def slug_field(*, example: str, allow_blank: bool = False, **kwargs: Any) -> serializers.RegexField:
@@ -136,7 +134,17 @@ class TaskSerializer(serializers.Serializer):
     agency = serializers.UUIDField(source="agency_id", read_only=True)
     assignee = serializers.IntegerField(source="assignee_id", read_only=True, allow_null=True)
     action_plan = serializers.UUIDField(source="action_plan_id", read_only=True, allow_null=True)
-    blocked_reason = serializers.CharField(read_only=True)
+    blocked_reason = serializers.CharField(
+        read_only=True, help_text="Why the task is blocked; blank for a client when marked internal."
+    )
+    blocked_reason_internal = serializers.BooleanField(
+        read_only=True, required=False, help_text="Staff only: the block's reason is internal."
+    )
+    staff_notes = serializers.CharField(
+        read_only=True,
+        required=False,
+        help_text="Staff only (admins and the task's agency); absent for clients.",
+    )
     due_at = serializers.DateTimeField(read_only=True, allow_null=True)
     created_by = serializers.IntegerField(source="created_by_id", read_only=True, allow_null=True)
     created_at = serializers.DateTimeField(read_only=True)
@@ -154,6 +162,11 @@ class TaskSerializer(serializers.Serializer):
     def to_representation(self, instance: Task) -> dict[str, Any]:
         data = super().to_representation(instance)
         viewer = _caller(self)
+        if is_client(viewer):
+            # A client's view: no staff-only fields, no internal reason.
+            del data["staff_notes"], data["blocked_reason_internal"]
+            if instance.blocked_reason_internal:
+                data["blocked_reason"] = ""
         for name, render in extensions.task_fields.items():
             data[name] = render(instance, viewer)
         return data
@@ -165,6 +178,7 @@ TASK_READ_ONLY_NAMES = (
     "state",
     "version",
     "blocked_reason",
+    "blocked_reason_internal",
     "created_by",
     "created_at",
     "updated_at",
@@ -212,6 +226,11 @@ class TaskCreateSerializer(StrictFieldsMixin, serializers.Serializer):
 class TaskTransitionSerializer(StrictFieldsMixin, serializers.Serializer):
     target_state = serializers.ChoiceField(choices=TaskState.choices)
     reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
+    internal = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="The reason is for staff only: stored on the event, left out of a client's view.",
+    )
 
 
 class TaskTransitionResultSerializer(serializers.Serializer):

@@ -14,7 +14,7 @@ from .action_plans import (
 from .bulk import TaskBulkView
 from .metadata import MetadataView
 from .tasks import TaskAssignView, TaskDetailView, TaskEventsView, TaskListCreateView, TaskTransitionView
-from .users import UserListView
+from .users import ClientLinkView, ClientUnlinkView, UserListView
 
 ID = r"(?P<{}>[^/]+)"
 
@@ -45,4 +45,10 @@ urlpatterns = [
     ),
     re_path(r"^metadata/?$", MetadataView.as_view(), name="workflow-metadata"),
     re_path(r"^users/?$", UserListView.as_view(), name="workflow-users"),
+    re_path(rf"^users/{ID.format('user_id')}/agencies/?$", ClientLinkView.as_view(), name="client-links"),
+    re_path(
+        rf"^users/{ID.format('user_id')}/agencies/{ID.format('agency_id')}/?$",
+        ClientUnlinkView.as_view(),
+        name="client-link-detail",
+    ),
 ]

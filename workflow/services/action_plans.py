@@ -24,6 +24,12 @@ from .transitions import transition_apply
 PLAN_EDITABLE_FIELDS = ("title", "description")
 
 
+def action_plan_lock(plan: ActionPlan) -> ActionPlan:
+    """``plan`` re-read with its row locked until the transaction ends (call inside ``atomic()``): the
+    archive guard and a task's joining the plan take this lock, so neither decides on a stale plan."""
+    return ActionPlan.objects.select_for_update().get(pk=plan.pk)
+
+
 @transaction.atomic
 def action_plan_create(
     *,
@@ -66,8 +72,12 @@ def action_plan_transition(
     correlation_id: str | None = None,
     caused_by: OutboxEvent | None = None,
 ) -> tuple[ActionPlan, OutboxEvent]:
-    """Move a plan to ``target_state``; same errors and guarantees as ``task_transition``."""
-    plan = action_plan_get(user=actor, action_plan_id=action_plan_id)
+    """Move a plan to ``target_state``; same errors and guarantees as ``task_transition``.
+
+    The plan's row is locked first (``action_plan_lock``): a task joining the plan meanwhile waits, or
+    has joined before the guards read the plan's tasks, so ``all_tasks_closed`` sees the truth.
+    """
+    plan = action_plan_lock(action_plan_get(user=actor, action_plan_id=action_plan_id))
     precondition_check(plan, expected_version)
     context = EventContext.build(
         actor=actor, correlation_id=correlation_id, caused_by=caused_by, reason=reason

@@ -19,6 +19,10 @@ from workflow.signals import task_changed
 
 from .events import LockedRows, event_record_edit
 
+# Fields an event names without their old and new text (``{field: {}}``): staff-only free text that no
+# event payload (and so no webhook, feed reader or client) should carry.
+UNDESCRIBED_FIELDS = frozenset({"staff_notes"})
+
 # Reference fields are compared and written by their id columns.
 _ATTNAMES = {"assignee": "assignee_id", "action_plan": "action_plan_id"}
 
@@ -53,9 +57,12 @@ def _check_plan_move(task: Task, old_plan_id: Any, new_plan_id: Any) -> None:
     """A task joins or leaves only a draft or active plan (the new plan's client and agency are checked
     by the caller)."""
     ids = [plan_id for plan_id in (old_plan_id, new_plan_id) if plan_id is not None]
-    archived = ActionPlan.objects.filter(pk__in=ids, state=ActionPlanState.ARCHIVED).values_list(
-        "pk", flat=True
+    # Locked (in id order: two moves between the same plans cannot deadlock) until the edit commits, so
+    # an archive of either plan waits for it, or went first and is seen here.
+    states = (
+        ActionPlan.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", "state")
     )
+    archived = [pk for pk, state in states if state == ActionPlanState.ARCHIVED]
     if archived:
         raise ActionPlanClosed(details={"action_plan": [str(pk) for pk in archived]})
 
@@ -68,7 +75,10 @@ def _record(
         column = _ATTNAMES.get(field, field)
         setattr(instance, column, new)
         columns.append(column)
-    described = {field: {"old": _jsonable(old), "new": _jsonable(new)} for field, (old, new) in diff.items()}
+    described = {
+        field: {} if field in UNDESCRIBED_FIELDS else {"old": _jsonable(old), "new": _jsonable(new)}
+        for field, (old, new) in diff.items()
+    }
     payload: dict[str, Any] = {"changes": described}
     if "assignee" in diff:
         payload["old_assignee_id"], payload["new_assignee_id"] = diff["assignee"]

@@ -107,5 +107,6 @@ def event_record_transition(
             "new_state": target,
             "transition": transition,
             "reason": context.reason,
+            "reason_internal": context.reason_internal,
         },
     )

@@ -100,6 +100,9 @@ def task_create(
     """
     priority_given = priority is not None
     priority = priority or TaskPriority.NORMAL
+    if action_plan is not None:
+        # The plan's row locked until commit: an archive waits for this task, or is seen archived here.
+        action_plan = ActionPlan.objects.select_for_update().get(pk=action_plan.pk)
     _check_task_input(
         actor=actor,
         title=title,
@@ -137,11 +140,16 @@ def task_transition(
     target_state: str,
     actor: User | None,
     reason: str = "",
+    internal: bool = False,
     expected_version: int | None = None,
     correlation_id: str | None = None,
     caused_by: OutboxEvent | None = None,
 ) -> tuple[Task, OutboxEvent]:
     """Move a task to ``target_state`` through its django-fsm transition.
+
+    ``internal`` marks ``reason`` as for staff only: stored on the event (``reason_internal``) and, for a
+    block, on the task (``blocked_reason_internal``); a client's view leaves it out. Only admins and
+    agency staff may mark a reason internal (``PermissionDenied``).
 
     Raises ``NotFound`` (absent or out of the actor's scope), ``InvalidTransition`` (no such edge),
     ``PermissionDenied``, ``GuardFailed`` (names the refusing guards) or ``ConcurrentModification``
@@ -151,11 +159,18 @@ def task_transition(
     """
     task = task_get(user=actor, task_id=task_id)
     precondition_check(task, expected_version)
+    if internal and is_client(actor):
+        raise PermissionDenied("Only staff may mark a reason internal.")
     reason = (reason or "").strip()
     if target_state == TaskState.BLOCKED:
         task.blocked_reason = reason  # the has_blocked_reason guard reads it; nothing is saved on refusal
+        task.blocked_reason_internal = internal
     context = EventContext.build(
-        actor=actor, correlation_id=correlation_id, caused_by=caused_by, reason=reason
+        actor=actor,
+        correlation_id=correlation_id,
+        caused_by=caused_by,
+        reason=reason,
+        reason_internal=internal,
     )
     with stale_as_precondition(expected_version):
         event = transition_apply(instance=task, target_state=target_state, context=context)
@@ -190,6 +205,7 @@ EDITABLE_FIELDS = (
     "action_plan",
     "service_area",
     "task_type",
+    "staff_notes",
 )
 CLIENT_EDITABLE_FIELDS = frozenset({"title", "description"})
 NEW_ONLY_FIELDS = frozenset({"service_area", "task_type"})
@@ -249,7 +265,8 @@ def task_update(
     """Change some of ``EDITABLE_FIELDS`` of a task and write exactly one event.
 
     The event is ``TaskAssigned`` when the assignee changes (alone or with other fields), else
-    ``TaskUpdated``; both carry ``changes: {field: {"old", "new"}}`` for every field that changed. A
+    ``TaskUpdated``; both carry ``changes: {field: {"old", "new"}}`` for every field that changed, except
+    ``staff_notes``, named without its text (``{"staff_notes": {}}``: staff read the task itself). A
     request that changes nothing writes nothing and returns ``(task, None)``.
 
     Raises ``NotFound`` (out of scope), ``TaskClosed`` (completed/cancelled), ``PermissionDenied`` (the

@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 
+from polaris.accounts.models import ClientAgencyLink
 from tests.factories import AgentFactory, ClientFactory
 from tests.support.api import assert_envelope
 from workflow.models import Task
@@ -52,7 +53,7 @@ def test_agent_creates_a_task_for_its_agency(agent_api, agent, client_user, agen
     assert Task.objects.get(pk=body["id"]).created_by == agent
 
 
-def test_admin_must_name_an_agency_when_the_client_has_none(admin_api):
+def test_admin_must_name_an_agency_when_the_client_has_no_link(admin_api):
     lone_client = ClientFactory(agency=None)
     response = admin_api.post(
         TASKS, {"title": "T", "task_type": "intake", "client": lone_client.pk}, format="json"
@@ -107,11 +108,12 @@ def test_create_refers_only_to_users_in_scope(agent_api, other_client):
     assert "client" in body["details"]
 
 
-def test_agent_may_not_create_for_another_agency(agent_api, other_agency):
-    lone_client = ClientFactory(agency=None)
+def test_agent_may_not_create_for_another_agency(agent_api, agency, other_agency):
+    shared_client = ClientFactory(agency=agency)  # served by both agencies
+    ClientAgencyLink.objects.create(client=shared_client, agency=other_agency)
     response = agent_api.post(
         TASKS,
-        {"title": "T", "task_type": "intake", "client": lone_client.pk, "agency": str(other_agency.pk)},
+        {"title": "T", "task_type": "intake", "client": shared_client.pk, "agency": str(other_agency.pk)},
         format="json",
     )
     assert_envelope(response, 403, "PERMISSION_DENIED")

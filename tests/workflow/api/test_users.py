@@ -36,7 +36,8 @@ def test_admin_sees_everyone(admin_api, people):
 
 
 def test_agent_sees_its_agency_and_the_clients_it_may_serve(agent_api, people):
-    assert names(agent_api.get(USERS)) == {"agnes-agent", "bea-agent", "cleo-client", "lou-lone-client"}
+    # Clients linked to the agency only: an unserved client is no longer a pool every agency can list.
+    assert names(agent_api.get(USERS)) == {"agnes-agent", "bea-agent", "cleo-client"}
     assert names(agent_api.get(USERS, {"role": "agency"})) == {"agnes-agent", "bea-agent"}
     assert names(agent_api.get(USERS, {"role": "client", "search": "CLEO"})) == {"cleo-client"}
 
@@ -46,7 +47,7 @@ def test_client_sees_itself_and_the_agents_on_its_tasks(client_api, people):
 
 
 def test_other_tenant_sees_none_of_them(other_agent_api, people):
-    assert names(other_agent_api.get(USERS)) == {"otto-other-agent", "olga-other-client", "lou-lone-client"}
+    assert names(other_agent_api.get(USERS)) == {"otto-other-agent", "olga-other-client"}
 
 
 def test_bad_query_and_anonymous(agent_api, anon_api):
