@@ -33,7 +33,13 @@ from .models import (
 )
 from .rules import trigger_validate
 from .selectors import event_get
-from .services import trigger_version_bump, triggers_set_enabled
+from .services import (
+    trigger_admin_saved,
+    trigger_delete,
+    trigger_snapshot,
+    trigger_version_bump,
+    triggers_set_enabled,
+)
 from .timers import timers_resnapshot
 from .webhooks.endpoints import (
     EDITABLE,
@@ -106,7 +112,7 @@ class WebhookEndpointAdminForm(forms.ModelForm):
 
     class Meta:
         model = WebhookEndpoint
-        fields = ("name", "url", "enabled", "ordered", "event_types")
+        fields = ("name", "agency", "url", "enabled", "ordered", "event_types")
         field_classes = {"url": _HttpDefaultURLField}
 
     def clean(self) -> dict:
@@ -155,11 +161,20 @@ class TriggerAdmin(admin.ModelAdmin):
     readonly_fields = ("version", "created_at", "updated_at")
 
     def save_model(self, request: HttpRequest, obj: Trigger, form, change: bool) -> None:
+        before = trigger_snapshot(Trigger.objects.get(pk=obj.pk)) if change else None
         if change:
             trigger_version_bump(trigger=obj)
         super().save_model(request, obj, form, change)
         if change and "unless" in form.changed_data:
             timers_resnapshot(trigger=obj)
+        trigger_admin_saved(trigger=obj, before=before, actor=request.user)
+
+    def delete_model(self, request: HttpRequest, obj: Trigger) -> None:
+        trigger_delete(trigger_id=obj.pk, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Trigger]) -> None:
+        for trigger_id in queryset.values_list("pk", flat=True):
+            trigger_delete(trigger_id=trigger_id, actor=request.user)
 
     actions = ("enable", "disable", "dry_run_latest")
     change_form_template = "admin/automation/trigger/change_form.html"
@@ -237,12 +252,16 @@ class TriggerAdmin(admin.ModelAdmin):
 
     @admin.action(description="Enable selected triggers")
     def enable(self, request: HttpRequest, queryset: QuerySet[Trigger]) -> None:
-        count = triggers_set_enabled(trigger_ids=list(queryset.values_list("pk", flat=True)), enabled=True)
+        count = triggers_set_enabled(
+            trigger_ids=list(queryset.values_list("pk", flat=True)), enabled=True, actor=request.user
+        )
         self.message_user(request, f"Enabled {count} trigger(s).")
 
     @admin.action(description="Disable selected triggers")
     def disable(self, request: HttpRequest, queryset: QuerySet[Trigger]) -> None:
-        count = triggers_set_enabled(trigger_ids=list(queryset.values_list("pk", flat=True)), enabled=False)
+        count = triggers_set_enabled(
+            trigger_ids=list(queryset.values_list("pk", flat=True)), enabled=False, actor=request.user
+        )
         self.message_user(request, f"Disabled {count} trigger(s).")
 
     @admin.action(description="Dry-run against the latest event of each trigger's type (writes nothing)")
@@ -275,8 +294,15 @@ class TriggerTimerAdmin(ReadOnlyAdmin):
 
 @admin.register(TriggerExecution)
 class TriggerExecutionAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "trigger", "trigger_version", "event", "outcome", "duration_ms")
+    list_display = ("created_at", "trigger_label", "trigger_version", "event", "outcome", "duration_ms")
     list_filter = ("outcome", "trigger")
+
+    @admin.display(description="trigger")
+    def trigger_label(self, execution: TriggerExecution) -> str:
+        if execution.trigger is not None:
+            return str(execution.trigger)
+        return f"{execution.trigger_name} (deleted)"
+
     search_fields = ("event__id", "error")
     list_select_related = ("trigger", "event")
     raw_id_fields = ("event",)
@@ -315,8 +341,17 @@ class AlertAdmin(admin.ModelAdmin):
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
     form = WebhookEndpointAdminForm
-    list_display = ("name", "url", "enabled", "ordered", "consecutive_failures", "disabled_at", "updated_at")
-    list_filter = ("enabled", "ordered")
+    list_display = (
+        "name",
+        "agency",
+        "url",
+        "enabled",
+        "ordered",
+        "consecutive_failures",
+        "disabled_at",
+        "updated_at",
+    )
+    list_filter = ("enabled", "ordered", "agency")
     search_fields = ("name", "url")
     readonly_fields = ("consecutive_failures", "disabled_at", "disabled_reason", "previous_secret_until")
     actions = ("rotate_secret", "enable")
@@ -324,14 +359,20 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: WebhookEndpoint, form: forms.ModelForm, change: bool
     ) -> None:
-        values = {name: form.cleaned_data[name] for name in EDITABLE if name in form.cleaned_data}
+        data = dict(form.cleaned_data)
+        if "agency" in data:
+            data["agency_id"] = data["agency"].pk if data["agency"] is not None else None
+        changed = {("agency_id" if name == "agency" else name) for name in form.changed_data}
+        values = {name: data[name] for name in EDITABLE if name in data}
         if change:
             webhook_endpoint_update(
-                endpoint_id=obj.pk, **{k: v for k, v in values.items() if k in form.changed_data}
+                endpoint_id=obj.pk,
+                actor=request.user,
+                **{k: v for k, v in values.items() if k in changed},
             )
             obj.refresh_from_db()
             return
-        created, secret = webhook_endpoint_create(**values)
+        created, secret = webhook_endpoint_create(**values, actor=request.user)
         obj.pk = created.pk
         obj.refresh_from_db()
         self.message_user(
@@ -341,7 +382,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     @admin.action(description="Rotate the signing secret (the old one signs too for the grace period)")
     def rotate_secret(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
         for endpoint_id in queryset.values_list("pk", flat=True):
-            endpoint, secret = webhook_endpoint_rotate_secret(endpoint_id=endpoint_id)
+            endpoint, secret = webhook_endpoint_rotate_secret(endpoint_id=endpoint_id, actor=request.user)
             self.message_user(
                 request, f"New secret of {endpoint.name!r} (shown only now): {secret}", messages.WARNING
             )
@@ -349,7 +390,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     @admin.action(description="Enable (resume paused deliveries in order)")
     def enable(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
         for endpoint_id in queryset.values_list("pk", flat=True):
-            webhook_endpoint_enable(endpoint_id=endpoint_id)
+            webhook_endpoint_enable(endpoint_id=endpoint_id, actor=request.user)
         self.message_user(request, f"Enabled {queryset.count()} endpoint(s).")
 
 
@@ -396,6 +437,6 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
             self,
             request,
             queryset,
-            lambda d: webhook_delivery_redeliver(delivery_id=d.pk),
+            lambda d: webhook_delivery_redeliver(delivery_id=d.pk, actor=request.user),
             "delivery(ies) queued for redelivery",
         )

@@ -8,26 +8,35 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 
 from outbox.models import OutboxEvent
-from polaris.access import agency_scope, is_staff_for
+from polaris.access import agency_scope, is_staff_for, manager_scope
 from polaris.accounts.models import User
 from polaris.errors import NotFound
 
 from .models import Alert, Trigger, TriggerTimer
 
 
-def trigger_list(*, filters: dict[str, Any] | None = None) -> QuerySet[Trigger]:
-    """Every trigger, in evaluation order (admins only: enforced by the caller), optionally filtered
-    by ``event_type`` and ``enabled``."""
-    triggers = Trigger.objects.order_by("position", "id")
+def trigger_queryset(*, user: User | None = None) -> QuerySet[Trigger]:
+    """The triggers ``user`` manages: admins (and the system) all; a supervisor their agency's (global
+    triggers are the admins'); anyone else is refused (403)."""
+    agency_id = manager_scope(user, "Only administrators and supervisors may manage triggers.")
+    triggers = Trigger.objects.all()
+    return triggers if agency_id is None else triggers.filter(agency_id=agency_id)
+
+
+def trigger_list(*, user: User | None = None, filters: dict[str, Any] | None = None) -> QuerySet[Trigger]:
+    """The triggers in ``user``'s scope, in evaluation order, optionally filtered by ``event_type`` and
+    ``enabled``."""
+    triggers = trigger_queryset(user=user).order_by("position", "id")
     for name in ("event_type", "enabled"):
         if filters and filters.get(name) is not None:
             triggers = triggers.filter(**{name: filters[name]})
     return triggers
 
 
-def trigger_get(*, trigger_id: Any) -> Trigger:
+def trigger_get(*, trigger_id: Any, user: User | None = None) -> Trigger:
+    """One trigger in ``user``'s scope (out of scope: 404)."""
     try:
-        return Trigger.objects.get(pk=int(trigger_id))
+        return trigger_queryset(user=user).get(pk=int(trigger_id))
     except (ValueError, TypeError, Trigger.DoesNotExist):
         raise NotFound("Trigger not found.") from None
 
