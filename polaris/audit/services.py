@@ -10,9 +10,11 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 
+from polaris.accounts.models import Agency
 from polaris.correlation import get_correlation_id
 from polaris.sql.session import transaction_settings
 
@@ -42,14 +44,33 @@ def audit_redact(value: Any) -> Any:
     return value
 
 
+class _Encoder(DjangoJSONEncoder):
+    """Django's JSON encoder (dates, decimals, UUIDs), plus model instances as their primary key."""
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, models.Model):
+            return o.pk
+        return super().default(o)
+
+
 def audit_snapshot(obj: models.Model, fields: Iterable[str]) -> dict[str, Any]:
     """The recorded state of ``obj``: the named fields (foreign keys by their ``_id``), as JSON values."""
     values = {name: getattr(obj, name) for name in fields}
-    return json.loads(json.dumps(values, cls=DjangoJSONEncoder))
+    return json.loads(json.dumps(values, cls=_Encoder))
 
 
 def _encode(value: Any) -> Any:
-    return None if value is None else json.loads(json.dumps(audit_redact(value), cls=DjangoJSONEncoder))
+    return None if value is None else json.loads(json.dumps(audit_redact(value), cls=_Encoder))
+
+
+def _agency_known(agency_id: Any) -> Any:
+    """``agency_id`` if it names an agency (it may come from an event payload), else ``None``."""
+    if agency_id is None or isinstance(agency_id, Agency):
+        return getattr(agency_id, "pk", None)
+    try:
+        return agency_id if Agency.objects.filter(pk=agency_id).exists() else None
+    except (ValidationError, ValueError, TypeError):
+        return None
 
 
 def _actor_pk(actor: Any) -> tuple[Any, str]:
@@ -84,7 +105,7 @@ def audit_record(
     return AuditEntry.objects.create(
         actor_id=actor_id,
         actor_username=actor_username,
-        agency_id=agency_id,
+        agency_id=_agency_known(agency_id),
         action=action,
         object_type=object_type,
         object_id="" if object_id is None else str(object_id),
