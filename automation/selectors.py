@@ -41,9 +41,14 @@ def trigger_get(*, trigger_id: Any, user: User | None = None) -> Trigger:
         raise NotFound("Trigger not found.") from None
 
 
-def event_get(*, event_id: Any) -> OutboxEvent:
+def event_get(*, event_id: Any, user: User | None = None) -> OutboxEvent:
+    """A stored event for a dry-run: admins any; a supervisor only their agency's (others: 404)."""
+    events = OutboxEvent.objects.all()
+    agency_id = manager_scope(user)
+    if agency_id is not None:
+        events = events.filter(payload__agency_id=str(agency_id))
     try:
-        return OutboxEvent.objects.get(pk=uuid.UUID(str(event_id)))
+        return events.get(pk=uuid.UUID(str(event_id)))
     except (ValueError, TypeError, OutboxEvent.DoesNotExist):
         raise NotFound("Event not found.") from None
 

@@ -149,7 +149,9 @@ class TriggerDryRunView(GenericAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         if "event_id" in data:
-            answer = trigger_dry_run(trigger=trigger, event=event_get(event_id=data["event_id"]))
+            answer = trigger_dry_run(
+                trigger=trigger, event=event_get(event_id=data["event_id"], user=_user(request))
+            )
         else:
             answer = trigger_dry_run(trigger=trigger, event_body=data["event"])
         return Response(DryRunOutputSerializer(answer).data)

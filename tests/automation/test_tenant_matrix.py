@@ -141,3 +141,23 @@ def test_a_supervisor_cannot_redeliver_another_agencys_delivery(api_for, world, 
         f"/api/workflow/webhook-deliveries/{delivery.pk}/redeliver"
     )
     assert response.status_code == 200
+
+
+def test_a_supervisor_dry_runs_only_against_their_agencys_events(
+    api_for,  # noqa: F811
+    world,
+    make_task,
+    other_agency,
+    other_agent,
+    other_client,
+):
+    from tests.automation.conftest import latest_event
+
+    mine = latest_event(make_task())
+    theirs = latest_event(
+        make_task(agency=other_agency, actor=other_agent, assignee=other_agent, client=other_client)
+    )
+    api = api_for(world["users"]["supervisor"])
+    url = f"{TRIGGERS}/{world['triggers']['mine'].pk}/dry-run"
+    assert api.post(url, {"event_id": str(mine.pk)}, format="json").status_code == 200
+    assert api.post(url, {"event_id": str(theirs.pk)}, format="json").status_code == 404
