@@ -61,8 +61,7 @@ def _endpoints_of_other_agencies(trigger: Trigger) -> list[str]:
         and isinstance(action["params"].get("endpoint"), int)
     }
     foreign = sorted(
-        WebhookEndpoint.objects.filter(pk__in=named)
-        .exclude(agency_id=None)
+        WebhookEndpoint.objects.filter(pk__in=named, agency__isnull=False)
         .exclude(agency_id=trigger.agency_id)
         .values_list("pk", flat=True)
     )

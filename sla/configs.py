@@ -241,9 +241,10 @@ def business_calendar_holidays_fill(
 def sla_admin_saved(*, obj: SLAConfig | BusinessCalendar, before: dict[str, Any] | None, actor: Any) -> None:
     """Record an admin form's save of an SLA config or calendar (``before``: ``None`` for a creation);
     called by the admin inside the save's transaction."""
-    snapshot = sla_config_snapshot if isinstance(obj, SLAConfig) else business_calendar_snapshot
-    kind = "sla_config" if isinstance(obj, SLAConfig) else "business_calendar"
-    after = snapshot(obj)
+    if isinstance(obj, SLAConfig):
+        kind, after = "sla_config", sla_config_snapshot(obj)
+    else:
+        kind, after = "business_calendar", business_calendar_snapshot(obj)
     if before is None:
         audit_record(actor=actor, action=f"{kind}.created", obj=obj, after=after)
     elif after != before:

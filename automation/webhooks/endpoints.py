@@ -47,7 +47,7 @@ def endpoint_errors(
         elif unknown := sorted(set(types) - known):
             errors["event_types"] = [f"Unknown event type(s): {', '.join(unknown)}."]
     if values.get("agency_id") is not None and not Agency.objects.filter(pk=values["agency_id"]).exists():
-        errors["agency"] = [f"No agency with id {values['agency_id']}."]
+        errors["agency"] = [f"Agency {values['agency_id']} does not exist."]
     if "name" in values:
         clash = WebhookEndpoint.objects.filter(name=values["name"])
         if instance is not None:
