@@ -4,7 +4,6 @@ alerts, webhooks."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -16,7 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from outbox.models import OutboxEvent
-from polaris.admin_tools import ReadOnlyAdmin, run_for_each
+from polaris.admin_tools import ReadOnlyAdmin
 from polaris.errors import DomainError
 
 from .alerts import alerts_acknowledge
@@ -27,23 +26,17 @@ from .models import (
     Trigger,
     TriggerExecution,
     TriggerTimer,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookEndpoint,
 )
 from .rules import trigger_validate
 from .selectors import event_get
-from .services import trigger_version_bump, triggers_set_enabled
-from .timers import timers_resnapshot
-from .webhooks.endpoints import (
-    EDITABLE,
-    endpoint_errors,
-    webhook_delivery_redeliver,
-    webhook_endpoint_create,
-    webhook_endpoint_enable,
-    webhook_endpoint_rotate_secret,
-    webhook_endpoint_update,
+from .services import (
+    trigger_admin_saved,
+    trigger_delete,
+    trigger_snapshot,
+    trigger_version_bump,
+    triggers_set_enabled,
 )
+from .timers import timers_resnapshot
 
 
 def _value(form: forms.ModelForm, name: str):
@@ -93,29 +86,6 @@ class TriggerAdminForm(forms.ModelForm):
         return data
 
 
-class _HttpDefaultURLField(forms.URLField):
-    # Django's current default scheme, said explicitly: this form is built at import, and an implicit
-    # default warns (RemovedInDjango60Warning) at every start instead of once per admin page.
-    def __init__(self, **kwargs) -> None:
-        super().__init__(assume_scheme="http", **kwargs)
-
-
-class WebhookEndpointAdminForm(forms.ModelForm):
-    """The endpoint rules of the API (URL form, registered event types); the secret is never a field:
-    it is generated on creation and on rotation and shown once, in the page's message."""
-
-    class Meta:
-        model = WebhookEndpoint
-        fields = ("name", "url", "enabled", "ordered", "event_types")
-        field_classes = {"url": _HttpDefaultURLField}
-
-    def clean(self) -> dict:
-        data = super().clean() or {}
-        values = {name: _value(self, name) for name in ("url", "event_types")}
-        _add_errors(self, endpoint_errors(values=values))
-        return data
-
-
 class DryRunForm(forms.Form):
     event_id = forms.UUIDField(required=False, help_text="A stored event (see Workflow → Outbox events).")
     event = forms.JSONField(
@@ -155,11 +125,20 @@ class TriggerAdmin(admin.ModelAdmin):
     readonly_fields = ("version", "created_at", "updated_at")
 
     def save_model(self, request: HttpRequest, obj: Trigger, form, change: bool) -> None:
+        before = trigger_snapshot(Trigger.objects.get(pk=obj.pk)) if change else None
         if change:
             trigger_version_bump(trigger=obj)
         super().save_model(request, obj, form, change)
         if change and "unless" in form.changed_data:
             timers_resnapshot(trigger=obj)
+        trigger_admin_saved(trigger=obj, before=before, actor=request.user)
+
+    def delete_model(self, request: HttpRequest, obj: Trigger) -> None:
+        trigger_delete(trigger_id=obj.pk, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Trigger]) -> None:
+        for trigger_id in queryset.values_list("pk", flat=True):
+            trigger_delete(trigger_id=trigger_id, actor=request.user)
 
     actions = ("enable", "disable", "dry_run_latest")
     change_form_template = "admin/automation/trigger/change_form.html"
@@ -237,12 +216,16 @@ class TriggerAdmin(admin.ModelAdmin):
 
     @admin.action(description="Enable selected triggers")
     def enable(self, request: HttpRequest, queryset: QuerySet[Trigger]) -> None:
-        count = triggers_set_enabled(trigger_ids=list(queryset.values_list("pk", flat=True)), enabled=True)
+        count = triggers_set_enabled(
+            trigger_ids=list(queryset.values_list("pk", flat=True)), enabled=True, actor=request.user
+        )
         self.message_user(request, f"Enabled {count} trigger(s).")
 
     @admin.action(description="Disable selected triggers")
     def disable(self, request: HttpRequest, queryset: QuerySet[Trigger]) -> None:
-        count = triggers_set_enabled(trigger_ids=list(queryset.values_list("pk", flat=True)), enabled=False)
+        count = triggers_set_enabled(
+            trigger_ids=list(queryset.values_list("pk", flat=True)), enabled=False, actor=request.user
+        )
         self.message_user(request, f"Disabled {count} trigger(s).")
 
     @admin.action(description="Dry-run against the latest event of each trigger's type (writes nothing)")
@@ -275,8 +258,15 @@ class TriggerTimerAdmin(ReadOnlyAdmin):
 
 @admin.register(TriggerExecution)
 class TriggerExecutionAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "trigger", "trigger_version", "event", "outcome", "duration_ms")
+    list_display = ("created_at", "trigger_label", "trigger_version", "event", "outcome", "duration_ms")
     list_filter = ("outcome", "trigger")
+
+    @admin.display(description="trigger")
+    def trigger_label(self, execution: TriggerExecution) -> str:
+        if execution.trigger is not None:
+            return str(execution.trigger)
+        return f"{execution.trigger_name} (deleted)"
+
     search_fields = ("event__id", "error")
     list_select_related = ("trigger", "event")
     raw_id_fields = ("event",)
@@ -312,90 +302,5 @@ class AlertAdmin(admin.ModelAdmin):
         self.message_user(request, f"Acknowledged {count} alert(s).")
 
 
-@admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
-    form = WebhookEndpointAdminForm
-    list_display = ("name", "url", "enabled", "ordered", "consecutive_failures", "disabled_at", "updated_at")
-    list_filter = ("enabled", "ordered")
-    search_fields = ("name", "url")
-    readonly_fields = ("consecutive_failures", "disabled_at", "disabled_reason", "previous_secret_until")
-    actions = ("rotate_secret", "enable")
-
-    def save_model(
-        self, request: HttpRequest, obj: WebhookEndpoint, form: forms.ModelForm, change: bool
-    ) -> None:
-        values = {name: form.cleaned_data[name] for name in EDITABLE if name in form.cleaned_data}
-        if change:
-            webhook_endpoint_update(
-                endpoint_id=obj.pk, **{k: v for k, v in values.items() if k in form.changed_data}
-            )
-            obj.refresh_from_db()
-            return
-        created, secret = webhook_endpoint_create(**values)
-        obj.pk = created.pk
-        obj.refresh_from_db()
-        self.message_user(
-            request, f"Signing secret of {created.name!r} (shown only now): {secret}", messages.WARNING
-        )
-
-    @admin.action(description="Rotate the signing secret (the old one signs too for the grace period)")
-    def rotate_secret(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
-        for endpoint_id in queryset.values_list("pk", flat=True):
-            endpoint, secret = webhook_endpoint_rotate_secret(endpoint_id=endpoint_id)
-            self.message_user(
-                request, f"New secret of {endpoint.name!r} (shown only now): {secret}", messages.WARNING
-            )
-
-    @admin.action(description="Enable (resume paused deliveries in order)")
-    def enable(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
-        for endpoint_id in queryset.values_list("pk", flat=True):
-            webhook_endpoint_enable(endpoint_id=endpoint_id)
-        self.message_user(request, f"Enabled {queryset.count()} endpoint(s).")
-
-
-class WebhookAttemptInline(admin.TabularInline):
-    model = WebhookAttempt
-    extra = 0
-    can_delete = False
-    fields = (
-        "number",
-        "started_at",
-        "outcome",
-        "response_status",
-        "duration_ms",
-        "error",
-        "response_excerpt",
-    )
-    readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-@admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyAdmin):
-    list_display = (
-        "created_at",
-        "endpoint",
-        "event",
-        "status",
-        "attempts",
-        "response_status",
-        "response_ms",
-        "next_attempt_at",
-    )
-    list_filter = ("status", "endpoint")
-    list_select_related = ("endpoint", "event")
-    raw_id_fields = ("event",)
-    inlines = (WebhookAttemptInline,)
-    actions = ("replay",)
-
-    @admin.action(description="Redeliver selected deliveries (adds attempts; keeps the log)")
-    def replay(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
-        run_for_each(
-            self,
-            request,
-            queryset,
-            lambda d: webhook_delivery_redeliver(delivery_id=d.pk),
-            "delivery(ies) queued for redelivery",
-        )
+# The webhook models' admin lives beside the webhooks (registered on import).
+from .webhooks import admin as _webhooks_admin  # noqa: E402, F401

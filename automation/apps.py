@@ -18,10 +18,17 @@ class AutomationConfig(AppConfig):
         from .ruleset import ruleset_invalidate
         from .selectors import task_queryset_with_timers, task_timers_block
         from .timers import TIMER_FIRED
+        from .webhooks import subscriptions
 
         # Every event type: triggers can listen to any of them, including other apps' (SLA) events.
         builtin_actions_register()
         register_handler(HANDLER_NAME, automation_handle_event)
+        # Every event type: which types an endpoint subscribes to is data, read per batch.
+        register_handler(
+            subscriptions.HANDLER_NAME,
+            subscriptions.webhook_subscriptions_handle,
+            many=subscriptions.webhook_subscriptions_handle_many,
+        )
         event_types_register("automation", [TIMER_FIRED])
         extensions.task_fields["timers"] = task_timers_block
         if task_queryset_with_timers not in extensions.task_queryset_hooks:

@@ -91,7 +91,13 @@ class TriggerExecution(models.Model):
         LOOP_PREVENTED = "loop_prevented", "Loop prevented"
         SCHEDULED = "scheduled", "Matched, timer set"
 
-    trigger = models.ForeignKey(Trigger, on_delete=models.CASCADE, related_name="executions")
+    # SET_NULL: deleting a trigger keeps its history; ``trigger_name`` is filled in when it goes.
+    trigger = models.ForeignKey(
+        Trigger, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions"
+    )
+    trigger_name = models.CharField(
+        max_length=200, blank=True, help_text="The trigger's name, kept when the trigger is deleted."
+    )
     trigger_version = models.PositiveIntegerField(default=1, help_text="The trigger's version that ran.")
     event = models.ForeignKey(
         "outbox.OutboxEvent", on_delete=models.CASCADE, related_name="trigger_executions"
@@ -205,7 +211,14 @@ class Alert(models.Model):
 
 
 class WebhookEndpoint(models.Model):
-    """A receiver of signed event deliveries (Standard Webhooks). ``event_types`` empty: every event type.
+    """A receiver of signed event deliveries (Standard Webhooks), belonging to an agency (``agency``
+    ``None``: a global endpoint, admins' only). It receives only events of its agency (a global one: of
+    every agency).
+
+    ``event_types`` is a subscription: an enabled endpoint receives every event of those types in its
+    agency, with no trigger (``automation.webhooks.subscriptions``); empty subscribes to nothing, and the
+    endpoint gets only what ``webhook`` actions of triggers send it. An event reaches an endpoint at most
+    once (the unique ``(endpoint, event)`` on deliveries), however many ways select it.
 
     ``secret`` (``whsec_<base64>``) signs every request; it is stored as it must be to compute an HMAC,
     shown once when created or rotated and never displayed again. After a rotation ``previous_secret``
@@ -217,6 +230,14 @@ class WebhookEndpoint(models.Model):
     """
 
     name = models.CharField(max_length=200, unique=True)
+    agency = models.ForeignKey(
+        "accounts.Agency",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="webhook_endpoints",
+        help_text="Receives only this agency's events (blank: a global endpoint, every agency's).",
+    )
     url = models.URLField(max_length=500)
     secret = models.CharField(max_length=200, help_text="whsec_<base64>; never displayed after creation.")
     previous_secret = models.CharField(max_length=200, blank=True)
@@ -227,7 +248,10 @@ class WebhookEndpoint(models.Model):
         help_text="Deliver each aggregate's events in sequence order (a failure holds back its later ones).",
     )
     event_types = models.JSONField(
-        default=list, blank=True, help_text="Event types this endpoint accepts; empty for all."
+        default=list,
+        blank=True,
+        help_text="Event types this endpoint subscribes to (every such event of its agency is delivered); "
+        "empty: none, only what triggers send.",
     )
     consecutive_failures = models.PositiveIntegerField(default=0)
     disabled_at = models.DateTimeField(
@@ -241,9 +265,17 @@ class WebhookEndpoint(models.Model):
 
     class Meta:
         ordering = ("name",)
+        indexes = [
+            # The subscription handler's lookup: enabled (or health-paused) endpoints of an agency.
+            models.Index(fields=["agency"], name="webhook_endpoint_agency_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    def serves(self, agency_id: object) -> bool:
+        """Is an event of ``agency_id`` (as its payload spells it) this endpoint's to receive?"""
+        return self.agency_id is None or str(self.agency_id) == str(agency_id)
 
     def filters(self, event_type: str) -> bool:
         """Does the event-type filter let ``event_type`` through (whether enabled or not)?"""
@@ -312,6 +344,10 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ("-created_at", "-id")
         verbose_name_plural = "webhook deliveries"
+        constraints = [
+            # One event reaches one endpoint once, whether a subscription or a trigger (or both) chose it.
+            models.UniqueConstraint(fields=["endpoint", "event"], name="webhook_delivery_once_per_event"),
+        ]
         indexes = [
             models.Index(
                 fields=["next_attempt_at"],

@@ -8,33 +8,47 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 
 from outbox.models import OutboxEvent
-from polaris.access import agency_scope, is_staff_for
+from polaris.access import agency_scope, is_staff_for, manager_scope
 from polaris.accounts.models import User
 from polaris.errors import NotFound
 
 from .models import Alert, Trigger, TriggerTimer
 
 
-def trigger_list(*, filters: dict[str, Any] | None = None) -> QuerySet[Trigger]:
-    """Every trigger, in evaluation order (admins only: enforced by the caller), optionally filtered
-    by ``event_type`` and ``enabled``."""
-    triggers = Trigger.objects.order_by("position", "id")
+def trigger_queryset(*, user: User | None = None) -> QuerySet[Trigger]:
+    """The triggers ``user`` manages: admins (and the system) all; a supervisor their agency's (global
+    triggers are the admins'); anyone else is refused (403)."""
+    agency_id = manager_scope(user, "Only administrators and supervisors may manage triggers.")
+    triggers = Trigger.objects.all()
+    return triggers if agency_id is None else triggers.filter(agency_id=agency_id)
+
+
+def trigger_list(*, user: User | None = None, filters: dict[str, Any] | None = None) -> QuerySet[Trigger]:
+    """The triggers in ``user``'s scope, in evaluation order, optionally filtered by ``event_type`` and
+    ``enabled``."""
+    triggers = trigger_queryset(user=user).order_by("position", "id")
     for name in ("event_type", "enabled"):
         if filters and filters.get(name) is not None:
             triggers = triggers.filter(**{name: filters[name]})
     return triggers
 
 
-def trigger_get(*, trigger_id: Any) -> Trigger:
+def trigger_get(*, trigger_id: Any, user: User | None = None) -> Trigger:
+    """One trigger in ``user``'s scope (out of scope: 404)."""
     try:
-        return Trigger.objects.get(pk=int(trigger_id))
+        return trigger_queryset(user=user).get(pk=int(trigger_id))
     except (ValueError, TypeError, Trigger.DoesNotExist):
         raise NotFound("Trigger not found.") from None
 
 
-def event_get(*, event_id: Any) -> OutboxEvent:
+def event_get(*, event_id: Any, user: User | None = None) -> OutboxEvent:
+    """A stored event for a dry-run: admins any; a supervisor only their agency's (others: 404)."""
+    events = OutboxEvent.objects.all()
+    agency_id = manager_scope(user)
+    if agency_id is not None:
+        events = events.filter(payload__agency_id=str(agency_id))
     try:
-        return OutboxEvent.objects.get(pk=uuid.UUID(str(event_id)))
+        return events.get(pk=uuid.UUID(str(event_id)))
     except (ValueError, TypeError, OutboxEvent.DoesNotExist):
         raise NotFound("Event not found.") from None
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from outbox.models import OutboxEvent
 from polaris.access import require_admin
 from polaris.accounts.models import User
+from polaris.audit.services import audit_record
 from polaris.errors import Conflict, NotFound
 
 from .kick import kick_after_commit
@@ -40,5 +41,14 @@ def outbox_event_replay(*, event_id: Any, actor: User | None) -> OutboxEvent:
             f"Only dead events can be replayed; this one is {event.status}.",
             details={"event_id": str(pk), "status": event.status},
         )
+    audit_record(
+        actor=actor,
+        action="event.replayed",
+        object_type="outboxevent",
+        object_id=event.pk,
+        agency_id=(event.payload or {}).get("agency_id") if isinstance(event.payload, dict) else None,
+        before={"status": OutboxEvent.Status.DEAD},
+        after={"status": OutboxEvent.Status.PENDING, "event_type": event.event_type},
+    )
     kick_after_commit()
     return event

@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "polaris.accounts",
     "polaris.idempotency",
+    "polaris.audit",
     "outbox",
     "workflow",
     "sla",

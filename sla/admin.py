@@ -3,12 +3,28 @@ from django.utils import timezone
 
 from polaris.errors import ValidationFailed
 
-from .configs import business_calendar_holidays_fill
+from .configs import business_calendar_holidays_fill, sla_admin_delete, sla_admin_saved, sla_admin_snapshot
 from .models import BusinessCalendar, SLAConfig, SLARecord
 
 
+class AuditedAdmin(admin.ModelAdmin):
+    """Saves and deletes are recorded in the audit log (``sla.configs``), in the save's transaction."""
+
+    def save_model(self, request, obj, form, change) -> None:
+        before = sla_admin_snapshot(obj) if change else None
+        super().save_model(request, obj, form, change)
+        sla_admin_saved(obj=obj, before=before, actor=request.user)
+
+    def delete_model(self, request, obj) -> None:
+        sla_admin_delete(obj=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for obj in queryset:
+            sla_admin_delete(obj=obj, actor=request.user)
+
+
 @admin.register(BusinessCalendar)
-class BusinessCalendarAdmin(admin.ModelAdmin):
+class BusinessCalendarAdmin(AuditedAdmin):
     list_display = ("name", "time_zone", "country_code", "subdivision", "updated_at")
     search_fields = ("name",)
     actions = ("fill_country_holidays",)
@@ -18,7 +34,9 @@ class BusinessCalendarAdmin(admin.ModelAdmin):
         year = timezone.now().year
         for calendar in queryset:
             try:
-                added = business_calendar_holidays_fill(calendar=calendar, years=[year, year + 1])
+                added = business_calendar_holidays_fill(
+                    calendar=calendar, years=[year, year + 1], actor=request.user
+                )
             except ValidationFailed as exc:
                 self.message_user(request, f"{calendar}: {exc.details}", level=messages.ERROR)
             else:
@@ -26,7 +44,7 @@ class BusinessCalendarAdmin(admin.ModelAdmin):
 
 
 @admin.register(SLAConfig)
-class SLAConfigAdmin(admin.ModelAdmin):
+class SLAConfigAdmin(AuditedAdmin):
     # ModelForm validation calls SLAConfig.clean(), so ties and bad percentages show on the form.
     list_display = ("name", "service_area", "task_type", "target_minutes", "calendar", "active")
     list_filter = ("active", "service_area", "task_type")

@@ -15,6 +15,7 @@ from django.db.models import Q, QuerySet
 
 from polaris.access import require_admin, require_staff
 from polaris.accounts.models import User
+from polaris.audit.services import audit_record, audit_snapshot
 from polaris.errors import Conflict, NotFound, ValidationFailed
 
 from .defaults import default_pause_states, default_warning_percentages
@@ -30,6 +31,18 @@ CONFIG_FIELDS = (
     "calendar",
     "active",
 )
+
+
+CONFIG_AUDITED = (*(f for f in CONFIG_FIELDS if f != "calendar"), "calendar_id")
+CALENDAR_AUDITED = ("name", "time_zone", "working_hours", "holidays", "country_code", "subdivision")
+
+
+def sla_config_snapshot(config: SLAConfig) -> dict[str, Any]:
+    return audit_snapshot(config, CONFIG_AUDITED)
+
+
+def business_calendar_snapshot(calendar: BusinessCalendar) -> dict[str, Any]:
+    return audit_snapshot(calendar, CALENDAR_AUDITED)
 
 
 class SLAConfigConflict(Conflict):
@@ -161,7 +174,9 @@ def sla_config_create(
         calendar=calendar,
         active=active,
     )
-    return _config_save(config)
+    _config_save(config)
+    audit_record(actor=actor, action="sla_config.created", obj=config, after=sla_config_snapshot(config))
+    return config
 
 
 @transaction.atomic
@@ -173,13 +188,24 @@ def sla_config_update(*, actor: User | None, config_id: Any, **changes: Any) -> 
     if unknown:
         raise ValidationFailed(details={field: ["Unknown field."] for field in sorted(unknown)})
     config = sla_config_get(user=actor, config_id=config_id, for_update=True)
+    before = sla_config_snapshot(config)
     for field, value in changes.items():
         setattr(config, field, value)
-    return _config_save(config)
+    _config_save(config)
+    audit_record(
+        actor=actor,
+        action="sla_config.updated",
+        obj=config,
+        before=before,
+        after=sla_config_snapshot(config),
+    )
+    return config
 
 
 @transaction.atomic
-def business_calendar_holidays_fill(*, calendar: BusinessCalendar, years: list[int]) -> int:
+def business_calendar_holidays_fill(
+    *, calendar: BusinessCalendar, years: list[int], actor: User | None = None
+) -> int:
     """Copy the public holidays of the calendar's country (``holidays`` package) for ``years`` into its
     explicit ``holidays`` list, so they show (and can be edited) in the admin. Returns how many were added.
 
@@ -198,6 +224,47 @@ def business_calendar_holidays_fill(*, calendar: BusinessCalendar, years: list[i
         raise ValidationFailed(details={"country_code": ["Unknown to the holidays package."]}) from None
     existing = set(calendar.holidays or [])
     added = sorted({day.isoformat() for day in table} - existing)
+    before = business_calendar_snapshot(calendar)
     calendar.holidays = sorted(existing | set(added))
     calendar.save(update_fields=["holidays", "updated_at"])
+    if added:
+        audit_record(
+            actor=actor,
+            action="business_calendar.updated",
+            obj=calendar,
+            before=before,
+            after=business_calendar_snapshot(calendar),
+        )
     return len(added)
+
+
+def sla_admin_saved(*, obj: SLAConfig | BusinessCalendar, before: dict[str, Any] | None, actor: Any) -> None:
+    """Record an admin form's save of an SLA config or calendar (``before``: ``None`` for a creation);
+    called by the admin inside the save's transaction."""
+    if isinstance(obj, SLAConfig):
+        kind, after = "sla_config", sla_config_snapshot(obj)
+    else:
+        kind, after = "business_calendar", business_calendar_snapshot(obj)
+    if before is None:
+        audit_record(actor=actor, action=f"{kind}.created", obj=obj, after=after)
+    elif after != before:
+        audit_record(actor=actor, action=f"{kind}.updated", obj=obj, before=before, after=after)
+
+
+def sla_admin_snapshot(obj: SLAConfig | BusinessCalendar) -> dict[str, Any]:
+    """The stored state of an SLA config or calendar, before an admin form's change."""
+    stored = type(obj).objects.get(pk=obj.pk)
+    if isinstance(stored, SLAConfig):
+        return sla_config_snapshot(stored)
+    return business_calendar_snapshot(stored)
+
+
+@transaction.atomic
+def sla_admin_delete(*, obj: SLAConfig | BusinessCalendar, actor: Any) -> None:
+    """Delete an SLA config or calendar from the admin, recorded."""
+    kind = "sla_config" if isinstance(obj, SLAConfig) else "business_calendar"
+    before, pk = sla_admin_snapshot(obj), obj.pk
+    obj.delete()
+    audit_record(
+        actor=actor, action=f"{kind}.deleted", object_type=obj._meta.model_name, object_id=pk, before=before
+    )

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Q
-
-from ..models import WebhookDelivery, WebhookEndpoint
-from ..tasks import webhook_enqueue
+from ..models import WebhookEndpoint
+from ..webhooks.subscriptions import deliveries_queue, endpoints_receiving, event_agency
 from .registry import ActionContext, Param, action_type
 
 
@@ -21,29 +17,21 @@ def _endpoint_check(value: int) -> str | None:
 
 @action_type("webhook", Param("endpoint", kind=int, check=_endpoint_check))
 def webhook(context: ActionContext, params: dict[str, Any]) -> dict[str, Any]:
-    """Queue a signed delivery of the event to one endpoint (or every endpoint accepting it).
+    """Queue a signed delivery of the event to one endpoint (or every endpoint accepting it) of the
+    event's agency, or a global one: another agency's endpoint never receives it.
 
-    Endpoints disabled by their health check collect the delivery as ``paused`` (sent, in order, when
-    re-enabled); endpoints disabled by hand get none. The HTTP request happens later in a Celery task
-    enqueued after commit, never in this transaction.
+    An endpoint accepts what a trigger sends when its ``event_types`` is empty or lists the event's type.
+    An endpoint already holding a delivery of this event (its subscription, another trigger) gets no
+    second one. Endpoints disabled by their health check collect the delivery as ``paused`` (sent, in
+    order, when re-enabled); endpoints disabled by hand get none. The HTTP request happens later in a
+    Celery task enqueued after commit, never in this transaction.
     """
     event = context.event
-    endpoints = WebhookEndpoint.objects.filter(Q(enabled=True) | Q(disabled_at__isnull=False))
+    endpoints = endpoints_receiving()
     if params.get("endpoint"):
         endpoints = endpoints.filter(pk=params["endpoint"])
-    delivery_ids = []
-    for endpoint in endpoints:
-        if not endpoint.filters(event.event_type):
-            continue
-        delivery = WebhookDelivery.objects.create(
-            endpoint=endpoint,
-            event=event,
-            aggregate_type=event.aggregate_type,
-            aggregate_id=event.aggregate_id,
-            sequence=event.sequence,
-            status=WebhookDelivery.Status.PENDING if endpoint.enabled else WebhookDelivery.Status.PAUSED,
-        )
-        delivery_ids.append(delivery.pk)
-        if endpoint.enabled:
-            transaction.on_commit(partial(webhook_enqueue, delivery.pk), robust=True)
-    return {"deliveries": delivery_ids}
+    agency = event_agency(event)
+    chosen = [
+        endpoint for endpoint in endpoints if endpoint.serves(agency) and endpoint.filters(event.event_type)
+    ]
+    return {"deliveries": deliveries_queue((endpoint, event) for endpoint in chosen)}

@@ -1,4 +1,5 @@
-"""Webhook endpoint management (admins): list/create, detail/change/delete, rotate the secret, a
+"""Webhook endpoint management (admins; a supervisor their agency's endpoints, others 404):
+list/create, detail/change/delete, rotate the secret, a
 signed test ping, the delivery log with its attempts, and redelivery. Thin views over
 ``automation.webhooks.endpoints``; a secret appears only in the create and rotate responses (an
 Idempotency-Key replay of either withholds it: the key's record never stores it). Create, change, rotate
@@ -7,12 +8,16 @@ changes nothing here (it reports what the receiver answered now), so it takes no
 
 from __future__ import annotations
 
+from typing import cast
+
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from polaris.access import manager_scope
+from polaris.accounts.models import User
 from polaris.api.query_params import PageQuerySerializer, query_params_parse
 from polaris.idempotency.schema import IDEMPOTENCY_PARAMETER
 from polaris.idempotency.services import idempotent_response
@@ -27,7 +32,7 @@ from ..webhooks.endpoints import (
     webhook_endpoint_rotate_secret,
     webhook_endpoint_update,
 )
-from .common import FORBIDDEN, NOT_FOUND, IsAdminRole
+from .common import FORBIDDEN, NOT_FOUND, IsManager
 from .webhook_serializers import (
     WebhookDeliveryFilterSerializer,
     WebhookDeliveryOutputSerializer,
@@ -44,6 +49,10 @@ ENDPOINT_ID = OpenApiParameter("endpoint_id", int, OpenApiParameter.PATH)
 TAGS = ["webhooks"]
 
 
+def _user(request: Request) -> User:
+    return cast(User, request.user)
+
+
 def _with_secret(endpoint: WebhookEndpoint, secret: str) -> dict:
     endpoint.secret = secret
     endpoint.secret_withheld = False  # type: ignore[attr-defined]
@@ -57,7 +66,7 @@ def _secret_withheld(body: dict) -> dict:
 
 
 class WebhookEndpointListView(GenericAPIView):
-    permission_classes = [IsAdminRole]
+    permission_classes = [IsManager]
     serializer_class = WebhookEndpointOutputSerializer
 
     @extend_schema(
@@ -69,7 +78,10 @@ class WebhookEndpointListView(GenericAPIView):
     )
     def get(self, request: Request) -> Response:
         query_params_parse(request=request, serializer_class=PageQuerySerializer)
-        page = self.paginate_queryset(WebhookEndpoint.objects.order_by("name"))
+        endpoints = WebhookEndpoint.objects.order_by("name")
+        if (agency_id := manager_scope(_user(request))) is not None:
+            endpoints = endpoints.filter(agency_id=agency_id)
+        page = self.paginate_queryset(endpoints)
         return self.get_paginated_response(WebhookEndpointOutputSerializer(page, many=True).data)
 
     @extend_schema(
@@ -84,7 +96,10 @@ class WebhookEndpointListView(GenericAPIView):
         def perform() -> Response:
             serializer = WebhookEndpointInputSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
-            endpoint, secret = webhook_endpoint_create(**serializer.validated_data)
+            values = dict(serializer.validated_data)
+            if "agency_id" not in values:  # a supervisor's own agency; an admin's: global
+                values["agency_id"] = manager_scope(_user(request))
+            endpoint, secret = webhook_endpoint_create(**values, actor=_user(request))
             return Response(_with_secret(endpoint, secret), status=status.HTTP_201_CREATED)
 
         return idempotent_response(
@@ -93,7 +108,7 @@ class WebhookEndpointListView(GenericAPIView):
 
 
 class WebhookEndpointDetailView(GenericAPIView):
-    permission_classes = [IsAdminRole]
+    permission_classes = [IsManager]
     serializer_class = WebhookEndpointOutputSerializer
 
     @extend_schema(
@@ -103,7 +118,8 @@ class WebhookEndpointDetailView(GenericAPIView):
         responses={200: WebhookEndpointOutputSerializer, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     def get(self, request: Request, endpoint_id: int) -> Response:
-        return Response(WebhookEndpointOutputSerializer(endpoint_get(endpoint_id=endpoint_id)).data)
+        endpoint = endpoint_get(endpoint_id=endpoint_id, user=_user(request))
+        return Response(WebhookEndpointOutputSerializer(endpoint).data)
 
     @extend_schema(
         operation_id="webhook_endpoints_update",
@@ -115,10 +131,12 @@ class WebhookEndpointDetailView(GenericAPIView):
     )
     def patch(self, request: Request, endpoint_id: int) -> Response:
         def perform() -> Response:
-            endpoint_get(endpoint_id=endpoint_id)
+            endpoint_get(endpoint_id=endpoint_id, user=_user(request))
             serializer = WebhookEndpointInputSerializer(data=request.data, partial=True)
             serializer.is_valid(raise_exception=True)
-            endpoint = webhook_endpoint_update(endpoint_id=endpoint_id, **serializer.validated_data)
+            endpoint = webhook_endpoint_update(
+                endpoint_id=endpoint_id, actor=_user(request), **serializer.validated_data
+            )
             return Response(WebhookEndpointOutputSerializer(endpoint).data)
 
         scope = f"PATCH webhook-endpoints/{endpoint_id}"
@@ -131,12 +149,12 @@ class WebhookEndpointDetailView(GenericAPIView):
         responses={204: None, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     def delete(self, request: Request, endpoint_id: int) -> Response:
-        webhook_endpoint_delete(endpoint_id=endpoint_id)
+        webhook_endpoint_delete(endpoint_id=endpoint_id, actor=_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class WebhookEndpointRotateSecretView(GenericAPIView):
-    permission_classes = [IsAdminRole]
+    permission_classes = [IsManager]
     serializer_class = WebhookRotateInputSerializer
 
     @extend_schema(
@@ -149,11 +167,13 @@ class WebhookEndpointRotateSecretView(GenericAPIView):
     )
     def post(self, request: Request, endpoint_id: int) -> Response:
         def perform() -> Response:
-            endpoint_get(endpoint_id=endpoint_id)
+            endpoint_get(endpoint_id=endpoint_id, user=_user(request))
             serializer = WebhookRotateInputSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
             endpoint, secret = webhook_endpoint_rotate_secret(
-                endpoint_id=endpoint_id, grace_seconds=serializer.validated_data.get("grace_seconds")
+                endpoint_id=endpoint_id,
+                grace_seconds=serializer.validated_data.get("grace_seconds"),
+                actor=_user(request),
             )
             return Response(_with_secret(endpoint, secret))
 
@@ -166,7 +186,7 @@ class WebhookEndpointRotateSecretView(GenericAPIView):
 
 
 class WebhookEndpointTestView(GenericAPIView):
-    permission_classes = [IsAdminRole]
+    permission_classes = [IsManager]
     serializer_class = WebhookPingOutputSerializer
 
     @extend_schema(
@@ -179,12 +199,14 @@ class WebhookEndpointTestView(GenericAPIView):
     )
     def post(self, request: Request, endpoint_id: int) -> Response:
         return Response(
-            WebhookPingOutputSerializer(webhook_ping(endpoint=endpoint_get(endpoint_id=endpoint_id))).data
+            WebhookPingOutputSerializer(
+                webhook_ping(endpoint=endpoint_get(endpoint_id=endpoint_id, user=_user(request)))
+            ).data
         )
 
 
 class WebhookEndpointDeliveriesView(GenericAPIView):
-    permission_classes = [IsAdminRole]
+    permission_classes = [IsManager]
     serializer_class = WebhookDeliveryOutputSerializer
 
     @extend_schema(
@@ -201,7 +223,7 @@ class WebhookEndpointDeliveriesView(GenericAPIView):
     )
     def get(self, request: Request, endpoint_id: int) -> Response:
         params, _ = query_params_parse(request=request, serializer_class=WebhookDeliveryFilterSerializer)
-        endpoint = endpoint_get(endpoint_id=endpoint_id)
+        endpoint = endpoint_get(endpoint_id=endpoint_id, user=_user(request))
         deliveries = WebhookDelivery.objects.filter(endpoint=endpoint).prefetch_related("attempt_log")
         if "status" in params:
             deliveries = deliveries.filter(status=params["status"])
@@ -210,7 +232,7 @@ class WebhookEndpointDeliveriesView(GenericAPIView):
 
 
 class WebhookDeliveryRedeliverView(GenericAPIView):
-    permission_classes = [IsAdminRole]
+    permission_classes = [IsManager]
     serializer_class = WebhookDeliveryOutputSerializer
 
     @extend_schema(
@@ -223,7 +245,7 @@ class WebhookDeliveryRedeliverView(GenericAPIView):
     )
     def post(self, request: Request, delivery_id: int) -> Response:
         def perform() -> Response:
-            delivery = webhook_delivery_redeliver(delivery_id=delivery_id)
+            delivery = webhook_delivery_redeliver(delivery_id=delivery_id, actor=_user(request))
             return Response(WebhookDeliveryOutputSerializer(delivery).data)
 
         return idempotent_response(

@@ -23,11 +23,16 @@ URL_PATTERN = (
 class WebhookEndpointOutputSerializer(serializers.ModelSerializer):
     """An endpoint as the API shows it: never its secret (shown once, on creation and rotation)."""
 
+    agency = serializers.UUIDField(
+        source="agency_id", allow_null=True, read_only=True, help_text="null: a global endpoint."
+    )
+
     class Meta:
         model = WebhookEndpoint
         fields: tuple[str, ...] = (
             "id",
             "name",
+            "agency",
             "url",
             "event_types",
             "ordered",
@@ -60,13 +65,26 @@ class WebhookEndpointSecretSerializer(WebhookEndpointOutputSerializer):
 
 class WebhookEndpointInputSerializer(StrictFieldsMixin, serializers.Serializer):
     name = serializers.CharField(max_length=200)
+    agency = serializers.UUIDField(
+        required=False,
+        allow_null=True,
+        source="agency_id",
+        help_text="The agency whose events it receives; null: global (admins only). A supervisor's "
+        "default is their agency, an admin's global.",
+    )
     url = serializers.RegexField(
         URL_PATTERN,
         max_length=500,
         error_messages={"invalid": "An http(s) URL with a host and no credentials."},
         help_text="http or https; addresses are checked when delivering (SSRF guard).",
     )
-    event_types = serializers.ListField(child=EventTypeNameField(), required=False, max_length=100)
+    event_types = serializers.ListField(
+        child=EventTypeNameField(),
+        required=False,
+        max_length=100,
+        help_text="A subscription: every event of these types in the endpoint's agency is delivered. "
+        "Empty: none (only what triggers send).",
+    )
     ordered = serializers.BooleanField(required=False)
     enabled = serializers.BooleanField(required=False)
 

@@ -13,6 +13,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from outbox.events import event_types_registered
+from polaris.access import manager_scope, require_manager
+from polaris.accounts.models import Agency
+from polaris.audit.services import audit_record, audit_snapshot
 from polaris.errors import Conflict, NotFound, ValidationFailed
 
 from ..models import FINISHED_DELIVERY_STATUSES, WebhookDelivery, WebhookEndpoint
@@ -20,7 +23,13 @@ from ..tasks import webhook_enqueue
 from .transport import secret_generate, url_check_syntax
 
 Status = WebhookDelivery.Status
-EDITABLE = ("name", "url", "event_types", "ordered", "enabled")
+EDITABLE = ("name", "agency_id", "url", "event_types", "ordered", "enabled")
+AUDITED = ("name", "agency_id", "url", "event_types", "ordered", "enabled")
+
+
+def endpoint_snapshot(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    """What the audit log records of an endpoint (never its secrets)."""
+    return audit_snapshot(endpoint, AUDITED)
 
 
 def endpoint_errors(
@@ -37,6 +46,8 @@ def endpoint_errors(
             errors["event_types"] = ["A list of event type names."]
         elif unknown := sorted(set(types) - known):
             errors["event_types"] = [f"Unknown event type(s): {', '.join(unknown)}."]
+    if values.get("agency_id") is not None and not Agency.objects.filter(pk=values["agency_id"]).exists():
+        errors["agency"] = [f"Agency {values['agency_id']} does not exist."]
     if "name" in values:
         clash = WebhookEndpoint.objects.filter(name=values["name"])
         if instance is not None:
@@ -46,8 +57,13 @@ def endpoint_errors(
     return errors
 
 
-def endpoint_get(*, endpoint_id: Any, lock: bool = False) -> WebhookEndpoint:
+def endpoint_get(*, endpoint_id: Any, lock: bool = False, user: Any = None) -> WebhookEndpoint:
+    """One endpoint in ``user``'s management scope (``None``: the system, every endpoint): a supervisor
+    sees their agency's only (others, global ones included, are 404); agents and clients are refused."""
     endpoints = WebhookEndpoint.objects.select_for_update() if lock else WebhookEndpoint.objects
+    agency_id = manager_scope(user, "Only administrators and supervisors may manage webhook endpoints.")
+    if agency_id is not None:
+        endpoints = endpoints.filter(agency_id=agency_id)
     try:
         return endpoints.get(pk=int(endpoint_id))
     except (ValueError, TypeError, WebhookEndpoint.DoesNotExist):
@@ -56,11 +72,21 @@ def endpoint_get(*, endpoint_id: Any, lock: bool = False) -> WebhookEndpoint:
 
 @transaction.atomic
 def webhook_endpoint_create(
-    *, name: str, url: str, event_types: list[str] | None = None, ordered: bool = True, enabled: bool = True
+    *,
+    name: str,
+    url: str,
+    agency_id: Any = None,
+    event_types: list[str] | None = None,
+    ordered: bool = True,
+    enabled: bool = True,
+    actor: Any = None,
 ) -> tuple[WebhookEndpoint, str]:
-    """A new endpoint with a fresh secret; returns it with the secret (the only time it is shown)."""
+    """A new endpoint of ``agency_id`` (``None``: global, admins only) with a fresh secret; returns it
+    with the secret (the only time it is shown). ``actor`` must manage that agency."""
+    require_manager(actor, agency_id=agency_id)
     values = {
         "name": name,
+        "agency_id": agency_id,
         "url": url,
         "event_types": event_types or [],
         "ordered": ordered,
@@ -70,14 +96,22 @@ def webhook_endpoint_create(
     if errors:
         raise ValidationFailed(details=errors)
     secret = secret_generate()
-    return WebhookEndpoint.objects.create(secret=secret, **values), secret
+    endpoint = WebhookEndpoint.objects.create(secret=secret, **values)
+    audit_record(
+        actor=actor, action="webhook_endpoint.created", obj=endpoint, after=endpoint_snapshot(endpoint)
+    )
+    return endpoint, secret
 
 
 @transaction.atomic
-def webhook_endpoint_update(*, endpoint_id: Any, **changes: Any) -> WebhookEndpoint:
-    """Change name, URL, filter, ordering or ``enabled``. Enabling resumes the paused deliveries in
-    order; disabling pauses the undone ones."""
-    endpoint = endpoint_get(endpoint_id=endpoint_id, lock=True)
+def webhook_endpoint_update(*, endpoint_id: Any, actor: Any = None, **changes: Any) -> WebhookEndpoint:
+    """Change name, agency, URL, subscription, ordering or ``enabled``. Enabling resumes the paused
+    deliveries in order; disabling pauses the undone ones. ``actor`` must manage the endpoint (404 if
+    out of scope) and the agency it moves to."""
+    endpoint = endpoint_get(endpoint_id=endpoint_id, lock=True, user=actor)
+    if "agency_id" in changes:
+        require_manager(actor, agency_id=changes["agency_id"])
+    before = endpoint_snapshot(endpoint)
     unknown = set(changes) - set(EDITABLE)
     if unknown:
         raise ValidationFailed(details={name: ["Not editable."] for name in sorted(unknown)})
@@ -94,12 +128,18 @@ def webhook_endpoint_update(*, endpoint_id: Any, **changes: Any) -> WebhookEndpo
         _resume(endpoint)
     elif was_enabled and not endpoint.enabled:
         WebhookDelivery.objects.filter(endpoint=endpoint, status=Status.PENDING).update(status=Status.PAUSED)
+    after = endpoint_snapshot(endpoint)
+    if after != before:
+        action = "webhook_endpoint.updated"
+        if {k for k in after if after[k] != before[k]} == {"enabled"}:
+            action = "webhook_endpoint.enabled" if endpoint.enabled else "webhook_endpoint.disabled"
+        audit_record(actor=actor, action=action, obj=endpoint, before=before, after=after)
     return endpoint
 
 
-def webhook_endpoint_enable(*, endpoint_id: Any) -> WebhookEndpoint:
+def webhook_endpoint_enable(*, endpoint_id: Any, actor: Any = None) -> WebhookEndpoint:
     """Enable an endpoint (after a health stop or by hand): its backlog goes out in order."""
-    return webhook_endpoint_update(endpoint_id=endpoint_id, enabled=True)
+    return webhook_endpoint_update(endpoint_id=endpoint_id, enabled=True, actor=actor)
 
 
 def _resume(endpoint: WebhookEndpoint) -> None:
@@ -122,31 +162,55 @@ def _resume(endpoint: WebhookEndpoint) -> None:
 
 @transaction.atomic
 def webhook_endpoint_rotate_secret(
-    *, endpoint_id: Any, grace_seconds: float | None = None
+    *, endpoint_id: Any, grace_seconds: float | None = None, actor: Any = None
 ) -> tuple[WebhookEndpoint, str]:
     """A new secret; the old one keeps signing beside it for ``grace_seconds``
     (``WEBHOOK_SECRET_ROTATION_GRACE_SECONDS`` by default). Returns the new secret (shown once)."""
-    endpoint = endpoint_get(endpoint_id=endpoint_id, lock=True)
+    endpoint = endpoint_get(endpoint_id=endpoint_id, lock=True, user=actor)
     grace = settings.WEBHOOK_SECRET_ROTATION_GRACE_SECONDS if grace_seconds is None else grace_seconds
     secret = secret_generate()
     endpoint.previous_secret = endpoint.secret if grace > 0 else ""
     endpoint.previous_secret_until = timezone.now() + timedelta(seconds=grace) if grace > 0 else None
     endpoint.secret = secret
     endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_until", "updated_at"])
+    # The fact of the rotation, never a value.
+    audit_record(
+        actor=actor,
+        action="webhook_endpoint.secret_rotated",
+        obj=endpoint,
+        before={"secret": "rotated"},
+        after={"secret": "rotated", "previous_secret_until": endpoint.previous_secret_until},
+    )
     return endpoint, secret
 
 
 @transaction.atomic
-def webhook_endpoint_delete(*, endpoint_id: Any) -> None:
+def webhook_endpoint_delete(*, endpoint_id: Any, actor: Any = None) -> None:
     """Delete an endpoint with its delivery log."""
-    endpoint_get(endpoint_id=endpoint_id, lock=True).delete()
+    endpoint = endpoint_get(endpoint_id=endpoint_id, lock=True, user=actor)
+    before = endpoint_snapshot(endpoint)
+    pk = endpoint.pk
+    endpoint.delete()
+    audit_record(
+        actor=actor,
+        action="webhook_endpoint.deleted",
+        object_type="webhookendpoint",
+        object_id=pk,
+        agency_id=before["agency_id"],
+        before=before,
+    )
 
 
 @transaction.atomic
-def webhook_delivery_redeliver(*, delivery_id: Any) -> WebhookDelivery:
-    """Send a finished delivery again: a new round on the retry schedule; earlier attempts are kept."""
+def webhook_delivery_redeliver(*, delivery_id: Any, actor: Any = None) -> WebhookDelivery:
+    """Send a finished delivery again: a new round on the retry schedule; earlier attempts are kept.
+    A supervisor redelivers only their agency's endpoints' deliveries (others: 404)."""
+    deliveries = WebhookDelivery.objects.select_for_update(of=("self",))
+    agency_id = manager_scope(actor, "Only administrators and supervisors may redeliver webhooks.")
+    if agency_id is not None:
+        deliveries = deliveries.filter(endpoint__agency_id=agency_id)
     try:
-        delivery = WebhookDelivery.objects.select_for_update().get(pk=int(delivery_id))
+        delivery = deliveries.get(pk=int(delivery_id))
     except (ValueError, TypeError, WebhookDelivery.DoesNotExist):
         raise NotFound("Webhook delivery not found.") from None
     if delivery.status not in FINISHED_DELIVERY_STATUSES:

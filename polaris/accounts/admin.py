@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from .models import Agency, ClientAgencyLink, User
-from .services import client_home_link_ensure
+from .services import client_home_link_ensure, user_audit, user_snapshot
 
 
 class ClientAgencyLinkInline(admin.TabularInline):
@@ -38,5 +38,8 @@ class UserAdmin(BaseUserAdmin):
     inlines = (ClientAgencyLinkInline,)
 
     def save_model(self, request, obj, form, change) -> None:
+        # Role and access changes are recorded in the audit log, in the admin's transaction.
+        before = user_snapshot(User.objects.get(pk=obj.pk)) if change else None
         super().save_model(request, obj, form, change)
         client_home_link_ensure(client=obj, actor=request.user)
+        user_audit(user=obj, before=before, actor=request.user)

@@ -1,12 +1,45 @@
+"""Account writes: agencies and users (idempotent upserts for seeding). Every change of a user's role,
+agency or access is recorded in the audit log (``polaris.audit``), in the same transaction."""
+
+from typing import Any
+
 from django.db import transaction
 from django.utils.text import slugify
 
+from polaris.audit.services import audit_record, audit_snapshot
+
 from .models import Agency, ClientAgencyLink, User
+
+# What the audit log records of a user: access, never the password or personal details.
+USER_AUDITED = ("username", "role", "agency_id", "is_active", "is_staff", "is_superuser")
+
+
+def user_snapshot(user: User) -> dict[str, Any]:
+    return audit_snapshot(user, USER_AUDITED)
+
+
+def user_audit(*, user: User, before: dict[str, Any] | None, actor: Any) -> None:
+    """Record a user's creation or change of access (``before``: ``None`` for a creation); nothing when
+    nothing recorded changed (passwords are never recorded)."""
+    after = user_snapshot(user)
+    if before is None:
+        audit_record(actor=actor, action="user.created", obj=user, after=after)
+    elif after != before:
+        action = "user.role_changed" if before.get("role") != after["role"] else "user.updated"
+        audit_record(actor=actor, action=action, obj=user, before=before, after=after)
 
 
 @transaction.atomic
-def agency_get_or_create(*, name: str) -> Agency:
-    agency, _ = Agency.objects.get_or_create(slug=slugify(name)[:100], defaults={"name": name})
+def agency_get_or_create(*, name: str, actor: Any = None) -> Agency:
+    agency, created = Agency.objects.get_or_create(slug=slugify(name)[:100], defaults={"name": name})
+    if created:
+        audit_record(
+            actor=actor,
+            action="agency.created",
+            obj=agency,
+            agency_id=agency.pk,
+            after={"name": agency.name, "slug": agency.slug},
+        )
     return agency
 
 
@@ -18,6 +51,7 @@ def user_upsert(
     role: str,
     agency: Agency | None = None,
     email: str = "",
+    actor: Any = None,
 ) -> tuple[User, bool]:
     """Create the user, or bring an existing one to the given role, agency and password (idempotent).
 
@@ -30,6 +64,7 @@ def user_upsert(
         raise ValueError(f"A user with role {role!r} needs an agency.")
     is_admin = role == User.Role.ADMIN
     user, created = User.objects.select_for_update().get_or_create(username=username)
+    before = None if created else user_snapshot(user)
     user.role = role
     user.agency = agency
     user.email = email or user.email
@@ -38,6 +73,7 @@ def user_upsert(
     user.set_password(password)
     user.save()
     client_home_link_ensure(client=user)
+    user_audit(user=user, before=before, actor=actor)
     return user, created
 
 

@@ -287,17 +287,19 @@ def test_redelivery_resends_a_finished_delivery_and_keeps_its_attempts(
 def test_the_sweep_finds_lost_and_abandoned_deliveries(make_task):
     from automation.webhooks.delivery import webhook_deliveries_due
 
-    endpoint = WebhookEndpoint.objects.create(name="e", url="https://example.org/h", secret=SECRET)
+    # One endpoint per delivery: an event reaches an endpoint once (unique (endpoint, event)).
+    e1, e2, e3, e4 = (
+        WebhookEndpoint.objects.create(name=f"e{n}", url="https://example.org/h", secret=SECRET)
+        for n in range(4)
+    )
     event = latest_event(make_task())
     long_ago = timezone.now() - timedelta(minutes=5)
-    lost = WebhookDelivery.objects.create(endpoint=endpoint, event=event, next_attempt_at=long_ago)
+    lost = WebhookDelivery.objects.create(endpoint=e1, event=event, next_attempt_at=long_ago)
     abandoned = WebhookDelivery.objects.create(
-        endpoint=endpoint, event=event, status="delivering", locked_until=long_ago
+        endpoint=e2, event=event, status="delivering", locked_until=long_ago
     )
-    WebhookDelivery.objects.create(endpoint=endpoint, event=event)  # just queued
-    WebhookDelivery.objects.create(
-        endpoint=endpoint, event=event, status="delivered", next_attempt_at=long_ago
-    )
+    WebhookDelivery.objects.create(endpoint=e3, event=event)  # just queued
+    WebhookDelivery.objects.create(endpoint=e4, event=event, status="delivered", next_attempt_at=long_ago)
     assert sorted(webhook_deliveries_due(grace_seconds=60)) == sorted([lost.pk, abandoned.pk])
 
 

@@ -126,8 +126,10 @@ def test_dead_events_oldest_pending_age_and_automation_last_24h(api, admin_user,
     WebhookDelivery.objects.create(endpoint=endpoint, event=events[2], status="dead")
     WebhookDelivery.objects.create(endpoint=endpoint, event=events[3], status="refused")
     WebhookDelivery.objects.create(endpoint=endpoint, event=events[4], status="delivered")
+    # Another endpoint: an event reaches one endpoint once (unique (endpoint, event)).
+    earlier = WebhookEndpoint.objects.create(name="Ops 2", url="https://hooks.example.com/y", secret="s3cret")
     WebhookDelivery.objects.create(
-        endpoint=endpoint, event=events[4], status="failed", created_at=now - timedelta(days=2)
+        endpoint=earlier, event=events[4], status="failed", created_at=now - timedelta(days=2)
     )
 
     body = get(api, admin_user).json()

@@ -114,6 +114,7 @@ class TaskBulkView(APIView):
                 params=params,
                 dry_run=body["dry_run"],
                 correlation_id=correlation_id_of(request),
+                selection=body.get("filter"),
             )
             succeeded = sum(result["status"] == "succeeded" for result in results)
             return Response(

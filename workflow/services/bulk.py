@@ -19,6 +19,7 @@ from django.db import transaction
 
 from outbox.kick import kicks_deferred
 from polaris.accounts.models import User
+from polaris.audit.services import audit_record
 from polaris.errors import DomainError
 
 from .tasks import task_assign, task_transition, task_update
@@ -38,15 +39,52 @@ def task_bulk_apply(
     params: dict[str, Any],
     dry_run: bool = False,
     correlation_id: str | None = None,
+    selection: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Apply ``action`` with ``params`` to each task; ``[{"id", "status", "error_code"?, "message"?}]``.
 
     ``dry_run`` runs every item to the end (checks, guards, the writes themselves) and rolls each back:
     the results say what would happen, and nothing is written, no event and no kick.
+
+    A real run is recorded in the audit log as one entry (``task.bulk_<action>``): the ``selection``
+    filter the ids came from (if any), the parameter names (free text stays out), and the counts.
     """
     service = BULK_SERVICES[action]
     with kicks_deferred():
-        return [_apply_one(service, actor, task_id, params, dry_run, correlation_id) for task_id in task_ids]
+        results = [
+            _apply_one(service, actor, task_id, params, dry_run, correlation_id) for task_id in task_ids
+        ]
+    if not dry_run:
+        _bulk_audit(actor=actor, action=action, params=params, selection=selection, results=results)
+    return results
+
+
+# Parameter values safe to record (states and ids); the rest (reasons, titles, descriptions) by name only.
+_RECORDED_PARAMS = ("target_state", "assignee_id", "assignee")
+
+
+@transaction.atomic
+def _bulk_audit(
+    *,
+    actor: User | None,
+    action: str,
+    params: dict[str, Any],
+    selection: dict[str, Any] | None,
+    results: list[dict[str, Any]],
+) -> None:
+    succeeded = sum(result["status"] == "succeeded" for result in results)
+    audit_record(
+        actor=actor,
+        action=f"task.bulk_{action}",
+        object_type="task_bulk",
+        agency_id=getattr(actor, "agency_id", None),
+        after={
+            "filter": selection,
+            "params": sorted(params),
+            **{name: params[name] for name in _RECORDED_PARAMS if name in params},
+            "counts": {"total": len(results), "succeeded": succeeded, "failed": len(results) - succeeded},
+        },
+    )
 
 
 def _apply_one(

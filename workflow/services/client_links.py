@@ -18,6 +18,7 @@ from outbox.events import EventContext
 from outbox.models import OutboxEvent
 from polaris.access import manager_scope, require_manager
 from polaris.accounts.models import Agency, ClientAgencyLink, User, client_aggregate_id
+from polaris.audit.services import audit_record
 from polaris.errors import NotFound
 from workflow.events import CLIENT_AGGREGATE_TYPE, EventType
 from workflow.selectors import client_for_links_get
@@ -98,7 +99,7 @@ def _link_agency_id(value: Any) -> uuid.UUID:
 def _link_changed(
     *, event_type: str, actor: User | None, client: User, agency_id: Any, correlation_id: str | None
 ) -> OutboxEvent:
-    """The one place a link change is recorded: its event (and, at merge, its audit record)."""
+    """The one place a link change is recorded: its event and its audit-log entry."""
     aggregate_id = client_aggregate_id(client.pk)
     # The client's row is locked (``_client_locked``): no other writer of this stream runs meanwhile.
     last = OutboxEvent.objects.filter(
@@ -112,5 +113,14 @@ def _link_changed(
         context=EventContext.build(actor=actor, correlation_id=correlation_id),
         payload={"client_id": client.pk, "agency_id": str(agency_id)},
     )
-    # audit_record(...) for the link change goes here (polaris/audit, wired at merge).
+    linked = event_type == EventType.CLIENT_LINKED
+    audit_record(
+        actor=actor,
+        action="client_link.created" if linked else "client_link.deleted",
+        object_type="client_link",
+        object_id=f"{client.pk}:{agency_id}",
+        agency_id=agency_id,
+        before=None if linked else {"client": client.pk, "agency": str(agency_id)},
+        after={"client": client.pk, "agency": str(agency_id)} if linked else None,
+    )
     return event

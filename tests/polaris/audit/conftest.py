@@ -1,0 +1,3 @@
+"""The API fixtures (``tests.support.api``)."""
+
+from tests.support.api import _api_settings, api_for  # noqa: F401 (fixtures)
