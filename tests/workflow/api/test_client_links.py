@@ -211,3 +211,18 @@ def test_the_agency_feed_carries_its_link_events(supervisor, agent, other_agent,
 
     assert [e["payload"]["client_id"] for e in linked(agent)] == [unserved.pk]
     assert linked(other_agent) == []
+
+
+def test_each_link_change_is_audited_with_its_actor(supervisor, agency, unserved):
+    from polaris.audit.models import AuditEntry
+
+    api = bearer_client(supervisor)
+    api.post(links_url(unserved), {"agency": str(agency.pk)}, format="json")
+    api.post(links_url(unserved), {"agency": str(agency.pk)}, format="json")  # no change: no entry
+    api.delete(f"{links_url(unserved)}/{agency.pk}")
+    entries = list(AuditEntry.objects.filter(object_type="client_link").order_by("at", "id"))
+    assert [entry.action for entry in entries] == ["client_link.created", "client_link.deleted"]
+    assert {entry.actor_id for entry in entries} == {supervisor.pk}
+    assert {str(entry.agency_id) for entry in entries} == {str(agency.pk)}
+    assert entries[0].after == {"client": unserved.pk, "agency": str(agency.pk)}
+    assert entries[1].before == entries[0].after
