@@ -1,7 +1,17 @@
 from django.db import transaction
 from django.utils.text import slugify
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from polaris.errors import DomainError
 
 from .models import Agency, User
+
+
+class InvalidRefreshToken(DomainError):
+    error_code = "INVALID_TOKEN"
+    status_code = 400
+    default_message = "The refresh token is invalid, expired or already revoked."
 
 
 @transaction.atomic
@@ -21,7 +31,8 @@ def user_upsert(
 ) -> tuple[User, bool]:
     """Create the user, or bring an existing one to the given role, agency and password (idempotent).
 
-    Admins also get Django admin access (``is_staff``/``is_superuser``); nobody else does.
+    Admins also get Django admin access (``is_staff``/``is_superuser``, which ``User.save`` derives from the
+    role); nobody else does. A changed password or role revokes the user's tokens (``token_version``).
     """
     if role not in User.Role.values:
         raise ValueError(f"Unknown role {role!r}; expected one of {', '.join(User.Role.values)}.")
@@ -34,6 +45,17 @@ def user_upsert(
     user.email = email or user.email
     user.is_staff = is_admin
     user.is_superuser = is_admin
-    user.set_password(password)
+    if not user.check_password(password):  # an unchanged password keeps the user's tokens valid
+        user.set_password(password)
     user.save()
     return user, created
+
+
+@transaction.atomic
+def refresh_token_revoke(*, token: str) -> None:
+    """Blacklist a refresh token (logout): it can no longer be refreshed. An invalid, expired or already
+    revoked token is ``InvalidRefreshToken``."""
+    try:
+        RefreshToken(token).blacklist()
+    except TokenError as exc:
+        raise InvalidRefreshToken() from exc

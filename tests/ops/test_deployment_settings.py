@@ -39,8 +39,11 @@ def _settings_process(code: str, env: dict[str, str], *args: str) -> subprocess.
 
 
 def django_check(**env: str) -> subprocess.CompletedProcess:
-    """Import the settings in a fresh process with exactly this environment; print the SECRET_KEY."""
-    return _settings_process("print(repr(settings.SECRET_KEY))", env)
+    """Import the settings in a fresh process with exactly this environment (a JWT key of its own unless
+    given); print the SECRET_KEY."""
+    return _settings_process(
+        "print(repr(settings.SECRET_KEY))", {"JWT_SIGNING_KEY": "a-jwt-key-" + "j" * 40, **env}
+    )
 
 
 # A setting's value read by path: its name, then keys into it.
@@ -55,7 +58,12 @@ _READ = (
 def settings_read(paths: dict[str, tuple[str, ...]], **env: str) -> dict:
     """The settings at ``paths`` (e.g. ``("DATABASES", "default", "PASSWORD")``) in a fresh process whose
     settings were read from exactly this environment; fails the test if the settings refuse it."""
-    base = {"DEBUG": "false", "ALLOWED_HOSTS": "x", "SECRET_KEY": "a-real-secret-" + "k" * 40}
+    base = {
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "x",
+        "SECRET_KEY": "a-real-secret-" + "k" * 40,
+        "JWT_SIGNING_KEY": "a-jwt-key-" + "j" * 40,
+    }
     result = _settings_process(_READ, {**base, **env}, json.dumps(paths))
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
