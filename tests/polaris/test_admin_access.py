@@ -14,16 +14,16 @@ PROXY = "10.0.0.2"
 
 
 def test_admin_flags_follow_the_role_on_every_save(admin_user, agency):
-    assert admin_user.is_staff and admin_user.is_superuser
+    assert (admin_user.is_staff, admin_user.is_superuser) == (True, True)
     admin_user.role = User.Role.AGENCY
     admin_user.agency = agency
     admin_user.save()
     admin_user.refresh_from_db()
-    assert not admin_user.is_staff and not admin_user.is_superuser
+    assert (admin_user.is_staff, admin_user.is_superuser) == (False, False)
     admin_user.role = User.Role.ADMIN
     admin_user.save(update_fields=["role"])
     admin_user.refresh_from_db()
-    assert admin_user.is_staff and admin_user.is_superuser
+    assert (admin_user.is_staff, admin_user.is_superuser) == (True, True)
 
 
 def test_a_demoted_admin_is_refused_at_the_next_request(agency):
@@ -37,7 +37,8 @@ def test_a_demoted_admin_is_refused_at_the_next_request(agency):
     demoted.agency = agency
     demoted.save()
     response = browser.get("/admin/")
-    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
     assert browser.get("/admin/accounts/user/").status_code == 302
 
 
