@@ -13,6 +13,10 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from drf_spectacular.contrib.rest_framework_simplejwt import (
+    TokenObtainPairSerializerExtension,
+    TokenRefreshSerializerExtension,
+)
 from rest_framework_simplejwt import serializers as jwt_serializers
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken, TokenError
 from rest_framework_simplejwt.settings import api_settings
@@ -66,3 +70,12 @@ class TokenRefreshSerializer(jwt_serializers.TokenRefreshSerializer):
         if not token_version_current(refresh, user):
             raise TokenRevoked()
         return super().validate(attrs)
+
+
+# The OpenAPI shapes: drf-spectacular matches exact classes, so simplejwt's descriptions are named for ours.
+class TokenObtainPairSchema(TokenObtainPairSerializerExtension):
+    target_class = "polaris.api.auth_tokens.TokenObtainPairSerializer"
+
+
+class TokenRefreshSchema(TokenRefreshSerializerExtension):
+    target_class = "polaris.api.auth_tokens.TokenRefreshSerializer"
