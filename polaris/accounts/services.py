@@ -1,6 +1,8 @@
 from django.db import transaction
+from django.utils import timezone
 from django.utils.text import slugify
 from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from polaris.errors import DomainError
@@ -59,3 +61,11 @@ def refresh_token_revoke(*, token: str) -> None:
         RefreshToken(token).blacklist()
     except TokenError as exc:
         raise InvalidRefreshToken() from exc
+
+
+@transaction.atomic
+def expired_tokens_purge() -> int:
+    """Forget refresh tokens past their expiry (their blacklist entries go with them): an expired token is
+    refused for its expiry alone. Returns how many were dropped."""
+    deleted, _ = OutstandingToken.objects.filter(expires_at__lt=timezone.now()).delete()
+    return deleted

@@ -123,3 +123,21 @@ def test_the_check_can_be_switched_off_to_measure_it(agent, settings):
     change_role(User.objects.get(pk=agent.pk))
     settings.JWT_TOKEN_VERSION_CHECK = False
     assert me(tokens["access"]).status_code == 200
+
+
+def test_expired_refresh_tokens_are_purged(agent):
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+    from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+
+    from polaris.accounts.tasks import expired_tokens_purge_task
+
+    tokens = obtain(agent)
+    APIClient().post("/api/auth/logout", {"refresh": tokens["refresh"]}, format="json")
+    obtain(agent)
+    assert expired_tokens_purge_task() == 0
+    with time_machine.travel(timezone.now() + timedelta(days=8)):
+        assert expired_tokens_purge_task() == 3  # two tokens and one blacklist entry
+    assert not OutstandingToken.objects.exists()
