@@ -1,5 +1,6 @@
 import uuid
-from typing import Any, ClassVar
+from collections.abc import Collection
+from typing import Any, ClassVar, Self
 
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as DjangoUserManager
@@ -70,8 +71,10 @@ class User(AbstractUser):
         ]
 
     @classmethod
-    def from_db(cls, db: Any, field_names: Any, values: Any) -> "User":
-        user = super().from_db(db, field_names, values)
+    def from_db(
+        cls, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any
+    ) -> Self:
+        user = super().from_db(db, field_names, values, **kwargs)
         user._token_state = user._current_token_state()
         return user
 

@@ -58,7 +58,7 @@ def refresh_token_revoke(*, token: str) -> None:
     """Blacklist a refresh token (logout): it can no longer be refreshed. An invalid, expired or already
     revoked token is ``InvalidRefreshToken``."""
     try:
-        RefreshToken(token).blacklist()
+        RefreshToken(token).blacklist()  # type: ignore[arg-type]  # simplejwt types the encoded token as Token
     except TokenError as exc:
         raise InvalidRefreshToken() from exc
 

@@ -1,6 +1,6 @@
 """Authentication endpoints: JWT pair, refresh (rotating) and logout (simplejwt), and ``me``."""
 
-from typing import Any
+from typing import Any, NoReturn
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -31,7 +31,7 @@ class TokenObtainPairView(jwt_views.TokenObtainPairView):
 
     throttle_classes = [AnonRateThrottle, LoginAddressThrottle, LoginUsernameThrottle]
 
-    def throttled(self, request: Request, wait: float | None) -> None:
+    def throttled(self, request: Request, wait: float | None) -> NoReturn:
         raise Throttled(wait, detail="Too many login attempts.")
 
 
