@@ -24,7 +24,7 @@ RUN python -m compileall -q -j 0 /app
 
 # Static files are collected at build time and served by whitenoise (compressed, hashed names). The
 # settings need a database URL and a key to import; neither is used by collectstatic.
-RUN DATABASE_URL=postgresql://build@localhost/build SECRET_KEY=collectstatic-only DEBUG=false \
+RUN DATABASE_URL=postgresql://build@localhost/build SECRET_KEY=collectstatic-only JWT_SIGNING_KEY=collectstatic-only-jwt DEBUG=false \
         python manage.py collectstatic --no-input --verbosity 0
 
 # Run as an unprivileged user; the code stays root-owned and read-only to it. The beat schedule and

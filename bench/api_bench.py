@@ -14,11 +14,16 @@ open-loop arrivals at fractions of that capacity, in one run.
    the *intended* send time, so a stalled server is charged for the requests it held back (no coordinated
    omission). Target: at 50 % of capacity p99 <= 3x the unloaded p50, and zero errors anywhere.
 
+4. ``--revocation``: only the capacity arm, against two gunicorns that differ in one setting,
+   ``JWT_TOKEN_VERSION_CHECK`` on and off (the per-request token-version check), alternating in rounds;
+   prints both and the ratio. Target: the check costs <= 5 % of capacity.
+
 Runs on a scratch database (``polaris_api_bench``, dropped at the end). The user throttle is raised for
 the run (the default 6000/minute would cap one user at 100 requests/s); the throttle check itself still
 runs on every request.
 
     DATABASE_URL=... REDIS_URL=... python bench/api_bench.py [--quick] [--rounds R] [--threads T] [--keep-db]
+        [--revocation]
 """
 
 from __future__ import annotations
@@ -260,6 +265,86 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def _stop(server: subprocess.Popen | None) -> None:
+    if server is None:
+        return
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def revocation_main(args: argparse.Namespace, count: int, warmup: int) -> int:
+    """The capacity arm with the per-request token-version check on and off, alternating in one run."""
+    base_url = os.environ["DATABASE_URL"]
+    recreate_database(base_url, BENCH_DATABASE)
+    os.environ["DATABASE_URL"] = database_url(base_url, BENCH_DATABASE)
+    servers: dict[str, subprocess.Popen] = {}
+    try:
+        django_setup_and_migrate()
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        from django.db import connection
+
+        on_ids, off_ids = _make_tasks(count + warmup)
+        connection.close()
+        bases, tokens = {}, {}
+        for arm, check in (("on", "true"), ("off", "false")):
+            port = _free_port()
+            env = {
+                **os.environ,
+                "DEBUG": "false",
+                "ALLOWED_HOSTS": "127.0.0.1",
+                "SECURE_SSL_REDIRECT": "false",
+                "API_THROTTLE_USER": "1000000/minute",
+                "JWT_TOKEN_VERSION_CHECK": check,
+                "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix=f"polaris-api-bench-{arm}-"),
+            }
+            log_path = Path(tempfile.gettempdir()) / f"polaris-api-bench-gunicorn-{arm}.log"
+            servers[arm] = _start_gunicorn(env, port, log_path, args.threads)
+            bases[arm] = f"http://127.0.0.1:{port}"
+            tokens[arm] = _obtain_token(bases[arm], servers[arm])
+        ids = {"on": on_ids, "off": off_ids}
+        for arm in ids:  # warm each server (imports, connections, statement caches)
+            _http_run(bases[arm], tokens[arm], ids[arm][:warmup])
+            ids[arm] = ids[arm][warmup:]
+        per_round = count // args.rounds
+        rates: dict[str, list[float]] = {"on": [], "off": []}
+        errors = 0
+        for index in range(args.rounds):
+            chunk = slice(index * per_round, (index + 1) * per_round)
+            order = ("on", "off") if index % 2 == 0 else ("off", "on")
+            for arm in order:
+                seconds, _, errs, _ = _http_run(bases[arm], tokens[arm], ids[arm][chunk])
+                rates[arm].append(per_round / seconds)
+                errors += errs
+    finally:
+        for server in servers.values():
+            _stop(server)
+        if not args.keep_db:
+            drop_database(base_url, BENCH_DATABASE)
+
+    print(
+        f"== API: the per-request token-version check, capacity with it on and off, {per_round} transitions "
+        f"per arm per round, {args.rounds} alternating rounds ({WORKERS} workers x {args.threads} threads, "
+        f"{CONNECTIONS} closed-loop connections) =="
+    )
+    for index in range(args.rounds):
+        on, off = rates["on"][index], rates["off"][index]
+        print(f"round {index + 1}: check on {on:6.0f}/s   check off {off:6.0f}/s   on/off {on / off:5.3f}")
+    best_on, best_off = max(rates["on"]), max(rates["off"])
+    median = sorted(on / off for on, off in zip(rates["on"], rates["off"], strict=True))[args.rounds // 2]
+    ratio = best_on / best_off
+    print(f"check on,  best round : {best_on:6.0f} transitions/s")
+    print(f"check off, best round : {best_off:6.0f} transitions/s")
+    print(
+        f"ratio on/off (best rounds) : {ratio:5.3f}   median per-round ratio {median:5.3f}   (target >= 0.95)"
+    )
+    print(f"HTTP errors : {errors}   (target 0)")
+    print(f"targets     : {'met' if ratio >= 0.95 and errors == 0 else 'NOT met'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -267,6 +352,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--transitions", type=int, default=None, help="transitions per arm")
     parser.add_argument("--keep-db", action="store_true", help="keep the scratch database")
+    parser.add_argument(
+        "--revocation",
+        action="store_true",
+        help="only the capacity arm, token-version check on vs off (JWT_TOKEN_VERSION_CHECK)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of both arms")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per open-loop level")
     parser.add_argument(
@@ -285,9 +375,12 @@ def main(argv: list[str] | None = None) -> int:
     if not base_url:
         print("DATABASE_URL is required (make bench sets it up)", file=sys.stderr)
         return 2
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+    os.environ.setdefault("JWT_SIGNING_KEY", secrets.token_urlsafe(50))
+    if args.revocation:
+        return revocation_main(args, count, warmup)
     recreate_database(base_url, BENCH_DATABASE)
     os.environ["DATABASE_URL"] = database_url(base_url, BENCH_DATABASE)
-    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     server = None
     levels = []
     try:
@@ -341,12 +434,7 @@ def main(argv: list[str] | None = None) -> int:
             levels.append((fraction, rate, achieved, lat, errs))
             offset += size
     finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        _stop(server)
         if not args.keep_db:
             drop_database(base_url, BENCH_DATABASE)
 

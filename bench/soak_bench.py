@@ -603,6 +603,7 @@ def main(argv: list[str] | None = None) -> int:
             "SECURE_SSL_REDIRECT": "false",
             "API_THROTTLE_USER": "1000000/minute",
             "PROMETHEUS_MULTIPROC_DIR": str(log_dir / "metrics"),
+            "METRICS_PUBLIC": "true",  # scraped without a token (DEBUG is off)
             "OUTBOX_EXTRA_HANDLER_MODULES": "bench.worker_handlers",
             "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
             "SLA_SCAN_INTERVAL_SECONDS": str(SCAN_SECONDS),

@@ -1,11 +1,15 @@
 """Probes. ``/healthz``: the process answers (no dependency is touched, so a database outage does not get
 every web process restarted). ``/readyz``: this process can serve traffic — the database answers, Redis
 answers, and no migration is left to apply. 200 when all pass, else 503; the body names each check.
+
+A failed check says ``"error": "unavailable"`` and nothing more: the probe is unauthenticated, and an
+exception's text names hosts, users and databases. The exception goes to the log (``polaris.health``).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Callable
 
@@ -17,7 +21,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
+logger = logging.getLogger("polaris.health")
+
 PROBE_TIMEOUT_SECONDS = 2.0
+UNAVAILABLE = "unavailable"
 
 # Once every migration is applied it stays so for this process's life (a deploy starts new processes),
 # so the migration graph is loaded once per process, not at every probe.
@@ -63,12 +70,13 @@ CHECKS: dict[str, Callable[[], str | None]] = {
 }
 
 
-def _run(check: Callable[[], str | None]) -> dict:
+def _run(name: str, check: Callable[[], str | None]) -> dict:
     started = time.perf_counter()
     try:
         problem = check()
-    except Exception as exc:  # any failure of a dependency means "not ready", never a 500
-        problem = f"{type(exc).__name__}: {exc}"[:300]
+    except Exception:  # any failure of a dependency means "not ready", never a 500
+        logger.warning("readiness check %s failed", name, exc_info=True)
+        problem = UNAVAILABLE
     result: dict = {"ok": problem is None, "duration_ms": round((time.perf_counter() - started) * 1000, 2)}
     if problem:
         result["error"] = problem
@@ -103,7 +111,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @probe
 def readyz(request: HttpRequest) -> JsonResponse:
-    checks = {name: _run(check) for name, check in CHECKS.items()}
+    checks = {name: _run(name, check) for name, check in CHECKS.items()}
     ready = all(result["ok"] for result in checks.values())
     return JsonResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503

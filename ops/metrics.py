@@ -174,11 +174,19 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus text format 0.0.4 (every name here is a classic one, so no escaping is negotiated).
 
     With ``METRICS_BEARER_TOKEN`` set, only a scrape carrying ``Authorization: Bearer <token>`` is
-    answered (401 otherwise); without it the endpoint is open like any exporter (docs/operations.md).
+    answered (401 otherwise). Without a token the endpoint is closed (403) unless ``METRICS_PUBLIC`` opens
+    it on purpose; that defaults to ``DEBUG``, so a development stack is open and production is not
+    (docs/operations.md).
     """
     expected = getattr(settings, "METRICS_BEARER_TOKEN", None)
     if expected and not bearer_token_matches(request, expected):
         response = HttpResponse("metrics require a bearer token\n", status=401, content_type="text/plain")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
+    if not expected and not getattr(settings, "METRICS_PUBLIC", False):
+        return HttpResponse(
+            "metrics are closed: set METRICS_BEARER_TOKEN (or METRICS_PUBLIC=true)\n",
+            status=403,
+            content_type="text/plain",
+        )
     return HttpResponse(generate_latest(scrape_registry()), content_type=CONTENT_TYPE_PLAIN_0_0_4)

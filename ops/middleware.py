@@ -32,6 +32,7 @@ class RequestLogMiddleware:
                     getattr(logger, level)(
                         "request.finished",
                         status=response.status_code,
+                        client=request.META.get("REMOTE_ADDR"),  # the client, not the proxy (polaris.proxies)
                         duration_ms=round((time.perf_counter() - started) * 1000, 2),
                     )
                 return response

@@ -45,7 +45,8 @@ def _beat_schedule() -> dict:
         try:
             module = import_module(f"{app_name}.beat")
         except ModuleNotFoundError as error:
-            if error.name != f"{app_name}.beat":
+            # No beat.py, or an AppConfig's dotted path (a class, not a package): nothing to gather.
+            if error.name not in (f"{app_name}.beat", app_name):
                 raise
             continue
         declare = getattr(module, "beat_schedule", None)

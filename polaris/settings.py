@@ -81,11 +81,20 @@ if not DEBUG and (SECRET_KEY in PLACEHOLDER_SECRET_KEYS or SECRET_KEY.startswith
         "python -c 'import secrets; print(secrets.token_urlsafe(64))'"
     )
 
+# JWTs have a key of their own: a leaked SECRET_KEY mints no token, rotating one key leaves the other alone.
+JWT_SIGNING_KEY = env_str("JWT_SIGNING_KEY") or ("development-only-jwt-" + SECRET_KEY if DEBUG else "")
+if not DEBUG and JWT_SIGNING_KEY in {"", SECRET_KEY, *PLACEHOLDER_SECRET_KEYS}:
+    raise ImproperlyConfigured(
+        "JWT_SIGNING_KEY must be set when DEBUG is off, to a key of its own (not the SECRET_KEY, not a "
+        "placeholder), e.g. python -c 'import secrets; print(secrets.token_urlsafe(64))'"
+    )
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin site closes to anyone whose role is not admin (polaris/accounts/admin_site.py).
+    "polaris.accounts.admin_site.PolarisAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -94,6 +103,8 @@ INSTALLED_APPS = [
     "django_prometheus",
     "rest_framework",
     "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "polaris.accounts",
@@ -123,6 +134,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Last, as django-axes asks: turns a locked-out admin login into its 429 (polaris/accounts/lockout.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "polaris.urls"
@@ -179,6 +192,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 AUTH_USER_MODEL = "accounts.User"
+# django-axes first: it refuses a locked-out admin login before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -248,15 +263,36 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("API_THROTTLE_ANON", "60/minute"),
         "user": env_str("API_THROTTLE_USER", "6000/minute"),
+        # /api/auth/token/: every attempt counts, per client address and per username (known or not).
+        "login_address": env_str("LOGIN_THROTTLE_ADDRESS", "20/minute"),
+        "login_username": env_str("LOGIN_THROTTLE_USERNAME", "10/minute"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 15)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 7)),
-    "SIGNING_KEY": env_str("JWT_SIGNING_KEY", SECRET_KEY),
+    "SIGNING_KEY": JWT_SIGNING_KEY,
     "UPDATE_LAST_LOGIN": False,
+    # A refresh token is good once (rotated and blacklisted); tokens carry "ver" (polaris/api/auth_tokens.py).
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "TOKEN_OBTAIN_SERIALIZER": "polaris.api.auth_tokens.TokenObtainPairSerializer",
+    "TOKEN_REFRESH_SERIALIZER": "polaris.api.auth_tokens.TokenRefreshSerializer",
 }
+# An access token whose "ver" is behind its user's token_version is refused. Off only for bench/api_bench.py.
+JWT_TOKEN_VERSION_CHECK = env_bool("JWT_TOKEN_VERSION_CHECK", True)
+# Admin login lockout (django-axes, admin site only), by username and by client address separately; each
+# attempt during a lockout restarts the cool-off (the back-off: who keeps trying stays locked out).
+AXES_ONLY_ADMIN_SITE, AXES_RESET_ON_SUCCESS, AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True, True, True
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("AXES_COOLOFF_MINUTES", 15.0))
+AXES_CLIENT_IP_CALLABLE = "polaris.proxies.client_ip"
+AXES_HANDLER, AXES_LOCKOUT_CALLABLE = (
+    "polaris.accounts.lockout.AdminLockoutHandler",
+    "polaris.accounts.lockout.lockout_response",
+)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Polaris Workflow API",
     "DESCRIPTION": "Tasks, action plans, transitions, domain events, SLAs and automation.",
@@ -375,6 +411,8 @@ LOGGING = logging_config(level=LOG_LEVEL or "INFO", fmt=LOG_FORMAT or "json")
 # --- Operations ---
 # When set, /metrics answers only requests carrying ``Authorization: Bearer <token>`` (docs/operations.md).
 METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN")
+# Without a token /metrics answers only when this is on (else 403); on by default with DEBUG only.
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", DEBUG)
 # The Celery worker's main process serves its metrics on this port when set (0: off); see docs/operations.md.
 WORKER_METRICS_PORT = env_int("CELERY_METRICS_PORT", 0)
 WORKER_METRICS_ADDR = env_str("CELERY_METRICS_ADDR", "0.0.0.0")  # noqa: S104 — a scrape target

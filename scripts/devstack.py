@@ -475,6 +475,13 @@ def stack_env(*, database: str = "polaris", reuse_running: bool = False) -> dict
             key_file.write_text(secrets.token_urlsafe(50))
             key_file.chmod(0o600)
         env["SECRET_KEY"] = key_file.read_text().strip()
+    if not given(env, "JWT_SIGNING_KEY"):  # a key of its own (production refuses to start without one)
+        jwt_key_file = DATA / "jwt_signing_key"
+        if not jwt_key_file.exists():
+            DATA.mkdir(parents=True, exist_ok=True)
+            jwt_key_file.write_text(secrets.token_urlsafe(50))
+            jwt_key_file.chmod(0o600)
+        env["JWT_SIGNING_KEY"] = jwt_key_file.read_text().strip()
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -224,7 +224,8 @@ def client_for_links_get(*, user: User | None, client_id: Any) -> User:
         raise NotFound("Client not found.")
     clients = User.objects.filter(role=User.Role.CLIENT, is_active=True)
     if not is_admin(user):
-        assert user is not None and user.agency_id is not None  # a supervisor (the service checked)
+        assert user is not None
+        assert user.agency_id is not None
         links = ClientAgencyLink.objects.filter(client_id=OuterRef("pk"))
         clients = clients.filter(Q(Exists(links.filter(agency_id=user.agency_id))) | ~Q(Exists(links)))
     client = clients.filter(pk=pk).first()

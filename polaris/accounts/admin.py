@@ -35,6 +35,8 @@ class UserAdmin(BaseUserAdmin):
     list_filter = ("role", "agency", "is_staff", "is_active")
     fieldsets = (*(BaseUserAdmin.fieldsets or ()), ("Polaris", {"fields": ("role", "agency")}))
     add_fieldsets = (*BaseUserAdmin.add_fieldsets, ("Polaris", {"fields": ("role", "agency")}))
+    # Admin rights follow the role (User.save): shown, not edited.
+    readonly_fields = ("is_staff", "is_superuser")
     inlines = (ClientAgencyLinkInline,)
 
     def save_model(self, request, obj, form, change) -> None:

@@ -1,5 +1,6 @@
 import uuid
-from typing import ClassVar
+from collections.abc import Collection
+from typing import Any, ClassVar, Self
 
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as DjangoUserManager
@@ -58,7 +59,14 @@ class User(AbstractUser):
         ),
     )
 
+    # Bumped whenever the password, the role or is_active changes; every JWT carries the version it was
+    # issued under ("ver") and is refused once it is behind (polaris/api/authentication.py).
+    token_version = models.PositiveIntegerField(default=0, editable=False)
+
     objects: ClassVar[UserManager] = UserManager()
+
+    # What a token's validity rests on: a change to any of these revokes every token of the user.
+    TOKEN_FIELDS = ("password", "role", "is_active")
 
     class Meta:
         constraints = [
@@ -67,6 +75,53 @@ class User(AbstractUser):
                 name="agency_user_has_agency",
             ),
         ]
+
+    @classmethod
+    def from_db(
+        cls, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any
+    ) -> Self:
+        user = super().from_db(db, field_names, values, **kwargs)
+        user._token_state = user._current_token_state()
+        return user
+
+    def _current_token_state(self) -> tuple[Any, ...]:
+        return tuple(self.__dict__.get(name) for name in self.TOKEN_FIELDS)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Admin rights follow the role, and tokens follow the password, the role and ``is_active``.
+
+        Done here, on save, because it is the one place every writer passes through: the services, the
+        admin's user and password forms, ``changepassword``/``createsuperuser``, a shell. (A queryset
+        ``update()`` bypasses it; the admin site checks the role itself at every request, and nothing in
+        the project changes these fields with ``update()``.)"""
+        is_admin = self.role == self.Role.ADMIN
+        changed_flags = {name for name in ("is_staff", "is_superuser") if getattr(self, name) != is_admin}
+        self.is_staff = self.is_superuser = is_admin
+        update_fields = kwargs.get("update_fields")
+        saved = set(self.TOKEN_FIELDS if update_fields is None else update_fields)
+        previous = getattr(self, "_token_state", None)
+        current = self._current_token_state()
+        # A first password (the row had none, so no token could have been issued) revokes nothing.
+        revoked = previous is not None and any(
+            before != after and name in saved and not (name == "password" and not before)
+            for name, before, after in zip(self.TOKEN_FIELDS, previous, current, strict=True)
+        )
+        if revoked:
+            self.token_version += 1
+        if update_fields is not None:
+            kwargs["update_fields"] = {
+                *update_fields,
+                *changed_flags,
+                *(["token_version"] if revoked else []),
+            }
+        super().save(*args, **kwargs)
+        if previous is None or update_fields is None:
+            self._token_state = current
+        else:  # only what was written is now the stored state
+            self._token_state = tuple(
+                after if name in saved else before
+                for name, before, after in zip(self.TOKEN_FIELDS, previous, current, strict=True)
+            )
 
     @property
     def is_admin_role(self) -> bool:

@@ -4,9 +4,14 @@ agency or access is recorded in the audit log (``polaris.audit``), in the same t
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 from django.utils.text import slugify
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from polaris.audit.services import audit_record, audit_snapshot
+from polaris.errors import DomainError
 
 from .models import Agency, ClientAgencyLink, User
 
@@ -27,6 +32,12 @@ def user_audit(*, user: User, before: dict[str, Any] | None, actor: Any) -> None
     elif after != before:
         action = "user.role_changed" if before.get("role") != after["role"] else "user.updated"
         audit_record(actor=actor, action=action, obj=user, before=before, after=after)
+
+
+class InvalidRefreshToken(DomainError):
+    error_code = "INVALID_TOKEN"
+    status_code = 400
+    default_message = "The refresh token is invalid, expired or already revoked."
 
 
 @transaction.atomic
@@ -55,8 +66,9 @@ def user_upsert(
 ) -> tuple[User, bool]:
     """Create the user, or bring an existing one to the given role, agency and password (idempotent).
 
-    Admins also get Django admin access (``is_staff``/``is_superuser``); nobody else does. A client
-    registered with an agency is linked to it (``ClientAgencyLink``: the agency serves them).
+    Admins also get Django admin access (``is_staff``/``is_superuser``, which ``User.save`` derives from the
+    role); nobody else does. A changed password or role revokes the user's tokens (``token_version``). A
+    client registered with an agency is linked to it (``ClientAgencyLink``: the agency serves them).
     """
     if role not in User.Role.values:
         raise ValueError(f"Unknown role {role!r}; expected one of {', '.join(User.Role.values)}.")
@@ -70,7 +82,8 @@ def user_upsert(
     user.email = email or user.email
     user.is_staff = is_admin
     user.is_superuser = is_admin
-    user.set_password(password)
+    if not user.check_password(password):  # an unchanged password keeps the user's tokens valid
+        user.set_password(password)
     user.save()
     client_home_link_ensure(client=user)
     user_audit(user=user, before=before, actor=actor)
@@ -86,3 +99,21 @@ def client_home_link_ensure(*, client: User, actor: User | None = None) -> None:
         ClientAgencyLink.objects.get_or_create(
             client=client, agency_id=client.agency_id, defaults={"created_by": actor}
         )
+
+
+@transaction.atomic
+def refresh_token_revoke(*, token: str) -> None:
+    """Blacklist a refresh token (logout): it can no longer be refreshed. An invalid, expired or already
+    revoked token is ``InvalidRefreshToken``."""
+    try:
+        RefreshToken(token).blacklist()  # type: ignore[arg-type]  # simplejwt types the encoded token as Token
+    except TokenError as exc:
+        raise InvalidRefreshToken() from exc
+
+
+@transaction.atomic
+def expired_tokens_purge() -> int:
+    """Forget refresh tokens past their expiry (their blacklist entries go with them): an expired token is
+    refused for its expiry alone. Returns how many were dropped."""
+    deleted, _ = OutstandingToken.objects.filter(expires_at__lt=timezone.now()).delete()
+    return deleted

@@ -2,10 +2,11 @@
 
 from django.urls import re_path
 
-from .auth_views import MeView, TokenObtainPairView, TokenRefreshView
+from .auth_views import LogoutView, MeView, TokenObtainPairView, TokenRefreshView
 
 urlpatterns = [
     re_path(r"^token/?$", TokenObtainPairView.as_view(), name="auth-token"),
     re_path(r"^token/refresh/?$", TokenRefreshView.as_view(), name="auth-token-refresh"),
+    re_path(r"^logout/?$", LogoutView.as_view(), name="auth-logout"),
     re_path(r"^me/?$", MeView.as_view(), name="auth-me"),
 ]

@@ -1,11 +1,20 @@
-"""Authentication endpoints: JWT pair and refresh (simplejwt), and ``me``."""
+"""Authentication endpoints: JWT pair, refresh (rotating) and logout (simplejwt), and ``me``."""
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+from typing import Any, NoReturn
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import Throttled
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt import views as jwt_views
+
+from polaris.accounts.services import refresh_token_revoke
+
+from .throttling import AnonRateThrottle, LoginAddressThrottle, LoginUsernameThrottle
 
 
 class MeSerializer(serializers.Serializer):
@@ -17,12 +26,46 @@ class MeSerializer(serializers.Serializer):
 
 @extend_schema(tags=["auth"], summary="Obtain an access and a refresh token", auth=[])
 class TokenObtainPairView(jwt_views.TokenObtainPairView):
-    pass
+    """Limited per client address and per username (every attempt counts, known user or not); an unknown
+    user and a wrong password get the same 401."""
+
+    throttle_classes = [AnonRateThrottle, LoginAddressThrottle, LoginUsernameThrottle]
+
+    def throttled(self, request: Request, wait: float | None) -> NoReturn:
+        raise Throttled(wait, detail="Too many login attempts.")
 
 
-@extend_schema(tags=["auth"], summary="Exchange a refresh token for a new access token", auth=[])
+@extend_schema(
+    tags=["auth"],
+    summary="Exchange a refresh token for a new pair (the old refresh token is revoked)",
+    auth=[],
+)
 class TokenRefreshView(jwt_views.TokenRefreshView):
     pass
+
+
+class LogoutView(APIView):
+    """Revoke the refresh token given (blacklisted: it can no longer be refreshed)."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list[Any] = []
+    throttle_classes: list[type[BaseThrottle]] = [AnonRateThrottle]
+
+    class InputSerializer(serializers.Serializer):
+        refresh = serializers.CharField()
+
+    @extend_schema(
+        tags=["auth"],
+        summary="Log out: revoke a refresh token",
+        auth=[],
+        request=InputSerializer,
+        responses={204: OpenApiResponse(description="Revoked.")},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        refresh_token_revoke(token=serializer.validated_data["refresh"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class MeView(APIView):

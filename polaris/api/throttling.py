@@ -7,6 +7,12 @@ it and refresh its expiry in one pipelined round trip. A fixed window admits up 
 window boundary, the usual trade for O(1) work. When Redis is unreachable the throttle lets requests
 through (and logs): rate limiting must not take the API down with it.
 
+Every throttle keys an anonymous caller on the one client identity (``polaris.proxies.client_ip``: the
+right-most ``X-Forwarded-For`` hop that is not a trusted proxy), never on the raw header: DRF's own
+``get_ident`` would key on the whole header, which the client writes, so each request through a proxy
+that appends to it would land in a bucket of its own. The token endpoint adds two limits of its own,
+per client address and per username, counting every attempt (an unknown username included).
+
 Rates are read at request time (DRF copies ``DEFAULT_THROTTLE_RATES`` when a class is defined, so a
 changed setting would otherwise be ignored).
 """
@@ -14,6 +20,7 @@ changed setting would otherwise be ignored).
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import time
 from typing import Any
@@ -22,6 +29,8 @@ import redis
 from django.conf import settings
 from rest_framework import throttling
 from rest_framework.settings import api_settings
+
+from polaris.proxies import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +89,9 @@ class FixedWindowThrottleMixin:
     def wait(self) -> float | None:
         return max(self._window_ends_at - self.timer(), 1.0)
 
+    def get_ident(self, request: Any) -> str:
+        return client_ip(request)
+
 
 class AnonRateThrottle(FixedWindowThrottleMixin, throttling.AnonRateThrottle):
     timer = time.time
@@ -87,3 +99,30 @@ class AnonRateThrottle(FixedWindowThrottleMixin, throttling.AnonRateThrottle):
 
 class UserRateThrottle(FixedWindowThrottleMixin, throttling.UserRateThrottle):
     timer = time.time
+
+
+class LoginAddressThrottle(FixedWindowThrottleMixin, throttling.SimpleRateThrottle):
+    """Login attempts per client address (``LOGIN_THROTTLE_ADDRESS``), authenticated or not."""
+
+    scope = "login_address"
+    timer = time.time
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class LoginUsernameThrottle(FixedWindowThrottleMixin, throttling.SimpleRateThrottle):
+    """Login attempts per username (``LOGIN_THROTTLE_USERNAME``), whoever sends them: spreading guesses
+    over many addresses does not help. The name is case-folded (Django's lookup is exact, but one bucket
+    per spelling would multiply the budget) and hashed (the key has a bounded length and holds no name)."""
+
+    scope = "login_username"
+    timer = time.time
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        data = request.data if isinstance(request.data, dict) else {}
+        username = data.get("username")
+        if not isinstance(username, str) or not username:
+            return None  # the serializer refuses the body
+        digest = hashlib.sha256(username.strip().casefold().encode()).hexdigest()[:32]
+        return self.cache_format % {"scope": self.scope, "ident": digest}

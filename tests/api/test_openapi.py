@@ -95,6 +95,7 @@ MUTATING_METHODS = {"post", "put", "patch"}
 CHANGES_NOTHING = {
     ("post", "/api/auth/token/"),  # issues a token; a retry just issues another
     ("post", "/api/auth/token/refresh/"),
+    ("post", "/api/auth/logout/"),  # revokes a token; a retry finds it revoked (400), no second effect
     ("post", "/api/workflow/triggers/{trigger_id}/dry-run/"),  # evaluates, writes nothing
     ("post", "/api/workflow/triggers/{trigger_id}/backtest/"),  # reads history, writes nothing
     ("post", "/api/workflow/webhook-endpoints/{endpoint_id}/test/"),  # sends a ping, records nothing

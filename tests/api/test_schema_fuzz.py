@@ -50,7 +50,8 @@ STATEFUL_TIMEOUT_SECONDS = 120
 # - "This field is required." only for the fields of REQUIRED_FOR_WHO_ASKS below, each explained there.
 # (An SLA config that ties with a stored active one is a 409 SLA_CONFIG_CONFLICT, not a 400: not here.)
 # Everything else schema-valid must be accepted.
-DATA_DEPENDENT_CODES = {"INVALID_TRANSITION", "GUARD_FAILED"}
+# INVALID_TOKEN: a well-formed string that is not a live refresh token (logout) — only a real one is.
+DATA_DEPENDENT_CODES = {"INVALID_TRANSITION", "GUARD_FAILED", "INVALID_TOKEN"}
 DATA_DEPENDENT_MESSAGES = (
     "does not exist",
     "instance with id",

@@ -66,6 +66,7 @@ def test_docker_compose_with_file_based_secrets_reaches_the_settings(tmp_path):
     (tmp_path / "secrets").mkdir()
     values = {
         "secret_key": "file-secret-key-" + "s" * 50,
+        "jwt_signing_key": "file-jwt-key-" + "j" * 50,
         "postgres_password": "file-pg-password",
         "metrics_bearer_token": "file-metrics-token",
     }
@@ -101,7 +102,7 @@ def test_docker_compose_with_file_based_secrets_reaches_the_settings(tmp_path):
     code = (
         "import json, django; django.setup(); from django.conf import settings as s; print(json.dumps(["
         "s.SECRET_KEY, s.DATABASES['default']['PASSWORD'], s.DATABASES['default']['HOST'], "
-        "s.METRICS_BEARER_TOKEN]))"
+        "s.METRICS_BEARER_TOKEN, s.SIMPLE_JWT['SIGNING_KEY']]))"
     )
     env |= {"DJANGO_SETTINGS_MODULE": "polaris.settings", "PATH": os.environ.get("PATH", "")}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -114,6 +115,7 @@ def test_docker_compose_with_file_based_secrets_reaches_the_settings(tmp_path):
         values["postgres_password"],
         "postgres",
         values["metrics_bearer_token"],
+        values["jwt_signing_key"],
     ]
 
 
@@ -184,6 +186,7 @@ def test_the_secrets_overlay_feeds_every_secret_from_a_file(secrets_overlay):
     declared = secrets_overlay["secrets"]
     assert {name: spec["file"] for name, spec in declared.items()} == {
         "secret_key": "./secrets/secret_key",
+        "jwt_signing_key": "./secrets/jwt_signing_key",
         "postgres_password": "./secrets/postgres_password",
         "metrics_bearer_token": "./secrets/metrics_bearer_token",
     }
@@ -191,6 +194,7 @@ def test_the_secrets_overlay_feeds_every_secret_from_a_file(secrets_overlay):
         assert set(services[service]["secrets"]) == set(declared), service
         assert services[service]["environment"] == {
             "SECRET_KEY_FILE": "/run/secrets/secret_key",
+            "JWT_SIGNING_KEY_FILE": "/run/secrets/jwt_signing_key",
             "DATABASE_PASSWORD_FILE": "/run/secrets/postgres_password",
             "METRICS_BEARER_TOKEN_FILE": "/run/secrets/metrics_bearer_token",
         }
@@ -216,6 +220,7 @@ def test_env_example_documents_every_variable_compose_reads():
     assert mentioned <= set(example), mentioned - set(example)
     # Placeholders only: nothing that looks like a real secret.
     assert example["SECRET_KEY"].startswith("change-me")
+    assert example["JWT_SIGNING_KEY"].startswith("change-me")
     assert example["POSTGRES_PASSWORD"].startswith("change-me")
 
 

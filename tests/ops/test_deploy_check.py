@@ -20,6 +20,7 @@ def production_env() -> dict[str, str]:
             "REDIS_URL": settings.REDIS_URL,
             "DEBUG": "false",
             "SECRET_KEY": secrets.token_urlsafe(64),
+            "JWT_SIGNING_KEY": secrets.token_urlsafe(64),
             "ALLOWED_HOSTS": "polaris.example.com",
             "CSRF_TRUSTED_ORIGINS": "https://polaris.example.com",
         }

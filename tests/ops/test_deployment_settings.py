@@ -39,8 +39,11 @@ def _settings_process(code: str, env: dict[str, str], *args: str) -> subprocess.
 
 
 def django_check(**env: str) -> subprocess.CompletedProcess:
-    """Import the settings in a fresh process with exactly this environment; print the SECRET_KEY."""
-    return _settings_process("print(repr(settings.SECRET_KEY))", env)
+    """Import the settings in a fresh process with exactly this environment (a JWT key of its own unless
+    given); print the SECRET_KEY."""
+    return _settings_process(
+        "print(repr(settings.SECRET_KEY))", {"JWT_SIGNING_KEY": "a-jwt-key-" + "j" * 40, **env}
+    )
 
 
 # A setting's value read by path: its name, then keys into it.
@@ -55,7 +58,12 @@ _READ = (
 def settings_read(paths: dict[str, tuple[str, ...]], **env: str) -> dict:
     """The settings at ``paths`` (e.g. ``("DATABASES", "default", "PASSWORD")``) in a fresh process whose
     settings were read from exactly this environment; fails the test if the settings refuse it."""
-    base = {"DEBUG": "false", "ALLOWED_HOSTS": "x", "SECRET_KEY": "a-real-secret-" + "k" * 40}
+    base = {
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "x",
+        "SECRET_KEY": "a-real-secret-" + "k" * 40,
+        "JWT_SIGNING_KEY": "a-jwt-key-" + "j" * 40,
+    }
     result = _settings_process(_READ, {**base, **env}, json.dumps(paths))
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -232,3 +240,44 @@ def test_a_second_beat_refuses_to_start(tmp_path):
     # Released on a clean stop: the next beat starts.
     with celery_process("beat", "-s", str(tmp_path / "third-schedule"), env=env):
         pass
+
+
+@pytest.mark.django_db
+def test_metrics_are_closed_without_a_token_unless_opened_on_purpose(client, settings):
+    settings.DEBUG = False
+    settings.METRICS_BEARER_TOKEN = None
+    settings.METRICS_PUBLIC = False
+    closed = client.get("/metrics")
+    assert closed.status_code == 403
+    assert b"polaris_" not in closed.content
+    settings.METRICS_BEARER_TOKEN = "scrape-token-123"
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-123").status_code == 200
+    settings.METRICS_BEARER_TOKEN = None
+    settings.METRICS_PUBLIC = True
+    assert client.get("/metrics").status_code == 200
+
+
+def test_production_metrics_are_not_public_by_default():
+    read = settings_read({"public": ("METRICS_PUBLIC",)})
+    assert read == {"public": False}
+    assert settings_read({"public": ("METRICS_PUBLIC",)}, METRICS_PUBLIC="true") == {"public": True}
+
+
+@pytest.mark.parametrize(
+    ("jwt_key", "problem"),
+    [(None, "JWT_SIGNING_KEY must be set"), ("same", "JWT_SIGNING_KEY"), ("change-me", "JWT_SIGNING_KEY")],
+)
+def test_production_refuses_to_start_without_a_jwt_key_of_its_own(jwt_key, problem):
+    secret = "a-real-secret-" + "k" * 40
+    env = {"DEBUG": "false", "ALLOWED_HOSTS": "x", "SECRET_KEY": secret}
+    if jwt_key is not None:
+        env["JWT_SIGNING_KEY"] = secret if jwt_key == "same" else jwt_key
+    result = _settings_process("print(settings.SIMPLE_JWT['SIGNING_KEY'])", env)
+    assert result.returncode != 0
+    assert problem in result.stderr
+
+
+def test_production_signs_tokens_with_the_jwt_key():
+    read = settings_read({"key": ("SIMPLE_JWT", "SIGNING_KEY")}, JWT_SIGNING_KEY="its-own-key-" + "z" * 40)
+    assert read == {"key": "its-own-key-" + "z" * 40}

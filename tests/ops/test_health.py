@@ -32,7 +32,7 @@ def test_readyz_is_503_naming_redis_when_redis_is_down(client, settings):
     assert response.status_code == 503
     assert body["status"] == "unavailable"
     assert body["checks"]["redis"]["ok"] is False
-    assert "Connection" in body["checks"]["redis"]["error"]
+    assert body["checks"]["redis"]["error"] == "unavailable"  # the exception text stays in the log
     assert body["checks"]["database"]["ok"] is True
 
 
@@ -62,8 +62,9 @@ def test_readyz_is_503_when_the_database_check_fails(client, monkeypatch):
     assert response.json()["checks"]["database"] == {
         "ok": False,
         "duration_ms": response.json()["checks"]["database"]["duration_ms"],
-        "error": "OSError: could not connect to server",
+        "error": "unavailable",
     }
+    assert "could not connect" not in response.content.decode()
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])

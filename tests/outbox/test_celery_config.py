@@ -25,6 +25,7 @@ def test_the_installed_schedule_is_the_computed_one():
         "sla-scan",
         "webhook-sweep",
         "idempotency-keys-purge",
+        "expired-tokens-purge",
         "outbox-retention-trim",
         "webhook-attempts-trim",
         "timers-sweep",
