@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
     admin flags brought in line with the role."""
 
     dependencies = [
-        ("accounts", "0003_supervisor_role"),
+        ("accounts", "0004_client_agency_link"),
     ]
 
     operations = [
