@@ -165,6 +165,9 @@ def logging_config(*, level: str = "INFO", fmt: str = "json") -> dict[str, Any]:
             "gunicorn.error": {"handlers": ["console"], "level": level, "propagate": False},
             "gunicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
             "django.server": {"level": "WARNING"},
+            # django-axes announces itself in every process and logs each failed admin login at INFO;
+            # lockouts, the part an operator needs, are WARNING.
+            "axes": {"level": "WARNING"},
         },
     }
 
