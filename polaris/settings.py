@@ -354,9 +354,11 @@ TIMER_FIRE_BATCH_SIZE = env_int("TIMER_FIRE_BATCH_SIZE", 500)
 TIMER_FIRE_TIME_BUDGET_SECONDS = env_float("TIMER_FIRE_TIME_BUDGET_SECONDS", 10.0)
 # Server-side bound on one claim transaction (its row locks): the timer lease, in effect.
 TIMER_CLAIM_TIMEOUT_SECONDS = env_float("TIMER_CLAIM_TIMEOUT_SECONDS", 10.0)
-# Backtests read at most this many events and stop after this long (the answer says it was cut short).
+# Backtests read at most this many events and stop after this long, or once the process has grown by
+# this much memory (the answer says it was cut short, and why). Keep the seconds below GUNICORN_TIMEOUT.
 BACKTEST_MAX_EVENTS = env_int("BACKTEST_MAX_EVENTS", 2_000_000)
-BACKTEST_MAX_SECONDS = env_float("BACKTEST_MAX_SECONDS", 30.0)
+BACKTEST_MAX_SECONDS = env_float("BACKTEST_MAX_SECONDS", 20.0)
+BACKTEST_MAX_MEMORY_MB = env_int("BACKTEST_MAX_MEMORY_MB", 256)
 BACKTEST_MAX_DAYS = env_int("BACKTEST_MAX_DAYS", 366)
 
 # --- Idempotency ---
