@@ -324,7 +324,10 @@ SLA_SCAN_BATCH_SIZE = env_int("SLA_SCAN_BATCH_SIZE", 5000)
 # --- Automation ---
 AUTOMATION_MAX_DEPTH = env_int("AUTOMATION_MAX_DEPTH", 5)
 WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS")
+# One deadline for a whole attempt (connect, TLS, send, read); the test ping too.
 WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 5.0)
+# Ports a webhook URL may use (hosts in WEBHOOK_ALLOWED_HOSTS are exempt); "*": any port.
+WEBHOOK_ALLOWED_PORTS = env_list("WEBHOOK_ALLOWED_PORTS", "80,443")
 # An attempt's claim lasts WEBHOOK_LEASE_SECONDS unless its sender renews it (every WEBHOOK_HEARTBEAT_SECONDS,
 # a third of the lease by default): a killed sender's delivery is due again within seconds.
 WEBHOOK_LEASE_SECONDS = env_float("WEBHOOK_LEASE_SECONDS", 5.0)
