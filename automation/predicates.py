@@ -179,14 +179,14 @@ def _budgeted(evaluate: Evaluator) -> Evaluator:
 def _check_string(value: Any) -> Any:
     """A value the predicate built: within the size bounds, and charged to the budget."""
     if isinstance(value, str) and len(value) > MAX_STRING:
-        raise PredicateError(f"String value longer than {MAX_STRING} characters.")
+        raise PredicateBudgetExceeded(f"a string value longer than {MAX_STRING} characters.")
     if type(value) in _SIZED:
         size = _size(value)
         if size > MAX_VALUE_SIZE:
             raise PredicateBudgetExceeded(f"a value of more than {MAX_VALUE_SIZE} items.")
         _charge(size)
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
-        raise PredicateError(f"Number larger than {MAX_INT_BITS} bits.")
+        raise PredicateBudgetExceeded(f"a number larger than {MAX_INT_BITS} bits.")
     if isinstance(value, float) and not math.isfinite(value):
         raise PredicateError("Number is not finite.")
     return value
@@ -253,7 +253,7 @@ def _mul(left: Any, right: Any) -> Any:
     for seq, count in ((left, right), (right, left)):
         if isinstance(seq, str | list | tuple) and isinstance(count, int) and count > 0:
             if len(seq) * count > MAX_STRING:
-                raise PredicateError(f"Repetition longer than {MAX_STRING} items.")
+                raise PredicateBudgetExceeded(f"a repetition longer than {MAX_STRING} items.")
             if _repeated_size(seq, count) > MAX_VALUE_SIZE:
                 raise PredicateBudgetExceeded(f"a repetition of more than {MAX_VALUE_SIZE} items.")
     return operator.mul(left, right)
@@ -262,7 +262,7 @@ def _mul(left: Any, right: Any) -> Any:
 def _add(left: Any, right: Any) -> Any:
     sequences = isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple)
     if sequences and len(left) + len(right) > MAX_STRING:
-        raise PredicateError(f"Concatenation longer than {MAX_STRING} items.")
+        raise PredicateBudgetExceeded(f"a concatenation longer than {MAX_STRING} items.")
     return operator.add(left, right)
 
 
