@@ -52,24 +52,42 @@ IF_MATCH_PARAMETER = OpenApiParameter(
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     required=False,
-    pattern=r'^(\*|(W/)?"[0-9]{1,18}")$',
+    pattern=r'^(\*|(W/)?"[0-9]{1,18}"( *, *(W/)?"[0-9]{1,18}")*)$',
     description=(
-        'The ETag (`"<version>"`) of the representation the change is based on: if the object has moved '
-        "on since, nothing is written and the answer is 412 PRECONDITION_FAILED. Without it, a concurrent "
-        "change is still detected (409 CONCURRENT_MODIFICATION)."
+        'The ETag (`"<version>"`) of the representation the change is based on, or a comma-separated list '
+        'of them (`"1", "3"`: any may match): if the object is at none of them, nothing is written and the '
+        "answer is 412 PRECONDITION_FAILED. `*` matches any version. Without it, a concurrent change is "
+        "still detected (409 CONCURRENT_MODIFICATION)."
     ),
 )
 
+MAX_IF_MATCH_TAGS = 32
 
-def if_match_version(request: Request) -> int | None:
-    """The version an ``If-Match`` header names (``"3"``, ``W/"3"``); ``None`` without one or for ``*``."""
-    value = request.headers.get("If-Match")
-    if value is None or value.strip() == "*":
-        return None
-    tag = value.strip().removeprefix("W/").strip('"')
+
+def _if_match_tag(item: str) -> int | None:
+    """The version one ``If-Match`` entry names (``"3"``, ``W/"3"``, ``3``); None when malformed."""
+    tag = item.strip().removeprefix("W/").strip('"')
     if not (tag.isascii() and tag.isdigit()) or len(tag) > 18:
-        raise ValidationFailed(details={"If-Match": ['Send the ETag of the representation, e.g. "3".']})
+        return None
     return int(tag)
+
+
+def if_match_version(request: Request) -> int | frozenset[int] | None:
+    """The version(s) an ``If-Match`` header names: one (``"3"``, ``W/"3"``), several (``"1", "3"``: the
+    change goes ahead when the object is at any of them), or ``None`` without one or for ``*``."""
+    value = request.headers.get("If-Match")
+    if value is None:
+        return None
+    items = [item.strip() for item in value.split(",")]
+    if "*" in items:
+        return None
+    versions = [_if_match_tag(item) for item in items]
+    if not items or len(items) > MAX_IF_MATCH_TAGS or any(v is None for v in versions):
+        raise ValidationFailed(
+            details={"If-Match": ['Send the ETag of the representation, e.g. "3", or a list: "1", "3".']}
+        )
+    named = frozenset(v for v in versions if v is not None)
+    return next(iter(named)) if len(named) == 1 else named
 
 
 def with_etag(response: Response, version: int) -> Response:
