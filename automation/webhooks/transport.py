@@ -100,7 +100,7 @@ def host_problem(host: str) -> str | None:
     except UnicodeError:
         return f"Not a valid host name: {host!r}."
     labels = name[:-1].split(".") if name.endswith(".") else name.split(".")
-    if len(name) > 253 or not all(_LABEL.match(label) for label in labels):
+    if not all(_LABEL.match(label) for label in labels):
         return f"Not a valid host name: {host!r}."
     return None
 
