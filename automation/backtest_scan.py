@@ -178,7 +178,8 @@ def backtest_scan(trigger: Trigger, compiled: Any, since: datetime, until: datet
     sample_ids: list[str] = []
     evaluated = matched = errors = 0
     max_events, limits = settings.BACKTEST_MAX_EVENTS, BacktestLimits(started)
-    truncated, read_until = False, None
+    stopped: str | None = None  # which bound stopped the read: events, time or memory
+    read_until = None
     keep_matches = trigger.wait_minutes is not None
     failures = (PredicateError, *EVALUATION_ERRORS)
     facts_end = 2 + len(exprs)
@@ -187,7 +188,7 @@ def backtest_scan(trigger: Trigger, compiled: Any, since: datetime, until: datet
     with connection.connection.cursor(name=f"backtest_{uuid.uuid4().hex}") as cursor:
         cursor.itersize = CHUNK
         cursor.execute(sql, [*expr_params, *where_params])
-        while truncated is False:
+        while stopped is None:
             rows = cursor.fetchmany(CHUNK)
             if not rows:
                 break
@@ -225,11 +226,11 @@ def backtest_scan(trigger: Trigger, compiled: Any, since: datetime, until: datet
                 if evaluated >= max_events:
                     stop = "events"
                 if stop:
-                    truncated, read_until = stop, _EPOCH + timedelta(days=row[1])
+                    stopped, read_until = stop, _EPOCH + timedelta(days=row[1])
                     break
             else:
                 if stop := limits.exceeded():
-                    truncated, read_until = stop, _EPOCH + timedelta(days=rows[-1][1])
+                    stopped, read_until = stop, _EPOCH + timedelta(days=rows[-1][1])
     return _scanned(
         per_day,
         sample_ids,
@@ -237,8 +238,8 @@ def backtest_scan(trigger: Trigger, compiled: Any, since: datetime, until: datet
         matched=matched,
         errors=errors,
         matches=matches,
-        truncated=bool(truncated),
-        truncated_reason=truncated or None,
+        truncated=stopped is not None,
+        truncated_reason=stopped,
         read_until=read_until,
     )
 

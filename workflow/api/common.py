@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, cast
 
 from django.db.models import QuerySet
@@ -47,29 +48,26 @@ def paginated_response(
     return paginator.get_paginated_response(data)
 
 
+MAX_IF_MATCH_TAGS = 32
+_ENTITY_TAG = '(?:W/)?"[0-9]{1,18}"'
+# RFC 9110: "*" or a comma-separated list of entity tags (here: quoted versions, weak or strong).
+IF_MATCH_PATTERN = rf"^(\*|{_ENTITY_TAG}( *, *{_ENTITY_TAG}){{0,{MAX_IF_MATCH_TAGS - 1}}})$"
+_IF_MATCH = re.compile(IF_MATCH_PATTERN)
+_VERSION = re.compile(r'"([0-9]{1,18})"')
+
 IF_MATCH_PARAMETER = OpenApiParameter(
     "If-Match",
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     required=False,
-    pattern=r'^(\*|(W/)?"[0-9]{1,18}"( *, *(W/)?"[0-9]{1,18}")*)$',
+    pattern=IF_MATCH_PATTERN,
     description=(
-        'The ETag (`"<version>"`) of the representation the change is based on, or a comma-separated list '
-        'of them (`"1", "3"`: any may match): if the object is at none of them, nothing is written and the '
-        "answer is 412 PRECONDITION_FAILED. `*` matches any version. Without it, a concurrent change is "
-        "still detected (409 CONCURRENT_MODIFICATION)."
+        'The ETag (`"<version>"`) of the representation the change is based on, or a comma-separated '
+        f'list of up to {MAX_IF_MATCH_TAGS} (`"1", "3"`: any may match): if the object is at none of them, '
+        "nothing is written and the answer is 412 PRECONDITION_FAILED. `*` matches any version. Without "
+        "it, a concurrent change is still detected (409 CONCURRENT_MODIFICATION)."
     ),
 )
-
-MAX_IF_MATCH_TAGS = 32
-
-
-def _if_match_tag(item: str) -> int | None:
-    """The version one ``If-Match`` entry names (``"3"``, ``W/"3"``, ``3``); None when malformed."""
-    tag = item.strip().removeprefix("W/").strip('"')
-    if not (tag.isascii() and tag.isdigit()) or len(tag) > 18:
-        return None
-    return int(tag)
 
 
 def if_match_version(request: Request) -> int | frozenset[int] | None:
@@ -78,15 +76,14 @@ def if_match_version(request: Request) -> int | frozenset[int] | None:
     value = request.headers.get("If-Match")
     if value is None:
         return None
-    items = [item.strip() for item in value.split(",")]
-    if "*" in items:
-        return None
-    versions = [_if_match_tag(item) for item in items]
-    if not items or len(items) > MAX_IF_MATCH_TAGS or any(v is None for v in versions):
+    value = value.strip()
+    if not _IF_MATCH.match(value):
         raise ValidationFailed(
             details={"If-Match": ['Send the ETag of the representation, e.g. "3", or a list: "1", "3".']}
         )
-    named = frozenset(v for v in versions if v is not None)
+    if value == "*":
+        return None
+    named = frozenset(int(version) for version in _VERSION.findall(value))
     return next(iter(named)) if len(named) == 1 else named
 
 
