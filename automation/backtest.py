@@ -2,8 +2,10 @@
 
 Reads only, in a ``READ ONLY`` transaction (nothing can be written, not even by a bug), with a
 server-side ``statement_timeout``. Bounded: at most ``BACKTEST_MAX_EVENTS`` events are read, the read
-stops after ``BACKTEST_MAX_SECONDS`` (the answer then says ``truncated``), and the window is at most
-``BACKTEST_MAX_DAYS`` long.
+stops after ``BACKTEST_MAX_SECONDS`` or once the process has grown by ``BACKTEST_MAX_MEMORY_MB`` (the
+answer then says ``truncated`` and why, and counts what it covered), each evaluation runs under the
+predicate budget (``automation.predicates``), and the window is at most ``BACKTEST_MAX_DAYS`` long
+(``until`` defaults to now). ``BACKTEST_MAX_SECONDS`` stays below the web worker's timeout.
 
 Speed: ``automation.backtest_scan`` (only the columns the predicate reads; each distinct fact tuple
 evaluated once, grouped in PostgreSQL for untimed triggers).
@@ -33,15 +35,20 @@ from polaris.errors import ValidationFailed
 from polaris.sql.session import transaction_read_only, transaction_settings
 
 from .actions.registry import ACTION_TYPES, ActionContext
-from .backtest_scan import CHUNK, backtest_scan
+from .backtest_scan import CHUNK, BacktestLimits, backtest_scan
 from .engine import event_names
 from .models import Trigger
 from .predicates import PredicateError, predicate_compile
 from .timers import timer_due_at
 
 
-def trigger_backtest(*, trigger: Trigger, since: datetime, until: datetime) -> dict[str, Any]:
-    """Count the events of ``[since, until)`` the trigger would have matched, per UTC day, with a sample."""
+def trigger_backtest(*, trigger: Trigger, since: datetime, until: datetime | None = None) -> dict[str, Any]:
+    """Count the events of ``[since, until)`` the trigger would have matched, per UTC day, with a sample.
+
+    Without ``until``: until now."""
+    until = until or timezone.now()
+    if until <= since:
+        raise ValidationFailed(details={"until": ["Must be after since."]})
     if until - since > timedelta(days=settings.BACKTEST_MAX_DAYS):
         raise ValidationFailed(details={"until": [f"At most {settings.BACKTEST_MAX_DAYS} days after since."]})
     try:
@@ -53,7 +60,7 @@ def trigger_backtest(*, trigger: Trigger, since: datetime, until: datetime) -> d
         transaction_read_only()
         transaction_settings(statement_timeout=str(int(settings.BACKTEST_MAX_SECONDS * 1000) + 5000))
         scan = backtest_scan(trigger, compiled, since, until, started)
-        timed = _timed(trigger, compiled, scan) if trigger.wait_minutes is not None else None
+        timed = _timed(trigger, compiled, scan, started) if trigger.wait_minutes is not None else None
         sample = _sample(trigger, scan["sample_ids"], timed)
     days: dict[date, dict[str, int]] = defaultdict(lambda: {"matched": 0})
     for day, count in scan["per_day"].items():
@@ -78,14 +85,17 @@ def trigger_backtest(*, trigger: Trigger, since: datetime, until: datetime) -> d
         ],
         "sample": sample,
         "truncated": scan["truncated"],
+        "truncated_reason": scan["truncated_reason"],
         "read_until": scan["read_until"],
         "elapsed_ms": round((time.monotonic() - started) * 1000, 1),
     }
 
 
-def _timed(trigger: Trigger, compiled: Any, scan: dict) -> dict:
-    """Would each match's timer have fired, been cancelled, or still be pending?"""
+def _timed(trigger: Trigger, compiled: Any, scan: dict, started: float) -> dict:
+    """Would each match's timer have fired, been cancelled, or still be pending? Past the backtest's
+    time or memory bound the remaining matches are left out and the scan is marked truncated."""
     now = timezone.now()
+    limits = BacktestLimits(started)
     unless = set(trigger.unless or [])
     later: dict[uuid.UUID, list[tuple]] = defaultdict(list)
     details: dict[uuid.UUID, tuple] = {}
@@ -110,6 +120,9 @@ def _timed(trigger: Trigger, compiled: Any, scan: dict) -> dict:
     per_day: dict[date, dict[str, int]] = defaultdict(lambda: {"fired": 0, "cancelled": 0})
     outcomes: dict[uuid.UUID, dict[str, Any]] = {}
     for event_text, names in scan["matches"]:
+        if stopped := limits.exceeded():
+            scan["truncated"], scan["truncated_reason"] = True, scan["truncated_reason"] or stopped
+            break
         event_id = uuid.UUID(event_text)
         aggregate_id, sequence, occurred_at = details[event_id]
         due = timer_due_at(trigger=trigger, start=occurred_at)

@@ -12,6 +12,8 @@ Results equal evaluating event by event.
 from __future__ import annotations
 
 import json
+import resource
+import sys
 import time
 import uuid
 from collections import defaultdict
@@ -43,6 +45,38 @@ from .ruleset import trigger_scope
 SAMPLE_SIZE = 20
 CHUNK = 5000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _rss_bytes() -> int:
+    """This process's resident memory now (Linux: /proc/self/statm); elsewhere its peak, which still
+    only grows, so a growth bound measured on it errs on the side of stopping early."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+class BacktestLimits:
+    """The backtest's wall-clock and memory bounds: ``BACKTEST_MAX_SECONDS`` from ``started`` and
+    ``BACKTEST_MAX_MEMORY_MB`` of growth of the process's resident memory. ``exceeded()`` names the one
+    that was passed (``"time"``/``"memory"``), else None; memory is sampled every ``MEMORY_EVERY`` calls."""
+
+    MEMORY_EVERY = 256
+
+    def __init__(self, started: float) -> None:
+        self.deadline = started + settings.BACKTEST_MAX_SECONDS
+        self.rss_limit = _rss_bytes() + settings.BACKTEST_MAX_MEMORY_MB * 1024 * 1024
+        self.calls = 0
+
+    def exceeded(self) -> str | None:
+        if time.monotonic() > self.deadline:
+            return "time"
+        self.calls += 1
+        if self.calls % self.MEMORY_EVERY == 0 and _rss_bytes() > self.rss_limit:
+            return "memory"
+        return None
 
 
 def _projection(compiled: Any) -> tuple[list[str], list[list[Any]], list[Any]]:
@@ -143,8 +177,9 @@ def backtest_scan(trigger: Trigger, compiled: Any, since: datetime, until: datet
     matches: list[tuple[str, dict]] = []
     sample_ids: list[str] = []
     evaluated = matched = errors = 0
-    max_events, deadline = settings.BACKTEST_MAX_EVENTS, started + settings.BACKTEST_MAX_SECONDS
-    truncated, read_until = False, None
+    max_events, limits = settings.BACKTEST_MAX_EVENTS, BacktestLimits(started)
+    stopped: str | None = None  # which bound stopped the read: events, time or memory
+    read_until = None
     keep_matches = trigger.wait_minutes is not None
     failures = (PredicateError, *EVALUATION_ERRORS)
     facts_end = 2 + len(exprs)
@@ -153,7 +188,7 @@ def backtest_scan(trigger: Trigger, compiled: Any, since: datetime, until: datet
     with connection.connection.cursor(name=f"backtest_{uuid.uuid4().hex}") as cursor:
         cursor.itersize = CHUNK
         cursor.execute(sql, [*expr_params, *where_params])
-        while not truncated:
+        while stopped is None:
             rows = cursor.fetchmany(CHUNK)
             if not rows:
                 break
@@ -170,15 +205,15 @@ def backtest_scan(trigger: Trigger, compiled: Any, since: datetime, until: datet
                     names["payload"] = payload
                     for key in _PAYLOAD_NAMES:
                         names[key] = payload.get(key)
-                    try:
-                        hit = bool(evaluate(names))
-                    except failures:
-                        hit = None
+                    hit = _hit(evaluate, names, failures)
+                    stop = limits.exceeded()
                 elif facts in known:
-                    hit = known[facts]
+                    hit, stop = known[facts], None
                 else:
                     names = make_names(facts)
                     hit = known[facts] = _hit(evaluate, names, failures)
+                    stop = limits.exceeded()
+                evaluated += 1
                 if hit is None:
                     errors += 1
                 elif hit:
@@ -188,10 +223,14 @@ def backtest_scan(trigger: Trigger, compiled: Any, since: datetime, until: datet
                         matches.append((row[0], names if names is not None else make_names(facts)))
                     if len(sample_ids) < SAMPLE_SIZE:
                         sample_ids.append(row[0])
-            evaluated += len(rows)
-            if evaluated >= max_events or time.monotonic() > deadline:
-                truncated = True
-                read_until = _EPOCH + timedelta(days=rows[-1][1])
+                if evaluated >= max_events:
+                    stop = "events"
+                if stop:
+                    stopped, read_until = stop, _EPOCH + timedelta(days=row[1])
+                    break
+            else:
+                if stop := limits.exceeded():
+                    stopped, read_until = stop, _EPOCH + timedelta(days=rows[-1][1])
     return _scanned(
         per_day,
         sample_ids,
@@ -199,7 +238,8 @@ def backtest_scan(trigger: Trigger, compiled: Any, since: datetime, until: datet
         matched=matched,
         errors=errors,
         matches=matches,
-        truncated=truncated,
+        truncated=stopped is not None,
+        truncated_reason=stopped,
         read_until=read_until,
     )
 
@@ -249,9 +289,12 @@ def _scan_grouped(
     per_day: dict[int, int] = defaultdict(int)
     evaluated = matched = errors = 0
     hits: list[tuple] = []
+    limits, stopped = BacktestLimits(started), None
     for row in groups:
         day, facts, count = row[0], tuple(row[1:-1]), row[-1]
         if facts not in known:
+            if stopped := limits.exceeded():  # what was counted so far is the answer
+                break
             known[facts] = _hit(evaluate, make_names(facts), failures)
             if known[facts]:
                 hits.append(facts)
@@ -261,8 +304,10 @@ def _scan_grouped(
         elif known[facts]:
             matched += count
             per_day[day] += count
-    truncated = evaluated >= settings.BACKTEST_MAX_EVENTS
-    read_until = _EPOCH + timedelta(days=max(row[0] for row in groups)) if truncated else None
+    if stopped is None and evaluated >= settings.BACKTEST_MAX_EVENTS:
+        stopped = "events"
+    truncated = stopped is not None
+    read_until = _EPOCH + timedelta(days=max(row[0] for row in groups)) if stopped == "events" else None
     sample_ids = _sample_ids(exprs, params_each, where, where_params, hits[:SAMPLE_SIZE])
     return _scanned(
         per_day,
@@ -272,6 +317,7 @@ def _scan_grouped(
         errors=errors,
         matches=[],
         truncated=truncated,
+        truncated_reason=stopped,
         read_until=read_until,
     )
 

@@ -2,7 +2,8 @@
 
 It applies the engine's own rules in the engine's order: the event type, the agency scope
 (``automation.ruleset.scope_admits``, the same function), the predicate, the depth limit.
-Reads only: nothing is written, no metric is counted.
+Reads only: nothing is written, no metric is counted. The predicate runs under the engine's budget
+(``automation.predicates``: bounded work and memory), so a dry-run answers within milliseconds.
 """
 
 from __future__ import annotations
@@ -22,21 +23,50 @@ from .models import Trigger
 from .predicates import PredicateError, predicate_compile
 from .ruleset import scope_admits, trigger_scope
 
+# The keys an event body may have, and what each must be (anything else is a 400 naming the key).
+EVENT_BODY_KEYS = (
+    "event_type",
+    "payload",
+    "depth",
+    "aggregate_id",
+    "aggregate_type",
+    "actor_role",
+    "actor_id",
+    "correlation_id",
+)
+_TEXT_LIMITS = {"aggregate_type": 32, "actor_role": 32, "correlation_id": 64}
+
 
 def _event_from_body(body: Mapping[str, Any]) -> tuple[OutboxEvent, str | None]:
-    """An unsaved ``OutboxEvent`` built from a JSON body (for dry-runs of events that never happened)."""
+    """An unsaved ``OutboxEvent`` built from a JSON body (for dry-runs of events that never happened).
+
+    Strict: unknown keys and values of the wrong type are refused (``VALIDATION_ERROR`` naming them)."""
     if not isinstance(body, Mapping):
         raise ValidationFailed(details={"event": ["Must be an object."]})
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[str]] = {
+        f"event.{key}": [f"Unknown key; the event body takes: {', '.join(EVENT_BODY_KEYS)}."]
+        for key in body
+        if key not in EVENT_BODY_KEYS
+    }
     event_type = body.get("event_type")
     if not isinstance(event_type, str) or not event_type:
         errors["event_type"] = ["Required: the event type, e.g. TaskStateChanged."]
     payload = body.get("payload", {})
     if not isinstance(payload, dict):
         errors["payload"] = ["Must be an object."]
+        payload = {}
     depth = body.get("depth", 0)
     if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
         errors["depth"] = ["Must be a non-negative integer."]
+    actor_id = body.get("actor_id")
+    if actor_id is not None and (not isinstance(actor_id, int) or isinstance(actor_id, bool)):
+        errors["actor_id"] = ["Must be an integer or null."]
+    for key, limit in _TEXT_LIMITS.items():
+        value = body.get(key)
+        if value is not None and (not isinstance(value, str) or len(value) > limit):
+            errors[key] = [f"Must be a string of at most {limit} characters, or null."]
+    if body.get("aggregate_id") is not None and not isinstance(body["aggregate_id"], str):
+        errors["aggregate_id"] = ["Must be a UUID."]
     aggregate_id = body.get("aggregate_id") or payload.get("task_id") or payload.get("action_plan_id")
     try:
         aggregate_uuid = uuid.UUID(str(aggregate_id)) if aggregate_id else uuid.uuid4()
@@ -48,18 +78,17 @@ def _event_from_body(body: Mapping[str, Any]) -> tuple[OutboxEvent, str | None]:
     aggregate_type = body.get("aggregate_type") or (
         "task" if "task_id" in payload else "action_plan" if "action_plan_id" in payload else ""
     )
-    actor_role = body.get("actor_role")
     event = OutboxEvent(
         event_type=str(event_type),
         aggregate_type=str(aggregate_type),
         aggregate_id=aggregate_uuid,
         sequence=0,
-        actor_id=body.get("actor_id") if isinstance(body.get("actor_id"), int) else None,
-        correlation_id=str(body.get("correlation_id") or "dry-run"),
+        actor_id=actor_id,
+        correlation_id=body.get("correlation_id") or "dry-run",
         depth=depth,
         payload=payload,
     )
-    return event, actor_role if isinstance(actor_role, str) else None
+    return event, body.get("actor_role")
 
 
 def trigger_dry_run(

@@ -11,10 +11,22 @@ the names in ``NAMES``, ``payload["key"]`` (and nested ``["key"]``/``[0]`` subsc
 the functions in ``FUNCTIONS``. Everything else (attribute access, dunders, imports, any other call,
 lambdas, comprehensions, f-strings, ``**``, slices, walrus, starred) is refused when the trigger is saved.
 
-Why evaluation time is bounded: the language has no loops, no recursion and no user functions, so an
-evaluation runs each of at most ``MAX_NODES`` nodes once, and every node does work bounded by the size
-limits (strings of ``MAX_STRING`` characters, collections of ``MAX_COLLECTION`` items, integers of
-``MAX_INT_BITS`` bits), which are checked on every arithmetic result before it can grow further.
+Why evaluation is bounded (docs/automation.md, "Predicate budget"): the language has no loops, no
+recursion and no user functions, so an evaluation runs each of at most ``MAX_NODES`` nodes once. What a
+node does can still be large (a repetition, a format width, a deep comparison), so there are two checks:
+
+- at compile time, a cost model (``_static_cost``) bounds the size of every value the predicate can build
+  from its own literals — deeply, so ``[[[0] * 1000] * 1000] * 1000`` counts 10^9 items, not 1000 — and
+  the width/precision of every ``%`` format; a predicate over the bounds is refused with a
+  ``PredicateTooCostly`` error (``PREDICATE_TOO_COSTLY``) when the trigger is saved;
+- at run time, each evaluation has a budget of ``MAX_STEPS`` work units: every value built is sized
+  (deeply, ``MAX_VALUE_SIZE`` items/characters at most) *before* it is allocated where the size is
+  knowable (repetition, concatenation, formatting) and charged to the budget, and so is every operation
+  whose cost grows with its operands (comparisons and ``in`` over collections, string functions). Over
+  budget, the evaluation stops with ``PredicateBudgetExceeded``: the trigger does not match and the
+  execution records the error.
+
+``BUDGET_ENABLED`` switches the run-time budget off (the benchmark's "without" arm only).
 """
 
 from __future__ import annotations
@@ -23,6 +35,8 @@ import ast
 import functools
 import math
 import operator
+import re
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +48,11 @@ MAX_STRING = 10_000  # characters of any string value a predicate builds
 MAX_LITERAL_STRING = 1_000  # characters of a string literal
 MAX_COLLECTION = 100  # items in a list/tuple/set literal
 MAX_INT_BITS = 64  # magnitude of any integer value a predicate builds
+MAX_VALUE_SIZE = 10_000  # items + characters, counted deeply, of any one value a predicate builds
+MAX_STEPS = 100_000  # work units one evaluation may spend (see _charge): <= ~10 ms, <= 1 MB built
+MAX_FORMAT_WIDTH = 100  # the largest width or precision a "%" format may ask for
+# The run-time budget; off only in bench/automation_bench.py's comparison arm.
+BUDGET_ENABLED = True
 
 # The names a predicate may read, declared here only: the engine and the backtest fill them. The
 # ``PAYLOAD_NAMES`` are copied from the event's payload (``None`` when absent); ``event_type``,
@@ -46,17 +65,128 @@ NAMES = ("event_type", "aggregate_type", *PAYLOAD_NAMES, "actor_role", "depth", 
 class PredicateError(Exception):
     """A predicate that cannot be compiled (``position`` is the column, when known) or evaluated."""
 
+    code = "PREDICATE_INVALID"
+
     def __init__(self, message: str, *, position: int | None = None) -> None:
         self.message = message
         self.position = position
         super().__init__(message if position is None else f"{message} (at column {position})")
 
 
+class PredicateTooCostly(PredicateError):
+    """Refused when compiled: the predicate could build values or do work beyond the budget."""
+
+    code = "PREDICATE_TOO_COSTLY"
+
+    def __init__(self, message: str, *, position: int | None = None) -> None:
+        super().__init__(f"{self.code}: {message}", position=position)
+
+
+class PredicateBudgetExceeded(PredicateError):
+    """An evaluation that went over its budget (work units or value size): it does not match."""
+
+    code = "PREDICATE_BUDGET_EXCEEDED"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"{self.code}: {message}")
+
+
+# --- the run-time budget ---------------------------------------------------------------------------
+# One evaluation at a time per thread; ``_budgeted`` sets the remaining units before each one.
+_budget = threading.local()
+_budget.remaining = MAX_STEPS
+_CONTAINERS = frozenset((list, tuple, set, frozenset, dict))
+_SIZED = frozenset((str, *_CONTAINERS))
+CONTAINER_UNITS = 16  # what a collection costs for itself, beside one unit per item (Python's overhead)
+
+
+def _charge(units: int) -> None:
+    """Spend ``units`` of the current evaluation's budget; over it, the evaluation stops."""
+    if not BUDGET_ENABLED:
+        return
+    remaining = getattr(_budget, "remaining", MAX_STEPS) - units
+    _budget.remaining = remaining
+    if remaining < 0:
+        raise PredicateBudgetExceeded(f"the evaluation needs more than {MAX_STEPS:,} steps.")
+
+
+def _size(value: Any, limit: int = MAX_VALUE_SIZE) -> int:
+    """The units in ``value``, counted deeply: a string one per character, a collection
+    ``CONTAINER_UNITS`` plus one per item plus what its strings and collections hold (a shared inner
+    list counts each time it appears, as comparing or copying would). Stops counting past ``limit``,
+    so the work is bounded by ``limit``."""
+    kind = type(value)
+    if kind is str:
+        return len(value)
+    if kind not in _CONTAINERS:
+        return 1
+    total = CONTAINER_UNITS + len(value)
+    if total > limit:
+        return total
+    if kind is dict:
+        items: Any = (*value.keys(), *value.values())
+    else:
+        items = value
+        if _SIZED.isdisjoint(set(map(type, value))):
+            return total  # only numbers, booleans and None inside: found at C speed
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            total += len(item)
+        elif kind in _CONTAINERS:
+            total += _size(item, limit - total)
+        if total > limit:
+            return total
+    return total
+
+
+def _repeated_size(seq: Any, count: int) -> int:
+    """The size of ``seq * count`` (``count`` > 0), computed without building it."""
+    if type(seq) is str:
+        return len(seq) * count
+    return (_size(seq) - CONTAINER_UNITS) * count + CONTAINER_UNITS
+
+
+def _remaining() -> int:
+    return max(getattr(_budget, "remaining", MAX_STEPS), 0) if BUDGET_ENABLED else MAX_STEPS
+
+
+def _charge_pair(left: Any, right: Any) -> None:
+    """Charge a comparison. Values of different types compare at once (or raise); strings cost their
+    shorter length; collections cost sizing both (stopping past the budget), which bounds the comparison."""
+    kind = type(left)
+    if kind is not type(right):
+        return
+    if kind is str:
+        _charge(min(len(left), len(right)))
+    elif kind in _CONTAINERS:
+        first = _size(left, _remaining() + 1)
+        _charge(first)  # over budget already: the other side is never sized
+        _charge(_size(right, min(first, _remaining() + 1)))
+
+
+def _budgeted(evaluate: Evaluator) -> Evaluator:
+    """``evaluate`` with a fresh budget for each call (what the engine, dry-run and backtest call)."""
+
+    def budgeted(ns: Mapping[str, Any]) -> Any:
+        if BUDGET_ENABLED:
+            _budget.remaining = MAX_STEPS
+        return evaluate(ns)
+
+    return budgeted
+
+
 def _check_string(value: Any) -> Any:
+    """A value the predicate built: within the size bounds, and charged to the budget."""
     if isinstance(value, str) and len(value) > MAX_STRING:
-        raise PredicateError(f"String value longer than {MAX_STRING} characters.")
+        raise PredicateBudgetExceeded(f"a string value longer than {MAX_STRING} characters.")
+    if type(value) in _SIZED:
+        size = _size(value)
+        if size > MAX_VALUE_SIZE:
+            raise PredicateBudgetExceeded(f"a value of more than {MAX_VALUE_SIZE} items.")
+        _charge(size)
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
-        raise PredicateError(f"Number larger than {MAX_INT_BITS} bits.")
+        raise PredicateBudgetExceeded(f"a number larger than {MAX_INT_BITS} bits.")
     if isinstance(value, float) and not math.isfinite(value):
         raise PredicateError("Number is not finite.")
     return value
@@ -76,20 +206,30 @@ def _fn_len(value: Any) -> int:
     return len(value)
 
 
+def _built_string(name: str, value: Any) -> str:
+    """A function's string argument whose result has its length: bounded and charged before building."""
+    if len(_require_str(name, value)) > MAX_STRING:
+        raise PredicateBudgetExceeded(f"{name}() of a string longer than {MAX_STRING} characters.")
+    _charge(len(value))
+    return value
+
+
 def _fn_lower(value: Any) -> str:
-    return _require_str("lower", value).lower()
+    return _built_string("lower", value).lower()
 
 
 def _fn_upper(value: Any) -> str:
-    return _require_str("upper", value).upper()
+    return _built_string("upper", value).upper()
 
 
 def _fn_startswith(value: Any, prefix: Any) -> bool:
-    return _require_str("startswith", value).startswith(_require_str("startswith", prefix))
+    _charge(len(_require_str("startswith", prefix)))
+    return _require_str("startswith", value).startswith(prefix)
 
 
 def _fn_endswith(value: Any, suffix: Any) -> bool:
-    return _require_str("endswith", value).endswith(_require_str("endswith", suffix))
+    _charge(len(_require_str("endswith", suffix)))
+    return _require_str("endswith", value).endswith(suffix)
 
 
 def _fn_present(value: Any) -> bool:
@@ -108,23 +248,47 @@ FUNCTIONS: dict[str, tuple[Callable[..., Any], int]] = {
 
 
 def _mul(left: Any, right: Any) -> Any:
-    # Check a repetition's size before building it: "x" * 10**9 must never allocate.
+    # Check a repetition's size before building it: "x" * 10**9 must never allocate, and neither may
+    # [[0] * 1000] * 1000 (1000 items on the outside, 10^6 deep: counted deeply).
     for seq, count in ((left, right), (right, left)):
-        if (
-            isinstance(seq, str | list | tuple)
-            and isinstance(count, int)
-            and count > 0
-            and len(seq) * count > MAX_STRING
-        ):
-            raise PredicateError(f"Repetition longer than {MAX_STRING} items.")
+        if isinstance(seq, str | list | tuple) and isinstance(count, int) and count > 0:
+            if len(seq) * count > MAX_STRING:
+                raise PredicateBudgetExceeded(f"a repetition longer than {MAX_STRING} items.")
+            if _repeated_size(seq, count) > MAX_VALUE_SIZE:
+                raise PredicateBudgetExceeded(f"a repetition of more than {MAX_VALUE_SIZE} items.")
     return operator.mul(left, right)
 
 
 def _add(left: Any, right: Any) -> Any:
     sequences = isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple)
     if sequences and len(left) + len(right) > MAX_STRING:
-        raise PredicateError(f"Concatenation longer than {MAX_STRING} items.")
+        raise PredicateBudgetExceeded(f"a concatenation longer than {MAX_STRING} items.")
     return operator.add(left, right)
+
+
+# One "%" conversion: flags, width, precision, length modifier, type (printf-style formatting).
+_FORMAT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d*))?[hlL]?(.?)")
+
+
+def format_problem(text: str) -> str | None:
+    """What makes ``text`` a costly ``%`` format (a width/precision over ``MAX_FORMAT_WIDTH`` or taken
+    from the arguments with ``*``), or None. ``"%0300000000d" % 1`` would build 300 MB."""
+    for match in _FORMAT_SPEC.finditer(text):
+        for number in match.group(1, 2):
+            if number == "*":
+                return "a '*' width or precision in a '%' format"
+            if number and (len(number) > 4 or int(number) > MAX_FORMAT_WIDTH):
+                return f"a '%' format width or precision over {MAX_FORMAT_WIDTH} ({number})"
+    return None
+
+
+def _mod(left: Any, right: Any) -> Any:
+    if isinstance(left, str):  # printf-style formatting: the widths are checked before formatting
+        problem = format_problem(left)
+        if problem:
+            raise PredicateBudgetExceeded(f"{problem}.")
+        _charge(len(left) + _size(right, _remaining() + 1))
+    return operator.mod(left, right)
 
 
 _BINARY = {
@@ -132,7 +296,7 @@ _BINARY = {
     ast.Sub: operator.sub,
     ast.Mult: _mul,
     ast.Div: operator.truediv,
-    ast.Mod: operator.mod,
+    ast.Mod: _mod,
 }
 
 
@@ -141,16 +305,29 @@ def _contains(container: Any, item: Any) -> bool:
         return False  # `"x" in payload["absent"]` is simply false
     if isinstance(container, str) and not isinstance(item, str):
         return False
+    kind = type(container)
+    if kind is str:
+        _charge(len(container))
+    elif kind in (list, tuple):  # a scan; dict and set membership is one hash lookup
+        _charge(_size(container, _remaining() + 1))
     return item in container
 
 
+def _charged(func: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def compare(left: Any, right: Any) -> Any:
+        _charge_pair(left, right)
+        return func(left, right)
+
+    return compare
+
+
 _COMPARE: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Eq: operator.eq,
-    ast.NotEq: operator.ne,
-    ast.Lt: operator.lt,
-    ast.LtE: operator.le,
-    ast.Gt: operator.gt,
-    ast.GtE: operator.ge,
+    ast.Eq: _charged(operator.eq),
+    ast.NotEq: _charged(operator.ne),
+    ast.Lt: _charged(operator.lt),
+    ast.LtE: _charged(operator.le),
+    ast.Gt: _charged(operator.gt),
+    ast.GtE: _charged(operator.ge),
     ast.In: lambda a, b: _contains(b, a),
     ast.NotIn: lambda a, b: not _contains(b, a),
     ast.Is: lambda a, b: a is b,
@@ -268,7 +445,7 @@ class _Compiler:
                 return self.constant(kind(values))
             except TypeError:
                 raise self.fail(node, "Sets hold strings, numbers, booleans or None") from None
-        return lambda ns: kind(item(ns) for item in items)
+        return lambda ns: _check_string(kind(item(ns) for item in items))
 
     def _List(self, node: ast.List, depth: int) -> Evaluator:
         return self._collection(node, depth, list)
@@ -478,7 +655,11 @@ class CompiledPredicate:
         return _truth(self.evaluate_raw, names)
 
     def explain(self, names: Mapping[str, Any]) -> Explanation:
-        """Evaluate clause by clause (Python's short-circuit order) and name the first one that failed."""
+        """Evaluate clause by clause (Python's short-circuit order) and name the first one that failed.
+
+        The clauses share one budget, as they do in ``evaluate``."""
+        if BUDGET_ENABLED:
+            _budget.remaining = MAX_STEPS
         results: list[dict[str, Any]] = []
         for clause in self.clauses:
             try:
@@ -544,6 +725,79 @@ def _payload_paths(root: ast.expr) -> frozenset[tuple[str, ...]] | None:
     return frozenset(p for p in paths if not any(p[: len(q)] == q for q in paths if len(q) < len(p)))
 
 
+def _int_literal(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and type(node.value) is int
+
+
+def _static_cost(root: ast.expr) -> None:
+    """The compile-time cost model: raise ``PredicateTooCostly`` when the values the predicate builds
+    from its own literals (sized deeply, as ``_size`` counts them) could exceed ``MAX_VALUE_SIZE`` each or
+    ``MAX_STEPS`` together, or a ``%`` format asks for a width/precision over ``MAX_FORMAT_WIDTH``.
+
+    Sizes that depend on the event (names, subscripts) are unknown here; the run-time budget bounds
+    them. ``**``, ``<<``, f-strings and ``str.format`` never get this far (refused by the whitelist).
+    """
+    total = 0
+
+    def refuse(node: ast.AST, message: str) -> PredicateTooCostly:
+        col = getattr(node, "col_offset", None)
+        return PredicateTooCostly(message, position=None if col is None else col + 1)
+
+    def built(node: ast.AST, size: int | None) -> int | None:
+        nonlocal total
+        if size is None:
+            return None
+        if size > MAX_VALUE_SIZE:
+            raise refuse(node, f"it builds a value of {size:,} items (limit {MAX_VALUE_SIZE:,}).")
+        total += size
+        if total > MAX_STEPS:
+            raise refuse(node, f"it builds more than {MAX_STEPS:,} items in all.")
+        return size
+
+    def size_of(node: ast.AST) -> tuple[int | None, str | None]:
+        """(deep size, None when it depends on the event; "str", "seq" or None for other values)."""
+        if isinstance(node, ast.Constant):
+            return (len(node.value), "str") if isinstance(node.value, str) else (1, None)
+        if isinstance(node, ast.List | ast.Tuple | ast.Set):
+            total_size: int | None = CONTAINER_UNITS + len(node.elts)
+            for elt in node.elts:
+                size, kind = size_of(elt)
+                if size is None:
+                    total_size = None
+                elif kind is not None and total_size is not None:
+                    total_size += size
+            return built(node, total_size), "seq"
+        if not isinstance(node, ast.BinOp):
+            for child in ast.iter_child_nodes(node):
+                size_of(child)
+            return None, None
+        (left, left_kind), (right, right_kind) = size_of(node.left), size_of(node.right)
+        if isinstance(node.op, ast.Mult):
+            for size, kind, count in ((left, left_kind, node.right), (right, right_kind, node.left)):
+                if kind is not None and size is not None and _int_literal(count):
+                    times = max(count.value, 0)  # type: ignore[attr-defined]
+                    if kind == "str":
+                        return built(node, size * times), kind
+                    return built(node, (size - CONTAINER_UNITS) * times + CONTAINER_UNITS), kind
+            return None, left_kind or right_kind
+        is_format = (
+            isinstance(node.op, ast.Mod) and isinstance(node.left, ast.Constant) and left_kind == "str"
+        )
+        if is_format and (problem := format_problem(node.left.value)):  # type: ignore[attr-defined]
+            raise refuse(node, f"{problem}.")
+        if (
+            isinstance(node.op, ast.Add)
+            and left_kind
+            and left_kind == right_kind
+            and None not in (left, right)
+        ):
+            extra = 0 if left_kind == "str" else CONTAINER_UNITS
+            return built(node, left + right - extra), left_kind  # type: ignore[operator]
+        return None, left_kind or right_kind
+
+    size_of(root)
+
+
 def _parse(text: str) -> ast.Expression:
     if len(text) > MAX_LENGTH:
         raise PredicateError(f"Predicate longer than {MAX_LENGTH} characters.")
@@ -571,6 +825,8 @@ def predicate_compile(text: str) -> CompiledPredicate:
     except RecursionError:
         raise PredicateError("Predicate nested too deeply.") from None
     root = tree.body
+    _static_cost(root)
+    evaluate = _budgeted(evaluate)
     if isinstance(root, ast.BoolOp):
         combinator = "and" if isinstance(root.op, ast.And) else "or"
         parts = root.values

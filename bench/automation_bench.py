@@ -11,6 +11,9 @@ Measured in one run, on a scratch database (``polaris_automation_bench``, droppe
    The two arms alternate (``--rounds``) and the best round of each is reported.
 3. Predicate evaluation: the 50 compiled predicates over sample events, microseconds per evaluation,
    beside the same tests written as plain Python functions (the floor). Target: <= 20 µs each.
+4. The predicate budget (issue #28): arm 2 again with the run-time budget switched off
+   (``automation.predicates.BUDGET_ENABLED = False``), alternating with the other arms in every round,
+   and the evaluation timing of (3) with it off. Target: the budget costs <= 10 % of throughput.
 
     DATABASE_URL=... REDIS_URL=... python bench/automation_bench.py [--quick] [--events N] [--keep-db]
 """
@@ -197,7 +200,13 @@ def _evaluated_per_event() -> float:
     return statistics.mean(len(ruleset.candidates(event_names(e, actor_role="agency"))) for e in events)
 
 
-def _predicate_micros(samples: int) -> tuple[float, float]:
+def _budget(enabled: bool) -> None:
+    from automation import predicates
+
+    predicates.BUDGET_ENABLED = enabled
+
+
+def _predicate_micros(samples: int) -> tuple[float, float, float]:
     from automation.engine import event_names
     from automation.predicates import predicate_compile
     from outbox.models import OutboxEvent
@@ -220,7 +229,14 @@ def _predicate_micros(samples: int) -> tuple[float, float]:
 
     evaluate = [p.evaluate for p in compiled]
     timed(evaluate), timed(python)  # warm up
-    return min(timed(evaluate) for _ in range(3)), min(timed(python) for _ in range(3))
+    with_budget, without_budget = [], []
+    for _ in range(3):  # alternating, so both see the same machine
+        _budget(True)
+        with_budget.append(timed(evaluate))
+        _budget(False)
+        without_budget.append(timed(evaluate))
+    _budget(True)
+    return min(with_budget), min(timed(python) for _ in range(3)), min(without_budget)
 
 
 def run(*, events: int, rounds: int, samples: int) -> dict[str, float]:
@@ -239,22 +255,33 @@ def run(*, events: int, rounds: int, samples: int) -> dict[str, float]:
     _drain(warm, agency_id, HANDLER_NAME, automation_handle_event)
     alerts_before = Alert.objects.count()
 
-    noop_rates, automation_rates = [], []
+    noop_rates, automation_rates, unbudgeted_rates = [], [], []
     for round_number in range(rounds):
         noop_rates.append(_drain(events, agency_id, "noop", _noop))
-        automation_rates.append(_drain(events, agency_id, HANDLER_NAME, automation_handle_event))
+        # The budget on and off, in alternating order from round to round.
+        for enabled in (True, False) if round_number % 2 == 0 else (False, True):
+            _budget(enabled)
+            rate = _drain(events, agency_id, HANDLER_NAME, automation_handle_event)
+            (automation_rates if enabled else unbudgeted_rates).append(rate)
+        _budget(True)
         print(
             f"  round {round_number + 1}: no-op {noop_rates[-1]:,.0f} events/s, "
-            f"automation {automation_rates[-1]:,.0f} events/s",
+            f"automation {automation_rates[-1]:,.0f} events/s, "
+            f"without the predicate budget {unbudgeted_rates[-1]:,.0f} events/s",
             flush=True,
         )
     alerts = Alert.objects.count() - alerts_before
-    expected = rounds * len([n for n in range(events) if n % MATCH_EVERY == 0])
+    expected = 2 * rounds * len([n for n in range(events) if n % MATCH_EVERY == 0])
     assert alerts == expected, (alerts, expected)
     assert TriggerExecution.objects.filter(outcome="matched").count() == alerts + warm // MATCH_EVERY
 
-    micros, python_micros = _predicate_micros(samples)
+    micros, python_micros, unbudgeted_micros = _predicate_micros(samples)
     return {
+        "unbudgeted": max(unbudgeted_rates),
+        "unbudgeted_micros": unbudgeted_micros,
+        "budget_paired": statistics.median(
+            a / u for a, u in zip(automation_rates, unbudgeted_rates, strict=True)
+        ),
         "evaluated": _evaluated_per_event(),
         "noop": max(noop_rates),
         "automation": max(automation_rates),
@@ -318,7 +345,19 @@ def main(argv: list[str] | None = None) -> int:
         f"the same tests as plain Python functions: {figures['python_micros']:.2f} µs "
         f"({figures['micros'] / figures['python_micros']:.1f}x)"
     )
-    return 0 if ratio >= 0.4 and micros_ok else 1
+    budget_ratio = figures["automation"] / figures["unbudgeted"]
+    budget_ok = budget_ratio >= 0.9
+    print(
+        f"  predicate budget: with it {figures['automation']:,.0f} events/s, without it "
+        f"{figures['unbudgeted']:,.0f} events/s: {budget_ratio:.1%} "
+        f"(target >= 90 %, i.e. the budget costs <= 10 %: {'OK' if budget_ok else 'MISSED'}); "
+        f"median of the per-round ratios {figures['budget_paired']:.1%}"
+    )
+    print(
+        f"  predicate evaluation with the budget {figures['micros']:.2f} µs, without it "
+        f"{figures['unbudgeted_micros']:.2f} µs ({figures['micros'] / figures['unbudgeted_micros']:.2f}x)"
+    )
+    return 0 if ratio >= 0.4 and micros_ok and budget_ok else 1
 
 
 if __name__ == "__main__":

@@ -361,7 +361,10 @@ SLA_SCAN_BATCH_SIZE = env_int("SLA_SCAN_BATCH_SIZE", 5000)
 # --- Automation ---
 AUTOMATION_MAX_DEPTH = env_int("AUTOMATION_MAX_DEPTH", 5)
 WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS")
+# One deadline for a whole attempt (connect, TLS, send, read); the test ping too.
 WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 5.0)
+# Ports a webhook URL may use (hosts in WEBHOOK_ALLOWED_HOSTS are exempt); "*": any port.
+WEBHOOK_ALLOWED_PORTS = env_list("WEBHOOK_ALLOWED_PORTS", "80,443")
 # An attempt's claim lasts WEBHOOK_LEASE_SECONDS unless its sender renews it (every WEBHOOK_HEARTBEAT_SECONDS,
 # a third of the lease by default): a killed sender's delivery is due again within seconds.
 WEBHOOK_LEASE_SECONDS = env_float("WEBHOOK_LEASE_SECONDS", 5.0)
@@ -391,9 +394,11 @@ TIMER_FIRE_BATCH_SIZE = env_int("TIMER_FIRE_BATCH_SIZE", 500)
 TIMER_FIRE_TIME_BUDGET_SECONDS = env_float("TIMER_FIRE_TIME_BUDGET_SECONDS", 10.0)
 # Server-side bound on one claim transaction (its row locks): the timer lease, in effect.
 TIMER_CLAIM_TIMEOUT_SECONDS = env_float("TIMER_CLAIM_TIMEOUT_SECONDS", 10.0)
-# Backtests read at most this many events and stop after this long (the answer says it was cut short).
+# Backtests read at most this many events and stop after this long, or once the process has grown by
+# this much memory (the answer says it was cut short, and why). Keep the seconds below GUNICORN_TIMEOUT.
 BACKTEST_MAX_EVENTS = env_int("BACKTEST_MAX_EVENTS", 2_000_000)
-BACKTEST_MAX_SECONDS = env_float("BACKTEST_MAX_SECONDS", 30.0)
+BACKTEST_MAX_SECONDS = env_float("BACKTEST_MAX_SECONDS", 20.0)
+BACKTEST_MAX_MEMORY_MB = env_int("BACKTEST_MAX_MEMORY_MB", 256)
 BACKTEST_MAX_DAYS = env_int("BACKTEST_MAX_DAYS", 366)
 
 # --- Idempotency ---

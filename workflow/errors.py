@@ -22,8 +22,8 @@ class PreconditionFailed(errors.PreconditionFailed):
 
     default_message = "The object has changed since the version named in If-Match; reload it and retry."
 
-    def __init__(self, *, expected: int, current: int | None = None) -> None:
-        details: dict = {"expected_version": expected}
+    def __init__(self, *, expected: int | frozenset[int], current: int | None = None) -> None:
+        details: dict = {"expected_version": expected if isinstance(expected, int) else sorted(expected)}
         if current is not None:
             details["current_version"] = current
         super().__init__(details=details)

@@ -186,11 +186,13 @@ class TriggerInputSerializer(StrictFieldsMixin, serializers.Serializer):
 class BacktestInputSerializer(StrictFieldsMixin, serializers.Serializer):
     since = serializers.DateTimeField()
     until = serializers.DateTimeField(
-        help_text="Must be after since, and at most BACKTEST_MAX_DAYS (default 366) days after it."
+        required=False,
+        help_text="Must be after since, and at most BACKTEST_MAX_DAYS (default 366) days after it. "
+        "Left out: until now.",
     )
 
     def validate(self, attrs: dict) -> dict:
-        if attrs["until"] <= attrs["since"]:
+        if "until" in attrs and attrs["until"] <= attrs["since"]:
             raise serializers.ValidationError({"until": ["Must be after since."]})
         return attrs
 
@@ -216,7 +218,13 @@ class BacktestOutputSerializer(serializers.Serializer):
     evaluation_errors = serializers.IntegerField(help_text="Events whose evaluation failed.")
     days = BacktestDaySerializer(many=True)
     sample = serializers.ListField(child=serializers.DictField())
-    truncated = serializers.BooleanField(help_text="A row or time bound stopped the read early.")
+    truncated = serializers.BooleanField(help_text="A row, time or memory bound stopped the read early.")
+    truncated_reason = serializers.ChoiceField(
+        choices=["events", "time", "memory"],
+        allow_null=True,
+        help_text="Which bound stopped it: BACKTEST_MAX_EVENTS, BACKTEST_MAX_SECONDS or "
+        "BACKTEST_MAX_MEMORY_MB; the counts cover what was read before.",
+    )
     read_until = serializers.DateTimeField(allow_null=True, help_text="Where the read stopped, if truncated.")
     elapsed_ms = serializers.FloatField()
 
@@ -238,11 +246,12 @@ class EventBodyField(serializers.JSONField):
                 },
                 "depth": {"type": "integer", "minimum": 0},
                 "aggregate_id": uuid_string,
-                "aggregate_type": {"type": "string"},
-                "actor_role": {"type": "string"},
+                "aggregate_type": {"type": "string", "maxLength": 32},
+                "actor_role": {"type": "string", "maxLength": 32},
                 "actor_id": {"type": "integer"},
-                "correlation_id": {"type": "string"},
+                "correlation_id": {"type": "string", "maxLength": 64},
             },
+            "additionalProperties": False,
         }
 
 

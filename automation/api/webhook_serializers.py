@@ -1,5 +1,8 @@
 """Input and output shapes of the webhook-endpoint API (automation.api.webhook_endpoints)."""
 
+from typing import Any
+
+from django.conf import settings
 from rest_framework import serializers
 
 from polaris.api.query_params import PageQuerySerializer
@@ -18,6 +21,34 @@ URL_PATTERN = (
     rf"^[hH][tT][tT][pP][sS]?://[A-Za-z0-9._~-]+(?::{_PORT})?"
     rf"(?:/(?:{_PCHAR}|/)*)?(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?$"
 )
+
+
+# What the OpenAPI document declares, stricter than URL_PATTERN and read when the document is generated:
+# the host a DNS name of 1-63 character labels of letters, digits and hyphens (not at either end), or an
+# IPv4 address; the port one of WEBHOOK_ALLOWED_PORTS (any when "*"). The server accepts a little more
+# (hosts in WEBHOOK_ALLOWED_HOSTS on any port), never less.
+_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+
+
+def _declared_url_pattern() -> str:
+    ports = [str(p).strip() for p in settings.WEBHOOK_ALLOWED_PORTS]
+    port = _PORT if not ports or "*" in ports else "(?:" + "|".join(p for p in ports if p.isdigit()) + ")"
+    return (
+        rf"^[hH][tT][tT][pP][sS]?://{_LABEL}(?:\.{_LABEL})*\.?(?::{port})?"
+        rf"(?:/(?:{_PCHAR}|/)*)?(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?$"
+    )
+
+
+class WebhookUrlField(serializers.RegexField):
+    """The endpoint URL: URL_PATTERN checked here, the rest (host form, port) by the endpoint services."""
+
+    def openapi_schema(self) -> dict[str, Any]:
+        return {
+            "type": "string",
+            "maxLength": 500,
+            "pattern": _declared_url_pattern(),
+            "description": self.help_text,
+        }
 
 
 class WebhookEndpointOutputSerializer(serializers.ModelSerializer):
@@ -72,11 +103,12 @@ class WebhookEndpointInputSerializer(StrictFieldsMixin, serializers.Serializer):
         help_text="The agency whose events it receives; null: global (admins only). A supervisor's "
         "default is their agency, an admin's global.",
     )
-    url = serializers.RegexField(
+    url = WebhookUrlField(
         URL_PATTERN,
         max_length=500,
         error_messages={"invalid": "An http(s) URL with a host and no credentials."},
-        help_text="http or https; addresses are checked when delivering (SSRF guard).",
+        help_text="http or https, a well-formed host, a port in WEBHOOK_ALLOWED_PORTS (default 80, 443); "
+        "addresses are checked when delivering (SSRF guard).",
     )
     event_types = serializers.ListField(
         child=EventTypeNameField(),

@@ -3,8 +3,10 @@
 Known parameters are validated by the endpoint's serializer; parameters another app registered (the
 ``extension_filters`` an endpoint passes) are handed back raw; anything else is a 400, so a misspelt
 filter never silently returns everything. An empty value (``?state=``) is refused like any other invalid
-value (400): leave a filter out to not filter. Every list endpoint calls ``query_params_parse``, so these
-rules hold on all of them; ``PageQuerySerializer`` is the base for each endpoint's query serializer.
+value (400): leave a filter out to not filter. A parameter given twice (``?state=new&state=blocked``) is
+refused too (400 naming it) rather than one value silently winning. Every list endpoint calls
+``query_params_parse``, so these rules hold on all of them; ``PageQuerySerializer`` is the base for each
+endpoint's query serializer.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ def query_params_parse(
     errors: dict[str, list[str]] = {}
     extension_values: dict[str, str] = {}
     for name, values in request.query_params.lists():
-        if any("\x00" in value for value in values):
+        if len(values) > 1:
+            errors[name] = [f"Given {len(values)} times; give each query parameter once."]
+        elif any("\x00" in value for value in values):
             errors[name] = ["Null characters are not allowed."]
         elif any(value == "" for value in values) and name not in PASSTHROUGH_PARAMS:
             errors[name] = ["May not be empty: leave the parameter out to not filter by it."]

@@ -115,8 +115,8 @@ def ids(make_task, make_plan, agent, other_agent):
     gone_config = sla_config_create(actor=None, name="Gone SLA", target_minutes=60, task_type="gone")
     SLAConfig.objects.filter(pk=gone_config.pk).delete()
     # Loopback: the SSRF guard refuses it at once, so a ping or a delivery never leaves the machine.
-    endpoint, _ = webhook_endpoint_create(name="Corpus hook", url="http://127.0.0.1:9/hook")
-    gone_endpoint, _ = webhook_endpoint_create(name="Gone hook", url="http://127.0.0.1:9/gone")
+    endpoint, _ = webhook_endpoint_create(name="Corpus hook", url="http://127.0.0.1/hook")
+    gone_endpoint, _ = webhook_endpoint_create(name="Gone hook", url="http://127.0.0.1/gone")
     delivery = WebhookDelivery.objects.create(
         endpoint=endpoint, event=event, status=WebhookDelivery.Status.FAILED, attempts=1
     )

@@ -14,7 +14,6 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from unittest import mock
 
-import httpx
 import pytest
 import time_machine
 from django.utils import timezone
@@ -330,11 +329,7 @@ def test_https_goes_to_the_checked_address_and_verifies_the_original_name(
     server_context.load_cert_chain(cert, key)
     receiver.server.socket = server_context.wrap_socket(receiver.server.socket, server_side=True)
     client_context = ssl.create_default_context(cafile=str(cert))
-    real_client = httpx.Client
-    monkeypatch.setattr(
-        "automation.webhooks.transport.httpx.Client",
-        lambda **kwargs: real_client(**{**kwargs, "verify": client_context}),
-    )
+    monkeypatch.setattr("automation.webhooks.transport._tls_context", lambda: client_context)
     real_getaddrinfo = socket.getaddrinfo
 
     def fake_getaddrinfo(host, *args, **kwargs):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, cast
 
 from django.db.models import QuerySet
@@ -47,29 +48,43 @@ def paginated_response(
     return paginator.get_paginated_response(data)
 
 
+MAX_IF_MATCH_TAGS = 32
+_ENTITY_TAG = '(?:W/)?"[0-9]{1,18}"'
+# RFC 9110: "*" or a comma-separated list of entity tags (here: quoted versions, weak or strong).
+IF_MATCH_PATTERN = rf"^(\*|{_ENTITY_TAG}( *, *{_ENTITY_TAG}){{0,{MAX_IF_MATCH_TAGS - 1}}})$"
+_IF_MATCH = re.compile(IF_MATCH_PATTERN)
+_VERSION = re.compile(r'"([0-9]{1,18})"')
+
 IF_MATCH_PARAMETER = OpenApiParameter(
     "If-Match",
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     required=False,
-    pattern=r'^(\*|(W/)?"[0-9]{1,18}")$',
+    pattern=IF_MATCH_PATTERN,
     description=(
-        'The ETag (`"<version>"`) of the representation the change is based on: if the object has moved '
-        "on since, nothing is written and the answer is 412 PRECONDITION_FAILED. Without it, a concurrent "
-        "change is still detected (409 CONCURRENT_MODIFICATION)."
+        'The ETag (`"<version>"`) of the representation the change is based on, or a comma-separated '
+        f'list of up to {MAX_IF_MATCH_TAGS} (`"1", "3"`: any may match): if the object is at none of them, '
+        "nothing is written and the answer is 412 PRECONDITION_FAILED. `*` matches any version. Without "
+        "it, a concurrent change is still detected (409 CONCURRENT_MODIFICATION)."
     ),
 )
 
 
-def if_match_version(request: Request) -> int | None:
-    """The version an ``If-Match`` header names (``"3"``, ``W/"3"``); ``None`` without one or for ``*``."""
+def if_match_version(request: Request) -> int | frozenset[int] | None:
+    """The version(s) an ``If-Match`` header names: one (``"3"``, ``W/"3"``), several (``"1", "3"``: the
+    change goes ahead when the object is at any of them), or ``None`` without one or for ``*``."""
     value = request.headers.get("If-Match")
-    if value is None or value.strip() == "*":
+    if value is None:
         return None
-    tag = value.strip().removeprefix("W/").strip('"')
-    if not (tag.isascii() and tag.isdigit()) or len(tag) > 18:
-        raise ValidationFailed(details={"If-Match": ['Send the ETag of the representation, e.g. "3".']})
-    return int(tag)
+    value = value.strip()
+    if not _IF_MATCH.match(value):
+        raise ValidationFailed(
+            details={"If-Match": ['Send the ETag of the representation, e.g. "3", or a list: "1", "3".']}
+        )
+    if value == "*":
+        return None
+    named = frozenset(int(version) for version in _VERSION.findall(value))
+    return next(iter(named)) if len(named) == 1 else named
 
 
 def with_etag(response: Response, version: int) -> Response:

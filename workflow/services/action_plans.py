@@ -68,7 +68,7 @@ def action_plan_transition(
     target_state: str,
     actor: User | None,
     reason: str = "",
-    expected_version: int | None = None,
+    expected_version: int | frozenset[int] | None = None,
     correlation_id: str | None = None,
     caused_by: OutboxEvent | None = None,
 ) -> tuple[ActionPlan, OutboxEvent]:
@@ -93,7 +93,7 @@ def action_plan_update(
     action_plan_id: Any,
     actor: User | None,
     changes: dict[str, Any],
-    expected_version: int | None = None,
+    expected_version: int | frozenset[int] | None = None,
     correlation_id: str | None = None,
     caused_by: OutboxEvent | None = None,
 ) -> tuple[ActionPlan, OutboxEvent | None]:

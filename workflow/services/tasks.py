@@ -141,7 +141,7 @@ def task_transition(
     actor: User | None,
     reason: str = "",
     internal: bool = False,
-    expected_version: int | None = None,
+    expected_version: int | frozenset[int] | None = None,
     correlation_id: str | None = None,
     caused_by: OutboxEvent | None = None,
 ) -> tuple[Task, OutboxEvent]:
@@ -177,14 +177,17 @@ def task_transition(
     return task, event
 
 
-def precondition_check(instance: Task | ActionPlan, expected_version: int | None) -> None:
-    """``If-Match``: refuse to act on anything but the version the caller read."""
-    if expected_version is not None and instance.version != expected_version:
+def precondition_check(instance: Task | ActionPlan, expected_version: int | frozenset[int] | None) -> None:
+    """``If-Match``: refuse to act on anything but the version the caller read (any of several)."""
+    if expected_version is None:
+        return
+    accepted = expected_version if isinstance(expected_version, frozenset) else {expected_version}
+    if instance.version not in accepted:
         raise PreconditionFailed(expected=expected_version, current=instance.version)
 
 
 @contextlib.contextmanager
-def stale_as_precondition(expected_version: int | None) -> Iterator[None]:
+def stale_as_precondition(expected_version: int | frozenset[int] | None) -> Iterator[None]:
     """A lost compare-and-swap is ``PreconditionFailed`` for a caller that sent ``If-Match``."""
     try:
         yield
@@ -258,7 +261,7 @@ def task_update(
     task_id: Any,
     actor: User | None,
     changes: dict[str, Any],
-    expected_version: int | None = None,
+    expected_version: int | frozenset[int] | None = None,
     correlation_id: str | None = None,
     caused_by: OutboxEvent | None = None,
 ) -> tuple[Task, OutboxEvent | None]:
@@ -295,7 +298,7 @@ def task_assign(
     task_id: Any,
     actor: User | None,
     assignee: User | None,
-    expected_version: int | None = None,
+    expected_version: int | frozenset[int] | None = None,
     correlation_id: str | None = None,
     caused_by: OutboxEvent | None = None,
 ) -> tuple[Task, OutboxEvent | None]:
