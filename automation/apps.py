@@ -14,7 +14,9 @@ class AutomationConfig(AppConfig):
 
         from .actions import builtin_actions_register
         from .engine import HANDLER_NAME, automation_handle_event
+        from .erasure import automation_erasers_register
         from .models import Trigger
+        from .retention import automation_retention_register
         from .ruleset import ruleset_invalidate
         from .selectors import task_queryset_with_timers, task_timers_block
         from .timers import TIMER_FIRED
@@ -23,6 +25,8 @@ class AutomationConfig(AppConfig):
         builtin_actions_register()
         register_handler(HANDLER_NAME, automation_handle_event)
         event_types_register("automation", [TIMER_FIRED])
+        automation_erasers_register()
+        automation_retention_register()
         extensions.task_fields["timers"] = task_timers_block
         if task_queryset_with_timers not in extensions.task_queryset_hooks:
             extensions.task_queryset_hooks.append(task_queryset_with_timers)

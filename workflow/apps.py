@@ -10,5 +10,7 @@ class WorkflowConfig(AppConfig):
 
         from . import receivers  # noqa: F401  (connects the post_transition receivers)
         from .events import WORKFLOW_EVENT_TYPES
+        from .services.erasure import workflow_erasers_register
 
         event_types_register(self.label, WORKFLOW_EVENT_TYPES)
+        workflow_erasers_register()

@@ -18,6 +18,8 @@ class EventType:
     ACTION_PLAN_ACTIVATED = "ActionPlanActivated"
     ACTION_PLAN_ARCHIVED = "ActionPlanArchived"
     ACTION_PLAN_UPDATED = "ActionPlanUpdated"
+    # A client's personal data was erased (aggregate ``client``; the id and the counts, nothing personal).
+    CLIENT_ERASED = "ClientErased"
 
 
 # Event types emitted by the workflow app itself; other apps (sla, automation) add their own.
@@ -30,6 +32,7 @@ WORKFLOW_EVENT_TYPES = (
     EventType.ACTION_PLAN_ACTIVATED,
     EventType.ACTION_PLAN_ARCHIVED,
     EventType.ACTION_PLAN_UPDATED,
+    EventType.CLIENT_ERASED,
 )
 
 

@@ -12,6 +12,7 @@ from .action_plans import (
     ActionPlanListCreateView,
 )
 from .bulk import TaskBulkView
+from .clients import ClientEraseView
 from .metadata import MetadataView
 from .tasks import TaskAssignView, TaskDetailView, TaskEventsView, TaskListCreateView, TaskTransitionView
 from .users import UserListView
@@ -45,4 +46,5 @@ urlpatterns = [
     ),
     re_path(r"^metadata/?$", MetadataView.as_view(), name="workflow-metadata"),
     re_path(r"^users/?$", UserListView.as_view(), name="workflow-users"),
+    re_path(rf"^clients/{ID.format('client_id')}/erase/?$", ClientEraseView.as_view(), name="client-erase"),
 ]
