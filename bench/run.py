@@ -22,6 +22,7 @@ ORDER = [
     "sla",
     "ops",
     "peers",
+    "privacy",
 ]
 ON_REQUEST = ["soak"]
 

@@ -132,6 +132,7 @@ def ids(make_task, make_plan, agent, other_agent):
         "config_id": [str(config.pk), str(gone_config.pk)],
         "endpoint_id": [str(endpoint.pk), str(gone_endpoint.pk)],
         "delivery_id": [str(delivery.pk), str(gone_delivery.pk)],
+        "client_id": [str(foreign_client.pk), str(other_agent.pk), "999999"],
     }
 
 
