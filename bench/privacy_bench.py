@@ -58,7 +58,7 @@ def writer_main(out: str, seconds: float) -> None:
     clients = list(User.objects.filter(username__startswith="bench-writer-client"))
     deadline = time.time() + seconds
     n = 0
-    with open(out, "w") as sink:
+    with open(out, "w", buffering=1) as sink:
         while time.time() < deadline:
             client = clients[n % len(clients)]
             began = time.time()
@@ -215,8 +215,10 @@ def under_writers(work, *, log_dir: Path, baseline_seconds: float, budget_second
     from django.db import connections
 
     connections.close_all()
-    process, out = writers_start(baseline_seconds + budget_seconds + 5, log_dir)
-    time.sleep(3)  # the writer's start-up (django.setup)
+    process, out = writers_start(baseline_seconds + budget_seconds + 120, log_dir)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out.exists() and out.stat().st_size > 1000):
+        time.sleep(0.2)  # the writer's start-up (django.setup) and its first operations
     base_start = time.time()
     time.sleep(baseline_seconds)
     started = time.time()

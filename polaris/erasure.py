@@ -133,22 +133,22 @@ def rows_erase(
     model = queryset.model
     pk_name = model._meta.pk.attname
     columns = (*text_fields, *json_fields)
-    ids = list(queryset.values_list("pk", flat=True))
     changed = 0
-    for start in range(0, len(ids), batch):
-        rewritten = []
-        for row in model._base_manager.filter(pk__in=ids[start : start + batch]).values(
-            pk_name, *columns, *read_fields
-        ):
-            if where is not None and not where(row):
-                continue
-            new = {name: scrub_text(row[name]) for name in text_fields}
-            new.update({name: scrub(row[name]) for name in json_fields})
-            if any(new[name] != row[name] for name in columns):
-                rewritten.append({pk_name: row[pk_name], **new})
-        changed += len(rewritten)
-        if not dry_run:
+    rewritten: list[dict[str, Any]] = []
+    # One read (chunked), rewrites flushed every ``batch`` rows.
+    for row in queryset.order_by().values(pk_name, *columns, *read_fields).iterator(chunk_size=batch):
+        if where is not None and not where(row):
+            continue
+        new = {name: scrub_text(row[name]) for name in text_fields}
+        new.update({name: scrub(row[name]) for name in json_fields})
+        if any(new[name] != row[name] for name in columns):
+            rewritten.append({pk_name: row[pk_name], **new})
+            changed += 1
+        if len(rewritten) >= batch and not dry_run:
             rows_rewrite(model, columns, rewritten)
+            rewritten = []
+    if rewritten and not dry_run:
+        rows_rewrite(model, columns, rewritten)
     return changed
 
 
