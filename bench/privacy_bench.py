@@ -181,6 +181,7 @@ def history(count: int, *, days_ago: int = 0, ledger: bool = False) -> None:
                 INSERT INTO {HandledEvent._meta.db_table} (handler, event_id, handled_at)
                 SELECT 'automation', id, now() FROM {OutboxEvent._meta.db_table}
                 WHERE occurred_at < now() - interval '1 day' AND random() < 0.5
+                ON CONFLICT DO NOTHING
                 """
             )
         cursor.execute(f"ANALYZE {OutboxEvent._meta.db_table}")

@@ -11,15 +11,17 @@ ever dropping an event that live work still needs.
   (a timer, pending or not, and a webhook delivery: their own retention frees the event once they are
   finished and old), and an event another app keeps (``history_keep_register``: the SLA app keeps the
   events of tasks whose SLA record is open). Undone and dead events are never dropped.
-- The history is walked in the order of an existing index ``(xid, sequence, id)`` (the writing
-  transaction's id grows with time), ``batch`` rows at a time, each batch deleted in its own short
-  transaction; the walk ends at the first batch with nothing older than the cutoff.
+- The history is walked oldest first along a partial index of dispatched events, ``(occurred_at, id)``,
+  ``batch`` rows at a time from where the last batch ended (so rows just deleted, still in the index
+  until vacuum, are never scanned again), each batch deleted in its own short transaction; the walk ends
+  at the cutoff.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import models, transaction
@@ -32,7 +34,7 @@ from .models import HandledEvent, OutboxEvent
 
 _keepers: list[Callable[[], Q]] = []
 
-WALK_KEY = ("xid", "sequence", "id")
+WALK_KEY = ("occurred_at", "id")
 
 
 def history_keep_register(keeper: Callable[[], Q]) -> None:
@@ -81,18 +83,16 @@ def history_trim(*, batch: int = 1_000) -> int:
     if cutoff is None:
         return 0
     deleted = 0
-    after: tuple = (-(2**63), -1, uuid.UUID(int=0))
+    after: tuple = (datetime.min.replace(tzinfo=UTC), uuid.UUID(int=0))
+    dispatched = {"status": OutboxEvent.Status.DISPATCHED}
     while True:
-        rows = index_walk(OutboxEvent, WALK_KEY, after, batch)
-        if not rows:
-            return deleted
+        rows = index_walk(OutboxEvent, WALK_KEY, after, batch, where=dispatched)
+        old = [row[0] for row in rows if row[1] < cutoff]
+        if not old:
+            return deleted  # the walk reached the cutoff
         after = tuple(rows[-1][1:])
-        ids = [row[0] for row in rows]
-        old = OutboxEvent.objects.filter(pk__in=ids, occurred_at__lt=cutoff)
         with transaction.atomic():
-            doomed = list(history_trimmable().filter(pk__in=old.values("pk")).values_list("pk", flat=True))
+            doomed = list(history_trimmable().filter(pk__in=old).values_list("pk", flat=True))
             if doomed:
                 _total, per_model = OutboxEvent.objects.filter(pk__in=doomed).delete()
                 deleted += per_model.get(OutboxEvent._meta.label, 0)
-        if not doomed and not old.exists():
-            return deleted  # past the old part of the history

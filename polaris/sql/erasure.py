@@ -40,21 +40,31 @@ def rows_rewrite(model: type[models.Model], columns: tuple[str, ...], rows: list
 
 
 @functools.cache
-def _index_walk_sql(model: type[models.Model], key: tuple[str, ...]) -> str:
-    # Why not the ORM: a row-value comparison ``(a, b, c) > (%s, %s, %s)`` is one index range scan; the
-    # ORM spells it as nested ORs, which the planner cannot turn into a range.
+def _index_walk_sql(model: type[models.Model], key: tuple[str, ...], where: tuple[str, ...]) -> str:
+    # Why not the ORM: a row-value comparison ``(a, b) > (%s, %s)`` is one index range scan; the ORM
+    # spells it as nested ORs, which the planner cannot turn into a range.
     table = model._meta.db_table
     columns = ", ".join(model._meta.get_field(name).column for name in key)
     marks = ", ".join(["%s"] * len(key))
+    conditions = "".join(f" AND {model._meta.get_field(name).column} = %s" for name in where)
     pk = model._meta.pk.column
     return (
-        f"SELECT {pk}, {columns} FROM {table} WHERE ({columns}) > ({marks}) "  # noqa: S608
+        f"SELECT {pk}, {columns} FROM {table} WHERE ({columns}) > ({marks}){conditions} "  # noqa: S608
         f"ORDER BY {columns} LIMIT %s"
     )
 
 
-def index_walk(model: type[models.Model], key: tuple[str, ...], after: tuple, limit: int) -> list[tuple]:
-    """The next ``limit`` rows ``(pk, *key)`` after ``after`` in the order of ``key`` (an index's columns)."""
+def index_walk(
+    model: type[models.Model],
+    key: tuple[str, ...],
+    after: tuple,
+    limit: int,
+    *,
+    where: dict[str, Any] | None = None,
+) -> list[tuple]:
+    """The next ``limit`` rows ``(pk, *key)`` after ``after`` in the order of ``key`` (an index's columns),
+    among rows whose ``where`` columns equal the values given (a partial index's predicate)."""
+    where = where or {}
     with connection.cursor() as cursor:
-        cursor.execute(_index_walk_sql(model, key), [*after, limit])
+        cursor.execute(_index_walk_sql(model, key, tuple(where)), [*after, *where.values(), limit])
         return cursor.fetchall()
