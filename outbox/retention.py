@@ -28,7 +28,8 @@ from django.db import models, transaction
 from django.db.models import Exists, OuterRef, Q
 
 from polaris.retention import batches_delete, cutoff_days
-from polaris.sql.erasure import index_walk
+from polaris.sql.erasure import index_walk, rows_delete
+from polaris.sql.session import commit_without_flush_wait
 
 from .models import HandledEvent, OutboxEvent
 
@@ -63,6 +64,21 @@ def history_trimmable() -> models.QuerySet[OutboxEvent]:
     return events
 
 
+def _events_delete(ids: list) -> int:
+    """Delete these events: first what only records their history (``CASCADE`` relations: ledger rows,
+    feed positions, trigger executions), detach ``SET_NULL`` references, then the rows in one statement
+    (``PROTECT``ed events were never chosen)."""
+    if not ids:
+        return 0
+    for relation in OutboxEvent._meta.related_objects:
+        rows = relation.related_model._base_manager.filter(**{f"{relation.field.name}__in": ids})
+        if relation.on_delete is models.CASCADE:
+            rows.delete()
+        elif relation.on_delete is models.SET_NULL:
+            rows.update(**{relation.field.name: None})
+    return rows_delete(OutboxEvent, ids)
+
+
 def ledger_trim(*, batch: int = 10_000) -> int:
     """Delete ledger rows of events dispatched before the retention; returns how many."""
     cutoff = cutoff_days(settings.OUTBOX_LEDGER_RETENTION_DAYS)
@@ -92,7 +108,7 @@ def history_trim(*, batch: int = 1_000) -> int:
             return deleted  # the walk reached the cutoff
         after = tuple(rows[-1][1:])
         with transaction.atomic():
+            # A batch lost in a crash is deleted by the next run: no need to wait for the WAL flush.
+            commit_without_flush_wait()
             doomed = list(history_trimmable().filter(pk__in=old).values_list("pk", flat=True))
-            if doomed:
-                _total, per_model = OutboxEvent.objects.filter(pk__in=doomed).delete()
-                deleted += per_model.get(OutboxEvent._meta.label, 0)
+            deleted += _events_delete(doomed)

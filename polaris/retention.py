@@ -16,6 +16,8 @@ from datetime import datetime, timedelta
 from django.db import models, transaction
 from django.utils import timezone
 
+from polaris.sql.session import commit_without_flush_wait
+
 logger = logging.getLogger(__name__)
 
 Trim = Callable[..., int]
@@ -59,6 +61,7 @@ def batches_delete(queryset: models.QuerySet, *, batch: int = DEFAULT_BATCH) -> 
     deleted = 0
     while True:
         with transaction.atomic():
+            commit_without_flush_wait()  # a batch lost in a crash is deleted by the next run
             ids = list(queryset.values_list("pk", flat=True)[:batch])
             if not ids:
                 return deleted
