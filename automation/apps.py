@@ -14,7 +14,9 @@ class AutomationConfig(AppConfig):
 
         from .actions import builtin_actions_register
         from .engine import HANDLER_NAME, automation_handle_event
+        from .erasure import automation_erasers_register
         from .models import Trigger
+        from .retention import automation_retention_register
         from .ruleset import ruleset_invalidate
         from .selectors import task_queryset_with_timers, task_timers_block
         from .timers import TIMER_FIRED
@@ -30,6 +32,8 @@ class AutomationConfig(AppConfig):
             many=subscriptions.webhook_subscriptions_handle_many,
         )
         event_types_register("automation", [TIMER_FIRED])
+        automation_erasers_register()
+        automation_retention_register()
         extensions.task_fields["timers"] = task_timers_block
         if task_queryset_with_timers not in extensions.task_queryset_hooks:
             extensions.task_queryset_hooks.append(task_queryset_with_timers)

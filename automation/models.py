@@ -140,8 +140,10 @@ class TriggerTimer(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     trigger = models.ForeignKey(Trigger, on_delete=models.CASCADE, related_name="timers")
     trigger_version = models.PositiveIntegerField(default=1)
+    # PROTECT: the history's retention never drops the event a timer was set by (a pending one still
+    # needs it to fire); finished timers go with their own retention (automation.retention), then the event.
     event = models.ForeignKey(
-        "outbox.OutboxEvent", on_delete=models.CASCADE, related_name="timers_set", help_text="What matched."
+        "outbox.OutboxEvent", on_delete=models.PROTECT, related_name="timers_set", help_text="What matched."
     )
     aggregate_type = models.CharField(max_length=32)
     aggregate_id = models.UUIDField()
@@ -324,8 +326,10 @@ class WebhookDelivery(models.Model):
         DEAD = "dead", "Dead (retries exhausted)"
 
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    # PROTECT: an undelivered or paused delivery still has to send its event; finished deliveries go with
+    # their own retention (automation.retention), and only then may the history's retention take the event.
     event = models.ForeignKey(
-        "outbox.OutboxEvent", on_delete=models.CASCADE, related_name="webhook_deliveries"
+        "outbox.OutboxEvent", on_delete=models.PROTECT, related_name="webhook_deliveries"
     )
     aggregate_type = models.CharField(max_length=32, default="")
     aggregate_id = models.UUIDField(null=True, blank=True)

@@ -23,6 +23,7 @@ ORDER = [
     "sla",
     "ops",
     "peers",
+    "privacy",
 ]
 ON_REQUEST = ["soak", "multihost"]  # multihost: root, ip netns and haproxy
 

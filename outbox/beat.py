@@ -18,4 +18,10 @@ def beat_schedule() -> dict[str, dict]:
             "schedule": 3600.0,
             "options": {"expires": 3000.0},
         },
+        # Retention the apps registered (polaris.retention): automation's logs, the audit log, …
+        "retention-registered": {
+            "task": "outbox.retention_registered",
+            "schedule": 3600.0,
+            "options": {"expires": 3000.0},
+        },
     }

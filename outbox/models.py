@@ -78,6 +78,13 @@ class OutboxEvent(models.Model):
                 name="outbox_undone_aggregate_idx",
             ),
             models.Index(fields=["occurred_at"], condition=Q(status="dead"), name="outbox_dead_idx"),
+            # Retention walks dispatched events oldest first (outbox.retention.history_trim); written when
+            # an event is dispatched, not on the writer's insert.
+            models.Index(
+                fields=["occurred_at", "id"],
+                condition=Q(status="dispatched"),
+                name="outbox_dispatched_age_idx",
+            ),
             models.Index(fields=["correlation_id"], name="outbox_correlation_idx"),
             # The feed's rounds take unpositioned events in (xid, sequence, id) order from the watermark.
             models.Index(fields=["xid", "sequence", "id"], name="outbox_xid_seq_idx"),

@@ -12,6 +12,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 from outbox.dispatcher import outbox_dispatch
 from outbox.kick import DISPATCH_TASK_NAME, kick_acknowledge
 from outbox.retention import history_trim, ledger_trim
+from polaris.retention import retention_run
 
 logger = logging.getLogger(__name__)
 
@@ -70,3 +71,13 @@ def _forget_stale_kick(**kwargs: object) -> None:
 def outbox_retention_trim_task() -> dict:
     """Beat, hourly: trim the dispatch ledger (and the history, when an operator set a retention)."""
     return {"ledger": ledger_trim(), "events": history_trim()}
+
+
+@shared_task(name="outbox.retention_registered", ignore_result=True, expires=3000, soft_time_limit=1200)
+def retention_registered_task() -> dict:
+    """Beat, hourly: every trim the apps registered with ``polaris.retention`` (automation's logs, …), in
+    batches of ``RETENTION_BATCH_SIZE``, each its own transaction."""
+    counts = retention_run(batch=settings.RETENTION_BATCH_SIZE)
+    if any(counts.values()):
+        logger.info("retention trimmed", extra={"counts": counts})
+    return counts

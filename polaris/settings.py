@@ -380,6 +380,15 @@ WEBHOOK_DISABLE_AFTER_FAILURES = env_int("WEBHOOK_DISABLE_AFTER_FAILURES", 20)
 WEBHOOK_SECRET_ROTATION_GRACE_SECONDS = env_float("WEBHOOK_SECRET_ROTATION_GRACE_SECONDS", 86400.0)
 # Attempts of finished deliveries older than this are trimmed by beat (0: kept forever).
 WEBHOOK_ATTEMPT_RETENTION_DAYS = env_int("WEBHOOK_ATTEMPT_RETENTION_DAYS", 30)
+# Retention of automation's logs (0 keeps forever); live work is never trimmed: only finished deliveries
+# (their attempts with them), fired or cancelled timers and acknowledged alerts go.
+WEBHOOK_DELIVERY_RETENTION_DAYS = env_int("WEBHOOK_DELIVERY_RETENTION_DAYS", 30)
+TRIGGER_EXECUTION_RETENTION_DAYS = env_int("TRIGGER_EXECUTION_RETENTION_DAYS", 30)
+TRIGGER_TIMER_RETENTION_DAYS = env_int("TRIGGER_TIMER_RETENTION_DAYS", 30)
+ALERT_RETENTION_DAYS = env_int("ALERT_RETENTION_DAYS", 90)
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 730)  # the audit log: two years
+# Rows deleted per retention batch (each batch its own short transaction).
+RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 1000)
 AUTOMATION_RECORD_NOT_MATCHED = env_bool("AUTOMATION_RECORD_NOT_MATCHED", False)
 AUTOMATION_TRIGGER_CACHE_SECONDS = env_float("AUTOMATION_TRIGGER_CACHE_SECONDS", 1.0)
 # Exactly one beat (ops/beat_guard.py): a beat holds a Redis lock with this TTL, renewed every third of it;

@@ -8,11 +8,15 @@ class SlaConfig(AppConfig):
     def ready(self) -> None:
         from outbox.events import event_types_register
         from outbox.projection import client_projection_register
+        from outbox.retention import history_keep_register
+        from polaris.erasure import eraser_register
         from workflow import extensions
 
         from . import receivers  # noqa: F401  (connects the task receivers)
+        from .erasure import sla_events_erase
         from .events import SLA_EVENT_TYPES, sla_event_for_client
         from .models import SLARecord
+        from .retention import open_sla_events
         from .selectors import sla_block, task_filter_sla_status, task_queryset_with_sla
 
         extensions.task_fields["sla"] = sla_block
@@ -25,3 +29,5 @@ class SlaConfig(AppConfig):
         event_types_register(self.label, SLA_EVENT_TYPES)
         for event_type in SLA_EVENT_TYPES:
             client_projection_register(event_type, sla_event_for_client)
+        eraser_register("sla_events", sla_events_erase)
+        history_keep_register(open_sla_events)

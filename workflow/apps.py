@@ -11,7 +11,9 @@ class WorkflowConfig(AppConfig):
 
         from . import receivers  # noqa: F401  (connects the post_transition receivers)
         from .events import CLIENT_PROJECTIONS, WORKFLOW_EVENT_TYPES
+        from .services.erasure import workflow_erasers_register
 
         event_types_register(self.label, WORKFLOW_EVENT_TYPES)
         for event_type, projection in CLIENT_PROJECTIONS.items():
             client_projection_register(event_type, projection)
+        workflow_erasers_register()

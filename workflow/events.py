@@ -20,6 +20,8 @@ class EventType:
     ACTION_PLAN_UPDATED = "ActionPlanUpdated"
     CLIENT_LINKED = "ClientLinked"
     CLIENT_UNLINKED = "ClientUnlinked"
+    # A client's personal data was erased (aggregate ``client``; the id and the counts, nothing personal).
+    CLIENT_ERASED = "ClientErased"
 
 
 # Event types emitted by the workflow app itself; other apps (sla, automation) add their own.
@@ -34,6 +36,7 @@ WORKFLOW_EVENT_TYPES = (
     EventType.ACTION_PLAN_UPDATED,
     EventType.CLIENT_LINKED,
     EventType.CLIENT_UNLINKED,
+    EventType.CLIENT_ERASED,
 )
 
 # The stream of a client's links (``polaris.accounts.models.client_aggregate_id`` gives its id).

@@ -7,3 +7,12 @@ class AuditConfig(AppConfig):
     name = "polaris.audit"
     label = "audit"
     verbose_name = "Audit log"
+
+    def ready(self) -> None:
+        from polaris.erasure import eraser_register
+        from polaris.retention import retention_register
+
+        from .services import audit_entries_erase, audit_entries_trim
+
+        eraser_register("audit_entries", audit_entries_erase)
+        retention_register("audit_entries", audit_entries_trim)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
+from django.utils import timezone
 
 from polaris.accounts.models import Agency
 from polaris.correlation import get_correlation_id
@@ -121,3 +124,52 @@ def audit_rewrite_allow() -> None:
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit_rewrite_allow() needs a transaction.")
     transaction_settings(**{REWRITE_SETTING: "on"})
+
+
+def audit_entries_erase(*, client_id: int, dry_run: bool) -> int:
+    """Erasure (``polaris.erasure``): the entries about client ``client_id``'s account keep what changed but
+    not who they are — its username becomes ``erased-<id>`` in ``before``/``after`` and as the actor's
+    name. Returns how many entries change (none on a dry run)."""
+    erased_name = f"erased-{client_id}"
+    about = AuditEntry._base_manager.filter(object_type="user", object_id=str(client_id))
+    acted = AuditEntry._base_manager.filter(actor_id=client_id).exclude(actor_username=erased_name)
+    changed = [
+        entry
+        for entry in about
+        if any(
+            (side or {}).get("username") not in (None, erased_name) for side in (entry.before, entry.after)
+        )
+    ]
+    count = len({entry.pk for entry in changed} | set(acted.values_list("pk", flat=True)))
+    if dry_run or not count:
+        return count
+    audit_rewrite_allow()
+    for entry in changed:
+        for side in (entry.before, entry.after):
+            if side and "username" in side:
+                side["username"] = erased_name
+        AuditEntry._base_manager.filter(pk=entry.pk).update(before=entry.before, after=entry.after)
+    acted.update(actor_username=erased_name)
+    return count
+
+
+def audit_entries_trim(*, batch: int) -> int:
+    """Retention (``polaris.retention``): entries older than ``AUDIT_RETENTION_DAYS`` (0 keeps them
+    forever) go, oldest first, in batches of ``batch``, each its own short transaction."""
+    days = settings.AUDIT_RETENTION_DAYS
+    if days <= 0:
+        return 0
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            audit_rewrite_allow()
+            ids = list(
+                AuditEntry._base_manager.filter(at__lt=cutoff)
+                .order_by("at", "id")
+                .values_list("pk", flat=True)[:batch]
+            )
+            if not ids:
+                return deleted
+            AuditEntry._base_manager.filter(pk__in=ids).delete()
+            deleted += len(ids)

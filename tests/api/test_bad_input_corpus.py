@@ -135,6 +135,7 @@ def ids(make_task, make_plan, agent, other_agent):
         # Client links: our client and theirs, and no such user; our agency, theirs, and none.
         "user_id": [str(task.client_id), str(foreign_client.pk), str(foreign_client.pk + 1000)],
         "agency_id": [str(agent.agency_id), str(other_agent.agency_id), absent],
+        "client_id": [str(foreign_client.pk), str(other_agent.pk), "999999"],
     }
 
 

@@ -29,6 +29,7 @@ def test_the_installed_schedule_is_the_computed_one():
         "outbox-retention-trim",
         "webhook-attempts-trim",
         "timers-sweep",
+        "retention-registered",
     }
 
 

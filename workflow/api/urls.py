@@ -12,6 +12,7 @@ from .action_plans import (
     ActionPlanListCreateView,
 )
 from .bulk import TaskBulkView
+from .clients import ClientEraseView
 from .metadata import MetadataView
 from .tasks import TaskAssignView, TaskDetailView, TaskEventsView, TaskListCreateView, TaskTransitionView
 from .users import ClientLinkView, ClientUnlinkView, UserListView
@@ -51,4 +52,5 @@ urlpatterns = [
         ClientUnlinkView.as_view(),
         name="client-link-detail",
     ),
+    re_path(rf"^clients/{ID.format('client_id')}/erase/?$", ClientEraseView.as_view(), name="client-erase"),
 ]

@@ -1,7 +1,10 @@
 """Applying an edit: the diff of old and new values, the one compare-and-swap UPDATE, the one event.
 
 Shared by the task and action-plan services (and so by the API, the bulk endpoint and the admin). Values
-in an event's ``changes`` are JSON: ids for references, ISO 8601 for instants.
+in an event's ``changes`` are JSON: ids for references, ISO 8601 for instants. Free text that is not a
+title (``FREE_TEXT_FIELDS``: a description, notes) enters the event as its length and a keyed digest
+(``polaris.erasure.text_digest``), never its words: a change stays visible and comparable, and no copy of
+the text outlives an erasure. Titles stay in full (predicates and webhooks read them); erasure rewrites them.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 
 from outbox.events import EventContext
 from outbox.models import OutboxEvent
+from polaris.erasure import text_digest
 from workflow.errors import ActionPlanClosed
 from workflow.events import EventType
 from workflow.models import ActionPlan, ActionPlanState, Task
@@ -25,6 +29,8 @@ UNDESCRIBED_FIELDS = frozenset({"staff_notes"})
 
 # Reference fields are compared and written by their id columns.
 _ATTNAMES = {"assignee": "assignee_id", "action_plan": "action_plan_id"}
+# Free text whose words events do not keep (see the module docstring).
+FREE_TEXT_FIELDS = frozenset({"description"})
 
 
 def _jsonable(value: Any) -> Any:
@@ -33,6 +39,14 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     return value
+
+
+def _described(field: str, old: Any, new: Any) -> dict[str, Any]:
+    if field in UNDESCRIBED_FIELDS:
+        return {}
+    if field in FREE_TEXT_FIELDS:
+        return {"old": text_digest(old or ""), "new": text_digest(new or "")}
+    return {"old": _jsonable(old), "new": _jsonable(new)}
 
 
 def _new_value(field: str, value: Any) -> Any:
@@ -75,10 +89,7 @@ def _record(
         column = _ATTNAMES.get(field, field)
         setattr(instance, column, new)
         columns.append(column)
-    described = {
-        field: {} if field in UNDESCRIBED_FIELDS else {"old": _jsonable(old), "new": _jsonable(new)}
-        for field, (old, new) in diff.items()
-    }
+    described = {field: _described(field, old, new) for field, (old, new) in diff.items()}
     payload: dict[str, Any] = {"changes": described}
     if "assignee" in diff:
         payload["old_assignee_id"], payload["new_assignee_id"] = diff["assignee"]

@@ -3,6 +3,7 @@
 import pytest
 
 from outbox.models import OutboxEvent
+from polaris.erasure import text_digest
 from tests.support.api import assert_envelope
 from workflow.services.action_plans import action_plan_archive
 
@@ -29,8 +30,10 @@ def test_agent_edits_a_plan_with_one_event(agent_api, make_plan):
     ]
     assert events[-1].payload["changes"] == {
         "title": {"old": "Stable housing", "new": "Housing first"},
-        "description": {"old": "", "new": "x"},
+        # Free text other than a title enters events as its length and a keyed digest, never its words.
+        "description": {"old": text_digest(""), "new": text_digest("x")},
     }
+    assert events[-1].payload["changes"]["description"]["new"]["length"] == 1
 
 
 def test_plan_edit_permissions_and_closed_plans(client_api, other_agent_api, agent_api, make_plan, agent):
