@@ -1,4 +1,4 @@
-"""The audit log under erasure (the client's name leaves every entry) and retention (old entries go, in batches)."""
+"""The audit log under erasure (the client's name leaves every entry) and retention (old entries go)."""
 
 from datetime import timedelta
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("automation", "0006_webhooks_standard"),
+        ("automation", "0007_endpoint_agency_delivery_once_executions_kept"),
         ("outbox", "0004_feed_bounded_rounds"),
     ]
 
