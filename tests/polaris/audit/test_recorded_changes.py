@@ -154,6 +154,9 @@ def test_users_and_roles(admin_user, agency, client):
     )
     data.pop("groups", None), data.pop("user_permissions", None), data.pop("last_login", None)
     data.pop("date_joined", None)
+    for inline in page.context["inline_admin_formsets"]:  # the client-links inline: its management form
+        management = inline.formset.management_form
+        data.update({management.add_prefix(name): value for name, value in management.initial.items()})
     response = client.post(reverse("admin:accounts_user_change", args=[user.pk]), data)
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
     entry = last("user.role_changed")
