@@ -6,13 +6,20 @@ class SlaConfig(AppConfig):
     verbose_name = "SLA tracking"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_save
+
         from outbox.events import event_types_register
         from workflow import extensions
 
         from . import receivers  # noqa: F401  (connects the task receivers)
         from .events import SLA_EVENT_TYPES
-        from .models import SLARecord
-        from .selectors import sla_block, task_filter_sla_status, task_queryset_with_sla
+        from .models import SLAConfig, SLARecord
+        from .selectors import (
+            sla_block,
+            sla_config_names_forget,
+            task_filter_sla_status,
+            task_queryset_with_sla,
+        )
 
         extensions.task_fields["sla"] = sla_block
         extensions.task_filters["sla_status"] = task_filter_sla_status
@@ -22,3 +29,4 @@ class SlaConfig(AppConfig):
         if (SLARecord, "task") not in extensions.task_locked_rows:
             extensions.task_locked_rows.append((SLARecord, "task"))
         event_types_register(self.label, SLA_EVENT_TYPES)
+        post_save.connect(sla_config_names_forget, sender=SLAConfig, dispatch_uid="sla.config_names_forget")

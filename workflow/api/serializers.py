@@ -87,7 +87,19 @@ class AgencyField(serializers.PrimaryKeyRelatedField):
 
 # The two representations on every transition's hot path are declared field by field: a ModelSerializer
 # rebuilds its fields from the model's metadata for every instance, which costs a transition over HTTP
-# about a millisecond of CPU.
+# about a millisecond of CPU. Their declared fields are the schema; rendering writes the dict directly
+# (``to_representation``), because a Serializer deep-copies every declared field on its first use (another
+# ~0.6 ms per response). tests/workflow/api/test_representation_parity.py pins the two to the same output.
+
+_DATETIME = serializers.DateTimeField(read_only=True)  # ISO 8601 in the current zone, "Z" for UTC
+
+
+def _uuid_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 class EventSerializer(serializers.Serializer):
@@ -99,6 +111,18 @@ class EventSerializer(serializers.Serializer):
     correlation_id = serializers.CharField(read_only=True)
     causation_id = serializers.UUIDField(read_only=True, allow_null=True)
     payload = serializers.JSONField(read_only=True)
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        return {
+            "id": str(instance.id),
+            "event_type": str(instance.event_type),
+            "sequence": int(instance.sequence),
+            "occurred_at": _DATETIME.to_representation(instance.occurred_at),
+            "actor": _int_or_none(instance.actor_id),
+            "correlation_id": None if instance.correlation_id is None else str(instance.correlation_id),
+            "causation_id": _uuid_or_none(instance.causation_id),
+            "payload": instance.payload,
+        }
 
 
 def slug_field(*, example: str, allow_blank: bool = False, **kwargs: Any) -> serializers.RegexField:
@@ -152,8 +176,30 @@ class TaskSerializer(serializers.Serializer):
         return selectors.available_targets(instance=task, user=_caller(self))
 
     def to_representation(self, instance: Task) -> dict[str, Any]:
-        data = super().to_representation(instance)
         viewer = _caller(self)
+        datetime = _DATETIME.to_representation
+        data: dict[str, Any] = {
+            "id": str(instance.id),
+            "title": str(instance.title),
+            "description": str(instance.description),
+            "task_type": str(instance.task_type),
+            "service_area": str(instance.service_area),
+            "priority": str(instance.priority),
+            "state": str(instance.state),
+            "version": int(instance.version),
+            "client": int(instance.client_id),
+            "agency": str(instance.agency_id),
+            "assignee": _int_or_none(instance.assignee_id),
+            "action_plan": _uuid_or_none(instance.action_plan_id),
+            "blocked_reason": str(instance.blocked_reason),
+            "due_at": datetime(instance.due_at),
+            "created_by": _int_or_none(instance.created_by_id),
+            "created_at": datetime(instance.created_at),
+            "updated_at": datetime(instance.updated_at),
+            "available_transitions": selectors.available_targets(instance=instance, user=viewer),
+            "sla": None,
+            "timers": None,
+        }
         for name, render in extensions.task_fields.items():
             data[name] = render(instance, viewer)
         return data

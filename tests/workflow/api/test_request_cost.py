@@ -1,0 +1,89 @@
+"""A request costs close to its work: the database round trips of the hot endpoints over HTTP, pinned.
+
+Inside a test's transaction the request's BEGIN/COMMIT are savepoints; they are counted apart. Without a
+timed trigger no task can have a timer, so no timers query runs; the SLA config's name comes from a
+per-process cache after its first read.
+"""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from automation import ruleset
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def no_kick(settings):
+    settings.OUTBOX_KICK_ON_COMMIT = False
+
+
+@pytest.fixture
+def fresh_trigger_cache(monkeypatch):
+    # Other tests' uncommitted trigger changes (never committed in a test) disable the per-process cache.
+    monkeypatch.setattr(ruleset, "_uncommitted_changes", False)
+    ruleset._timers_possible.clear()
+
+
+def statements(captured) -> tuple[list[str], list[str]]:
+    sqls = [query["sql"] for query in captured.captured_queries]
+    savepoints = [sql for sql in sqls if sql.split()[0] in ("SAVEPOINT", "RELEASE", "ROLLBACK")]
+    return [sql for sql in sqls if sql not in savepoints], savepoints
+
+
+def test_a_transition_is_three_statements_and_its_transaction(fresh_trigger_cache, agent_api, make_task):
+    task, warm = make_task(), make_task()
+    agent_api.post(
+        f"/api/workflow/tasks/{warm.pk}/transition", {"target_state": "in_progress"}, format="json"
+    )
+    with CaptureQueriesContext(connection) as captured:
+        response = agent_api.post(
+            f"/api/workflow/tasks/{task.pk}/transition", {"target_state": "in_progress"}, format="json"
+        )
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["task"]["sla"]["config_name"]  # the SLA block is still there
+    assert body["task"]["timers"] == []
+    work, savepoints = statements(captured)
+    # The caller (JWT → user row), the task read, the compare-and-swap write with its event and SLA lock.
+    assert len(work) == 3, work
+    assert '"accounts_user"' in work[0]
+    assert work[2].startswith("WITH updated AS (UPDATE")
+    # The request's transaction and the service's savepoint inside it.
+    assert len(savepoints) == 4, savepoints
+
+
+def test_a_task_read_is_two_statements(fresh_trigger_cache, agent_api, make_task):
+    task = make_task()
+    agent_api.get(f"/api/workflow/tasks/{task.pk}")
+    with CaptureQueriesContext(connection) as captured:
+        response = agent_api.get(f"/api/workflow/tasks/{task.pk}")
+    assert response.status_code == 200
+    assert response.json()["sla"]["status"] == "running"
+    work, savepoints = statements(captured)
+    assert len(work) == 2, work  # the caller, the task with its SLA record and config (one join)
+    assert not savepoints
+
+
+def test_a_list_page_is_three_statements(fresh_trigger_cache, agent_api, make_task):
+    for _ in range(3):
+        make_task()
+    agent_api.get("/api/workflow/tasks", {"page_size": 20})
+    with CaptureQueriesContext(connection) as captured:
+        response = agent_api.get("/api/workflow/tasks", {"page_size": 20})
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == 3
+    work, _ = statements(captured)
+    assert len(work) == 3, "\n".join(sql[:300] for sql in work)
+
+
+def test_with_a_timed_trigger_timers_are_read_again(fresh_trigger_cache, agent_api, make_task, admin_user):
+    from automation.models import Trigger
+
+    task = make_task()
+    Trigger.objects.create(name="Nudge", event_type="TaskCreated", wait_minutes=60, actions=[])
+    with CaptureQueriesContext(connection) as captured:
+        response = agent_api.get(f"/api/workflow/tasks/{task.pk}")
+    assert response.status_code == 200
+    assert any('"automation_triggertimer"' in query["sql"] for query in captured.captured_queries)
