@@ -66,7 +66,9 @@ def test_a_task_read_is_two_statements(fresh_trigger_cache, agent_api, make_task
     assert not savepoints
 
 
-def test_a_list_page_is_three_statements(fresh_trigger_cache, agent_api, make_task):
+def test_a_list_page_is_two_statements_and_a_count_when_there_is_more(
+    fresh_trigger_cache, agent_api, make_task
+):
     for _ in range(3):
         make_task()
     agent_api.get("/api/workflow/tasks", {"page_size": 20})
@@ -75,7 +77,14 @@ def test_a_list_page_is_three_statements(fresh_trigger_cache, agent_api, make_ta
     assert response.status_code == 200
     assert len(response.json()["results"]) == 3
     work, _ = statements(captured)
-    assert len(work) == 3, "\n".join(sql[:300] for sql in work)
+    # The caller, the page (records and configs joined); everything fits on it, so nothing to count.
+    assert len(work) == 2, "\n".join(sql[:300] for sql in work)
+    assert 'ORDER BY "workflow_task"."created_at" DESC, "workflow_task"."id" ASC LIMIT 21' in work[1]
+    with CaptureQueriesContext(connection) as captured:
+        response = agent_api.get("/api/workflow/tasks", {"page_size": 2})
+    assert response.json()["count"] == 3
+    work, _ = statements(captured)
+    assert len(work) == 3, "\n".join(sql[:300] for sql in work)  # and the (bounded) count
 
 
 def test_with_a_timed_trigger_timers_are_read_again(fresh_trigger_cache, agent_api, make_task, admin_user):
