@@ -15,6 +15,7 @@ ORDER = [
     "dispatch",
     "recovery",
     "api",
+    "http_peer",
     "casework",
     "automation",
     "timers",

@@ -148,11 +148,16 @@ if not DATABASE_URL:
     raise ImproperlyConfigured(
         "DATABASE_URL is not set. Use `make run` / `make test`, which start an embedded PostgreSQL."
     )
+# Persistent connections (DB_CONN_MAX_AGE) without a health check: a check is a `SELECT 1` round trip at
+# the start of every request. A connection that died while idle fails its request's first statement
+# instead, which answers 503 SERVICE_UNAVAILABLE with Retry-After (polaris.api.outages) and is closed
+# at the end of that request, so the next one reconnects: one retried request per process per broken
+# connection, against a round trip on every request. DB_CONN_HEALTH_CHECKS=true turns the check back on.
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
+        conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", False),
     )
 }
 # The password on its own (or DATABASE_PASSWORD_FILE), replacing the URL's: compose feeds the one secret
