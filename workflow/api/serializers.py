@@ -404,31 +404,3 @@ class ActionPlanListQuerySerializer(_ListQuerySerializer):
 
 class EventListQuerySerializer(_ListQuerySerializer):
     pass
-
-
-# --- Metadata -------------------------------------------------------------------------------------
-
-
-class MachineTransitionSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    source = serializers.CharField()  # type: ignore[assignment]  # the field is named "source"
-    target = serializers.CharField()
-    guards = serializers.ListField(child=serializers.CharField())
-
-
-class MachineSerializer(serializers.Serializer):
-    states = serializers.ListField(child=serializers.CharField())
-    initial_state = serializers.CharField()
-    transitions = MachineTransitionSerializer(many=True)
-
-
-class MachinesSerializer(serializers.Serializer):
-    task = MachineSerializer()
-    action_plan = MachineSerializer()
-
-
-class MetadataSerializer(serializers.Serializer):
-    machines = MachinesSerializer()
-    event_types = serializers.ListField(child=serializers.CharField())
-    roles = serializers.ListField(child=serializers.CharField())
-    priorities = serializers.ListField(child=serializers.CharField())
