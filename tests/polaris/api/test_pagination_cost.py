@@ -75,3 +75,22 @@ def test_beyond_the_exact_limit_the_count_is_bounded_and_estimated(agent_api, se
             break
         page += 1
     assert len(seen) == len(set(seen)) == 7
+
+
+@pytest.mark.parametrize("query", ["", "page=2", "page_size=20&page=3", "page=0", "page=x", "page=2&page=3"])
+def test_paging_only_query_strings_validate_as_the_serializer_does(query):
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from polaris.api.query_params import query_params_parse
+    from polaris.errors import ValidationFailed
+    from workflow.api.serializers import TaskListQuerySerializer
+
+    request = Request(APIRequestFactory().get(f"/?{query}"))
+    serializer = TaskListQuerySerializer(data=request.query_params)
+    if serializer.is_valid():
+        expected = (dict(serializer.validated_data), {})
+        assert query_params_parse(request=request, serializer_class=TaskListQuerySerializer) == expected
+    else:
+        with pytest.raises(ValidationFailed):
+            query_params_parse(request=request, serializer_class=TaskListQuerySerializer)
