@@ -1,4 +1,5 @@
 import json
+import time
 from typing import Any
 
 from django.conf import settings
@@ -11,10 +12,35 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 MAX_PAGE = 2**63 - 1
 
 
+# Estimates of the counts over the exact limit, per process, by the count's SQL and parameters: while one
+# is fresh a page of that list runs no count at all (an estimate it stays; ``next`` is exact regardless).
+ESTIMATE_SECONDS = 30.0
+_ESTIMATES_KEPT = 1000
+_estimates: dict[tuple, tuple[float, int]] = {}
+
+
 def _estimated_rows(queryset: QuerySet) -> int:
     """PostgreSQL's estimate of the rows ``queryset`` matches (its plan, not a scan)."""
     plan = json.loads(queryset.explain(format="json"))
     return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def _estimate_key(queryset: QuerySet) -> tuple:
+    sql, params = queryset.query.sql_with_params()
+    return (queryset.db, sql, tuple(map(str, params)))
+
+
+def _estimate_fresh(key: tuple) -> int | None:
+    found = _estimates.get(key)
+    if found is None or time.monotonic() - found[0] >= ESTIMATE_SECONDS:
+        return None
+    return found[1]
+
+
+def _estimate_keep(key: tuple, estimate: int) -> None:
+    if len(_estimates) >= _ESTIMATES_KEPT:
+        _estimates.clear()
+    _estimates[key] = (time.monotonic(), estimate)
 
 
 class StandardPagination(PageNumberPagination):
@@ -28,7 +54,8 @@ class StandardPagination(PageNumberPagination):
     A page costs the same however many rows match: it reads ``page_size + 1`` rows (the extra one says
     whether a next page exists), a first page that holds everything needs no count, and the count is
     exact up to ``API_EXACT_COUNT_LIMIT`` rows (counted no further) and PostgreSQL's estimate beyond —
-    an exact ``COUNT(*)`` of a million-task agency would cost more than the page.
+    an exact ``COUNT(*)`` of a million-task agency would cost more than the page. An estimate is kept
+    for ``ESTIMATE_SECONDS`` per process, and that list's pages meanwhile run no count.
     """
 
     page_size = 50
@@ -79,10 +106,15 @@ class StandardPagination(PageNumberPagination):
             return len(queryset)
         limit = settings.API_EXACT_COUNT_LIMIT
         rows = queryset.order_by().values("pk")
+        key = _estimate_key(rows)
+        if (estimate := _estimate_fresh(key)) is not None:
+            return max(estimate, at_least, limit + 1)
         exact = rows[: limit + 1].count()
         if exact <= limit:
             return exact
-        return max(_estimated_rows(rows), at_least, limit + 1)
+        estimate = max(_estimated_rows(rows), limit + 1)
+        _estimate_keep(key, estimate)
+        return max(estimate, at_least)
 
     def _last_page(self) -> int:
         return max(1, -(-self.count // self.page_size_used))
