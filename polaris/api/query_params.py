@@ -69,7 +69,7 @@ def query_params_parse(
 def _optional_without_defaults(serializer_class: type[serializers.Serializer]) -> bool:
     """Whether an absent parameter adds nothing to ``serializer_class``'s validated data: a page query
     serializer whose every field is optional without a default, and no validation of its own."""
-    fields = serializer_class._declared_fields  # type: ignore[attr-defined]
+    fields = serializer_class._declared_fields
     return (
         issubclass(serializer_class, PageQuerySerializer)
         and serializer_class.validate is serializers.Serializer.validate

@@ -92,7 +92,7 @@ def _next_savepoint_skipped() -> Iterator[None]:
         del connection.savepoint  # once: deeper blocks get their savepoints again
         return None
 
-    connection.savepoint = skipped  # type: ignore[method-assign]
+    connection.savepoint = skipped
     try:
         yield
     finally:

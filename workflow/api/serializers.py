@@ -98,6 +98,10 @@ def _uuid_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _datetime_or_none(value: Any) -> str | None:
+    return None if value is None else _DATETIME.to_representation(value)
+
+
 def _int_or_none(value: Any) -> int | None:
     return None if value is None else int(value)
 
@@ -117,7 +121,7 @@ class EventSerializer(serializers.Serializer):
             "id": str(instance.id),
             "event_type": str(instance.event_type),
             "sequence": int(instance.sequence),
-            "occurred_at": _DATETIME.to_representation(instance.occurred_at),
+            "occurred_at": _datetime_or_none(instance.occurred_at),
             "actor": _int_or_none(instance.actor_id),
             "correlation_id": None if instance.correlation_id is None else str(instance.correlation_id),
             "causation_id": _uuid_or_none(instance.causation_id),
@@ -177,7 +181,7 @@ class TaskSerializer(serializers.Serializer):
 
     def to_representation(self, instance: Task) -> dict[str, Any]:
         viewer = _caller(self)
-        datetime = _DATETIME.to_representation
+        datetime = _datetime_or_none
         data: dict[str, Any] = {
             "id": str(instance.id),
             "title": str(instance.title),
