@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
 from .models import Trigger
 from .predicates import CompiledPredicate, PredicateError, predicate_compile
@@ -115,6 +116,8 @@ def ruleset_build(triggers: list[Trigger], loaded_at: float) -> Ruleset:
 _rulesets: dict[str, Ruleset] = {}
 # Event types named in some timed trigger's ``unless`` (cached like the rulesets; key "" holds it).
 _unless_types: dict[str, tuple[float, frozenset[str]]] = {}
+# Whether any task can have a timer (key "" holds (loaded_at, answer)); cached like the rulesets.
+_timers_possible: dict[str, tuple[float, bool]] = {}
 # Set while this process has trigger changes that are not committed yet: a rollback would leave a cached
 # ruleset holding triggers that never existed, so nothing is cached until such changes commit.
 _uncommitted_changes = False
@@ -125,6 +128,7 @@ def _changes_committed() -> None:
     _uncommitted_changes = False
     _rulesets.clear()
     _unless_types.clear()
+    _timers_possible.clear()
 
 
 def ruleset_invalidate(**_: Any) -> None:
@@ -132,6 +136,7 @@ def ruleset_invalidate(**_: Any) -> None:
     global _uncommitted_changes
     _rulesets.clear()
     _unless_types.clear()
+    _timers_possible.clear()
     if transaction.get_connection().in_atomic_block:
         _uncommitted_changes = True
         transaction.on_commit(_changes_committed)
@@ -168,4 +173,20 @@ def unless_types_get() -> frozenset[str]:
     found = frozenset(types)
     if not _uncommitted_changes:
         _unless_types[""] = (now, found)
+    return found
+
+
+def timers_possible() -> bool:
+    """Whether any task can have a timer: some trigger is timed (enabled or not: a disabled trigger's
+    timers still show) or some timer exists (a trigger edited to wait no longer keeps its timers). Cached
+    like the rulesets, so a task read without timed triggers pays no timers query; a first timed trigger
+    created in another process shows its timers here within ``AUTOMATION_TRIGGER_CACHE_SECONDS``."""
+    now = time.monotonic()
+    cached = _timers_possible.get("")
+    if cached is not None and now - cached[0] < settings.AUTOMATION_TRIGGER_CACHE_SECONDS:
+        return cached[1]
+    # Every timer belongs to a trigger (cascade): one query asks for a timed trigger or one with timers.
+    found = Trigger.objects.filter(Q(wait_minutes__isnull=False) | Q(timers__isnull=False)).exists()
+    if not _uncommitted_changes:
+        _timers_possible[""] = (now, found)
     return found

@@ -16,6 +16,7 @@ ORDER = [
     "dispatch",
     "recovery",
     "api",
+    "http_peer",
     "casework",
     "automation",
     "timers",

@@ -120,11 +120,16 @@ if not DATABASE_URL:
     raise ImproperlyConfigured(
         "DATABASE_URL is not set. Use `make run` / `make test`, which start an embedded PostgreSQL."
     )
+# Persistent connections (DB_CONN_MAX_AGE) without a health check: a check is a `SELECT 1` round trip at
+# the start of every request. A connection that died while idle fails its request's first statement
+# instead, which answers 503 SERVICE_UNAVAILABLE with Retry-After (polaris.api.outages) and is closed
+# at the end of that request, so the next one reconnects: one retried request per process per broken
+# connection, against a round trip on every request. DB_CONN_HEALTH_CHECKS=true turns the check back on.
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
+        conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", False),
     )
 }
 # The password on its own (or DATABASE_PASSWORD_FILE), replacing the URL's: compose feeds the one secret
@@ -370,6 +375,9 @@ BACKTEST_MAX_DAYS = env_int("BACKTEST_MAX_DAYS", 366)
 
 # --- Idempotency ---
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24)
+# Lists count matching rows exactly up to this many, and take PostgreSQL's estimate beyond (a page then
+# costs the same at 10,000 or 1,000,000 rows: polaris.api.pagination).
+API_EXACT_COUNT_LIMIT = env_int("API_EXACT_COUNT_LIMIT", 10_000)
 
 # --- Outages ---
 # The Retry-After (seconds) of a 503 SERVICE_UNAVAILABLE: the database or the broker is unreachable.

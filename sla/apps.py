@@ -6,6 +6,8 @@ class SlaConfig(AppConfig):
     verbose_name = "SLA tracking"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_save
+
         from outbox.events import event_types_register
         from outbox.projection import client_projection_register
         from outbox.retention import history_keep_register
@@ -15,9 +17,14 @@ class SlaConfig(AppConfig):
         from . import receivers  # noqa: F401  (connects the task receivers)
         from .erasure import sla_events_erase
         from .events import SLA_EVENT_TYPES, sla_event_for_client
-        from .models import SLARecord
+        from .models import SLAConfig, SLARecord
         from .retention import open_sla_events
-        from .selectors import sla_block, task_filter_sla_status, task_queryset_with_sla
+        from .selectors import (
+            sla_block,
+            sla_config_names_forget,
+            task_filter_sla_status,
+            task_queryset_with_sla,
+        )
 
         extensions.task_fields["sla"] = sla_block
         extensions.task_filters["sla_status"] = task_filter_sla_status
@@ -31,3 +38,4 @@ class SlaConfig(AppConfig):
             client_projection_register(event_type, sla_event_for_client)
         eraser_register("sla_events", sla_events_erase)
         history_keep_register(open_sla_events)
+        post_save.connect(sla_config_names_forget, sender=SLAConfig, dispatch_uid="sla.config_names_forget")

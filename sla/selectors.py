@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from rest_framework import serializers
@@ -31,7 +33,7 @@ def sla_block(task: Any, viewer: Any = None) -> dict[str, Any] | None:
     if is_client(viewer):
         return {"due_at": _iso(record.due_at), "status": record.status}
     return {
-        "config_name": _config_of(record).name,
+        "config_name": _config_name(record),
         "target_minutes": record.target_minutes,
         "started_at": _iso(record.started_at),
         "due_at": _iso(record.due_at),
@@ -42,13 +44,32 @@ def sla_block(task: Any, viewer: Any = None) -> dict[str, Any] | None:
     }
 
 
-def _config_of(record: SLARecord) -> SLAConfig:
-    # Lists fetch it with the record (select_related); after a transition only the record is at hand.
-    if not SLARecord.config.is_cached(record):
-        config = row_get(SLAConfig, where={"id": record.config_id})
-        assert config is not None, "records protect their config"
-        record.config = config
-    return record.config
+# Config names by id, per process: the block after a transition would otherwise read the config (one round
+# trip) for its name alone. A save in this process forgets them at once (``sla_config_names_forget``,
+# connected in ``apps.py``); a rename made in another process shows here within the TTL.
+CONFIG_NAME_CACHE_SECONDS = 30.0
+_config_names: dict[int, tuple[float, str]] = {}
+
+
+def _config_name(record: SLARecord) -> str:
+    # Lists fetch the config with the record (select_related); after a transition only the record is at hand.
+    if SLARecord.config.is_cached(record):
+        return record.config.name
+    now = time.monotonic()
+    cached = _config_names.get(record.config_id)
+    if cached is not None and now - cached[0] < CONFIG_NAME_CACHE_SECONDS:
+        return cached[1]
+    config = row_get(SLAConfig, where={"id": record.config_id})
+    assert config is not None, "records protect their config"
+    _config_names[record.config_id] = (now, config.name)
+    return config.name
+
+
+def sla_config_names_forget(**_: Any) -> None:
+    """Forget the cached config names (an ``SLAConfig`` was saved; again when its transaction commits)."""
+    _config_names.clear()
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(_config_names.clear)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -136,7 +136,10 @@ class Task(FSMModelMixin, models.Model):
         ordering = ("-created_at", "id")
         indexes = [
             models.Index(fields=["agency", "state"], name="task_agency_state_idx"),
-            models.Index(fields=["client", "state"], name="task_client_state_idx"),
+            # The lists' default order within each scope (agency staff, a client, admins): a page is an
+            # index range scan with a LIMIT, whatever the scope's size (workflow.selectors.task_list).
+            models.Index(fields=["agency", "-created_at", "id"], name="task_agency_created_idx"),
+            models.Index(fields=["client", "-created_at", "id"], name="task_client_created_idx"),
             models.Index(fields=["state"], name="task_state_idx"),
             models.Index(fields=["-created_at", "id"], name="task_created_idx"),
             models.Index(fields=["task_type"], name="task_type_idx"),

@@ -117,7 +117,10 @@ def task_list(
     if key == "priority":
         tasks = tasks.annotate(priority_rank=_PRIORITY_RANK)
         key = "priority_rank"
-    expression = F(key).desc(nulls_last=True) if descending else F(key).asc(nulls_last=True)
+    # NULLS LAST only where a NULL can be: on a NOT NULL column it would keep the (scope, created_at DESC,
+    # id) indexes from serving the default order, and PostgreSQL would sort every row in scope for a page.
+    nulls_last = True if key != "priority_rank" and Task._meta.get_field(key).null else None
+    expression = F(key).desc(nulls_last=nulls_last) if descending else F(key).asc(nulls_last=nulls_last)
     return _with_hooks(tasks.order_by(expression, "id"))
 
 

@@ -11,10 +11,12 @@ endpoint's query serializer.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
+from rest_framework.fields import empty
 from rest_framework.request import Request
 
 from polaris.errors import ValidationFailed
@@ -43,6 +45,8 @@ def query_params_parse(
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Validate the query string: (validated known params, raw values of extension params)."""
     extension_filters = extension_filters or {}
+    if _optional_without_defaults(serializer_class) and (paging := _paging_only(request)) is not None:
+        return paging, {}
     serializer = serializer_class(data=request.query_params)
     known = set(serializer.fields)
     errors: dict[str, list[str]] = {}
@@ -63,3 +67,33 @@ def query_params_parse(
     if errors:
         raise ValidationFailed(details=errors)
     return dict(serializer.validated_data), extension_values
+
+
+@functools.cache
+def _optional_without_defaults(serializer_class: type[serializers.Serializer]) -> bool:
+    """Whether an absent parameter adds nothing to ``serializer_class``'s validated data: a page query
+    serializer whose every field is optional without a default, and no validation of its own."""
+    fields = serializer_class._declared_fields
+    return (
+        issubclass(serializer_class, PageQuerySerializer)
+        and serializer_class.validate is serializers.Serializer.validate
+        and all(not field.required and field.default is empty for field in fields.values())
+    )
+
+
+def _paging_only(request: Request) -> dict[str, Any] | None:
+    """The validated params of the commonest query strings — none, or only ``page``/``page_size`` as
+    plain positive integers — without building the endpoint's serializer (a deep copy of every declared
+    field, per request); ``None`` for anything else, which the serializer decides."""
+    params = request.query_params
+    if not params:
+        return {}
+    values: dict[str, Any] = {}
+    for name, found in params.lists():
+        if name not in PageQuerySerializer._declared_fields or len(found) != 1:
+            return None
+        raw = found[0]
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
+            return None
+        values[name] = int(raw)
+    return values

@@ -10,6 +10,12 @@ responses are kept; a failed request changed nothing and may be retried with the
 response holds something that must be shown only once (a secret) passes ``redact``: the record keeps the
 redacted body, so a replay answers the same status with the secret withheld, and it is never stored.
 
+A view whose ``perform`` is one service call (a transition, an edit, a create) passes ``single_write=True``:
+that service's own ``atomic()`` then opens no savepoint inside ours. A savepoint lets a caller survive the
+service's failure and go on in the same transaction; here nothing does — any exception out of ``perform``
+rolls the whole request back — so it would only cost two round trips (SAVEPOINT, RELEASE). Blocks nested
+deeper keep theirs.
+
 One exception to "one transaction": a view whose work is many independent changes (bulk) passes
 ``atomic_without_key=False``. Without a key its ``perform`` then runs outside any transaction and commits
 each change on its own (no row lock held past its own change, one failure undoes no other); with a key
@@ -19,10 +25,11 @@ with them for a retry to replay rather than repeat.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -73,6 +80,25 @@ def _replay(*, user: Any, scope: str, key: str, fingerprint: str) -> Response | 
     return Response(record.response_body, status=record.response_status, headers={REPLAY_HEADER: "true"})
 
 
+@contextlib.contextmanager
+def _next_savepoint_skipped() -> Iterator[None]:
+    """The next block nested in the current transaction opens no savepoint: it behaves as
+    ``atomic(savepoint=False)`` (a failure in it dooms the enclosing transaction, which the caller
+    guarantees is rolled back whole). Django decides per block by ``connection.savepoint()``'s answer;
+    ``None`` is what it returns where savepoints are not possible."""
+    connection = transaction.get_connection()
+
+    def skipped() -> None:
+        del connection.savepoint  # once: deeper blocks get their savepoints again
+        return None
+
+    connection.savepoint = skipped
+    try:
+        yield
+    finally:
+        connection.__dict__.pop("savepoint", None)
+
+
 def idempotent_response(
     *,
     request: Request,
@@ -80,6 +106,7 @@ def idempotent_response(
     perform: Callable[[], Response],
     redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     atomic_without_key: bool = True,
+    single_write: bool = False,
 ) -> Response:
     """Run ``perform`` (which changes something and returns its response) in one transaction, at most once
     per ``Idempotency-Key``.
@@ -92,12 +119,15 @@ def idempotent_response(
     replays; the first response is sent as ``perform`` built it. ``atomic_without_key=False``: without the
     header ``perform`` runs in no transaction of ours and manages its own (see the module docstring); its
     response must then be built from what those transactions returned, not read after them.
+    ``single_write=True``: ``perform`` calls one service and lets its errors propagate; that service's
+    ``atomic()`` runs without a savepoint of its own (see the module docstring).
     """
+    savepoints = _next_savepoint_skipped if single_write else contextlib.nullcontext
     key = request.headers.get(HEADER)
     if key is None:
         if not atomic_without_key:
             return perform()
-        with transaction.atomic():
+        with transaction.atomic(), savepoints():
             return perform()
     if not _VALID_KEY.match(key):
         raise ValidationFailed(details={HEADER: ["Use 1 to 255 visible ASCII characters."]})
@@ -110,7 +140,8 @@ def idempotent_response(
         with transaction.atomic():
             # An expired record would block the insert below; past the TTL the key is free again.
             IdempotencyKey.objects.filter(user=user, scope=scope, key=key, created_at__lt=_cutoff()).delete()
-            response = perform()
+            with savepoints():
+                response = perform()
             if 200 <= response.status_code < 300:
                 # Stored exactly as the client received it (UUIDs and datetimes as strings), redacted.
                 body = json.loads(JSONRenderer().render(response.data))

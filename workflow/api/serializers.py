@@ -81,7 +81,23 @@ class AgencyField(serializers.PrimaryKeyRelatedField):
 
 # The two representations on every transition's hot path are declared field by field: a ModelSerializer
 # rebuilds its fields from the model's metadata for every instance, which costs a transition over HTTP
-# about a millisecond of CPU.
+# about a millisecond of CPU. Their declared fields are the schema; rendering writes the dict directly
+# (``to_representation``), because a Serializer deep-copies every declared field on its first use (another
+# ~0.6 ms per response). tests/workflow/api/test_representation_parity.py pins the two to the same output.
+
+_DATETIME = serializers.DateTimeField(read_only=True)  # ISO 8601 in the current zone, "Z" for UTC
+
+
+def _uuid_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _datetime_or_none(value: Any) -> str | None:
+    return None if value is None else _DATETIME.to_representation(value)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 class EventSerializer(serializers.Serializer):
@@ -96,7 +112,19 @@ class EventSerializer(serializers.Serializer):
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         # What the caller may see of an event is decided in one place (outbox.projection).
-        return event_project(super().to_representation(instance), viewer=_caller(self))
+        return event_project(
+            {
+                "id": str(instance.id),
+                "event_type": str(instance.event_type),
+                "sequence": int(instance.sequence),
+                "occurred_at": _datetime_or_none(instance.occurred_at),
+                "actor": _int_or_none(instance.actor_id),
+                "correlation_id": None if instance.correlation_id is None else str(instance.correlation_id),
+                "causation_id": _uuid_or_none(instance.causation_id),
+                "payload": instance.payload,
+            },
+            viewer=_caller(self),
+        )
 
 
 def slug_field(*, example: str, allow_blank: bool = False, **kwargs: Any) -> serializers.RegexField:
@@ -160,8 +188,32 @@ class TaskSerializer(serializers.Serializer):
         return selectors.available_targets(instance=task, user=_caller(self))
 
     def to_representation(self, instance: Task) -> dict[str, Any]:
-        data = super().to_representation(instance)
         viewer = _caller(self)
+        datetime = _datetime_or_none
+        data: dict[str, Any] = {
+            "id": str(instance.id),
+            "title": str(instance.title),
+            "description": str(instance.description),
+            "task_type": str(instance.task_type),
+            "service_area": str(instance.service_area),
+            "priority": str(instance.priority),
+            "state": str(instance.state),
+            "version": int(instance.version),
+            "client": int(instance.client_id),
+            "agency": str(instance.agency_id),
+            "assignee": _int_or_none(instance.assignee_id),
+            "action_plan": _uuid_or_none(instance.action_plan_id),
+            "blocked_reason": str(instance.blocked_reason),
+            "blocked_reason_internal": bool(instance.blocked_reason_internal),
+            "staff_notes": str(instance.staff_notes),
+            "due_at": datetime(instance.due_at),
+            "created_by": _int_or_none(instance.created_by_id),
+            "created_at": datetime(instance.created_at),
+            "updated_at": datetime(instance.updated_at),
+            "available_transitions": selectors.available_targets(instance=instance, user=viewer),
+            "sla": None,
+            "timers": None,
+        }
         if is_client(viewer):
             # A client's view: no staff-only fields, no internal reason.
             del data["staff_notes"], data["blocked_reason_internal"]
@@ -377,31 +429,3 @@ class ActionPlanListQuerySerializer(_ListQuerySerializer):
 
 class EventListQuerySerializer(_ListQuerySerializer):
     pass
-
-
-# --- Metadata -------------------------------------------------------------------------------------
-
-
-class MachineTransitionSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    source = serializers.CharField()  # type: ignore[assignment]  # the field is named "source"
-    target = serializers.CharField()
-    guards = serializers.ListField(child=serializers.CharField())
-
-
-class MachineSerializer(serializers.Serializer):
-    states = serializers.ListField(child=serializers.CharField())
-    initial_state = serializers.CharField()
-    transitions = MachineTransitionSerializer(many=True)
-
-
-class MachinesSerializer(serializers.Serializer):
-    task = MachineSerializer()
-    action_plan = MachineSerializer()
-
-
-class MetadataSerializer(serializers.Serializer):
-    machines = MachinesSerializer()
-    event_types = serializers.ListField(child=serializers.CharField())
-    roles = serializers.ListField(child=serializers.CharField())
-    priorities = serializers.ListField(child=serializers.CharField())

@@ -84,7 +84,9 @@ class TaskListCreateView(APIView):
             body = TaskSerializer(task, context=serializer_context(request)).data
             return Response(body, status=status.HTTP_201_CREATED)
 
-        return idempotent_response(request=request, scope="POST workflow/tasks", perform=perform)
+        return idempotent_response(
+            request=request, scope="POST workflow/tasks", perform=perform, single_write=True
+        )
 
 
 def task_response(task: Task, request: Request) -> Response:
@@ -117,7 +119,9 @@ class TaskDetailView(APIView):
             )
             return task_response(task, request)
 
-        return idempotent_response(request=request, scope=f"PATCH workflow/tasks/{task_id}", perform=perform)
+        return idempotent_response(
+            request=request, scope=f"PATCH workflow/tasks/{task_id}", perform=perform, single_write=True
+        )
 
 
 class TaskAssignView(APIView):
@@ -142,7 +146,7 @@ class TaskAssignView(APIView):
             return task_response(task, request)
 
         return idempotent_response(
-            request=request, scope=f"POST workflow/tasks/{task_id}/assign", perform=perform
+            request=request, scope=f"POST workflow/tasks/{task_id}/assign", perform=perform, single_write=True
         )
 
 
@@ -177,7 +181,7 @@ class TaskTransitionView(APIView):
             return with_etag(response, task.version)
 
         scope = f"POST workflow/tasks/{task_id}/transition"
-        return idempotent_response(request=request, scope=scope, perform=perform)
+        return idempotent_response(request=request, scope=scope, perform=perform, single_write=True)
 
 
 class TaskEventsView(APIView):

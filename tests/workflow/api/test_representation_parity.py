@@ -1,0 +1,56 @@
+"""The task and event representations render their dicts directly (no per-response field copies); this pins
+them to what their declared fields (the schema) would render through DRF's generic path."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework import serializers
+from rest_framework.test import APIRequestFactory
+
+from outbox.models import OutboxEvent
+from workflow import extensions
+from workflow.api.serializers import EventSerializer, TaskSerializer
+from workflow.models import Task
+
+pytestmark = pytest.mark.django_db
+
+
+def generic(serializer_class, instance, context):
+    """What DRF's ``Serializer.to_representation`` renders from the declared fields, plus the extensions."""
+    serializer = serializer_class(instance, context=context)
+    data = serializers.Serializer.to_representation(serializer, instance)
+    if serializer_class is TaskSerializer:
+        for name, render in extensions.task_fields.items():
+            data[name] = render(instance, context["request"].user)
+    return dict(data)
+
+
+def request_for(user):
+    request = APIRequestFactory().get("/")
+    request.user = user
+    return request
+
+
+@pytest.mark.parametrize("persona", ["agent", "client_user", "admin_user"])
+def test_a_task_renders_as_its_declared_fields_would(request, persona, make_task, make_plan, agent):
+    user = request.getfixturevalue(persona)
+    plan = make_plan()
+    sparse = make_task(assignee=None)
+    full = make_task(action_plan=plan, due_at=timezone.now() + timedelta(days=2), description="Keys")
+    context = {"request": request_for(user)}
+    for task in (Task.objects.get(pk=sparse.pk), Task.objects.get(pk=full.pk)):
+        fast = TaskSerializer(task, context=context).data
+        assert fast == generic(TaskSerializer, task, context)
+        assert list(fast) == [*TaskSerializer().fields]  # same keys, same order as the schema
+    many = TaskSerializer(Task.objects.order_by("created_at"), many=True, context=context).data
+    assert [row["id"] for row in many] == [str(sparse.pk), str(full.pk)]
+
+
+def test_an_event_renders_as_its_declared_fields_would(make_task, agent):
+    task = make_task()
+    context = {"request": request_for(agent)}
+    for event in OutboxEvent.objects.filter(aggregate_id=task.pk):
+        fast = EventSerializer(event, context=context).data
+        assert fast == generic(EventSerializer, event, context)
+        assert list(fast) == [*EventSerializer().fields]
