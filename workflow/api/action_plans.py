@@ -25,15 +25,15 @@ from workflow.api.common import (
     with_etag,
 )
 from workflow.api.edit_serializers import ActionPlanUpdateSerializer
-from workflow.api.serializers import (
+from workflow.api.plan_serializers import (
     ActionPlanCreateSerializer,
     ActionPlanDetailSerializer,
     ActionPlanListQuerySerializer,
     ActionPlanSerializer,
     ActionPlanTransitionResultSerializer,
     ActionPlanTransitionSerializer,
-    EventSerializer,
 )
+from workflow.api.serializers import EventSerializer
 from workflow.models import ActionPlan
 from workflow.selectors import action_plan_list
 from workflow.services.action_plans import (

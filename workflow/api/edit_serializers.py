@@ -14,8 +14,8 @@ from rest_framework import serializers
 
 from polaris.api.strict import StrictFieldsMixin
 from workflow import extensions
+from workflow.api.plan_serializers import PLAN_READ_ONLY_NAMES
 from workflow.api.serializers import (
-    PLAN_READ_ONLY_NAMES,
     TASK_READ_ONLY_NAMES,
     ScopedActionPlanField,
     ScopedUserField,

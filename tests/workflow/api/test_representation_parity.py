@@ -23,7 +23,13 @@ def generic(serializer_class, instance, context):
     if serializer_class is TaskSerializer:
         for name, render in extensions.task_fields.items():
             data[name] = render(instance, context["request"].user)
+        if context["request"].user.is_client_role:  # a client's view leaves the staff-only fields out
+            for name in STAFF_ONLY:
+                del data[name]
     return dict(data)
+
+
+STAFF_ONLY = ("blocked_reason_internal", "staff_notes")
 
 
 def request_for(user):
@@ -42,7 +48,10 @@ def test_a_task_renders_as_its_declared_fields_would(request, persona, make_task
     for task in (Task.objects.get(pk=sparse.pk), Task.objects.get(pk=full.pk)):
         fast = TaskSerializer(task, context=context).data
         assert fast == generic(TaskSerializer, task, context)
-        assert list(fast) == [*TaskSerializer().fields]  # same keys, same order as the schema
+        declared = [
+            name for name in TaskSerializer().fields if not (user.is_client_role and name in STAFF_ONLY)
+        ]
+        assert list(fast) == declared  # same keys, same order as the schema
     many = TaskSerializer(Task.objects.order_by("created_at"), many=True, context=context).data
     assert [row["id"] for row in many] == [str(sparse.pk), str(full.pk)]
 
