@@ -6,7 +6,7 @@ class SlaConfig(AppConfig):
     verbose_name = "SLA tracking"
 
     def ready(self) -> None:
-        from outbox.events import event_types_register
+        from outbox.events import aggregate_types_register, event_types_register
         from workflow import extensions
 
         from . import receivers  # noqa: F401  (connects the task receivers)
@@ -22,3 +22,4 @@ class SlaConfig(AppConfig):
         if (SLARecord, "task") not in extensions.task_locked_rows:
             extensions.task_locked_rows.append((SLARecord, "task"))
         event_types_register(self.label, SLA_EVENT_TYPES)
+        aggregate_types_register([SLARecord.aggregate_type])
