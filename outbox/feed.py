@@ -118,6 +118,38 @@ class FeedScope:
     client_id: int | None = None
 
 
+def _as_text(value: Any) -> str | None:
+    """A JSON value as PostgreSQL's ``->>`` gives it (strings bare, numbers as written, null as NULL)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def feed_matches(
+    envelope: dict[str, Any],
+    *,
+    scope: FeedScope,
+    event_types: list[str] | None = None,
+    aggregate_type: str | None = None,
+) -> bool:
+    """Whether a page with ``scope`` and these filters would show ``envelope``: the ``PAGE_*`` conditions
+    of ``polaris.sql.feed``, in Python. The async tier uses it only to decide whom a commit wakes (each
+    woken waiter then reads its page in SQL), and ``tests/outbox/test_event_feed_async.py`` holds the two
+    to the same answers."""
+    payload = envelope.get("payload") or {}
+    if scope.agency_id is not None and _as_text(payload.get("agency_id")) != scope.agency_id:
+        return False
+    if scope.client_id is not None and (
+        envelope.get("aggregate_type") != "task" or _as_text(payload.get("client_id")) != str(scope.client_id)
+    ):
+        return False
+    if event_types and envelope.get("event_type") not in event_types:
+        return False
+    return not (aggregate_type and envelope.get("aggregate_type") != aggregate_type)
+
+
 def feed_scope(user: User | None) -> FeedScope:
     """Admins everything; agency agents the events whose payload names their agency; clients the
     events of their own tasks (as ``GET /tasks/{id}/events`` shows them)."""

@@ -1,12 +1,16 @@
-"""One ``LISTEN outbox_feed`` connection per process, fanned out to every waiting long-poll (async tier).
+"""One ``LISTEN outbox_feed`` connection per process, fanned out to the waiting long-polls (async tier).
 
-Waiters register an ``asyncio.Event``; one task reads the connection's notifications and sets every
-registered event. A waiter registers *before* its re-read, and the connection is listening before
-``subscription()`` returns, so a commit between a waiter's first read and its wait is not missed. When the
-connection drops, every waiter is woken (they re-read: a notification may have been lost meanwhile) and
-the task reconnects with backoff; waiters that register meanwhile wait for the LISTEN to be back (bounded
-by their own deadline). The count of waiters in this process is capped
-(``EVENT_FEED_MAX_WAITS_PER_PROCESS``).
+Waiters register (an ``asyncio.Event`` and a predicate over event envelopes). One task reads the
+connection's notifications; a second, at each batch of them, runs one feed round and reads, once for the
+whole process, the events positioned since its last read (``read_new``, in a thread), and wakes the waiters
+whose predicate matches one of them — so a commit costs one read plus one page read per interested waiter,
+not one per waiter. Whom to wake is only an optimisation: a woken waiter reads its own page in SQL, and a
+waiter never woken still answers at its deadline (its client re-polls from the same cursor). Nothing is
+missed: a waiter registers *before* its first read, so any event positioned after that read is in a
+later ``read_new`` window, examined after the waiter was registered. When the connection drops (or a read
+fails) every waiter is woken to re-read, and the listener reconnects with backoff; waiters that register
+meanwhile wait for the LISTEN to be back (bounded by their own deadline). The count of waiters in this
+process is capped (``EVENT_FEED_MAX_WAITS_PER_PROCESS``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from django.db import connections
@@ -27,6 +33,12 @@ logger = logging.getLogger(__name__)
 
 RECONNECT_MIN_SECONDS = 0.2
 RECONNECT_MAX_SECONDS = 5.0
+
+Envelope = dict[str, Any]
+# (the feed's head, the envelopes positioned after ``after``, or None when too many to look at) — run in
+# a thread: it reads the database. ``after`` < 0 asks for the head only.
+ReadNew = Callable[[int], tuple[int, list[Envelope] | None]]
+RunSync = Callable[..., Awaitable[Any]]
 
 
 def listener_params() -> dict:
@@ -41,26 +53,43 @@ class ProcessFull(Exception):
     """This process already holds its cap of waiters."""
 
 
-class FeedBroadcaster:
-    """The process's one listener and its waiters. Create it inside the event loop that serves requests."""
+@dataclass(eq=False)
+class Waiter:
+    matches: Callable[[Envelope], bool] | None
+    woken: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def __init__(self, *, max_waiters: int) -> None:
+
+class FeedBroadcaster:
+    """The process's one listener and its waiters. Create it inside the event loop that serves requests.
+    Without ``read_new`` every commit wakes every waiter."""
+
+    def __init__(self, *, max_waiters: int, read_new: ReadNew | None = None, run_sync: RunSync | None = None):
         self.max_waiters = max_waiters
-        self._waiters: set[asyncio.Event] = set()
+        self._read_new = read_new
+        self._run_sync = run_sync
+        self._waiters: set[Waiter] = set()
         self._listening = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._pending = asyncio.Event()  # notifications not yet fanned out
+        self._head: int | None = None  # the last position read_new saw (None: unknown, wake everyone)
+        self._tasks: list[asyncio.Task] = []
         self.notifications = 0
         self.connects = 0
+        self.reads = 0
 
     @property
     def waiters(self) -> int:
         return len(self._waiters)
 
     def _ensure_started(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="feed-broadcaster")
+        if not self._tasks or any(task.done() for task in self._tasks):
+            for task in self._tasks:
+                task.cancel()
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._listen(), name="feed-listener")]
+            if self._read_new is not None:
+                self._tasks.append(loop.create_task(self._fan_out(), name="feed-fan-out"))
 
-    async def _run(self) -> None:
+    async def _listen(self) -> None:
         delay = RECONNECT_MIN_SECONDS
         while True:
             try:
@@ -69,12 +98,18 @@ class FeedBroadcaster:
                 ) as conn:
                     await listen_async(conn, CHANNEL)
                     self.connects += 1
+                    self._head = None  # unknown after a gap: the next fan-out wakes everyone
+                    if self._read_new is not None:
+                        self._head = (await self._run_sync(self._read_new, -1))[0]  # type: ignore[misc]
                     self._listening.set()
-                    self._wake_all()  # anything committed while we were not listening: re-read
+                    self._wake(None)  # anything committed while we were not listening: re-read
                     delay = RECONNECT_MIN_SECONDS
                     async for _notify in conn.notifies():
                         self.notifications += 1
-                        self._wake_all()
+                        if self._read_new is None:
+                            self._wake(None)
+                        else:
+                            self._pending.set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database went away: wake everyone, reconnect
@@ -82,35 +117,61 @@ class FeedBroadcaster:
                     "feed listener lost (%s); reconnecting in %.1f s", exc.__class__.__name__, delay
                 )
             self._listening.clear()
-            self._wake_all()
+            self._head = None
+            self._wake(None)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 
-    def _wake_all(self) -> None:
-        for event in self._waiters:
-            event.set()
+    async def _fan_out(self) -> None:
+        """One read per batch of notifications (those arriving during a read make the next batch)."""
+        while True:
+            await self._pending.wait()
+            self._pending.clear()
+            try:
+                after = -1 if self._head is None else self._head
+                head, events = await self._run_sync(self._read_new, after)  # type: ignore[misc]
+                self.reads += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("feed fan-out read failed (%s): waking every waiter", exc.__class__.__name__)
+                self._head = None
+                self._wake(None)
+                continue
+            self._wake(None if after < 0 else events)
+            self._head = head
+
+    def _wake(self, events: list[Envelope] | None) -> None:
+        """Wake the waiters one of ``events`` matches (every waiter when ``events`` is None)."""
+        for waiter in self._waiters:
+            if events is None or waiter.matches is None or any(map(waiter.matches, events)):
+                waiter.woken.set()
 
     @contextlib.asynccontextmanager
-    async def subscription(self, *, timeout: float) -> AsyncIterator[asyncio.Event]:
-        """An event set at each commit that wrote events (and at each reconnect) while the block runs.
-        ``ProcessFull`` beyond the cap; waits up to ``timeout`` for the LISTEN to be up."""
+    async def subscription(
+        self, *, timeout: float, matches: Callable[[Envelope], bool] | None = None
+    ) -> AsyncIterator[asyncio.Event]:
+        """An event set when a commit writes an event ``matches`` accepts (any, without ``matches``) or
+        the listener reconnects, while the block runs. ``ProcessFull`` beyond the cap; waits up to
+        ``timeout`` for the LISTEN to be up."""
         if len(self._waiters) >= self.max_waiters:
             raise ProcessFull
-        event = asyncio.Event()
-        self._waiters.add(event)
+        waiter = Waiter(matches=matches)
+        self._waiters.add(waiter)
         try:
             self._ensure_started()
             if not self._listening.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._listening.wait(), timeout)
-            yield event
+            yield waiter.woken
         finally:
-            self._waiters.discard(event)
+            self._waiters.discard(waiter)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
         self._listening.clear()

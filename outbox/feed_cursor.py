@@ -62,7 +62,9 @@ def cursor_decode(cursor: str) -> int:
         raw = base64.urlsafe_b64decode(cursor.encode("ascii") + b"=" * (-len(cursor) % 4))
     except (binascii.Error, UnicodeEncodeError, ValueError):
         raw = b""
-    if len(raw) == _LENGTH:
+    # Canonical base64 only: the last character's spare bits would otherwise let two spellings of one
+    # cursor both pass (a changed character must always be refused).
+    if len(raw) == _LENGTH and base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == cursor:
         nonce, body, tag = raw[:_NONCE], raw[_NONCE : _NONCE + 8], raw[_NONCE + 8 :]
         for secret in [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]:
             pad_key, mac_key = _keys(secret)

@@ -11,8 +11,9 @@ A request whose first read finds nothing and that asks to ``wait``: takes a slot
 (``EVENT_FEED_MAX_WAITS_PER_USER``, a Redis sorted set shared by every process, each entry expiring at its
 wait's deadline, so a killed process leaks nothing for long; 429 ``TOO_MANY_WAITS`` with ``Retry-After``
 beyond) and of the process's (``EVENT_FEED_MAX_WAITS_PER_PROCESS``; 503 ``FEED_BUSY``), subscribes to the
-process's one LISTEN connection (``outbox.feed_broadcast``) and re-reads at each commit until it finds
-something or its time is up. While it waits it holds no thread and no database connection.
+process's one LISTEN connection (``outbox.feed_broadcast``: one read per commit for the whole process, and
+only the waiters whose scope and filters match a new event are woken) and re-reads when woken, until it
+finds something or its time is up. While it waits it holds no thread and no database connection.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from django.urls import resolve
 from django.utils.functional import SimpleLazyObject
 from django_prometheus.middleware import PrometheusAfterMiddleware, PrometheusBeforeMiddleware
 
+from outbox.feed import FeedScope, feed_matches, feed_page
 from outbox.feed_broadcast import FeedBroadcaster, ProcessFull
 from outbox.metrics import EVENT_FEED_WAITERS, EVENT_FEED_WAITS_REFUSED
 from polaris.api.exceptions import error_body
@@ -69,16 +71,34 @@ class FeedTier:
 
 
 _tier: FeedTier | None = None
+FAN_OUT_MAX_EVENTS = 5000  # more new events than this at once: wake every waiter rather than match
+
+
+def feed_read_new(after: int) -> tuple[int, list[dict] | None]:
+    """For the broadcaster: one feed round, then every event positioned after ``after`` (all scopes)."""
+    page = feed_page(scope=FeedScope(), after=max(after, 0), limit=1 if after < 0 else 500)
+    if after < 0:
+        return page.head, []
+    events = page.events
+    while page.has_more and len(events) < FAN_OUT_MAX_EVENTS:
+        page = feed_page(scope=FeedScope(), after=page.next, limit=500, sequence=False)
+        events += page.events
+    return page.head, None if page.has_more else events
 
 
 def feed_tier() -> FeedTier:
     global _tier
     loop = asyncio.get_running_loop()
     if _tier is None or _tier.loop is not loop:
+        executor = ThreadPoolExecutor(settings.EVENT_FEED_ASYNC_THREADS, thread_name_prefix="feed")
         _tier = FeedTier(
             loop=loop,
-            broadcaster=FeedBroadcaster(max_waiters=settings.EVENT_FEED_MAX_WAITS_PER_PROCESS),
-            executor=ThreadPoolExecutor(settings.EVENT_FEED_ASYNC_THREADS, thread_name_prefix="feed"),
+            broadcaster=FeedBroadcaster(
+                max_waiters=settings.EVENT_FEED_MAX_WAITS_PER_PROCESS,
+                read_new=feed_read_new,
+                run_sync=functools.partial(_run_in, loop, executor),
+            ),
+            executor=executor,
             redis=redis.asyncio.Redis.from_url(
                 str(settings.CACHES["default"]["LOCATION"]), socket_timeout=0.5, socket_connect_timeout=0.5
             ),
@@ -99,7 +119,10 @@ async def feed_tier_close() -> None:
 async def _in_thread(tier: FeedTier, fn: Any, *args: Any) -> Any:
     """``fn(*args)`` in the tier's pool, with this context (correlation id, log bindings); the thread's
     database connection is reused within ``CONN_MAX_AGE`` and closed if broken, as per request on WSGI."""
+    return await _run_in(tier.loop, tier.executor, fn, *args)
 
+
+async def _run_in(loop: asyncio.AbstractEventLoop, executor: ThreadPoolExecutor, fn: Any, *args: Any) -> Any:
     def run() -> Any:
         close_old_connections()
         try:
@@ -108,7 +131,7 @@ async def _in_thread(tier: FeedTier, fn: Any, *args: Any) -> Any:
             close_old_connections()
 
     context = contextvars.copy_context()
-    return await tier.loop.run_in_executor(tier.executor, functools.partial(context.run, run))
+    return await loop.run_in_executor(executor, functools.partial(context.run, run))
 
 
 # -- the sync pieces (in the pool) ------------------------------------------------------------------------
@@ -226,7 +249,13 @@ async def _wait_and_read(tier: FeedTier, request: HttpRequest, begun: Begun) -> 
             max_waits=settings.EVENT_FEED_MAX_WAITS_PER_USER,
         )
     try:
-        async with tier.broadcaster.subscription(timeout=query.wait) as woken:
+        matches = functools.partial(
+            feed_matches,
+            scope=query.scope,
+            event_types=query.event_types,
+            aggregate_type=query.aggregate_type,
+        )
+        async with tier.broadcaster.subscription(timeout=query.wait, matches=matches) as woken:
             EVENT_FEED_WAITERS.inc()
             try:
                 # Subscribed (listening) before this read: a commit after it wakes us.

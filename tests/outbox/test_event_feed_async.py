@@ -271,6 +271,34 @@ def test_a_process_holds_at_most_its_cap_of_waiters_on_one_listen_connection():
     asyncio.run(main())
 
 
+def test_whom_a_commit_wakes_is_whom_the_page_shows(
+    admin_user, agent, other_agent, client_user, other_client, make_task, make_plan
+):
+    """``feed_matches`` (the broadcaster's choice of whom to wake) agrees with the page's SQL conditions
+    for every scope and filter."""
+    from outbox.feed import feed_matches, feed_page, feed_scope
+    from workflow.services.tasks import task_create
+
+    make_task()
+    make_plan()
+    task_create(
+        actor=other_agent,
+        title="theirs",
+        task_type="intake",
+        service_area="housing",
+        client=other_client,
+        agency=other_agent.agency,
+    )
+    every = feed_page(scope=feed_scope(admin_user), limit=1000).events
+    assert len(every) >= 3
+    for user in (admin_user, agent, other_agent, client_user, other_client):
+        scope = feed_scope(user)
+        for filters in ({}, {"event_types": ["TaskCreated"]}, {"aggregate_type": "action_plan"}):
+            shown = {e["id"] for e in feed_page(scope=scope, limit=1000, **filters).events}
+            woken = {e["id"] for e in every if feed_matches(e, scope=scope, **filters)}
+            assert woken == shown, (user.username, filters)
+
+
 def _notify() -> None:
     try:
         with transaction.atomic():
