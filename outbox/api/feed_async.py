@@ -234,7 +234,25 @@ async def _user_slot_free(tier: FeedTier, user_id: Any, slot: str) -> None:
             logger.warning("feed wait slot not freed (Redis unavailable: %s)", exc)
 
 
-async def _wait_and_read(tier: FeedTier, request: HttpRequest, begun: Begun) -> HttpResponse:
+async def _disconnected(receive: Any) -> None:
+    """Returns when the client goes away (an abandoned long-poll then frees its slots at once)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _woken_or_gone(woken: asyncio.Event, gone: asyncio.Task, timeout: float) -> bool:
+    """Wait for ``woken`` up to ``timeout``; True if woken, False on timeout or when the client left."""
+    waiting = asyncio.ensure_future(woken.wait())
+    try:
+        await asyncio.wait({waiting, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+    return woken.is_set() and not gone.done()
+
+
+async def _wait_and_read(
+    tier: FeedTier, request: HttpRequest, begun: Begun, gone: asyncio.Task
+) -> HttpResponse:
     query = begun.query
     assert query is not None
     deadline = time.monotonic() + query.wait
@@ -261,9 +279,7 @@ async def _wait_and_read(tier: FeedTier, request: HttpRequest, begun: Begun) -> 
                 # Subscribed (listening) before this read: a commit after it wakes us.
                 response = await _in_thread(tier, feed_finish, request, query)
                 while _is_empty(response) and (remaining := deadline - time.monotonic()) > 0:
-                    try:
-                        await asyncio.wait_for(woken.wait(), remaining)
-                    except TimeoutError:
+                    if not await _woken_or_gone(woken, gone, remaining):
                         break
                     woken.clear()
                     response = await _in_thread(tier, feed_finish, request, query)
@@ -310,7 +326,14 @@ async def event_feed_application(scope: dict, receive: Any, send: Any) -> None:
         with structlog.contextvars.bound_contextvars(method=request.method, path=request.path):
             try:
                 begun = await _in_thread(tier, feed_begin, request)
-                response = begun.response or await _wait_and_read(tier, request, begun)
+                if begun.response is not None:
+                    response = begun.response
+                else:
+                    gone = asyncio.ensure_future(_disconnected(receive))
+                    try:
+                        response = await _wait_and_read(tier, request, begun, gone)
+                    finally:
+                        gone.cancel()
             except Exception:
                 logger.exception("event feed request failed")
                 response = _refusal(500, "INTERNAL_ERROR", "An unexpected error occurred.", 1)

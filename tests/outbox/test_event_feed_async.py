@@ -123,6 +123,14 @@ def test_the_per_user_cap_of_waits_stalls_nothing_refuses_one_more_and_a_commit_
     assert user_waits(client_user) == 0  # every slot given back
 
 
+def test_an_abandoned_wait_gives_its_slot_back_at_once(servers, client_user):
+    _, async_url = servers
+    head = get(async_url + FEED, client_user).json()["next"]
+    with pytest.raises(httpx.ReadTimeout):
+        get(async_url + FEED, client_user, timeout=1.0, after=head, wait=20)  # the client gives up after 1 s
+    wait_until(lambda: user_waits(client_user) == 0, timeout=3)
+
+
 def test_a_wait_with_nothing_new_returns_after_its_wait_and_keeps_the_request_plumbing(servers, admin_user):
     _, async_url = servers
     head = get(async_url + FEED, admin_user).json()["next"]
