@@ -15,6 +15,7 @@ ORDER = [
     "dispatch",
     "recovery",
     "api",
+    "longpoll",
     "casework",
     "automation",
     "timers",

@@ -108,13 +108,16 @@ class FeedRequest:
     aggregate_type: str | None
     wait: float
 
-    def read(self) -> FeedPage:
+    def read(self, *, sequence: bool = True) -> FeedPage:
+        """The page; ``sequence=False`` skips the position round (the async tier's broadcaster runs one
+        per commit before it wakes anyone, so a woken waiter's re-read need not)."""
         return feed_page(
             scope=self.scope,
             after=self.after,
             limit=self.limit,
             event_types=self.event_types,
             aggregate_type=self.aggregate_type,
+            sequence=sequence,
         )
 
 

@@ -44,7 +44,7 @@ from django.urls import resolve
 from django.utils.functional import SimpleLazyObject
 from django_prometheus.middleware import PrometheusAfterMiddleware, PrometheusBeforeMiddleware
 
-from outbox.feed import FeedScope, feed_matches, feed_page
+from outbox.feed import FeedPage, FeedScope, feed_matches, feed_page
 from outbox.feed_broadcast import FeedBroadcaster, ProcessFull
 from outbox.metrics import EVENT_FEED_WAITERS, EVENT_FEED_WAITS_REFUSED
 from polaris.api.exceptions import error_body
@@ -71,18 +71,25 @@ class FeedTier:
 
 
 _tier: FeedTier | None = None
+REDIS_CONNECTIONS = 16  # per async process, for the per-user wait counts
 FAN_OUT_MAX_EVENTS = 5000  # more new events than this at once: wake every waiter rather than match
 
 
-def feed_read_new(after: int) -> tuple[int, list[dict] | None]:
-    """For the broadcaster: one feed round, then every event positioned after ``after`` (all scopes)."""
+def feed_read_new(after: int) -> tuple[int, list[tuple[int, dict, str]] | None]:
+    """For the broadcaster: one feed round, then every event positioned after ``after`` (all scopes), as
+    (position, envelope, the envelope's JSON text)."""
     page = feed_page(scope=FeedScope(), after=max(after, 0), limit=1 if after < 0 else 500)
     if after < 0:
         return page.head, []
-    events = page.events
-    while page.has_more and len(events) < FAN_OUT_MAX_EVENTS:
+    events: list[tuple[int, dict, str]] = []
+    while True:
+        events += [
+            (envelope["position"], envelope, text)
+            for envelope, text in zip(page.events, page.raw, strict=True)
+        ]
+        if not page.has_more or len(events) >= FAN_OUT_MAX_EVENTS:
+            break
         page = feed_page(scope=FeedScope(), after=page.next, limit=500, sequence=False)
-        events += page.events
     return page.head, None if page.has_more else events
 
 
@@ -99,8 +106,16 @@ def feed_tier() -> FeedTier:
                 run_sync=functools.partial(_run_in, loop, executor),
             ),
             executor=executor,
-            redis=redis.asyncio.Redis.from_url(
-                str(settings.CACHES["default"]["LOCATION"]), socket_timeout=0.5, socket_connect_timeout=0.5
+            # A bounded pool: a burst of waits (a thousand clients re-polling after one commit) queues for
+            # a few connections instead of opening one each.
+            redis=redis.asyncio.Redis(
+                connection_pool=redis.asyncio.BlockingConnectionPool.from_url(
+                    str(settings.CACHES["default"]["LOCATION"]),
+                    max_connections=REDIS_CONNECTIONS,
+                    timeout=5,
+                    socket_timeout=2,
+                    socket_connect_timeout=2,
+                )
             ),
         )
     return _tier
@@ -171,14 +186,18 @@ def _view_run(request: HttpRequest, body: Any) -> HttpResponse:
     return response
 
 
-def feed_begin(request: HttpRequest) -> Begun:
+def feed_begin(request: HttpRequest, *, listening: bool) -> Begun:
+    """Authentication, throttles, the query string, the scope, the cursor and the first read. A request
+    that may wait skips the position round while this process's listener is up: the broadcaster runs one
+    for every commit before it wakes anyone, so nothing committed stays unpositioned for a waiter; rounds
+    serialise on one row, and a thousand clients re-polling after a commit would queue behind each other."""
     _attach_session_user(request)
     begun = Begun()
 
     def body(view: EventFeedView, drf_request: Any) -> HttpResponse:
         view.initial(drf_request)  # authentication, permissions, throttles
         query = feed_request_parse(drf_request)
-        page = query.read()
+        page = query.read(sequence=query.wait <= 0 or not listening)
         if page.raw or query.wait <= 0:
             return feed_response(page)
         begun.query, begun.user_id = query, drf_request.user.pk
@@ -190,8 +209,16 @@ def feed_begin(request: HttpRequest) -> Begun:
     return begun
 
 
-def feed_finish(request: HttpRequest, query: FeedRequest) -> HttpResponse:
-    return _view_run(request, lambda view, drf_request: feed_response(query.read()))
+def feed_finish(request: HttpRequest, query: FeedRequest) -> tuple[HttpResponse, FeedPage | None]:
+    """A waiter's read once subscribed: no position round of its own (the broadcaster runs one for each
+    commit before it wakes anyone); the response, and the page when there is one."""
+    pages: list[FeedPage] = []
+
+    def body(view: EventFeedView, drf_request: Any) -> HttpResponse:
+        pages.append(query.read(sequence=False))
+        return feed_response(pages[0])
+
+    return _view_run(request, body), (pages[0] if pages else None)
 
 
 # -- caps -------------------------------------------------------------------------------------------------
@@ -273,16 +300,25 @@ async def _wait_and_read(
             event_types=query.event_types,
             aggregate_type=query.aggregate_type,
         )
-        async with tier.broadcaster.subscription(timeout=query.wait, matches=matches) as woken:
+        async with tier.broadcaster.subscription(
+            timeout=query.wait, matches=matches, limit=query.limit
+        ) as waiter:
             EVENT_FEED_WAITERS.inc()
             try:
                 # Subscribed (listening) before this read: a commit after it wakes us.
-                response = await _in_thread(tier, feed_finish, request, query)
-                while _is_empty(response) and (remaining := deadline - time.monotonic()) > 0:
-                    if not await _woken_or_gone(woken, gone, remaining):
+                response, page = await _in_thread(tier, feed_finish, request, query)
+                # An empty page with more to scan (a sparse filter) answers at once: the client goes on.
+                while page is not None and not page.raw and not page.has_more:
+                    waiter.covered = page.next
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not await _woken_or_gone(waiter.woken, gone, remaining):
                         break
-                    woken.clear()
-                    response = await _in_thread(tier, feed_finish, request, query)
+                    waiter.woken.clear()
+                    if waiter.page is not None:  # the fan-out built it: no read of our own
+                        page, waiter.page = waiter.page, None
+                        response = feed_response(page)
+                    else:
+                        response, page = await _in_thread(tier, feed_finish, request, query)
                 return response
             finally:
                 EVENT_FEED_WAITERS.dec()
@@ -296,10 +332,6 @@ async def _wait_and_read(
         )
     finally:
         await _user_slot_free(tier, begun.user_id, slot)
-
-
-def _is_empty(response: HttpResponse) -> bool:
-    return response.status_code == 200 and response.content.startswith(b'{"events":[]')
 
 
 # -- the ASGI application ---------------------------------------------------------------------------------
@@ -325,7 +357,9 @@ async def event_feed_application(scope: dict, receive: Any, send: Any) -> None:
         _metrics_after.process_view(request, request.resolver_match.func, (), {})
         with structlog.contextvars.bound_contextvars(method=request.method, path=request.path):
             try:
-                begun = await _in_thread(tier, feed_begin, request)
+                begun = await _in_thread(
+                    tier, functools.partial(feed_begin, listening=tier.broadcaster.listening), request
+                )
                 if begun.response is not None:
                     response = begun.response
                 else:

@@ -272,7 +272,7 @@ def test_a_process_holds_at_most_its_cap_of_waiters_on_one_listen_connection():
                         pass
                 assert (broadcaster.waiters, broadcaster.connects) == (2, 1)
                 await asyncio.to_thread(_notify)
-                await asyncio.wait_for(first.wait(), 5)
+                await asyncio.wait_for(first.woken.wait(), 5)
         finally:
             await broadcaster.close()
 
