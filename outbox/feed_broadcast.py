@@ -89,6 +89,12 @@ class FeedBroadcaster:
         return len(self._waiters)
 
     @property
+    def examined_to(self) -> int | None:
+        """Every event up to this position was in a window the fan-out has examined (None: unknown);
+        later ones will be, for the waiters registered then."""
+        return self._head if self.listening else None
+
+    @property
     def listening(self) -> bool:
         """The LISTEN is up and the fan-out runs a position round for each commit."""
         return self._listening.is_set() and self._read_new is not None
