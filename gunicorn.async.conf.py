@@ -19,7 +19,7 @@ worker_class = "uvicorn.workers.UvicornWorker"
 # One process holds thousands of waits (one LISTEN connection each process); add processes for CPU.
 workers = int(os.environ.get("ASYNC_CONCURRENCY", "1"))
 # Long-polls are in flight when a worker is recycled or stopped: let the longest finish.
-graceful_timeout = max(graceful_timeout, 30)  # noqa: F821  (from gunicorn.conf.py)
+graceful_timeout = max(int(_sync["graceful_timeout"]), 30)
 
 
 def on_starting(server):

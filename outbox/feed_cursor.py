@@ -52,7 +52,7 @@ def _seal(position: int, nonce: bytes, secret: str) -> bytes:
 
 def cursor_encode(position: int) -> str:
     """The opaque cursor for ``position`` (0 included: the start)."""
-    sealed = _seal(position, secrets.token_bytes(_NONCE), settings.SECRET_KEY)
+    sealed = _seal(position, secrets.token_bytes(_NONCE), str(settings.SECRET_KEY))
     return base64.urlsafe_b64encode(sealed).rstrip(b"=").decode()
 
 

@@ -199,7 +199,7 @@ def feed_begin(request: HttpRequest, *, listening: bool) -> Begun:
         view.initial(drf_request)  # authentication, permissions, throttles
         query = feed_request_parse(drf_request)
         page = query.read(sequence=query.wait <= 0 or not listening)
-        if page.raw or query.wait <= 0:
+        if page.raw or page.has_more or query.wait <= 0:  # has_more: a sparse filter, the client goes on
             return feed_response(page)
         begun.query, begun.user_id, begun.page = query, drf_request.user.pk, page
         return HttpResponse(status=204)  # a placeholder: the caller waits, then calls feed_finish
@@ -251,7 +251,7 @@ async def _user_slot_take(tier: FeedTier, user_id: Any, wait: float) -> tuple[st
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         logger.warning("feed wait cap not applied (Redis unavailable: %s)", exc)
         return "", 0
-    return None, max(1, math.ceil(earliest[0][1] - now)) if earliest else 1
+    return None, max(1, math.ceil(float(earliest[0][1]) - now)) if earliest else 1
 
 
 async def _user_slot_free(tier: FeedTier, user_id: Any, slot: str) -> None:
@@ -281,8 +281,9 @@ async def _woken_or_gone(woken: asyncio.Event, gone: asyncio.Task, timeout: floa
 async def _wait_and_read(
     tier: FeedTier, request: HttpRequest, begun: Begun, gone: asyncio.Task
 ) -> HttpResponse:
-    query = begun.query
+    query, first = begun.query, begun.page
     assert query is not None
+    assert first is not None
     deadline = time.monotonic() + query.wait
     slot, retry_after = await _user_slot_take(tier, begun.user_id, query.wait)
     if slot is None:
@@ -309,8 +310,9 @@ async def _wait_and_read(
                 # Subscribed (listening) before this read: a commit after it wakes us. The first read
                 # (before subscribing) is enough when it saw at least what the fan-out has examined:
                 # every later event is in a window the fan-out examines while we are registered.
-                if (seen := tier.broadcaster.examined_to) is not None and begun.page.next >= seen:
-                    response, page = feed_response(begun.page), begun.page
+                page: FeedPage | None
+                if (seen := tier.broadcaster.examined_to) is not None and first.next >= seen:
+                    response, page = feed_response(first), first
                 else:
                     response, page = await _in_thread(tier, feed_finish, request, query)
                 # An empty page with more to scan (a sparse filter) answers at once: the client goes on.
