@@ -50,7 +50,10 @@ STATEFUL_TIMEOUT_SECONDS = 120
 # - "This field is required." only for the fields of REQUIRED_FOR_WHO_ASKS below, each explained there.
 # (An SLA config that ties with a stored active one is a 409 SLA_CONFIG_CONFLICT, not a 400: not here.)
 # Everything else schema-valid must be accepted.
-DATA_DEPENDENT_CODES = {"INVALID_TRANSITION", "GUARD_FAILED"}
+# The feed's cursor is valid only as the server minted it (encrypted and authenticated): a generated
+# string is refused as INVALID_CURSOR whatever the schema says of its shape, and a minted one beyond the
+# head as CURSOR_AHEAD.
+DATA_DEPENDENT_CODES = {"INVALID_TRANSITION", "GUARD_FAILED", "INVALID_CURSOR", "CURSOR_AHEAD"}
 DATA_DEPENDENT_MESSAGES = (
     "does not exist",
     "instance with id",
