@@ -1,4 +1,5 @@
-# Polaris Workflow: one image for web (gunicorn), worker and beat (Celery). See compose.yaml.
+# Polaris Workflow: one image for web (gunicorn), the async tier (gunicorn with uvicorn workers: the event
+# feed's long-polls), worker and beat (Celery). See compose.yaml.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -33,6 +34,7 @@ RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin polaris \
     && install -d -o polaris -g polaris /var/lib/polaris/beat /run/metrics
 USER polaris
 
-EXPOSE 8000 9808
-# Web by default; compose.yaml runs the same image as migrate, worker and beat with other commands.
+EXPOSE 8000 8001 9808
+# Web by default; compose.yaml runs the same image as migrate, the async tier (feed: gunicorn --config
+# gunicorn.async.conf.py polaris.asgi:application, port 8001), worker and beat with other commands.
 CMD ["gunicorn", "--config", "gunicorn.conf.py", "polaris.wsgi:application"]

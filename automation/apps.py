@@ -8,7 +8,7 @@ class AutomationConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
-        from outbox.events import event_types_register
+        from outbox.events import aggregate_types_register, event_types_register
         from outbox.registry import register_handler
         from workflow import extensions
 
@@ -19,7 +19,7 @@ class AutomationConfig(AppConfig):
         from .retention import automation_retention_register
         from .ruleset import ruleset_invalidate
         from .selectors import task_queryset_with_timers, task_timers_block
-        from .timers import TIMER_FIRED
+        from .timers import TIMER_AGGREGATE, TIMER_FIRED
         from .webhooks import subscriptions
 
         # Every event type: triggers can listen to any of them, including other apps' (SLA) events.
@@ -34,6 +34,7 @@ class AutomationConfig(AppConfig):
         event_types_register("automation", [TIMER_FIRED])
         automation_erasers_register()
         automation_retention_register()
+        aggregate_types_register([TIMER_AGGREGATE])
         extensions.task_fields["timers"] = task_timers_block
         if task_queryset_with_timers not in extensions.task_queryset_hooks:
             extensions.task_queryset_hooks.append(task_queryset_with_timers)

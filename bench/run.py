@@ -17,6 +17,7 @@ ORDER = [
     "recovery",
     "api",
     "http_peer",
+    "longpoll",
     "casework",
     "automation",
     "timers",

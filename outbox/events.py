@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from outbox.models import OutboxEvent
 
 _event_types: dict[str, str] = {}  # event type -> the app that emits it
+_aggregate_types: set[str] = set()
 
 
 def event_types_register(app_label: str, event_types: Iterable[str]) -> None:
@@ -30,6 +31,16 @@ def event_types_register(app_label: str, event_types: Iterable[str]) -> None:
 def event_types_registered() -> list[str]:
     """Every registered event type, sorted."""
     return sorted(_event_types)
+
+
+def aggregate_types_register(aggregate_types: Iterable[str]) -> None:
+    """Declare aggregate types events are written for (the feed's ``aggregate_type`` filter accepts these)."""
+    _aggregate_types.update(aggregate_types)
+
+
+def aggregate_types_registered() -> list[str]:
+    """Every registered aggregate type, sorted."""
+    return sorted(_aggregate_types)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ round (they do not touch ``FeedState`` or the positions).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,7 @@ from django.db import connection, transaction
 
 from polaris.access import scope_filter
 from polaris.accounts.models import User
+from polaris.errors import ValidationFailed
 from polaris.sql.feed import (
     PAGE_AGENCY,
     PAGE_AGGREGATE_TYPE,
@@ -96,12 +98,56 @@ def feed_catch_up() -> int:
     return total + assigned
 
 
+class CursorAhead(ValidationFailed):
+    """A cursor beyond the feed's head: following it would skip every event up to it."""
+
+    error_code = "CURSOR_AHEAD"
+    default_message = "This cursor is ahead of the feed (restart from a cursor this feed returned)."
+
+
+# Each envelope as PostgreSQL's json_build_object writes it starts with the global position, which the API
+# does not show (it would tell any caller every tenant's volume): the cursor carries it, opaquely.
+_POSITION_KEY = re.compile(r'^\{"position" : [0-9]+, ')
+
+
 @dataclass(frozen=True)
 class FeedScope:
     """Which events a caller may read: all (admins), an agency's, or one client's own tasks'."""
 
     agency_id: str | None = None
     client_id: int | None = None
+
+
+def _as_text(value: Any) -> str | None:
+    """A JSON value as PostgreSQL's ``->>`` gives it (strings bare, numbers as written, null as NULL)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def feed_matches(
+    envelope: dict[str, Any],
+    *,
+    scope: FeedScope,
+    event_types: list[str] | None = None,
+    aggregate_type: str | None = None,
+) -> bool:
+    """Whether a page with ``scope`` and these filters would show ``envelope``: the ``PAGE_*`` conditions
+    of ``polaris.sql.feed``, in Python. The async tier uses it only to decide whom a commit wakes (each
+    woken waiter then reads its page in SQL), and ``tests/outbox/test_event_feed_async.py`` holds the two
+    to the same answers."""
+    payload = envelope.get("payload") or {}
+    if scope.agency_id is not None and _as_text(payload.get("agency_id")) != scope.agency_id:
+        return False
+    if scope.client_id is not None and (
+        envelope.get("aggregate_type") != "task" or _as_text(payload.get("client_id")) != str(scope.client_id)
+    ):
+        return False
+    if event_types and envelope.get("event_type") not in event_types:
+        return False
+    return not (aggregate_type and envelope.get("aggregate_type") != aggregate_type)
 
 
 def feed_scope(user: User | None) -> FeedScope:
@@ -133,10 +179,12 @@ class FeedPage:
     def events(self) -> list[dict[str, Any]]:
         return [json.loads(text) for text in self.raw]
 
-    def body(self) -> bytes:
-        """The API response body: ``{"events": [...], "next": "...", "has_more": ...}``."""
-        tail = f'],"next":"{self.next}","has_more":{"true" if self.has_more else "false"}}}'
-        return ('{"events":[' + ",".join(self.raw) + tail).encode()
+    def body(self, *, cursor: str) -> bytes:
+        """The API response body: ``{"events": [...], "next": cursor, "has_more": ...}``, each event's
+        envelope without its global ``position`` (``cursor`` is ``next``, made opaque by the caller)."""
+        tail = f'],"next":"{cursor}","has_more":{"true" if self.has_more else "false"}}}'
+        events = ",".join(_POSITION_KEY.sub("{", text, count=1) for text in self.raw)
+        return ('{"events":[' + events + tail).encode()
 
 
 def feed_page(
@@ -150,7 +198,8 @@ def feed_page(
 ) -> FeedPage:
     """Up to ``limit`` events after position ``after`` in feed order, within ``scope`` and the filters,
     and the cursor to continue from (past positions examined that matched nothing, never past ``head``).
-    ``head`` and the page come from one statement, so one snapshot."""
+    ``head`` and the page come from one statement, so one snapshot. ``CursorAhead`` when ``after`` is
+    beyond the head (positions lost, e.g. a restored database): a consumer is never moved past it."""
     if sequence:
         feed_sequence()
     conditions = list(PAGE_WINDOW)
@@ -172,6 +221,8 @@ def feed_page(
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     head = rows[0][0]
+    if after > head:
+        raise CursorAhead(details={"after": ["Beyond the newest event of this feed."]})
     page = [row for row in rows if row[1] is not None]
     next_position = page[-1][1] if len(page) == limit else max(after, min(after + SCAN_WINDOW, head))
     return FeedPage(raw=[row[2] for row in page], next=next_position, head=head)

@@ -313,9 +313,27 @@ OUTBOX_EXTRA_HANDLER_MODULES = env_list("OUTBOX_EXTRA_HANDLER_MODULES")
 # and the event history itself (0, the default: kept forever; only dispatched events are ever dropped).
 OUTBOX_LEDGER_RETENTION_DAYS = env_int("OUTBOX_LEDGER_RETENTION_DAYS", 30)
 OUTBOX_EVENT_RETENTION_DAYS = env_int("OUTBOX_EVENT_RETENTION_DAYS", 0)
-# The event feed: the most a long-poll (?wait=) may wait, and the page size bounds.
-EVENT_FEED_MAX_WAIT_SECONDS = env_float("EVENT_FEED_MAX_WAIT_SECONDS", 30.0)
+# The event feed: the most a long-poll (?wait=) may wait, and the page size bounds. Long-polls wait on the
+# async tier (polaris.asgi); the sync tier answers at once unless EVENT_FEED_SYNC_MAX_WAIT_SECONDS allows
+# it a short wait. Concurrent waits are capped per user (counted in Redis, shared by every process) and
+# per async process.
+EVENT_FEED_MAX_WAIT_SECONDS = env_float("EVENT_FEED_MAX_WAIT_SECONDS", 25.0)
 EVENT_FEED_MAX_LIMIT = env_int("EVENT_FEED_MAX_LIMIT", 1000)
+EVENT_FEED_SYNC_MAX_WAIT_SECONDS = env_float("EVENT_FEED_SYNC_MAX_WAIT_SECONDS", 0.0)
+EVENT_FEED_MAX_WAITS_PER_USER = env_int("EVENT_FEED_MAX_WAITS_PER_USER", 4)
+EVENT_FEED_MAX_WAITS_PER_PROCESS = env_int("EVENT_FEED_MAX_WAITS_PER_PROCESS", 2000)
+# Threads per async process for the feed's database work (auth, reads): its most database connections.
+EVENT_FEED_ASYNC_THREADS = env_int("EVENT_FEED_ASYNC_THREADS", 8)
+# The longest wait must end well before any worker or proxy gives up on the request (gunicorn's timeout
+# kills a sync worker; a proxy's read timeout cuts the connection): refuse to start otherwise.
+WORKER_TIMEOUT_SECONDS = env_float("GUNICORN_TIMEOUT", 30.0)
+EVENT_FEED_WAIT_MARGIN_SECONDS = 5.0
+for _name in ("EVENT_FEED_MAX_WAIT_SECONDS", "EVENT_FEED_SYNC_MAX_WAIT_SECONDS"):
+    if globals()[_name] + EVENT_FEED_WAIT_MARGIN_SECONDS > WORKER_TIMEOUT_SECONDS:
+        raise ImproperlyConfigured(
+            f"{_name}={globals()[_name]:g} must be at least {EVENT_FEED_WAIT_MARGIN_SECONDS:g} s under the "
+            f"worker timeout (GUNICORN_TIMEOUT={WORKER_TIMEOUT_SECONDS:g}); lower it or raise the timeout."
+        )
 
 # --- SLA ---
 SLA_SCAN_INTERVAL_SECONDS = env_int("SLA_SCAN_INTERVAL_SECONDS", 300)

@@ -591,12 +591,24 @@ def _run(argv: list[str]) -> int:
     stack_record(state=READY, port=port, **{name: env[name] for name in SERVER_SETTINGS if env.get(name)})
     bin_dir = Path(PYTHON).parent
     celery = str(bin_dir / "celery")
+    gunicorn = str(bin_dir / "gunicorn")
+    # The production servers, reloading on code changes: gunicorn's sync workers for the API and the
+    # async tier (uvicorn workers) for the event feed's long-polls, on the next port.
+    feed_port = env.get("ASYNC_PORT") or str(int(port) + 1)
     processes = {
-        "web": [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        "web": [
+            *(gunicorn, "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"),
+            *("--reload", "polaris.wsgi:application"),
+        ],
+        "feed": [
+            *(gunicorn, "--config", "gunicorn.async.conf.py", "--bind", f"127.0.0.1:{feed_port}"),
+            *("--reload", "polaris.asgi:application"),
+        ],
         "worker": [celery, "-A", "polaris", "worker", "-l", "info", "--concurrency", "2"],
         "beat": [celery, "-A", "polaris", "beat", "-l", "info", "-s", str(DATA / "celerybeat-schedule")],
     }
     log(f"API:        http://127.0.0.1:{port}/api/workflow/tasks")
+    log(f"Event feed: http://127.0.0.1:{feed_port}/api/workflow/events?wait=25 (long-polls: the async tier)")
     log(f"API docs:   http://127.0.0.1:{port}/api/docs/")
     log(f"Admin:      http://127.0.0.1:{port}/admin/")
     log(f"Metrics:    http://127.0.0.1:{port}/metrics")

@@ -8,7 +8,7 @@ class SlaConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_save
 
-        from outbox.events import event_types_register
+        from outbox.events import aggregate_types_register, event_types_register
         from outbox.projection import client_projection_register
         from outbox.retention import history_keep_register
         from polaris.erasure import eraser_register
@@ -39,3 +39,4 @@ class SlaConfig(AppConfig):
         eraser_register("sla_events", sla_events_erase)
         history_keep_register(open_sla_events)
         post_save.connect(sla_config_names_forget, sender=SLAConfig, dispatch_uid="sla.config_names_forget")
+        aggregate_types_register([SLARecord.aggregate_type])

@@ -6,14 +6,16 @@ class WorkflowConfig(AppConfig):
     verbose_name = "Workflow"
 
     def ready(self) -> None:
-        from outbox.events import event_types_register
+        from outbox.events import aggregate_types_register, event_types_register
         from outbox.projection import client_projection_register
 
         from . import receivers  # noqa: F401  (connects the post_transition receivers)
-        from .events import CLIENT_PROJECTIONS, WORKFLOW_EVENT_TYPES
+        from .events import CLIENT_AGGREGATE_TYPE, CLIENT_PROJECTIONS, WORKFLOW_EVENT_TYPES
+        from .models import ActionPlan, Task
         from .services.erasure import workflow_erasers_register
 
         event_types_register(self.label, WORKFLOW_EVENT_TYPES)
+        aggregate_types_register([Task.aggregate_type, ActionPlan.aggregate_type, CLIENT_AGGREGATE_TYPE])
         for event_type, projection in CLIENT_PROJECTIONS.items():
             client_projection_register(event_type, projection)
         workflow_erasers_register()

@@ -37,3 +37,9 @@ def listen(listener: object, channel: str) -> None:
     """LISTEN on ``channel`` with a dedicated psycopg connection (a constant name, never user input)."""
     # Why not the ORM: LISTEN/NOTIFY has no ORM expression.
     listener.execute(f"LISTEN {channel}")  # type: ignore[attr-defined]
+
+
+async def listen_async(listener: object, channel: str) -> None:
+    """LISTEN on ``channel`` with a dedicated async psycopg connection (a constant name, never user input)."""
+    # Why not the ORM: LISTEN/NOTIFY has no ORM expression (and the ORM has no async connections).
+    await listener.execute(f"LISTEN {channel}")  # type: ignore[attr-defined]

@@ -50,8 +50,17 @@ STATEFUL_TIMEOUT_SECONDS = 120
 # - "This field is required." only for the fields of REQUIRED_FOR_WHO_ASKS below, each explained there.
 # (An SLA config that ties with a stored active one is a 409 SLA_CONFIG_CONFLICT, not a 400: not here.)
 # Everything else schema-valid must be accepted.
+# The feed's cursor is valid only as the server minted it (encrypted and authenticated): a generated
+# string is refused as INVALID_CURSOR whatever the schema says of its shape, and a minted one beyond the
+# head as CURSOR_AHEAD.
 # INVALID_TOKEN: a well-formed string that is not a live refresh token (logout) — only a real one is.
-DATA_DEPENDENT_CODES = {"INVALID_TRANSITION", "GUARD_FAILED", "INVALID_TOKEN"}
+DATA_DEPENDENT_CODES = {
+    "INVALID_TRANSITION",
+    "GUARD_FAILED",
+    "INVALID_TOKEN",
+    "INVALID_CURSOR",
+    "CURSOR_AHEAD",
+}
 DATA_DEPENDENT_MESSAGES = (
     "does not exist",
     "instance with id",

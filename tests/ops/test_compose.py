@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_SERVICES = ("web", "worker", "beat")
+APP_SERVICES = ("web", "feed", "worker", "beat")
 LONG_RUNNING = ("postgres", "redis", *APP_SERVICES)
 
 
@@ -120,7 +120,7 @@ def test_docker_compose_with_file_based_secrets_reaches_the_settings(tmp_path):
 
 
 def test_the_services_are_all_there(compose):
-    assert set(compose["services"]) == {"postgres", "redis", "migrate", "web", "worker", "beat"}
+    assert set(compose["services"]) == {"postgres", "redis", "migrate", "web", "feed", "worker", "beat"}
 
 
 @pytest.mark.parametrize("service", LONG_RUNNING)
@@ -155,11 +155,18 @@ def test_state_lives_in_named_volumes(compose):
 def test_processes_and_metrics_wiring(compose):
     services = compose["services"]
     assert services["web"]["command"][:3] == ["gunicorn", "--config", "gunicorn.conf.py"]
+    # The async tier: long-polls on uvicorn workers, its own port.
+    assert services["feed"]["command"] == [
+        "gunicorn",
+        "--config",
+        "gunicorn.async.conf.py",
+        "polaris.asgi:application",
+    ]
     assert services["worker"]["command"][:4] == ["celery", "-A", "polaris", "worker"]
     assert services["beat"]["command"][:4] == ["celery", "-A", "polaris", "beat"]
     assert "deploy" not in services["beat"]  # never replicated: exactly one beat
     assert services["worker"]["environment"]["CELERY_METRICS_PORT"] == "9808"
-    for name in ("web", "worker"):
+    for name in ("web", "feed", "worker"):
         # Each container's multiprocess directory is its own tmpfs: empty at start, never shared.
         assert services[name]["environment"]["PROMETHEUS_MULTIPROC_DIR"] == "/run/metrics"
         assert services[name]["tmpfs"][0].startswith("/run/metrics")

@@ -8,7 +8,8 @@ import pytest
 from django.db import connection, transaction
 from rest_framework.test import APIClient
 
-from outbox.feed import FeedScope, feed_page
+from outbox.feed import CursorAhead, FeedScope, feed_page
+from outbox.feed_cursor import cursor_decode, cursor_encode
 from outbox.models import FeedEntry, OutboxEvent
 from workflow.services.tasks import task_create
 
@@ -24,14 +25,14 @@ def api(user) -> APIClient:
 
 def follow(client, **params) -> list[dict]:
     """Every event, page by page, following ``next``."""
-    events, after = [], "0"
+    events, after = [], {}
     while True:
-        response = client.get(URL, {"after": after, **params})
+        response = client.get(URL, {**after, **params})
         assert response.status_code == 200, response.data
         events += response.json()["events"]
         if not response.json()["has_more"]:
             return events
-        after = response.json()["next"]
+        after = {"after": response.json()["next"]}
 
 
 def test_pages_follow_one_order_and_end_with_a_cursor_to_wait_on(admin_user, make_task):
@@ -42,16 +43,14 @@ def test_pages_follow_one_order_and_end_with_a_cursor_to_wait_on(admin_user, mak
     assert (len(first.json()["events"]), first.json()["has_more"]) == (3, True)
     events = follow(client, limit=3)
     assert [e["aggregate_id"] for e in events] == [str(t.pk) for t in tasks]
-    positions = [e["position"] for e in events]
-    assert positions == sorted(positions) and len(set(positions)) == 7  # noqa: PT018
+    # The global position stays inside the opaque cursor: an event shows none.
+    assert not any("position" in e for e in events)
     assert events[0]["event_type"] == "TaskCreated"
     assert events[0]["payload"]["title"] == "T0"
-    tail = client.get(URL, {"after": str(positions[-1])})
-    assert (tail.json()["events"], tail.json()["has_more"], tail.json()["next"]) == (
-        [],
-        False,
-        str(positions[-1]),
-    )
+    last = client.get(URL, {"limit": 7}).json()["next"]
+    tail = client.get(URL, {"after": last})
+    assert (tail.json()["events"], tail.json()["has_more"]) == ([], False)
+    assert cursor_decode(tail.json()["next"]) == cursor_decode(last) == 7
 
 
 def test_filters_by_event_type_and_aggregate_type(admin_user, make_task, make_plan):
@@ -89,9 +88,13 @@ def test_a_sparse_filter_still_moves_the_cursor(admin_user, make_task, settings,
     for i in range(5):
         make_task(title=f"T{i}")
     response = api(admin_user).get(URL, {"event_type": "ActionPlanCreated"})
-    assert (response.json()["events"], response.json()["next"], response.json()["has_more"]) == (
+    assert (
+        response.json()["events"],
+        cursor_decode(response.json()["next"]),
+        response.json()["has_more"],
+    ) == (
         [],
-        "2",
+        2,
         True,
     )
     assert follow(api(admin_user), event_type="ActionPlanCreated") == []
@@ -100,13 +103,13 @@ def test_a_sparse_filter_still_moves_the_cursor(admin_user, make_task, settings,
 @pytest.mark.parametrize(
     ("params", "field"),
     [
-        ({"after": "abc"}, "after"),
-        ({"after": "-1"}, "after"),
+        ({"after": "x" * 65}, "after"),
         ({"limit": "0"}, "limit"),
         ({"limit": "100000"}, "limit"),
         ({"wait": "-1"}, "wait"),
         ({"wait": "9999"}, "wait"),
         ({"event_type": "NoSuchEvent"}, "event_type"),
+        ({"aggregate_type": "foo"}, "aggregate_type"),
         ({"colour": "red"}, "colour"),
     ],
 )
@@ -167,6 +170,52 @@ def test_a_transaction_that_took_its_id_first_and_committed_last_is_neither_skip
 
 
 def test_a_cursor_beyond_the_smallint_range_works(admin_user):
-    """Server-side binding sends small ints as smallint; the cursor arithmetic must not overflow."""
-    response = api(admin_user).get(URL, {"after": "30000"})
-    assert (response.status_code, response.json()["next"]) == (200, "30000")
+    """Server-side binding sends small ints as smallint; the cursor arithmetic must not overflow (the
+    statement runs: the position is then refused as ahead of the feed, not as a database error)."""
+    with pytest.raises(CursorAhead):
+        feed_page(scope=FeedScope(), after=30000)
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    ["abc", "-1", "0", "30000", "", "A" * 38],
+    ids=["junk", "negative", "a-plain-zero", "a-plain-position", "empty", "right-length"],
+)
+def test_a_cursor_this_server_did_not_issue_is_400_invalid_cursor(admin_user, cursor):
+    response = api(admin_user).get(URL, {"after": cursor})
+    assert response.status_code == 400
+    assert response.json()["error_code"] == ("VALIDATION_ERROR" if cursor == "" else "INVALID_CURSOR")
+
+
+def test_a_tampered_cursor_is_400_invalid_cursor(admin_user, make_task):
+    make_task()
+    cursor = api(admin_user).get(URL).json()["next"]
+    # Every character (nonce, position, tag; the last one's spare bits too), each changed two ways.
+    for index in range(len(cursor)):
+        for flipped in [c for c in "AB_-" if c != cursor[index]][:2]:
+            tampered = cursor[:index] + flipped + cursor[index + 1 :]
+            response = api(admin_user).get(URL, {"after": tampered})
+            assert (response.status_code, response.json()["error_code"]) == (400, "INVALID_CURSOR"), tampered
+
+
+def test_a_cursor_reveals_no_position_and_is_never_the_same_twice(admin_user, make_task):
+    make_task()
+    first, second = (api(admin_user).get(URL).json()["next"] for _ in range(2))
+    assert first != second and cursor_decode(first) == cursor_decode(second) == 1  # noqa: PT018
+    assert "1" not in {first, second}
+
+
+def test_a_cursor_ahead_of_the_feed_is_400_and_moves_nobody(admin_user, make_task):
+    make_task()
+    response = api(admin_user).get(URL, {"after": cursor_encode(500)})
+    assert (response.status_code, response.json()["error_code"]) == (400, "CURSOR_AHEAD")
+    assert "after" in response.json()["details"]
+
+
+def test_the_sync_tier_does_not_wait(admin_user, make_task):
+    """wait>0 is the async tier's (polaris.asgi); the sync view answers at once."""
+    import time
+
+    started = time.monotonic()
+    response = api(admin_user).get(URL, {"wait": 5})
+    assert response.status_code == 200 and time.monotonic() - started < 2  # noqa: PT018

@@ -114,7 +114,8 @@ def test_a_consumer_following_the_cursor_sees_exactly_the_committed_events_in_or
     assert positions == sorted(positions)
 
 
-def test_a_long_poll_returns_soon_after_a_commit(admin_user):
+def test_a_long_poll_returns_soon_after_a_commit(admin_user, settings):
+    settings.EVENT_FEED_SYNC_MAX_WAIT_SECONDS = 10  # the sync tier's opt-in short wait (off by default)
     client = APIClient()
     client.force_authenticate(admin_user)
     head = client.get("/api/workflow/events").json()["next"]
@@ -139,7 +140,8 @@ def test_a_long_poll_returns_soon_after_a_commit(admin_user):
     assert answer["returned"] - committed < 1.0, "the long-poll did not return promptly after the commit"
 
 
-def test_a_long_poll_with_nothing_new_returns_after_its_wait(admin_user):
+def test_a_long_poll_with_nothing_new_returns_after_its_wait(admin_user, settings):
+    settings.EVENT_FEED_SYNC_MAX_WAIT_SECONDS = 10
     client = APIClient()
     client.force_authenticate(admin_user)
     started = time.monotonic()

@@ -144,16 +144,28 @@ GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 @contextlib.contextmanager
 def gunicorn_process(*, port: int, env: dict[str, str], workers: int = 2, timeout: float = 60) -> Iterator:
     """The real web server (``gunicorn.conf.py``) on 127.0.0.1:``port``; yields its ``Popen`` once up."""
+    env = {"GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers), **env}
+    with _server_process(["gunicorn.conf.py", "polaris.wsgi:application"], port, env, timeout) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def async_tier_process(*, port: int, env: dict[str, str], workers: int = 1, timeout: float = 60) -> Iterator:
+    """The async tier (``gunicorn.async.conf.py``: uvicorn workers, ``polaris.asgi``) on ``port``."""
+    env = {"ASYNC_BIND": f"127.0.0.1:{port}", "ASYNC_CONCURRENCY": str(workers), **env}
+    with _server_process(
+        ["gunicorn.async.conf.py", "polaris.asgi:application"], port, env, timeout
+    ) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _server_process(config_and_app: list[str], port: int, env: dict[str, str], timeout: float) -> Iterator:
     import urllib.request
 
-    env = {
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": str(workers),
-        "ALLOWED_HOSTS": "127.0.0.1",
-        **env,
-    }
+    env = {"ALLOWED_HOSTS": "127.0.0.1", **env}
     server = subprocess.Popen(
-        [GUNICORN, "--config", "gunicorn.conf.py", "polaris.wsgi:application"],
+        [GUNICORN, "--config", *config_and_app],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
