@@ -113,7 +113,8 @@ def text_digest(text: str) -> dict[str, Any]:
     """What an event says about a free text whose words it must not keep: its length and a keyed digest
     (HMAC-SHA256 with ``SECRET_KEY``, 16 hex digits: equal texts compare equal, nobody can test a guess
     without the key)."""
-    digest = hmac.new(settings.SECRET_KEY.encode(), text.encode(), hashlib.sha256).hexdigest()[:16]
+    key = str(settings.SECRET_KEY).encode()
+    digest = hmac.new(key, text.encode(), hashlib.sha256).hexdigest()[:16]
     return {"length": len(text), "digest": digest}
 
 

@@ -13,6 +13,14 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models
 
 
+def _column(model: type[models.Model], name: str) -> str:
+    """The column of ``model``'s concrete field ``name``."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field)
+    assert field.column is not None
+    return field.column
+
+
 @functools.cache
 def _rewrite_sql(model: type[models.Model], columns: tuple[str, ...]) -> str:
     # Why not the ORM: bulk_update writes one CASE branch per row and column (quadratic in the batch);
@@ -20,10 +28,12 @@ def _rewrite_sql(model: type[models.Model], columns: tuple[str, ...]) -> str:
     table = model._meta.db_table
     pk = model._meta.pk
     fields = [model._meta.get_field(name) for name in columns]
+    types = [field.db_type(connection) for field in fields if isinstance(field, models.Field)]
+    names = [_column(model, name) for name in columns]
     record = ", ".join(
-        [f"{pk.column} {pk.db_type(connection)}"] + [f"{f.column} {f.db_type(connection)}" for f in fields]
+        [f"{pk.column} {pk.db_type(connection)}"] + [f"{n} {t}" for n, t in zip(names, types, strict=True)]
     )
-    assignments = ", ".join(f"{f.column} = b.{f.column}" for f in fields)
+    assignments = ", ".join(f"{n} = b.{n}" for n in names)
     return (
         f"UPDATE {table} AS t SET {assignments} "  # noqa: S608
         f"FROM jsonb_to_recordset(%s::jsonb) AS b({record}) WHERE t.{pk.column} = b.{pk.column}"
@@ -44,9 +54,9 @@ def _index_walk_sql(model: type[models.Model], key: tuple[str, ...], where: tupl
     # Why not the ORM: a row-value comparison ``(a, b) > (%s, %s)`` is one index range scan; the ORM
     # spells it as nested ORs, which the planner cannot turn into a range.
     table = model._meta.db_table
-    columns = ", ".join(model._meta.get_field(name).column for name in key)
+    columns = ", ".join(_column(model, name) for name in key)
     marks = ", ".join(["%s"] * len(key))
-    conditions = "".join(f" AND {model._meta.get_field(name).column} = %s" for name in where)
+    conditions = "".join(f" AND {_column(model, name)} = %s" for name in where)
     pk = model._meta.pk.column
     return (
         f"SELECT {pk}, {columns} FROM {table} WHERE ({columns}) > ({marks}){conditions} "  # noqa: S608

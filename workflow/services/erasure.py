@@ -49,7 +49,8 @@ def client_work_events(client_id: int) -> models.QuerySet[OutboxEvent]:
 
 def _work_erase(model: type[models.Model], fields: tuple[str, ...]):
     def erase(*, client_id: int, dry_run: bool) -> int:
-        return rows_erase(model.objects.filter(client_id=client_id), text_fields=fields, dry_run=dry_run)
+        rows = model._default_manager.filter(client_id=client_id)
+        return rows_erase(rows, text_fields=fields, dry_run=dry_run)
 
     return erase
 
