@@ -96,4 +96,5 @@ CLIENT_PROJECTIONS = {
     EventType.ACTION_PLAN_UPDATED: event_for_client_as_stored,
     EventType.CLIENT_LINKED: event_for_client_as_stored,
     EventType.CLIENT_UNLINKED: event_for_client_as_stored,
+    EventType.CLIENT_ERASED: event_for_client_as_stored,  # the client id and counts, nothing personal
 }

@@ -2,7 +2,7 @@
 
 from typing import Any, NoReturn
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import Throttled
 from rest_framework.permissions import AllowAny
@@ -51,6 +51,7 @@ class LogoutView(APIView):
     authentication_classes: list[Any] = []
     throttle_classes: list[type[BaseThrottle]] = [AnonRateThrottle]
 
+    @extend_schema_serializer(component_name="LogoutRequest")
     class InputSerializer(serializers.Serializer):
         refresh = serializers.CharField()
 

@@ -6,6 +6,7 @@ from django.test import Client
 
 from polaris.accounts.models import User
 from polaris.accounts.services import user_upsert
+from tests.support.admin_forms import inline_management_data
 
 pytestmark = pytest.mark.django_db
 
@@ -55,9 +56,11 @@ def test_a_demotion_in_the_admin_form_closes_the_admin(admin_client, agency):
     session = Client()
     session.force_login(other)
     assert session.get("/admin/").status_code == 200
+    url = f"/admin/accounts/user/{other.pk}/change/"
     response = admin_client.post(
-        f"/admin/accounts/user/{other.pk}/change/",
+        url,
         {
+            **inline_management_data(admin_client, url),
             "username": other.username,
             "role": "agency",
             "agency": agency.pk,

@@ -1,7 +1,7 @@
 """``POST /api/workflow/clients/{id}/erase``: erase a client's personal data (admins; ``dry_run`` counts)."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,11 +16,13 @@ from workflow.services.erasure import client_erase
 
 
 class ClientEraseView(APIView):
+    @extend_schema_serializer(component_name="ClientEraseRequest")
     class InputSerializer(StrictFieldsMixin, serializers.Serializer):
         dry_run = serializers.BooleanField(
             required=False, default=False, help_text="Count what would change; change nothing."
         )
 
+    @extend_schema_serializer(component_name="ClientErasure")
     class OutputSerializer(serializers.Serializer):
         success = serializers.BooleanField()
         client_id = serializers.IntegerField()

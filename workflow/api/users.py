@@ -4,7 +4,12 @@ and the links of a client to the agencies that serve it (admins; a supervisor fo
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -75,11 +80,13 @@ AGENCY_ID = uuid_path_parameter("agency_id", "The agency's id.")
 
 
 class ClientLinkView(APIView):
+    @extend_schema_serializer(component_name="ClientLinkRequest")
     class InputSerializer(StrictFieldsMixin, serializers.Serializer):
         agency = AgencyField(
             queryset=Agency.objects.all(), help_text="The agency that is to serve the client."
         )
 
+    @extend_schema_serializer(component_name="ClientLink")
     class OutputSerializer(serializers.Serializer):
         client = serializers.IntegerField(source="client_id")
         agency = serializers.UUIDField(source="agency_id")

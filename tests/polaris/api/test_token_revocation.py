@@ -5,6 +5,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from polaris.accounts.models import User
+from tests.support.admin_forms import inline_management_data
 from tests.support.api import assert_envelope
 
 pytestmark = pytest.mark.django_db
@@ -83,9 +84,11 @@ def test_a_change_revokes_every_token_at_once(agent, change):
 
 def test_a_role_change_in_the_admin_revokes_tokens(admin_client, agent):
     tokens = obtain(agent)
+    url = f"/admin/accounts/user/{agent.pk}/change/"
     response = admin_client.post(
-        f"/admin/accounts/user/{agent.pk}/change/",
+        url,
         {
+            **inline_management_data(admin_client, url),
             "username": agent.username,
             "role": "client",
             "agency": agent.agency_id,

@@ -17,6 +17,7 @@ from polaris.audit.models import AuditEntry
 from sla.configs import sla_config_create, sla_config_update
 from sla.models import BusinessCalendar
 from tests.automation.conftest import latest_event
+from tests.support.admin_forms import inline_management_data
 
 pytestmark = pytest.mark.django_db
 TRIGGERS = "/api/workflow/triggers"
@@ -154,9 +155,7 @@ def test_users_and_roles(admin_user, agency, client):
     )
     data.pop("groups", None), data.pop("user_permissions", None), data.pop("last_login", None)
     data.pop("date_joined", None)
-    for inline in page.context["inline_admin_formsets"]:  # the client-links inline: its management form
-        management = inline.formset.management_form
-        data.update({management.add_prefix(name): value for name, value in management.initial.items()})
+    data.update(inline_management_data(client, reverse("admin:accounts_user_change", args=[user.pk])))
     response = client.post(reverse("admin:accounts_user_change", args=[user.pk]), data)
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
     entry = last("user.role_changed")
