@@ -47,6 +47,12 @@ class ScopedUserField(serializers.PrimaryKeyRelatedField):
     def get_queryset(self) -> QuerySet[User]:
         return selectors.referable_users(user=_caller(self.parent))
 
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        # DRF reads "" as null for relational fields; an id is an integer or null, never a string.
+        if data == "":
+            self.fail("incorrect_type", data_type="str")
+        return super().run_validation(data)
+
     def to_internal_value(self, data: Any) -> Any:
         # Ids are positive integers; bound them before they reach PostgreSQL's bigint.
         if isinstance(data, str) and data.isascii() and data.isdigit():

@@ -96,7 +96,7 @@ def test_paging_only_query_strings_validate_as_the_serializer_does(query):
 
     request = Request(APIRequestFactory().get(f"/?{query}"))
     serializer = TaskListQuerySerializer(data=request.query_params)
-    repeated = any(len(values) > 1 for values in request.query_params.lists())
+    repeated = any(len(values) > 1 for _, values in request.query_params.lists())
     if serializer.is_valid() and not repeated:  # a repeated parameter is refused, whatever DRF keeps
         expected = (dict(serializer.validated_data), {})
         assert query_params_parse(request=request, serializer_class=TaskListQuerySerializer) == expected
