@@ -50,12 +50,18 @@ def task_bulk_apply(
     filter the ids came from (if any), the parameter names (free text stays out), and the counts.
     """
     service = BULK_SERVICES[action]
+    ids = list(task_ids)
+    if dry_run:
+        with kicks_deferred():
+            return [_apply_one(service, actor, task_id, params, True, correlation_id) for task_id in ids]
     with kicks_deferred():
-        results = [
-            _apply_one(service, actor, task_id, params, dry_run, correlation_id) for task_id in task_ids
-        ]
-    if not dry_run:
-        _bulk_audit(actor=actor, action=action, params=params, selection=selection, results=results)
+        results = [_apply_one(service, actor, task_id, params, False, correlation_id) for task_id in ids[:-1]]
+        # The audit entry commits with the last item: once the last change is committed, so is the record
+        # of the whole bulk (nothing to write after it that an outage could lose).
+        with transaction.atomic():
+            if ids:
+                results.append(_apply_one(service, actor, ids[-1], params, False, correlation_id))
+            _bulk_audit(actor=actor, action=action, params=params, selection=selection, results=results)
     return results
 
 
@@ -63,7 +69,6 @@ def task_bulk_apply(
 _RECORDED_PARAMS = ("target_state", "assignee_id", "assignee")
 
 
-@transaction.atomic
 def _bulk_audit(
     *,
     actor: User | None,
