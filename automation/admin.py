@@ -15,7 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from outbox.models import OutboxEvent
-from polaris.admin_tools import ReadOnlyAdmin
+from polaris.admin_tools import ReadOnlyAdmin, form_errors_add, form_value
 from polaris.errors import DomainError
 
 from .alerts import alerts_acknowledge
@@ -37,17 +37,6 @@ from .services import (
     triggers_set_enabled,
 )
 from .timers import timers_resnapshot
-
-
-def _value(form: forms.ModelForm, name: str):
-    """The value the saved row would hold: the cleaned input, or the row's own when the form lacks it."""
-    return form.cleaned_data[name] if name in form.cleaned_data else getattr(form.instance, name)
-
-
-def _add_errors(form: forms.ModelForm, errors: dict[str, list[str]]) -> None:
-    for name, problems in errors.items():
-        for problem in problems:
-            form.add_error(name if name in form.fields else None, problem)
 
 
 class TriggerAdminForm(forms.ModelForm):
@@ -73,14 +62,14 @@ class TriggerAdminForm(forms.ModelForm):
         data = super().clean() or {}
         if "unless" in data and data["unless"] is None:
             data["unless"] = []
-        _add_errors(
+        form_errors_add(
             self,
             trigger_validate(
-                event_type=_value(self, "event_type"),
-                predicate=_value(self, "predicate"),
-                actions=_value(self, "actions"),
-                wait_minutes=_value(self, "wait_minutes"),
-                unless=_value(self, "unless"),
+                event_type=form_value(self, "event_type"),
+                predicate=form_value(self, "predicate"),
+                actions=form_value(self, "actions"),
+                wait_minutes=form_value(self, "wait_minutes"),
+                unless=form_value(self, "unless"),
             ),
         )
         return data

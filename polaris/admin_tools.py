@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -44,3 +45,15 @@ def run_for_each(
             succeeded += 1
     if succeeded:
         modeladmin.message_user(request, f"{succeeded} {done}.", level=messages.SUCCESS)
+
+
+def form_value(form: forms.ModelForm, name: str) -> Any:
+    """The value the saved row would hold: the cleaned input, or the row's own when the form lacks it."""
+    return form.cleaned_data[name] if name in form.cleaned_data else getattr(form.instance, name)
+
+
+def form_errors_add(form: forms.ModelForm, errors: dict[str, list[str]]) -> None:
+    """A service's ``{field: [problems]}`` on the form: on the field when the form has it, else on top."""
+    for name, problems in errors.items():
+        for problem in problems:
+            form.add_error(name if name in form.fields else None, problem)

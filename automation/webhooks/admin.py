@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from polaris.admin_tools import ReadOnlyAdmin, run_for_each
+from polaris.admin_tools import ReadOnlyAdmin, form_errors_add, form_value, run_for_each
 
 from ..models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from .endpoints import (
@@ -22,17 +22,6 @@ from .endpoints import (
     webhook_endpoint_rotate_secret,
     webhook_endpoint_update,
 )
-
-
-def _value(form: forms.ModelForm, name: str):
-    """The value the saved row would hold: the cleaned input, or the row's own when the form lacks it."""
-    return form.cleaned_data[name] if name in form.cleaned_data else getattr(form.instance, name)
-
-
-def _add_errors(form: forms.ModelForm, errors: dict[str, list[str]]) -> None:
-    for name, problems in errors.items():
-        for problem in problems:
-            form.add_error(name if name in form.fields else None, problem)
 
 
 class _HttpDefaultURLField(forms.URLField):
@@ -53,8 +42,8 @@ class WebhookEndpointAdminForm(forms.ModelForm):
 
     def clean(self) -> dict:
         data = super().clean() or {}
-        values = {name: _value(self, name) for name in ("url", "event_types")}
-        _add_errors(self, endpoint_errors(values=values))
+        values = {name: form_value(self, name) for name in ("url", "event_types")}
+        form_errors_add(self, endpoint_errors(values=values))
         return data
 
 
