@@ -70,9 +70,8 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 def _make_data(task_count: int) -> tuple[list[dict], list[str], dict]:
     """50 users (tokens), task ids to read, and what a commit needs (an agent, a client, the agency)."""
-    from rest_framework_simplejwt.tokens import AccessToken
-
     from polaris.accounts.services import agency_get_or_create, user_upsert
+    from polaris.api.auth_tokens import token_for_user
     from workflow.services.tasks import task_create
 
     users, task_ids, writer = [], [], {}
@@ -89,7 +88,8 @@ def _make_data(task_count: int) -> tuple[list[dict], list[str], dict]:
         }
         for role, members in people.items():
             users += [
-                {"token": str(AccessToken.for_user(u)), "role": role, "agency": number} for u in members
+                {"token": str(token_for_user(u).access_token), "role": role, "agency": number}
+                for u in members
             ]
         for i in range(task_count // 2 if number == 1 else 0):  # read by an agent of agency 1
             task = task_create(
@@ -171,7 +171,7 @@ def _open_loop(base: str, token: str, task_ids: list[str], rate: float, seconds:
         thread.start()
     for thread in threads:
         thread.join()
-    return latencies, sum(errors), count / (max(finished) - start)
+    return latencies, sum(errors), count / max(max(finished) - start, 1e-9)
 
 
 # -- the waiters (a child process on asyncio) -------------------------------------------------------------

@@ -1,11 +1,9 @@
 """The event feed on the async tier (``polaris.asgi`` routes ``GET /api/workflow/events`` here).
 
-Only the waiting is async. Everything else is the sync view's own code, run in a small thread pool
-(``EVENT_FEED_ASYNC_THREADS``, so at most that many database connections per process): DRF's
-authentication (JWT, session), permissions and throttles, the query string, the scope, the cursor and each
-page read, with DRF's exception handler for the error envelope. Around it, what the middleware does on
-the sync tier: the correlation id (taken or made, bound, echoed), the request log line and
-django-prometheus's request metrics.
+Only the waiting is async. The rest is the sync view's own code in a small thread pool
+(``EVENT_FEED_ASYNC_THREADS`` database connections at most): DRF's authentication, permissions, throttles
+and error envelope, the query string, the scope, the cursor, each page read. Around it, what the sync
+tier's middleware does: the correlation id, the request log line, django-prometheus's request metrics.
 
 A request whose first read finds nothing and that asks to ``wait``: takes a slot of its user's cap
 (``EVENT_FEED_MAX_WAITS_PER_USER``, a Redis sorted set shared by every process, each entry expiring at its
@@ -40,7 +38,7 @@ from django.contrib.auth import get_user
 from django.core.handlers.asgi import ASGIRequest
 from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse
-from django.urls import resolve
+from django.urls import ResolverMatch, resolve
 from django.utils.functional import SimpleLazyObject
 from django_prometheus.middleware import PrometheusAfterMiddleware, PrometheusBeforeMiddleware
 
@@ -131,13 +129,10 @@ async def feed_tier_close() -> None:
         _tier = None
 
 
-async def _in_thread(tier: FeedTier, fn: Any, *args: Any) -> Any:
+async def _run_in(loop: asyncio.AbstractEventLoop, executor: ThreadPoolExecutor, fn: Any, *args: Any) -> Any:
     """``fn(*args)`` in the tier's pool, with this context (correlation id, log bindings); the thread's
     database connection is reused within ``CONN_MAX_AGE`` and closed if broken, as per request on WSGI."""
-    return await _run_in(tier.loop, tier.executor, fn, *args)
 
-
-async def _run_in(loop: asyncio.AbstractEventLoop, executor: ThreadPoolExecutor, fn: Any, *args: Any) -> Any:
     def run() -> Any:
         close_old_connections()
         try:
@@ -187,18 +182,23 @@ def _view_run(request: HttpRequest, body: Any) -> HttpResponse:
     return response
 
 
-def feed_begin(request: HttpRequest, *, listening: bool) -> Begun:
+def feed_begin(request: HttpRequest, *, listening: bool, examined_to: int | None = None) -> Begun:
     """Authentication, throttles, the query string, the scope, the cursor and the first read. A request
     that may wait skips the position round while this process's listener is up: the broadcaster runs one
     for every commit before it wakes anyone, so nothing committed stays unpositioned for a waiter; rounds
-    serialise on one row, and a thousand clients re-polling after a commit would queue behind each other."""
+    serialise on one row. A waiter whose cursor is where the fan-out has examined (``examined_to``: one
+    re-polling with the ``next`` it was given) skips the read: nothing lies between (``_wait_and_read``
+    reads if the fan-out moved on meanwhile), and that cursor is not ahead of the feed."""
     _attach_session_user(request)
     begun = Begun()
 
     def body(view: EventFeedView, drf_request: Any) -> HttpResponse:
         view.initial(drf_request)  # authentication, permissions, throttles
         query = feed_request_parse(drf_request)
-        page = query.read(sequence=query.wait <= 0 or not listening)
+        if query.wait > 0 and listening and examined_to is not None and query.after == examined_to:
+            page = FeedPage(raw=[], next=query.after, head=examined_to)
+        else:
+            page = query.read(sequence=query.wait <= 0 or not listening)
         if page.raw or page.has_more or query.wait <= 0:  # has_more: a sparse filter, the client goes on
             return feed_response(page, viewer=query.viewer)
         begun.query, begun.user_id, begun.page = query, drf_request.user.pk, page
@@ -314,7 +314,7 @@ async def _wait_and_read(
                 if (seen := tier.broadcaster.examined_to) is not None and first.next >= seen:
                     response, page = feed_response(first, viewer=query.viewer), first
                 else:
-                    response, page = await _in_thread(tier, feed_finish, request, query)
+                    response, page = await _run_in(tier.loop, tier.executor, feed_finish, request, query)
                 # An empty page with more to scan (a sparse filter) answers at once: the client goes on.
                 while page is not None and not page.raw and not page.has_more:
                     waiter.covered = page.next
@@ -326,7 +326,7 @@ async def _wait_and_read(
                         page, waiter.page = waiter.page, None
                         response = feed_response(page, viewer=query.viewer)
                     else:
-                        response, page = await _in_thread(tier, feed_finish, request, query)
+                        response, page = await _run_in(tier.loop, tier.executor, feed_finish, request, query)
                 return response
             finally:
                 EVENT_FEED_WAITERS.dec()
@@ -345,6 +345,12 @@ async def _wait_and_read(
 # -- the ASGI application ---------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4)
+def _resolved(path: str) -> ResolverMatch:
+    """The feed view's match: ``polaris.asgi`` routes one path here (resolving cost 10 % of a long-poll)."""
+    return resolve(path)
+
+
 _metrics_before = PrometheusBeforeMiddleware(lambda request: None)
 _metrics_after = PrometheusAfterMiddleware(lambda request: None)
 
@@ -359,14 +365,21 @@ async def event_feed_application(scope: dict, receive: Any, send: Any) -> None:
     correlation_token = set_correlation_id(correlation_id)
     request_token = current_request.set(request)
     try:
-        request.resolver_match = resolve(request.path_info)
+        request.resolver_match = _resolved(request.path_info)
         _metrics_before.process_request(request)
         _metrics_after.process_request(request)
         _metrics_after.process_view(request, request.resolver_match.func, (), {})
         with structlog.contextvars.bound_contextvars(method=request.method, path=request.path):
             try:
-                begun = await _in_thread(
-                    tier, functools.partial(feed_begin, listening=tier.broadcaster.listening), request
+                begun = await _run_in(
+                    tier.loop,
+                    tier.executor,
+                    functools.partial(
+                        feed_begin,
+                        listening=tier.broadcaster.listening,
+                        examined_to=tier.broadcaster.examined_to,
+                    ),
+                    request,
                 )
                 if begun.response is not None:
                     response = begun.response
