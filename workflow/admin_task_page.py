@@ -173,16 +173,19 @@ def task_transition_view(
             "change_url": change_url,
         }
         return TemplateResponse(request, "admin/workflow/task/block.html", context)
-    user = cast(User, request.user)
     data = form.cleaned_data if form is not None else {}
+    version = data.get("read_version") if form is not None else _read_version(request)
+    if version is None:  # every button sends the version it was drawn at; without it, do nothing
+        model_admin.message_user(request, "Reload the page and try again.", level=messages.ERROR)
+        return HttpResponseRedirect(change_url)
     try:
         task_transition(
             task_id=task.pk,
             target_state=target,
-            actor=user,
+            actor=cast(User, request.user),
             reason=data.get("reason", ""),
             internal=bool(data.get("internal")),
-            expected_version=data.get("read_version") if form is not None else _read_version(request),
+            expected_version=version,
             correlation_id=getattr(request, "correlation_id", None),
         )
     except DomainError as exc:
