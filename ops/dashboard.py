@@ -6,6 +6,7 @@ SLA status (the task list's SLA filter applies the API's ``sla_status`` rule), o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,25 +38,19 @@ class Bar:
     url: str = ""  # the filtered admin list the bar counts
 
 
-def bar_chart(
-    items: list[tuple[str, int | float, str]] | list[tuple[str, int | float, str, str]],
-    *,
-    row_height: int = 22,
-) -> dict[str, Any]:
-    """Geometry for a horizontal SVG bar chart (the template only draws it):
-    ``(label, value, css class[, url])``."""
+# ``(label, value, css class)`` or ``(label, value, css class, url of the list it counts)``.
+BarItem = tuple[str, int | float, str] | tuple[str, int | float, str, str]
+
+
+def bar_chart(items: Sequence[BarItem], *, row_height: int = 22) -> dict[str, Any]:
+    """Geometry for a horizontal SVG bar chart (the template only draws it)."""
     peak = max((item[1] for item in items), default=0) or 1
-    bars = [
-        Bar(
-            item[0],
-            item[1],
-            round(BAR_MAX_WIDTH * item[1] / peak) if item[1] else 0,
-            index * row_height,
-            item[2],
-            item[3] if len(item) > 3 else "",
-        )
-        for index, item in enumerate(items)
-    ]
+    bars = []
+    for index, item in enumerate(items):
+        label, value, css = item[0], item[1], item[2]
+        url = item[3] if len(item) == 4 else ""
+        width = round(BAR_MAX_WIDTH * value / peak) if value else 0
+        bars.append(Bar(label, value, width, index * row_height, css, url))
     return {"bars": bars, "height": max(len(bars), 1) * row_height, "row_height": row_height}
 
 

@@ -9,10 +9,23 @@ from django.utils import timezone
 
 from ops.dashboard import bar_chart, dashboard_data
 from outbox.models import OutboxEvent
-from sla.models import SLARecord
+from sla.models import SLAConfig, SLARecord
 from workflow.services.tasks import task_transition
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def intake_sla(db):
+    """The default intake SLA (60 min), a data migration's row: a transactional test elsewhere may have
+    flushed it (as tests/sla/conftest.py says)."""
+    config, _ = SLAConfig.objects.get_or_create(
+        task_type="intake",
+        service_area="",
+        active=True,
+        defaults={"name": "Intake (default)", "target_minutes": 60},
+    )
+    return config
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from automation.models import Trigger, TriggerTimer
 from outbox.models import OutboxEvent
-from sla.models import SLARecord
+from sla.models import SLAConfig, SLARecord
 from tests.factories import AgentFactory, SupervisorFactory
 from workflow.admin import TaskAdmin, task_assignee_choices
 from workflow.admin_task_page import task_history, task_transition_view
@@ -21,6 +21,19 @@ from workflow.models import Task
 from workflow.services.tasks import task_transition
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def intake_sla(db):
+    """The default intake SLA (60 min), a data migration's row: a transactional test elsewhere may have
+    flushed it (as tests/sla/conftest.py says)."""
+    config, _ = SLAConfig.objects.get_or_create(
+        task_type="intake",
+        service_area="",
+        active=True,
+        defaults={"name": "Intake (default)", "target_minutes": 60},
+    )
+    return config
 
 
 @pytest.fixture
