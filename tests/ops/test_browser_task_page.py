@@ -2,7 +2,10 @@
 block a task with a reason through the page, see the history say so; click a dashboard bar and land on
 its filtered list. Skips without chromium (see tests/ops/test_browser_admin.py for the set-up)."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from outbox.models import OutboxEvent
 from sla.models import SLAConfig
@@ -25,6 +28,10 @@ def intake_sla(db):
         defaults={"name": "Intake (default)", "target_minutes": 60},
     )
     return config
+
+
+def past_hour():
+    return timezone.now() - timedelta(hours=1)
 
 
 def log_in(page, live_server, username: str) -> None:  # noqa: F811  (page: the Playwright page)
@@ -64,9 +71,10 @@ def test_block_a_task_with_a_reason_and_see_the_history(page, live_server, make_
 
 def test_dashboard_bars_open_their_lists(page, live_server, make_task, agent):  # noqa: F811
     AdminFactory(username="browser-links-admin")
-    make_task(title="Still new")
+    make_task(title="Still new: housing benefit application review for a family of five", due_at=past_hour())
     started = make_task(title="Under way")
     task_transition(task_id=started.pk, target_state="in_progress", actor=agent)
+    page.set_viewport_size({"width": 1440, "height": 900})
     log_in(page, live_server, "browser-links-admin")
 
     page.locator("#ops-tasks a.ops-bar-link[aria-label^='In progress']").click()
@@ -74,6 +82,13 @@ def test_dashboard_bars_open_their_lists(page, live_server, make_task, agent):  
     rows = page.locator("#result_list tbody tr")
     expect(rows).to_have_count(1)
     assert "Under way" in rows.first.inner_text()
+
+    # At 1440 px the list fits: no column pushed out of view (Due, Created and Status readable).
+    page.goto(f"{live_server.url}/admin/workflow/task/")
+    expect(page.locator("#result_list tbody tr")).to_have_count(2)
+    results = page.locator("#changelist .results")
+    assert results.evaluate("el => el.scrollWidth <= el.clientWidth"), "the task list scrolls sideways"
+    assert "overdue" in page.locator("#result_list td.field-due").all_inner_texts()[-1]
 
     page.goto(f"{live_server.url}/admin/")
     page.locator("#ops-sla a.ops-bar-link[aria-label^='Running']").click()
