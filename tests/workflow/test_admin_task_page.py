@@ -2,6 +2,7 @@
 guard failures and stale pages are messages, POST + CSRF only), the event history, the SLA and timer
 panels, the date-time picker and the assignee chooser limited to the task's agency staff."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from automation.models import Trigger, TriggerTimer
+from ops.templatetags.ops_task_page import task_timers_panel
 from outbox.models import OutboxEvent
 from sla.models import SLAConfig, SLARecord
 from tests.factories import AgentFactory, SupervisorFactory
@@ -186,6 +188,11 @@ def test_the_history_is_newest_first_and_bounded(admin_client, make_task, agent)
     assert "reason: Papers missing" in history
     assert "TaskCreated" in history
 
+    # The link to the whole history opens the outbox list filtered to this task.
+    full = admin_client.get(reverse("admin:outbox_outboxevent_changelist") + f"?aggregate_id={task.pk}")
+    assert full.status_code == 200
+    assert full.content.decode().count('name="_selected_action"') == 3
+
     rows, more = task_history(task=task, limit=2)
     assert [row.event.sequence for row in rows] == [3, 2]
     assert more is True
@@ -231,6 +238,9 @@ def test_the_timers_panel_lists_the_tasks_timers(admin_client, make_task):
     assert timers.count("Chase the landlord") == 1
     assert "Pending" in timers
     assert "No timers." in admin_client.get(page_url(make_task())).content.decode()
+    listed = admin_client.get(task_timers_panel(task)["timers_url"])
+    assert listed.status_code == 200
+    assert re.search(r'<p class="paginator">\s*1 trigger timer\s', listed.content.decode())
 
 
 def test_due_at_has_the_date_and_time_pickers_and_saves_through_the_service(admin_client, make_task):
