@@ -209,7 +209,7 @@ class TaskAdmin(TaskListColumns, ServiceEditAdmin):
     list_display = TASK_LIST_DISPLAY
     list_filter = task_list_filters()
     search_fields = ("=id", "title", "client__username", "assignee__username")
-    list_select_related = ("agency", "client", "assignee")
+    list_select_related = ("assignee",)
     list_per_page = 50
     date_hierarchy = "created_at"
     actions = (
