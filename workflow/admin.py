@@ -2,9 +2,10 @@
 
 Writes go through the same services as the API (so every change writes its event and passes the
 guards, permissions and the compare-and-swap): the change form's valid data is handed to
-``task_update``/``action_plan_update`` (a refusal becomes form errors), admin actions call the
-transition services. Closed tasks and archived plans are view-only (no Save button); tasks and plans
-are created through the API, not the admin.
+``task_update``/``action_plan_update`` (a refusal becomes form errors), admin actions and the task
+page's lifecycle buttons (``workflow.admin_task_page``) call the transition services. Closed tasks and
+archived plans are view-only (no Save button); tasks and plans are created through the API, not the admin.
+Rows are scoped like the API (``workflow.selectors``): out of the viewer's scope is not found.
 """
 
 from __future__ import annotations
@@ -14,14 +15,19 @@ from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path
 
 from polaris.accounts.models import User
 from polaris.admin_tools import ReadOnlyAdmin, run_for_each
 from polaris.errors import DomainError
+from workflow.admin_changelist import TASK_LIST_DISPLAY, TaskListColumns, task_list_filters
+from workflow.admin_task_page import task_page_context, task_transition_view
 from workflow.models import ActionPlan, ActionPlanState, Task, TaskState
+from workflow.selectors import action_plan_queryset, task_queryset
 from workflow.services.action_plans import PLAN_EDITABLE_FIELDS, action_plan_transition, action_plan_update
 from workflow.services.tasks import CLOSED_STATES, EDITABLE_FIELDS, task_transition, task_update
 
@@ -146,28 +152,65 @@ def _plan_transition_action(target: str, name: str, description: str):
     return admin.action(description=description)(action)
 
 
+def task_assignee_choices(task: Task) -> QuerySet[User]:
+    """Who the assignee chooser offers: the task's agency's active staff (agents and supervisors), never
+    clients or another agency's people; the current assignee stays listed so an untouched form is valid.
+    The service checks the choice again (``may_serve``)."""
+    staff = Q(is_active=True, role__in=User.STAFF_ROLES, agency_id=task.agency_id)
+    if task.assignee_id is not None:
+        staff |= Q(pk=task.assignee_id)
+    return User.objects.filter(staff).order_by("username")
+
+
+class _TaskServiceForm(_service_form(Task, EDITABLE_FIELDS, _task_update)):  # type: ignore[misc]
+    """The task change form: the admin's date and time pickers for ``due_at``; the assignee chooser
+    limited to the task's agency staff (the field rejects anyone else, before the service does)."""
+
+    due_at = forms.SplitDateTimeField(required=False, widget=AdminSplitDateTime, label="Due at")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].queryset = task_assignee_choices(self.instance)
+
+
 @admin.register(Task)
-class TaskAdmin(ServiceEditAdmin):
+class TaskAdmin(TaskListColumns, ServiceEditAdmin):
     edit_fields = EDITABLE_FIELDS
-    service_form = _service_form(Task, EDITABLE_FIELDS, _task_update)
+    service_form = _TaskServiceForm
 
     def editable(self, obj: Any) -> bool:
         return obj.state not in CLOSED_STATES
 
-    list_display = (
-        "title",
-        "state",
-        "priority",
-        "task_type",
-        "agency",
-        "client",
-        "assignee",
-        "due_at",
-        "created_at",
-    )
-    list_filter = ("state", "priority", "task_type", "service_area", "agency")
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Task]:
+        return task_queryset(user=cast(User, request.user)).select_related(*self.list_select_related)
+
+    def get_urls(self) -> list[URLPattern]:
+        def transition(request: HttpRequest, object_id: str, target: str) -> HttpResponse:
+            return task_transition_view(self, request, object_id, target)
+
+        route = path(
+            "<path:object_id>/transition/<str:target>/",
+            self.admin_site.admin_view(transition),
+            name="workflow_task_transition",
+        )
+        return [route, *super().get_urls()]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> Any:
+        task = self.get_object(request, object_id)
+        if task is not None and self.has_view_permission(request, task):
+            extra_context = {
+                **(extra_context or {}),
+                **task_page_context(task=task, user=cast(User, request.user)),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    list_display = TASK_LIST_DISPLAY
+    list_filter = task_list_filters()
     search_fields = ("=id", "title", "client__username", "assignee__username")
-    list_select_related = ("agency", "client", "assignee")
+    list_select_related = ("assignee",)
+    list_per_page = 50
     date_hierarchy = "created_at"
     actions = (
         _task_transition_action(TaskState.IN_PROGRESS, "start_or_resume", "Start / resume selected tasks"),
@@ -183,6 +226,9 @@ class ActionPlanAdmin(ServiceEditAdmin):
 
     def editable(self, obj: Any) -> bool:
         return obj.state != ActionPlanState.ARCHIVED
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ActionPlan]:
+        return action_plan_queryset(user=cast(User, request.user))
 
     list_display = ("title", "state", "agency", "client", "created_at")
     list_filter = ("state", "agency")
