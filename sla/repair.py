@@ -229,10 +229,20 @@ class RepairMeasure:
     ) -> Measurement:
         new_target, new_calendar = self.policy(config_id, target, calendar)
         new_due = self.worktime.add_seconds(started_at, new_target * 60 + paused_seconds, new_calendar)
-        facts = {"status": status, "paused_at": paused_at, "stopped_at": stopped_at, "task_state": task_state}
+
+        def judged(due: datetime) -> bool:
+            return _judged_breached(
+                status=status,
+                due=due,
+                paused_at=paused_at,
+                stopped_at=stopped_at,
+                task_state=task_state,
+                as_of=self.as_of,
+            )
+
         # What the record says counts too: a breach the scan recorded stays the old measurement's.
-        old_breached = status == Status.BREACHED or _judged_breached(due=due_at, as_of=self.as_of, **facts)
-        new_breached = _judged_breached(due=new_due, as_of=self.as_of, **facts)
+        old_breached = status == Status.BREACHED or judged(due_at)
+        new_breached = judged(new_due)
         changed = (new_due, new_breached, new_target, new_calendar) != (
             due_at,
             old_breached,

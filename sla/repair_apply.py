@@ -27,6 +27,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from celery import current_app
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -81,6 +82,7 @@ def repair_summary(repair: SLARepair) -> dict[str, Any]:
 
 
 def _calendar_change(*, actor: User | None, proposal: Proposal) -> None:
+    assert proposal.calendar is not None
     calendar = BusinessCalendar.objects.select_for_update().get(pk=proposal.calendar)
     before = business_calendar_snapshot(calendar)
     if proposal.hours is not None:
@@ -106,7 +108,7 @@ def _change_make(*, actor: User | None, proposal: Proposal) -> None:
     if proposal.kind == RepairKind.CONFIG_TARGET:
         sla_config_update(actor=actor, config_id=proposal.config, target_minutes=proposal.target_minutes)
     elif proposal.kind == RepairKind.CONFIG_CALENDAR:
-        calendar = BusinessCalendar.objects.filter(pk=proposal.calendar).first()
+        calendar = None if proposal.calendar is None else BusinessCalendar.objects.get(pk=proposal.calendar)
         sla_config_update(actor=actor, config_id=proposal.config, calendar=calendar)
     elif proposal.kind in (RepairKind.CALENDAR_HOURS, RepairKind.CALENDAR_HOLIDAYS):
         _calendar_change(actor=actor, proposal=proposal)
@@ -129,9 +131,8 @@ def sla_repair_create(
     )
     _change_make(actor=actor, proposal=proposal)
     audit_record(actor=actor, action="sla_repair.created", obj=repair, after=repair_summary(repair))
-    from .tasks import sla_repair_apply_task  # the Celery interface imports the services, not the reverse
-
-    transaction.on_commit(lambda: sla_repair_apply_task.delay(str(repair.pk)))
+    # By name, as beat does: the Celery interface (``sla.tasks``) imports the services, not the reverse.
+    transaction.on_commit(lambda: current_app.send_task("sla.sla_repair_apply", args=[str(repair.pk)]))
     return repair
 
 

@@ -11,7 +11,7 @@ from polaris.api.strict import StrictFieldsMixin
 from sla.calendar import WEEKDAYS
 from sla.repair import MAX_PAGE, Proposal, RepairKind, RepairScope
 
-PK = {"min_value": 1, "max_value": 2**63 - 1}
+MAX_PK = 2**63 - 1
 CHANGE_KEYS = ("config", "calendar", "target_minutes", "hours", "holidays")
 # Which keys make which change (besides "recompute": true, alone).
 KINDS = {
@@ -45,7 +45,7 @@ SCOPE_SCHEMA = {
 
 @extend_schema_field(SCOPE_SCHEMA)
 class RepairScopeField(serializers.Field):
-    default_error_messages = {"invalid": 'Use "open" or {"closed_from": …, "closed_to": …}.'}
+    default_error_messages = {"invalid": 'Use "open" or {{"closed_from": …, "closed_to": …}}.'}
 
     def to_internal_value(self, data: Any) -> RepairScope:
         if data == "open":
@@ -109,12 +109,15 @@ class WorkingHoursField(serializers.Field):
 class SLARepairInputSerializer(StrictFieldsMixin, serializers.Serializer):
     """One change or ``recompute``; a scope; ``dry_run`` (default true); the page of records to list."""
 
-    config = serializers.IntegerField(required=False, help_text="The SLA config changed.", **PK)
+    config = serializers.IntegerField(
+        required=False, help_text="The SLA config changed.", min_value=1, max_value=MAX_PK
+    )
     calendar = serializers.IntegerField(
         required=False,
         allow_null=True,
         help_text="With config: its new calendar (null: 24x7). With hours/holidays: the calendar changed.",
-        **PK,
+        min_value=1,
+        max_value=MAX_PK,
     )
     target_minutes = serializers.IntegerField(required=False, min_value=1, max_value=10_000_000)
     hours = WorkingHoursField(required=False)
