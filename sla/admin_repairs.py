@@ -8,7 +8,7 @@ the application are the same services (``sla.repair``, ``sla.repair_apply``), wh
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from polaris.accounts.models import User
 from polaris.admin_tools import ReadOnlyAdmin
 from polaris.errors import DomainError
 
@@ -115,10 +116,11 @@ class SLARepairAdmin(ReadOnlyAdmin):
                     form.add_error(None, f"{field}: {json.dumps(problems)}")
             else:
                 data = serializer.validated_data
+                admin_user = cast(User, request.user)  # the admin site admits signed-in admins only
                 try:
                     if "apply" in request.POST:
                         repair = sla_repair_create(
-                            actor=request.user, proposal=data["proposal"], scope=data["repair_scope"]
+                            actor=admin_user, proposal=data["proposal"], scope=data["repair_scope"]
                         )
                         self.message_user(
                             request,
@@ -127,7 +129,7 @@ class SLARepairAdmin(ReadOnlyAdmin):
                         )
                         return HttpResponseRedirect(reverse("admin:sla_slarepair_changelist"))
                     preview = sla_repair_preview(
-                        actor=request.user,
+                        actor=admin_user,
                         proposal=data["proposal"],
                         scope=data["repair_scope"],
                         limit=SAMPLE,

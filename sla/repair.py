@@ -104,9 +104,10 @@ def repair_scope_check(scope: RepairScope) -> None:
     if scope.closed_from is None or scope.closed_to is None:
         raise ValidationFailed(details={"scope": ["Give both closed_from and closed_to."]})
     if scope.closed_to <= scope.closed_from:
-        raise ValidationFailed(details={"scope": ["closed_to must be after closed_from."]})
+        raise ValidationFailed(details={"scope": {"closed_to": ["Must be after closed_from."]}})
     if scope.closed_to - scope.closed_from > MAX_WINDOW:
-        raise ValidationFailed(details={"scope": [f"The window is at most {MAX_WINDOW.days} days."]})
+        message = f"At most {MAX_WINDOW.days} days after closed_from."
+        raise ValidationFailed(details={"scope": {"closed_to": [message]}})
 
 
 def _calendar_with(proposal: Proposal, calendar: BusinessCalendar) -> dict[str, Any]:
@@ -121,12 +122,14 @@ def _calendar_with(proposal: Proposal, calendar: BusinessCalendar) -> dict[str, 
 def proposal_check(proposal: Proposal) -> None:
     """The objects it names exist and the calendar it proposes can be used; ``ValidationFailed`` if not."""
     if proposal.config is not None and not SLAConfig.objects.filter(pk=proposal.config).exists():
-        raise ValidationFailed("Unknown SLA config.", details={"config": ["Unknown SLA config."]})
+        message = f"SLA config {proposal.config} does not exist."
+        raise ValidationFailed(message, details={"config": [message]})
     if proposal.calendar is None:
         return
     calendar = BusinessCalendar.objects.filter(pk=proposal.calendar).first()
     if calendar is None:
-        raise ValidationFailed("Unknown business calendar.", details={"calendar": ["Unknown calendar."]})
+        message = f"Business calendar {proposal.calendar} does not exist."
+        raise ValidationFailed(message, details={"calendar": [message]})
     try:
         Calendar.from_definition(_calendar_with(proposal, calendar))
     except CalendarError as exc:

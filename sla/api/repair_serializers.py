@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from polaris.api.strict import StrictFieldsMixin
@@ -12,6 +13,7 @@ from sla.calendar import WEEKDAYS
 from sla.repair import MAX_PAGE, Proposal, RepairKind, RepairScope
 
 MAX_PK = 2**63 - 1
+CLOCK_PATTERN = "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
 CHANGE_KEYS = ("config", "calendar", "target_minutes", "hours", "holidays")
 # Which keys make which change (besides "recompute": true, alone).
 KINDS = {
@@ -67,7 +69,8 @@ class RepairScopeField(serializers.Field):
 @extend_schema_field(
     {
         "type": "object",
-        "description": 'Local working hours per weekday: {"mon": [["09:00", "17:00"]], …, "sun": []}.',
+        "description": 'Local working hours per weekday: {"mon": [["09:00", "17:00"]], …, "sun": []}; each '
+        "interval ends after it starts, a day's intervals do not overlap, and some day has working time.",
         "properties": {
             day: {
                 "type": "array",
@@ -76,7 +79,7 @@ class RepairScopeField(serializers.Field):
                     "type": "array",
                     "minItems": 2,
                     "maxItems": 2,
-                    "items": {"type": "string", "maxLength": 5},
+                    "items": {"type": "string", "minLength": 5, "maxLength": 5, "pattern": CLOCK_PATTERN},
                 },
             }
             for day in WEEKDAYS
@@ -97,13 +100,27 @@ class WorkingHoursField(serializers.Field):
                 if not (
                     isinstance(pair, list)
                     and len(pair) == 2
-                    and all(isinstance(v, str) and len(v) <= 5 for v in pair)
+                    and all(isinstance(v, str) and re.fullmatch(CLOCK_PATTERN, v) for v in pair)
                 ):
                     self.fail("invalid")
         return {day: [list(pair) for pair in data.get(day, [])] for day in WEEKDAYS}
 
     def to_representation(self, value: Any) -> Any:
         return value
+
+
+@extend_schema_field(
+    {"type": "boolean", "enum": [True], "description": "Re-measure under the current policy."}
+)
+class RecomputeField(serializers.BooleanField):
+    """``true`` only: ``recompute`` is a change of its own, not a switch."""
+
+    default_error_messages = {"only_true": "Only true: leave it out otherwise."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if super().to_internal_value(data) is not True:
+            self.fail("only_true")
+        return True
 
 
 class SLARepairInputSerializer(StrictFieldsMixin, serializers.Serializer):
@@ -127,7 +144,7 @@ class SLARepairInputSerializer(StrictFieldsMixin, serializers.Serializer):
         max_length=1000,
         help_text="The calendar's new holidays.",
     )
-    recompute = serializers.BooleanField(required=False, help_text="Re-measure under the current policy.")
+    recompute = RecomputeField(required=False)
     scope = RepairScopeField(required=False)
     dry_run = serializers.BooleanField(required=False, default=True)
     limit = serializers.IntegerField(required=False, default=50, min_value=1, max_value=MAX_PAGE)
@@ -152,6 +169,55 @@ class SLARepairInputSerializer(StrictFieldsMixin, serializers.Serializer):
         )
         attrs["repair_scope"] = attrs.get("scope") or RepairScope()
         return attrs
+
+
+class _RepairShape(StrictFieldsMixin, serializers.Serializer):
+    """What every repair body may carry besides its change (the shapes below are for the schema: one
+    ``oneOf`` branch per change; ``SLARepairInputSerializer`` validates)."""
+
+    scope = RepairScopeField(required=False)
+    dry_run = serializers.BooleanField(required=False, default=True, help_text="Default true: preview only.")
+    limit = serializers.IntegerField(required=False, default=50, min_value=1, max_value=MAX_PAGE)
+    offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=1_000_000)
+
+
+class RepairConfigTargetShape(_RepairShape):
+    config = serializers.IntegerField(min_value=1, max_value=MAX_PK, help_text="The SLA config changed.")
+    target_minutes = serializers.IntegerField(min_value=1, max_value=10_000_000)
+
+
+class RepairConfigCalendarShape(_RepairShape):
+    config = serializers.IntegerField(min_value=1, max_value=MAX_PK, help_text="The SLA config changed.")
+    calendar = serializers.IntegerField(
+        min_value=1, max_value=MAX_PK, allow_null=True, help_text="Its new calendar (null: 24x7)."
+    )
+
+
+class RepairCalendarHoursShape(_RepairShape):
+    calendar = serializers.IntegerField(min_value=1, max_value=MAX_PK, help_text="The calendar changed.")
+    hours = WorkingHoursField()
+
+
+class RepairCalendarHolidaysShape(_RepairShape):
+    calendar = serializers.IntegerField(min_value=1, max_value=MAX_PK, help_text="The calendar changed.")
+    holidays = serializers.ListField(child=serializers.DateField(), max_length=1000)
+
+
+class RepairRecomputeShape(_RepairShape):
+    recompute = RecomputeField()
+
+
+SLA_REPAIR_REQUEST = PolymorphicProxySerializer(
+    component_name="SLARepairRequest",
+    serializers=[
+        RepairConfigTargetShape,
+        RepairConfigCalendarShape,
+        RepairCalendarHoursShape,
+        RepairCalendarHolidaysShape,
+        RepairRecomputeShape,
+    ],
+    resource_type_field_name=None,
+)
 
 
 class RepairTotalsSerializer(serializers.Serializer):

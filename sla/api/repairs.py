@@ -15,6 +15,7 @@ from polaris.api.query_params import PageQuerySerializer, query_params_parse
 from polaris.idempotency.schema import IDEMPOTENCY_PARAMETER
 from polaris.idempotency.services import idempotent_response
 from sla.api.repair_serializers import (
+    SLA_REPAIR_REQUEST,
     RepairPreviewSerializer,
     SLAHistorySerializer,
     SLARepairInputSerializer,
@@ -49,7 +50,7 @@ class SLARepairListCreateView(GenericAPIView):
         operation_id="sla_repairs_create",
         tags=["sla"],
         summary="Preview (dry_run, the default) or apply an SLA repair (admins)",
-        request=SLARepairInputSerializer,
+        request=SLA_REPAIR_REQUEST,
         parameters=[IDEMPOTENCY_PARAMETER],
         responses={
             200: OpenApiResponse(
@@ -87,6 +88,8 @@ class SLARepairListCreateView(GenericAPIView):
             }
             return Response(RepairPreviewSerializer(body).data)
 
+        if not (isinstance(request.data, dict) and request.data.get("dry_run") is False):
+            return perform()  # a dry run writes nothing: no key is recorded (as for a bulk dry run)
         return idempotent_response(request=request, scope="POST workflow/sla-repairs", perform=perform)
 
 
