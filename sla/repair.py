@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Min, Q, QuerySet, TextField
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import MD5, Cast
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -33,7 +34,7 @@ from workflow.models import TaskState
 
 from .calendar import Calendar, CalendarError
 from .models import BusinessCalendar, SLAConfig, SLARecord, SLARecordStatus
-from .worktime import WorkingTime
+from .worktime import EPOCH, MICROSECOND, WorkingTime
 
 Status = SLARecordStatus
 
@@ -301,13 +302,24 @@ _COLUMNS = (
     "target_minutes",
     "calendar_key",
     "status",
-    "started_at",
-    "due_at",
+    "started_us",
+    "due_us",
     "paused_seconds",
-    "paused_at",
-    "stopped_at",
+    "paused_us",
+    "stopped_us",
     "task__state",
 )
+
+
+def _epoch_us(column: str) -> RawSQL:
+    """A timestamp column as microseconds since the epoch: an integer is read far faster than the ISO text
+    psycopg would parse into a datetime for every row (most of the preview's cost at 100,000 records).
+    ``column`` is one of this module's own column names, never input."""
+    return RawSQL(f'(extract(epoch from "{SLARecord._meta.db_table}"."{column}") * 1000000)::bigint', ())  # noqa: S611
+
+
+def _instant(us: int | None) -> datetime | None:
+    return None if us is None else EPOCH + MICROSECOND * us
 
 
 def _snapshots(records: QuerySet[SLARecord]) -> dict[str | None, Calendar | None]:
@@ -344,7 +356,13 @@ def sla_repair_preview(
     measure = RepairMeasure(proposal, as_of=as_of, origin=origin)
     calendars = _snapshots(records)
     rows = (
-        records.annotate(calendar_key=MD5(Cast("calendar_snapshot", TextField())))
+        records.annotate(
+            calendar_key=MD5(Cast("calendar_snapshot", TextField())),
+            started_us=_epoch_us("started_at"),
+            due_us=_epoch_us("due_at"),
+            paused_us=_epoch_us("paused_at"),
+            stopped_us=_epoch_us("stopped_at"),
+        )
         .order_by("due_at", "id")
         .values_list(*_COLUMNS)
     )
@@ -369,11 +387,11 @@ def sla_repair_preview(
             target=target,
             calendar=calendars[key],
             status=status,
-            started_at=started,
-            due_at=due,
+            started_at=EPOCH + MICROSECOND * started,
+            due_at=EPOCH + MICROSECOND * due,
             paused_seconds=paused,
-            paused_at=paused_at,
-            stopped_at=stopped,
+            paused_at=_instant(paused_at),
+            stopped_at=_instant(stopped),
             task_state=state,
         )
         if m.changed and offset <= totals.changed < page_end:
