@@ -86,7 +86,7 @@ def test_a_trigger_on_the_repairs_breach_fires_once_under_redelivery(admin_user,
     trigger_create(
         name="Escalate repaired breaches",
         event_type="SLABreached",
-        predicate='detected_by == "repair"',
+        predicate='payload["detected_by"] == "repair"',
         actions=[{"type": "emit_alert", "params": {"message": "Breached by a repair: $title"}}],
     )
     with time_machine.travel(MONDAY_10, tick=False):
