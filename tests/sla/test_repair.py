@@ -198,3 +198,39 @@ def test_a_scan_after_the_repair_does_not_breach_again(admin_user, intake_config
     apply(admin_user, target(intake_config, 45))
     assert sla_scan(now=NOW + timedelta(hours=5)).breached == 2  # second and third, later; first once only
     assert set(events("SLABreached").values()) == {1}
+
+
+def test_applying_is_sent_to_celery_after_commit_and_runs_there(
+    admin_user, intake_config, intake_tasks, django_capture_on_commit_callbacks, monkeypatch
+):
+    from celery import current_app
+
+    from sla.tasks import sla_repair_apply_task
+
+    sent = []
+    monkeypatch.setattr(current_app, "send_task", lambda name, args: sent.append((name, args)))
+    with django_capture_on_commit_callbacks(execute=True):
+        repair = sla_repair_create(
+            actor=admin_user, proposal=target(intake_config, 45), scope=RepairScope(), now=NOW
+        )
+    assert sent == [("sla.sla_repair_apply", [str(repair.pk)])]
+    assert SLARepair.objects.get(pk=repair.pk).state == "pending"
+
+    sla_repair_apply_task.apply(args=[str(repair.pk)])  # the task body, run here
+
+    assert SLARepair.objects.get(pk=repair.pk).state == "done"
+
+
+def test_a_failed_repair_runs_again_from_its_cursor(admin_user, intake_config, intake_tasks):
+    from sla.repair_apply import sla_repair_fail
+
+    repair = sla_repair_create(
+        actor=admin_user, proposal=target(intake_config, 45), scope=RepairScope(), now=NOW
+    )
+    sla_repair_fail(repair_id=repair.pk, error="RuntimeError: worker lost")
+    failed = SLARepair.objects.get(pk=repair.pk)
+    assert (failed.state, failed.error) == ("failed", "RuntimeError: worker lost")
+
+    done = sla_repair_run(repair_id=repair.pk)
+
+    assert (done.state, done.error, done.changed) == ("done", "", 3)
