@@ -23,6 +23,7 @@ ORDER = [
     "timers",
     "integrations",
     "sla",
+    "sla_repair",
     "ops",
     "peers",
     "privacy",

@@ -3,6 +3,7 @@ from django.utils import timezone
 
 from polaris.errors import ValidationFailed
 
+from . import admin_repairs  # noqa: F401  (registers the repair pages)
 from .configs import business_calendar_holidays_fill, sla_admin_delete, sla_admin_saved, sla_admin_snapshot
 from .models import BusinessCalendar, SLAConfig, SLARecord
 

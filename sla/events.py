@@ -19,9 +19,10 @@ from .models import SLARecord
 class SLAEventType:
     SLA_WARNING = "SLAWarning"
     SLA_BREACHED = "SLABreached"
+    SLA_RECALCULATED = "SLARecalculated"
 
 
-SLA_EVENT_TYPES = (SLAEventType.SLA_WARNING, SLAEventType.SLA_BREACHED)
+SLA_EVENT_TYPES = (SLAEventType.SLA_WARNING, SLAEventType.SLA_BREACHED, SLAEventType.SLA_RECALCULATED)
 
 
 def sla_event_payload(*, record: SLARecord, task: Task, config_name: str) -> dict[str, Any]:
@@ -58,6 +59,34 @@ def sla_warning_payload(
         **sla_event_payload(record=record, task=task, config_name=config_name),
         "percentage": percentage,
         "warning_at": warning_at.isoformat(),
+    }
+
+
+def sla_recalculated_payload(
+    *,
+    record: SLARecord,
+    task: Task,
+    config_name: str,
+    repair_id: Any,
+    previous_due_at: datetime,
+    previous_target_minutes: int,
+    breached_before: bool,
+    breached: bool,
+) -> dict[str, Any]:
+    """The ``SLARecalculated`` payload: a repair gave the record a new measurement (``measurement``, its
+    number; the one it replaced is ``measurement - 1``). The record fields (``target_minutes``, ``due_at``,
+    …) are the new measurement's; ``previous_*`` the replaced one's; ``breached_before``/``breached`` the
+    outcome each judges (at the repair's ``as_of``)."""
+    return {
+        **sla_event_payload(record=record, task=task, config_name=config_name),
+        "status": record.status,
+        "breached_at": None if record.breached_at is None else record.breached_at.isoformat(),
+        "repair_id": str(repair_id),
+        "measurement": record.measurement,
+        "previous_due_at": previous_due_at.isoformat(),
+        "previous_target_minutes": previous_target_minutes,
+        "breached_before": breached_before,
+        "breached": breached,
     }
 
 

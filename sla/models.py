@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -209,6 +210,9 @@ class SLARecord(models.Model):
     breached_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
     version = models.PositiveIntegerField(default=0, editable=False)
+    # Which measurement the record's clock columns hold: 1 as started; a repair (``sla.repair_apply``) that
+    # re-measures the record copies the measurement it replaces into ``SLARecordVersion`` and adds one.
+    measurement = models.PositiveIntegerField(default=1, editable=False)
 
     class Meta:
         ordering = ("due_at", "id")
@@ -222,6 +226,13 @@ class SLARecord(models.Model):
                 name="sla_record_warning_due_idx",
             ),
             models.Index(fields=["status"], name="sla_record_status_idx"),
+            # A repair's scope: the open records (of a config), and records closed in a window.
+            models.Index(
+                fields=["config", "id"], condition=Q(stopped_at__isnull=True), name="sla_record_open_idx"
+            ),
+            models.Index(
+                fields=["stopped_at"], condition=Q(stopped_at__isnull=False), name="sla_record_stopped_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -230,3 +241,87 @@ class SLARecord(models.Model):
     @property
     def calendar(self) -> Calendar | None:
         return Calendar.from_definition(self.calendar_snapshot)
+
+
+class SLARepairState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class SLARepair(models.Model):
+    """One application of an SLA repair: a proposed change (or a plain re-measurement) applied to the
+    records in a scope, batch by batch (``sla.repair_apply``).
+
+    ``change`` and ``scope`` are the normalised request (``sla.repair.Proposal`` / ``RepairScope``);
+    ``as_of`` is the instant breaches are judged at, so the application judges exactly as its preview did.
+    ``cursor`` is the last record applied (records go in id order), committed with each batch: a retry
+    resumes after it and never re-measures a record twice.
+    """
+
+    State = SLARepairState
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    change = models.JSONField()
+    scope = models.JSONField()
+    as_of = models.DateTimeField()
+    state = models.CharField(max_length=16, choices=SLARepairState.choices, default=SLARepairState.PENDING)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    total = models.PositiveIntegerField(default=0, help_text="Records in scope when it was requested.")
+    processed = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    newly_breached = models.PositiveIntegerField(default=0)
+    no_longer_breached = models.PositiveIntegerField(default=0)
+    cursor = models.UUIDField(null=True, blank=True, editable=False)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "id")
+        verbose_name = "SLA repair"
+
+    def __str__(self) -> str:
+        return f"SLA repair {self.pk} ({self.state})"
+
+
+class SLARecordVersion(models.Model):
+    """A measurement of an SLA record that a repair replaced or made: "what we promised then" (number 1,
+    the measurement taken at start) beside "what the corrected policy says" (2, 3, … one per repair).
+
+    The record itself always holds its current measurement (``SLARecord.measurement``); versions are only
+    written when a repair changes a record, so an untouched record has none.
+    """
+
+    record = models.ForeignKey(SLARecord, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    repair = models.ForeignKey(
+        SLARepair, null=True, blank=True, on_delete=models.PROTECT, related_name="versions"
+    )
+    target_minutes = models.PositiveIntegerField()
+    calendar_snapshot = models.JSONField(null=True, blank=True)
+    due_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=SLARecordStatus.choices)
+    breached_at = models.DateTimeField(null=True, blank=True)
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ("record", "number")
+        verbose_name = "SLA record version"
+        constraints = [
+            models.UniqueConstraint(fields=["record", "number"], name="sla_record_version_number_unique"),
+            # One new measurement per record and repair, whatever retries happen.
+            models.UniqueConstraint(
+                fields=["record", "repair"],
+                condition=Q(repair__isnull=False),
+                name="sla_record_version_once_per_repair",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"SLA record {self.record_id} measurement {self.number}"

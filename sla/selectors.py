@@ -13,13 +13,13 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from rest_framework import serializers
 
-from polaris.access import is_client
+from polaris.access import is_client, require_admin, require_staff
 from polaris.errors import NotFound, ValidationFailed
 from polaris.sql.precompiled import row_get
 from workflow.extensions import SLA_STATUS_VALUES
 
 from .clock import sla_record_remaining_seconds
-from .models import SLAConfig, SLARecord, SLARecordStatus
+from .models import SLAConfig, SLARecord, SLARecordStatus, SLARepair
 
 
 def sla_block(task: Any, viewer: Any = None) -> dict[str, Any] | None:
@@ -107,3 +107,58 @@ def sla_record_get(*, record_id: Any) -> SLARecord:
         return SLARecord.objects.select_related("config", "task").get(pk=uuid.UUID(str(record_id)))
     except (ValueError, TypeError, SLARecord.DoesNotExist):
         raise NotFound("SLA record not found.") from None
+
+
+def sla_history(*, user: Any, task_id: Any) -> tuple[SLARecord, list[dict[str, Any]]]:
+    """A task's SLA measurements, oldest first: those repairs replaced (``SLARecordVersion``), then the
+    current one (the record's own columns). Staff only; a task out of scope (or without a record) is 404."""
+    from workflow.selectors import task_get
+
+    require_staff(user, "Only administrators and agency staff read SLA history.")
+    task = task_get(user=user, task_id=task_id)
+    record = SLARecord.objects.filter(task=task).first()
+    if record is None:
+        raise NotFound("This task has no SLA record.")
+    versions = [
+        {
+            "number": version.number,
+            "current": False,
+            "repair": version.repair_id,
+            "target_minutes": version.target_minutes,
+            "calendar": version.calendar_snapshot,
+            "due_at": version.due_at,
+            "status": version.status,
+            "breached_at": version.breached_at,
+            "recorded_at": version.recorded_at,
+        }
+        for version in record.versions.filter(number__lt=record.measurement).order_by("number")
+    ]
+    latest = record.versions.filter(number=record.measurement).first()
+    versions.append(
+        {
+            "number": record.measurement,
+            "current": True,
+            "repair": latest.repair_id if latest else None,
+            "target_minutes": record.target_minutes,
+            "calendar": record.calendar_snapshot,
+            "due_at": record.due_at,
+            "status": record.status,
+            "breached_at": record.breached_at,
+            "recorded_at": latest.recorded_at if latest else record.started_at,
+        }
+    )
+    return record, versions
+
+
+def sla_repair_list(*, user: Any) -> QuerySet[SLARepair]:
+    """Every repair, newest first (admins only: SLA configs and calendars are global)."""
+    require_admin(user, "Only admins repair SLA records.")
+    return SLARepair.objects.order_by("-created_at", "id")
+
+
+def sla_repair_get(*, user: Any, repair_id: Any) -> SLARepair:
+    require_admin(user, "Only admins repair SLA records.")
+    try:
+        return SLARepair.objects.get(pk=uuid.UUID(str(repair_id)))
+    except (ValueError, TypeError, SLARepair.DoesNotExist):
+        raise NotFound("SLA repair not found.") from None

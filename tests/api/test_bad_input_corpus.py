@@ -32,7 +32,7 @@ from automation.services import trigger_create, trigger_delete
 from automation.webhooks.endpoints import webhook_endpoint_create, webhook_endpoint_delete
 from outbox.models import OutboxEvent
 from sla.configs import sla_config_create
-from sla.models import SLAConfig
+from sla.models import SLAConfig, SLARepair
 from tests.factories import ClientFactory
 from workflow.services.action_plans import action_plan_create
 from workflow.services.tasks import task_create
@@ -123,6 +123,9 @@ def ids(make_task, make_plan, agent, other_agent):
     gone_delivery = WebhookDelivery.objects.create(endpoint=gone_endpoint, event=event)
     webhook_endpoint_delete(endpoint_id=gone_endpoint.pk)  # its deliveries go with it
     absent = str(uuid.uuid4())
+    repair = SLARepair.objects.create(
+        change={"kind": "recompute"}, scope={"open": True}, as_of=task.created_at
+    )
     return {
         "task_id": [str(task.pk), str(foreign_task.pk), absent],
         "action_plan_id": [str(plan.pk), str(foreign_plan.pk), absent],
@@ -130,6 +133,7 @@ def ids(make_task, make_plan, agent, other_agent):
         "alert_id": [str(alert.pk), str(foreign_alert.pk), str(foreign_alert.pk + 1000)],
         "trigger_id": [str(trigger.pk), str(foreign_trigger.pk), str(gone_trigger.pk)],
         "config_id": [str(config.pk), str(gone_config.pk)],
+        "repair_id": [str(repair.pk), absent],
         "endpoint_id": [str(endpoint.pk), str(gone_endpoint.pk)],
         "delivery_id": [str(delivery.pk), str(gone_delivery.pk)],
         # Client links: our client and theirs, and no such user; our agency, theirs, and none.

@@ -76,6 +76,10 @@ DATA_DEPENDENT_MESSAGES = (
     # The same window's length: at most BACKTEST_MAX_DAYS (366) days. Also a relation between two fields;
     # `until`'s description does not say it yet (automation/api/serializers.py, reported to the lead).
     "days after since.",
+    # An SLA repair's closed window likewise (its scope's description says both): it ends after it
+    # starts, and lasts at most 366 days.
+    "Must be after closed_from.",
+    "days after closed_from.",
 )
 
 # Fields the schema must call optional but the server requires from some callers, by (persona, method,
