@@ -24,11 +24,13 @@ def test_a_supervisor_creates_a_template_for_their_agency(supervisor_api, superv
     body = response.json()
     assert body["agency"] == str(agency.pk)
     assert body["latest_version"] == 1
-    assert body["version"]["number"] == 1 and body["version"]["in_use"] is False
+    assert body["version"]["number"] == 1
+    assert body["version"]["in_use"] is False
     assert [b["key"] for b in body["version"]["blueprints"]] == [b["key"] for b in DIAMOND]
     assert body["version"]["requires_approval"] == {"count": 1, "role": "supervisor"}
     entry = AuditEntry.objects.get(action="plan_template.created")
-    assert entry.actor_id == supervisor.pk and entry.object_id == str(body["id"])
+    assert entry.actor_id == supervisor.pk
+    assert entry.object_id == str(body["id"])
     assert entry.after["blueprints"][0]["key"] == "intake"
 
 
@@ -98,7 +100,8 @@ def test_an_unused_version_changes_in_place_a_used_one_is_409(supervisor_api, cl
         f"{URL}/{template_id}", {"blueprints": DIAMOND[:2], "name": "Short pathway"}, format="json"
     )
     assert changed.status_code == 200, changed.json()
-    assert changed.json()["latest_version"] == 1 and len(changed.json()["version"]["blueprints"]) == 2
+    assert changed.json()["latest_version"] == 1
+    assert len(changed.json()["version"]["blueprints"]) == 2
     assert AuditEntry.objects.filter(action="plan_template.updated").count() == 1
 
     made = supervisor_api.post(
@@ -113,7 +116,8 @@ def test_an_unused_version_changes_in_place_a_used_one_is_409(supervisor_api, cl
 
     new = supervisor_api.post(f"{URL}/{template_id}/versions", {"blueprints": DIAMOND}, format="json")
     assert new.status_code == 201, new.json()
-    assert new.json()["latest_version"] == 2 and new.json()["version"]["in_use"] is False
+    assert new.json()["latest_version"] == 2
+    assert new.json()["version"]["in_use"] is False
     assert AuditEntry.objects.filter(action="plan_template.version_created").count() == 1
 
 

@@ -16,8 +16,10 @@ from tests.careplans.conftest import DIAMOND
 def test_a_diamond_is_a_dag_and_defaults_are_filled():
     cleaned = blueprints_clean(DIAMOND)
     assert [b["key"] for b in cleaned] == ["intake", "assessment", "housing", "benefits", "review"]
-    assert cleaned[0]["depends_on"] == [] and cleaned[0]["on_predecessor_cancelled"] == "ready"
-    assert cleaned[0]["priority"] == "normal" and cleaned[0]["checklist"] == []
+    assert cleaned[0]["depends_on"] == []
+    assert cleaned[0]["on_predecessor_cancelled"] == "ready"
+    assert cleaned[0]["priority"] == "normal"
+    assert cleaned[0]["checklist"] == []
     assert cleaned[2]["checklist"] == [{"text": "Proof of address", "required": True}]
     assert cleaned[4]["depends_on"] == ["benefits", "housing"]
 
@@ -34,7 +36,8 @@ def test_a_cycle_is_refused_naming_its_keys():
     assert caught.value.error_code == "DEPENDENCY_CYCLE"
     assert caught.value.status_code == 400
     cycle = caught.value.details["cycle"]
-    assert cycle[0] == cycle[-1] and set(cycle) == {"b", "c", "d"}
+    assert cycle[0] == cycle[-1]
+    assert set(cycle) == {"b", "c", "d"}
 
 
 def test_a_task_depending_on_itself_is_a_cycle():

@@ -29,7 +29,8 @@ def test_the_plan_and_all_its_tasks_with_their_events(api_for, agent, make_templ
         response = instantiate(api_for(agent), template, client_user)  # a token minted at that time
     assert response.status_code == 201, response.json()
     body = response.json()
-    assert body["title"] == "Housing pathway" and body["state"] == "draft"
+    assert body["title"] == "Housing pathway"
+    assert body["state"] == "draft"
     plan = ActionPlan.objects.get(pk=body["id"])
     tasks = {link.key: link.task for link in TemplatedTask.objects.select_related("task").filter(plan=plan)}
     assert set(tasks) == {"intake", "assessment", "housing", "benefits", "review"}
@@ -37,9 +38,11 @@ def test_the_plan_and_all_its_tasks_with_their_events(api_for, agent, make_templ
 
     # Only the root is ready: it has its due date (4 business hours, 24x7 with no calendar) and SLA clock.
     intake = tasks["intake"]
-    assert intake.waiting_on == [] and intake.due_at == datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
+    assert intake.waiting_on == []
+    assert intake.due_at == datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
     assert SLARecord.objects.filter(task=intake).exists()
-    assert tasks["assessment"].waiting_on == [intake.pk] and tasks["assessment"].due_at is None
+    assert tasks["assessment"].waiting_on == [intake.pk]
+    assert tasks["assessment"].due_at is None
     assert sorted(tasks["review"].waiting_on) == sorted([tasks["housing"].pk, tasks["benefits"].pk])
     assert not SLARecord.objects.filter(task=tasks["review"]).exists()
     assert TaskDependency.objects.filter(task__action_plan=plan).count() == 5
@@ -64,7 +67,8 @@ def test_a_waiting_task_shows_waiting_on_and_its_start_is_refused(
     assessment.assignee = agent
     assessment.save(update_fields=["assignee"])
     shown = agent_api.get(f"/api/workflow/tasks/{assessment.pk}").json()
-    assert shown["waiting_on"] and shown["due_at"] is None
+    assert shown["waiting_on"]
+    assert shown["due_at"] is None
     assert "in_progress" not in shown["available_transitions"]
     refused = agent_api.post(
         f"/api/workflow/tasks/{assessment.pk}/transition", {"target_state": "in_progress"}, format="json"
@@ -107,7 +111,8 @@ def test_bad_references_and_scopes(
     assert_envelope(missing, 404, "NOT_FOUND")
     assert_envelope(instantiate(client_api, template, client_user), 403, "PERMISSION_DENIED")
     assert_envelope(agent_api.post(PLANS, {"client": client_user.pk}, format="json"), 400, "VALIDATION_ERROR")
-    assert not ActionPlan.objects.exists() and not Task.objects.exists()
+    assert not ActionPlan.objects.exists()
+    assert not Task.objects.exists()
 
 
 def test_a_failure_midway_leaves_nothing(agent_api, make_template, client_user, monkeypatch):
@@ -120,5 +125,6 @@ def test_a_failure_midway_leaves_nothing(agent_api, make_template, client_user, 
     agent_api.raise_request_exception = False
     response = instantiate(agent_api, make_template(), client_user)
     assert response.status_code == 500
-    assert not ActionPlan.objects.exists() and not Task.objects.exists()
+    assert not ActionPlan.objects.exists()
+    assert not Task.objects.exists()
     assert not OutboxEvent.objects.filter(event_type="TaskCreated").exists()

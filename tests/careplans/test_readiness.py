@@ -53,8 +53,10 @@ def test_completing_a_predecessor_makes_its_dependent_ready_through_dispatch(pla
     ready_at = TemplatedTask.objects.get(task_id=assessment.pk).ready_at
     assert assessment.due_at == ready_at + timedelta(hours=8)  # no calendar: 24x7
     (ready,) = events_of(assessment.pk, "TaskReady")
-    assert ready.causation_id == completed.id and ready.depth == completed.depth
-    assert ready.sequence == 2 and ready.payload["predecessor_id"] == str(tasks["intake"])
+    assert ready.causation_id == completed.id
+    assert ready.depth == completed.depth
+    assert ready.sequence == 2
+    assert ready.payload["predecessor_id"] == str(tasks["intake"])
     # Its SLA clock starts when it becomes ready (the built-in assessment config), not at creation.
     assert SLARecord.objects.get(task=assessment).started_at == ready_at
     # Now it can start.
@@ -86,13 +88,15 @@ def test_a_task_with_two_predecessors_becomes_ready_after_the_second(plan_tasks,
     finish(tasks["housing"], agent)
     dispatch()
     review = Task.objects.get(pk=tasks["review"])
-    assert review.waiting_on == [tasks["benefits"]] and review.due_at is None
+    assert review.waiting_on == [tasks["benefits"]]
+    assert review.due_at is None
     (met,) = events_of(review.pk, "TaskDependencyMet")
     assert met.payload["waiting_on"] == [str(tasks["benefits"])]
     last = finish(tasks["benefits"], agent)
     dispatch()
     review.refresh_from_db()
-    assert review.waiting_on == [] and review.due_at is not None
+    assert review.waiting_on == []
+    assert review.due_at is not None
     (ready,) = events_of(review.pk, "TaskReady")
     assert ready.causation_id == last.id
 
@@ -105,7 +109,8 @@ def test_a_cancelled_predecessor_follows_each_blueprints_rule(plan_tasks, agent)
     dispatch()
     # housing: on_predecessor_cancelled "ready" (the default) → ready.
     housing = Task.objects.get(pk=tasks["housing"])
-    assert housing.state == "new" and housing.waiting_on == []
+    assert housing.state == "new"
+    assert housing.waiting_on == []
     assert events_of(housing.pk, "TaskReady")[0].payload["predecessor_state"] == "cancelled"
     # benefits: "cancel" → cancelled too, caused by the assessment's cancellation.
     benefits = Task.objects.get(pk=tasks["benefits"])
@@ -154,4 +159,5 @@ def test_a_ready_task_with_no_due_hours_has_no_due_date(plan_tasks, agent):
     finish(tasks["assessment"], agent)
     dispatch()
     housing = Task.objects.get(pk=tasks["housing"])
-    assert housing.waiting_on == [] and housing.due_at is None
+    assert housing.waiting_on == []
+    assert housing.due_at is None
