@@ -82,7 +82,8 @@ def test_the_dry_run_says_what_applying_does(supervisor_api, running):
     applied = migrate(supervisor_api, template, dry_run=False)
     assert applied.status_code == 200, applied.json()
     result = applied.json()
-    assert result["state"] == "done" and result["migration"]
+    assert result["state"] == "done"
+    assert result["migration"]
     # The same plans, the same changes (task ids for added tasks are only known once applied: null).
     assert sorted(result["plans"], key=lambda p: p["plan"]) == sorted(body["plans"], key=lambda p: p["plan"])
 
