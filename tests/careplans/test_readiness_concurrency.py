@@ -57,7 +57,7 @@ def test_two_predecessors_handled_at_once_make_the_dependent_ready_once(
         monkeypatch.setattr(readiness, "_dependents", dependents_then_wait)
         errors: list[BaseException] = []
 
-        def handle(event):
+        def handle(event, errors=errors):
             try:
                 with transaction.atomic():  # as the dispatcher runs a handler
                     readiness.task_readiness_handle(event)
