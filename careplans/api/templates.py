@@ -100,10 +100,10 @@ class PlanTemplateListView(APIView):
             values = _input(PlanTemplateCreateSerializer, request)
             agency_id = values.pop("agency", None) or manager_scope(_user(request))
             if agency_id is None:
-                raise ValidationFailed(details={"agency": ["Required for administrators."]})
+                raise ValidationFailed(details={"agency": ["This field is required."]})
             agency = Agency.objects.filter(pk=agency_id).first()
             if agency is None:
-                raise ValidationFailed(details={"agency": ["No such agency."]})
+                raise ValidationFailed(details={"agency": [f"Agency {agency_id} does not exist."]})
             template = plan_template_create(actor=_user(request), agency=agency, **values)
             return Response(_one(template), status=status.HTTP_201_CREATED)
 
