@@ -134,14 +134,15 @@ def _readiness(agent, client, agency, template_id: int, rounds: int) -> tuple[li
     for index in range(rounds + 3):
         plan = plan_instantiate(actor=agent, template_id=template_id, client=client, agency=agency)
         keys = {link.key: link.task_id for link in TemplatedTask.objects.filter(plan=plan)}
-        root, dependent = keys["t0"], keys["t4"]  # t4 waits for t0 and t1
-        for task_id in (keys["t1"], root):
+        dependent = keys["t4"]  # waits for two roots
+        first, last = Task.objects.get(pk=dependent).waiting_on
+        for task_id in (first, last):
             task_assign(task_id=task_id, actor=agent, assignee=agent)
             task_transition(task_id=task_id, target_state="in_progress", actor=agent)
-        task_transition(task_id=keys["t1"], target_state="completed", actor=agent)
-        _wait(lambda dependent=dependent: len(Task.objects.get(pk=dependent).waiting_on) == 1)
+        task_transition(task_id=first, target_state="completed", actor=agent)
+        _wait(lambda dependent=dependent: len(_waiting_on(dependent)) == 1)
         # The measured commit: the last predecessor of t4.
-        task_transition(task_id=root, target_state="completed", actor=agent)
+        task_transition(task_id=last, target_state="completed", actor=agent)
         committed = time.perf_counter()  # autocommit: the service's transaction has committed
         done = _wait(lambda dependent=dependent: not _waiting_on(dependent))
         # Baseline: a completion nobody waits for (a task outside any template): kick → handled.
@@ -196,8 +197,8 @@ def _seed_running_plans(count: int, agency, client, version) -> None:
                 links.append(
                     TemplatedTask(task_id=task.pk, plan=plan, key=f"t{n}", ready_at=now if n < 4 else None)
                 )
-        Task.objects.bulk_create(tasks)
-        TemplatedTask.objects.bulk_create(links)
+        Task.objects.bulk_create(tasks, batch_size=1000)
+        TemplatedTask.objects.bulk_create(links, batch_size=1000)
 
 
 def _preview(count: int, supervisor, agency, client) -> tuple[float, float, int]:
