@@ -174,12 +174,22 @@ class PlanTemplateMigrationView(APIView):
     @extend_schema(
         operation_id="plan_templates_migrations_create",
         tags=["plan templates"],
-        summary="Preview (dry_run, the default) or apply moving plans from one template version to another",
+        summary="Preview (dry_run, the default) or apply moving plans from one template version to another "
+        "(an application posted again moves only the plans still on from_version)",
         request=PlanMigrationInputSerializer,
         parameters=[TEMPLATE_ID, IDEMPOTENCY_PARAMETER],
         responses={200: PlanMigrationResultSerializer, **ERRORS},
     )
     def post(self, request: Request, template_id: str) -> Response:
+        # Like bulk: without an Idempotency-Key, applying commits batch by batch (each plan once: a plan
+        # already moved is no longer on from_version); with one, the whole answer is one transaction.
+        def perform() -> Response:
+            return Response(PlanMigrationResultSerializer(self._result(request, template_id)).data)
+
+        scope = f"POST workflow/plan-templates/{template_id}/migrations"
+        return idempotent_response(request=request, scope=scope, perform=perform, atomic_without_key=False)
+
+    def _result(self, request: Request, template_id: str) -> dict[str, Any]:
         values = _input(PlanMigrationInputSerializer, request)
         template = plan_template_get(user=_user(request), template_id=template_id, manage=True)
         arguments = {
@@ -194,7 +204,7 @@ class PlanTemplateMigrationView(APIView):
             changes, migration = migration_preview(**arguments), None
         else:
             migration, changes = migration_apply(actor=_user(request), **arguments)
-        body = {
+        return {
             "dry_run": values["dry_run"],
             "migration": migration.pk if migration else None,
             "state": migration.state if migration else "preview",
@@ -206,4 +216,3 @@ class PlanTemplateMigrationView(APIView):
             },
             "plans": [c.as_dict() for c in changes],
         }
-        return Response(PlanMigrationResultSerializer(body).data)

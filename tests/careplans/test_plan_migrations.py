@@ -140,3 +140,15 @@ def test_bad_requests(supervisor_api, agent_api, running):
     assert_envelope(migrate(supervisor_api, template, filter={"state": ["nope"]}), 400, "VALIDATION_ERROR")
     assert_envelope(migrate(supervisor_api, template, extra=1), 400, "VALIDATION_ERROR")
     assert_envelope(migrate(agent_api, template), 403, "PERMISSION_DENIED")
+
+
+def test_with_an_idempotency_key_a_retry_replays_the_answer(supervisor_api, running):
+    template, _ = running
+    url = f"/api/workflow/plan-templates/{template.pk}/migrations"
+    body = {"from_version": 1, "to_version": 2, "dry_run": False}
+    first = supervisor_api.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="move-1")
+    again = supervisor_api.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="move-1")
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    assert first.json()["totals"]["plans"] == 3
+    assert PlanMigration.objects.count() == 1
