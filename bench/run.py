@@ -27,6 +27,7 @@ ORDER = [
     "ops",
     "peers",
     "privacy",
+    "careplans",
 ]
 ON_REQUEST = ["soak", "multihost"]  # multihost: root, ip netns and haproxy
 

@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/workflow/", include("outbox.api.urls")),
     path("api/workflow/", include("sla.api.urls")),
     path("api/workflow/", include("automation.api.urls")),
+    path("api/workflow/", include("careplans.api.urls")),
     path("api/workflow/", include("polaris.audit.api.urls")),
     # /api/workflow/stats, /healthz, /readyz, /metrics.
     path("", include("ops.urls")),

@@ -8,6 +8,8 @@
   (raise ``polaris.errors.ValidationFailed`` for a bad value), taking the values ``SLA_STATUS_VALUES``;
 - a row locked with every task write: ``task_locked_rows`` (its SLA record).
 
+``careplans`` registers ``plan_instantiators``: how ``POST /action-plans`` with a ``template`` makes the plan.
+
 Event types are registered with the outbox (``outbox.events.event_types_register``), not here.
 """
 
@@ -29,3 +31,8 @@ task_queryset_hooks: list[Callable[[QuerySet], QuerySet]] = []
 # registration. The row read (or None) is passed to that app's receivers of ``workflow.signals.task_changed``
 # as the ``locked_rows`` argument; they run next in the same transaction.
 task_locked_rows: list[tuple[type[Model], str]] = []
+
+# Making a plan from a template (``POST /action-plans`` with ``template``), at most one registration (the
+# ``careplans`` app's): ``func(*, actor, template_id, title, description, client, agency, correlation_id)``
+# returns the plan, created with its tasks in the caller's transaction.
+plan_instantiators: list[Callable[..., Any]] = []

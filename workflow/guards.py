@@ -28,6 +28,13 @@ def has_assignee(task: Any) -> bool:
     return task.assignee_id is not None
 
 
+@guard("dependencies_met")
+def dependencies_met(task: Any) -> bool:
+    """A task made from a template starts only once the tasks it waits for are done (``waiting_on`` is
+    emptied through dispatch when they complete: ``careplans.readiness``)."""
+    return not task.waiting_on
+
+
 @guard("has_blocked_reason")
 def has_blocked_reason(task: Any) -> bool:
     return bool((task.blocked_reason or "").strip())

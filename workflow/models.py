@@ -9,6 +9,7 @@ transaction.
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django_fsm import FSMField, FSMModelMixin, transition
 
@@ -124,6 +125,10 @@ class Task(FSMModelMixin, models.Model):
     # Notes for the agency's staff and admins only: never in a client's view, never in an event's payload.
     staff_notes = models.TextField(blank=True, default="", db_default="")
     due_at = models.DateTimeField(null=True, blank=True)
+    # The tasks this one still waits for (a plan made from a template: ``careplans``). Kept on the row so the
+    # ``dependencies_met`` guard and the representation read no other table; emptied through dispatch as its
+    # predecessors complete. The full graph is the ``careplans.TaskDependency`` table.
+    waiting_on = ArrayField(models.UUIDField(), default=list, blank=True, db_default=[])
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -153,7 +158,7 @@ class Task(FSMModelMixin, models.Model):
         field=state,
         source=TaskState.NEW,
         target=TaskState.IN_PROGRESS,
-        conditions=[guards.has_assignee],
+        conditions=[guards.has_assignee, guards.dependencies_met],
         permission=is_staff_for,
     )
     def start(self, *, context) -> None:
@@ -173,7 +178,7 @@ class Task(FSMModelMixin, models.Model):
         field=state,
         source=TaskState.BLOCKED,
         target=TaskState.IN_PROGRESS,
-        conditions=[guards.has_assignee],
+        conditions=[guards.has_assignee, guards.dependencies_met],
         permission=is_staff_for,
     )
     def resume(self, *, context) -> None:

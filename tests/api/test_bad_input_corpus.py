@@ -30,6 +30,7 @@ from automation.alerts import alert_raise
 from automation.models import Alert, WebhookDelivery
 from automation.services import trigger_create, trigger_delete
 from automation.webhooks.endpoints import webhook_endpoint_create, webhook_endpoint_delete
+from careplans.services.templates import plan_template_create
 from outbox.models import OutboxEvent
 from sla.configs import sla_config_create
 from sla.models import SLAConfig, SLARepair
@@ -122,11 +123,17 @@ def ids(make_task, make_plan, agent, other_agent):
     )
     gone_delivery = WebhookDelivery.objects.create(endpoint=gone_endpoint, event=event)
     webhook_endpoint_delete(endpoint_id=gone_endpoint.pk)  # its deliveries go with it
+    blueprints = [{"key": "intake", "title": "Intake", "task_type": "intake"}]
+    template = plan_template_create(actor=None, agency=agent.agency, name="Corpus", blueprints=blueprints)
+    foreign_template = plan_template_create(
+        actor=None, agency=other_agent.agency, name="Theirs", blueprints=blueprints
+    )
     absent = str(uuid.uuid4())
     repair = SLARepair.objects.create(
         change={"kind": "recompute"}, scope={"open": True}, as_of=task.created_at
     )
     return {
+        "template_id": [str(template.pk), str(foreign_template.pk), str(foreign_template.pk + 1000)],
         "task_id": [str(task.pk), str(foreign_task.pk), absent],
         "action_plan_id": [str(plan.pk), str(foreign_plan.pk), absent],
         "event_id": [str(event.pk), str(foreign_event.pk), absent],

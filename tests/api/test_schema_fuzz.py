@@ -92,6 +92,8 @@ REQUIRED_FOR_WHO_ASKS: dict[tuple[str, str, str], set[str]] = {
     ("agent", "POST", "/api/workflow/tasks/"): {"client"},
     # A plan's ``agency`` likewise: an admin has none to default from when the client has none.
     ("admin", "POST", "/api/workflow/action-plans/"): {"agency"},
+    # A plan template's ``agency`` defaults to a supervisor's own; an admin must name one.
+    ("admin", "POST", "/api/workflow/plan-templates/"): {"agency"},
 }
 REQUIRED = "This field is required."
 

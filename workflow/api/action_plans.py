@@ -11,8 +11,9 @@ from rest_framework.views import APIView
 
 from polaris.api.pagination import StandardPagination
 from polaris.api.query_params import query_params_parse
+from polaris.errors import ValidationFailed
 from polaris.idempotency.services import idempotent_response
-from workflow import selectors
+from workflow import extensions, selectors
 from workflow.api.common import (
     IDEMPOTENCY_PARAMETER,
     IF_MATCH_PARAMETER,
@@ -52,6 +53,22 @@ def _detail(plan: ActionPlan, request: Request) -> dict:
     return ActionPlanDetailSerializer(plan, context=serializer_context(request)).data
 
 
+def _plan_from_template(request: Request, *, template_id: int, values: dict[str, Any]) -> ActionPlan:
+    """The plan and its tasks made by the app that registered ``extensions.plan_instantiators``."""
+    if not extensions.plan_instantiators:
+        raise ValidationFailed(details={"template": ["Plan templates are not available."]})
+    (instantiate,) = extensions.plan_instantiators
+    return instantiate(
+        actor=caller(request),
+        template_id=template_id,
+        title=values.get("title", ""),
+        description=values.get("description", ""),
+        client=values["client"],
+        agency=values["agency"],
+        correlation_id=correlation_id_of(request),
+    )
+
+
 class ActionPlanListCreateView(APIView):
     pagination_class = StandardPagination  # read by the schema generator
 
@@ -70,7 +87,7 @@ class ActionPlanListCreateView(APIView):
 
     @extend_schema(
         tags=["action plans"],
-        summary="Create an action plan (state draft)",
+        summary="Create an action plan (state draft), optionally from a plan template with all its tasks",
         request=ActionPlanCreateSerializer,
         responses={201: ActionPlanDetailSerializer},
         parameters=[IDEMPOTENCY_PARAMETER],
@@ -79,9 +96,14 @@ class ActionPlanListCreateView(APIView):
         def perform() -> Response:
             serializer = ActionPlanCreateSerializer(data=request.data, context=serializer_context(request))
             serializer.is_valid(raise_exception=True)
-            plan = action_plan_create(
-                actor=caller(request), correlation_id=correlation_id_of(request), **serializer.validated_data
-            )
+            values = dict(serializer.validated_data)
+            template_id = values.pop("template", None)
+            if template_id is None:
+                plan = action_plan_create(
+                    actor=caller(request), correlation_id=correlation_id_of(request), **values
+                )
+            else:
+                plan = _plan_from_template(request, template_id=template_id, values=values)
             return Response(_detail(plan, request), status=status.HTTP_201_CREATED)
 
         return idempotent_response(request=request, scope="POST workflow/action-plans", perform=perform)

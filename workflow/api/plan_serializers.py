@@ -58,7 +58,7 @@ class ActionPlanSerializer(serializers.ModelSerializer):
 class TaskSummarySerializer(serializers.ModelSerializer):
     class Meta:
         model = Task
-        fields = ("id", "title", "task_type", "priority", "state", "assignee", "due_at")
+        fields = ("id", "title", "task_type", "priority", "state", "assignee", "due_at", "waiting_on")
         read_only_fields = fields
 
 
@@ -102,9 +102,20 @@ class ActionPlanCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     class Meta:
         read_only_names = PLAN_READ_ONLY_NAMES
 
-    title = serializers.CharField(max_length=TITLE_MAX_LENGTH)
+    title = serializers.CharField(
+        max_length=TITLE_MAX_LENGTH,
+        required=False,
+        help_text="Required unless the plan is made from a template (then: the template's name).",
+    )
     description = serializers.CharField(required=False, default="", allow_blank=True, max_length=10000)
     client = ScopedUserField(help_text="Client user id.")
+    template = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_BIGINT,
+        help_text="A plan template's id: the plan is made with every task of its latest version, in one "
+        "transaction (tasks that wait for others stay new with waiting_on).",
+    )
     agency = AgencyField(
         queryset=Agency.objects.all(),
         required=False,
@@ -112,6 +123,8 @@ class ActionPlanCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "title" not in attrs and "template" not in attrs:
+            raise serializers.ValidationError({"title": ["This field is required."]})
         if "agency" not in attrs:
             attrs["agency"] = default_agency(user=_caller(self), client=attrs["client"])
         return attrs

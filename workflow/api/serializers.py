@@ -180,6 +180,12 @@ class TaskSerializer(serializers.Serializer):
         help_text="Staff only (admins and the task's agency); absent for clients.",
     )
     due_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    waiting_on = serializers.ListField(
+        child=serializers.UUIDField(),
+        read_only=True,
+        help_text="Ids of the tasks this one waits for (a plan made from a template); while not empty the "
+        "task has no due date and its start is refused (guard dependencies_met).",
+    )
     created_by = serializers.IntegerField(source="created_by_id", read_only=True, allow_null=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
@@ -213,6 +219,7 @@ class TaskSerializer(serializers.Serializer):
             "blocked_reason_internal": bool(instance.blocked_reason_internal),
             "staff_notes": str(instance.staff_notes),
             "due_at": datetime(instance.due_at),
+            "waiting_on": [str(task_id) for task_id in instance.waiting_on],
             "created_by": _int_or_none(instance.created_by_id),
             "created_at": datetime(instance.created_at),
             "updated_at": datetime(instance.updated_at),
@@ -241,6 +248,7 @@ TASK_READ_ONLY_NAMES = (
     "created_at",
     "updated_at",
     "available_transitions",
+    "waiting_on",
     "sla",
     "timers",
 )

@@ -15,7 +15,12 @@ def test_metadata_is_introspected_from_the_models(client_api):
     assert body["machines"]["task"] == machine_describe(Task)
     assert body["machines"]["action_plan"] == machine_describe(ActionPlan)
     start = next(t for t in body["machines"]["task"]["transitions"] if t["name"] == "start")
-    assert start == {"name": "start", "source": "new", "target": "in_progress", "guards": ["has_assignee"]}
+    assert start == {
+        "name": "start",
+        "source": "new",
+        "target": "in_progress",
+        "guards": ["has_assignee", "dependencies_met"],
+    }
     assert {"TaskCreated", "TaskStateChanged", "ActionPlanActivated"} <= set(body["event_types"])
     # The edit events too (triggers and webhooks may subscribe to them).
     assert {"TaskUpdated", "TaskAssigned", "ActionPlanUpdated"} <= set(body["event_types"])

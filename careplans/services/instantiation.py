@@ -1,0 +1,185 @@
+"""Making a plan from a template: the plan and every task of the template's latest version, their
+dependencies and their events, in one transaction and a fixed number of statements (multi-row inserts).
+
+A task whose blueprint depends on others is *waiting*: it stays ``new`` with ``waiting_on`` (the ids of the
+tasks it waits for) and no due date; ``careplans.readiness`` makes it ready through dispatch. A task with no
+predecessor is ready at once: its due date counts from now and its SLA clock starts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from outbox.append import NewEvent, events_append
+from outbox.events import EventContext
+from polaris.accounts.models import Agency, User
+from polaris.errors import ValidationFailed
+from sla.clock import sla_record_start
+from workflow.events import EventType, task_facts
+from workflow.models import ActionPlan, Task
+from workflow.services.action_plans import action_plan_create
+
+from ..due_dates import CalendarCache
+from ..models import PlanTemplateVersion, TaskDependency, TemplatedPlan, TemplatedTask
+from ..selectors import plan_template_get
+
+
+def task_created_event(
+    task: Task, *, key: str, version: PlanTemplateVersion, context: EventContext
+) -> NewEvent:
+    """The ``TaskCreated`` of a template task: the task's facts, what it waits for, where it came from."""
+    return NewEvent(
+        event_type=EventType.TASK_CREATED,
+        aggregate_type=Task.aggregate_type,
+        aggregate_id=task.pk,
+        sequence=task.version,
+        context=context,
+        payload={
+            **task_facts(task),
+            "old_state": None,
+            "new_state": task.state,
+            "transition": "create",
+            "waiting_on": [str(pk) for pk in task.waiting_on],
+            "due_at": task.due_at.isoformat() if task.due_at else None,
+            "template": {"id": version.template_id, "version": version.number, "key": key},
+        },
+    )
+
+
+def plan_tasks_build(
+    *,
+    plan: ActionPlan,
+    blueprints: list[dict[str, Any]],
+    actor: User | None,
+    now: Any,
+    calendars: CalendarCache,
+    existing: dict[str, Task] | None = None,
+) -> tuple[list[Task], list[TaskDependency]]:
+    """Unsaved tasks for ``blueprints`` (and their dependency rows) in ``plan``. ``existing``: the plan's
+    tasks by key already there (a migration adding tasks): a dependency on a completed one is met."""
+    existing = existing or {}
+    ids = {blueprint["key"]: uuid.uuid4() for blueprint in blueprints}
+    by_key = {**{key: task.pk for key, task in existing.items()}, **ids}
+    done = {task.pk for task in existing.values() if task.state in ("completed", "cancelled")}
+    tasks, dependencies = [], []
+    for blueprint in blueprints:
+        predecessors = [by_key[key] for key in blueprint["depends_on"] if key in by_key]
+        waiting_on = [pk for pk in predecessors if pk not in done]
+        task = Task(
+            id=ids[blueprint["key"]],
+            title=blueprint["title"],
+            description=blueprint["description"],
+            task_type=blueprint["task_type"],
+            service_area=blueprint["service_area"],
+            priority=blueprint["priority"],
+            client_id=plan.client_id,
+            agency_id=plan.agency_id,
+            action_plan=plan,
+            created_by=actor,
+            waiting_on=waiting_on,
+            due_at=None
+            if waiting_on
+            else calendars.due_at(
+                ready_at=now,
+                hours=blueprint["due_in_business_hours"],
+                task_type=blueprint["task_type"],
+                service_area=blueprint["service_area"],
+            ),
+        )
+        task._blueprint_key = blueprint["key"]  # type: ignore[attr-defined]
+        tasks.append(task)
+        dependencies += [TaskDependency(task_id=task.pk, predecessor_id=pk) for pk in predecessors]
+    return tasks, dependencies
+
+
+def plan_tasks_insert(
+    *,
+    plan: ActionPlan,
+    tasks: list[Task],
+    dependencies: list[TaskDependency],
+    version: PlanTemplateVersion,
+    context: EventContext,
+    now: Any,
+) -> None:
+    """Insert the built tasks, their blueprint links, dependencies and ``TaskCreated`` events (one statement
+    each), and start the SLA clocks of the tasks that are ready."""
+    Task.objects.bulk_create(tasks)
+    TemplatedTask.objects.bulk_create(
+        TemplatedTask(
+            task_id=task.pk,
+            plan_id=plan.pk,
+            key=task._blueprint_key,  # type: ignore[attr-defined]
+            ready_at=None if task.waiting_on else now,
+        )
+        for task in tasks
+    )
+    TaskDependency.objects.bulk_create(dependencies)
+    events_append(
+        [
+            task_created_event(task, key=task._blueprint_key, version=version, context=context)  # type: ignore[attr-defined]
+            for task in tasks
+        ]
+    )
+    for task in tasks:
+        if not task.waiting_on:
+            sla_record_start(task=task, now=now)
+
+
+def _plan_extras_apply(plan: ActionPlan, tasks: list[Task], version: PlanTemplateVersion) -> None:
+    """The integration point for checklists and approvals (built in the workflow app by another change).
+
+    TODO(H5 integration, wired by the lead after merging): for each task, call
+    ``workflow.services.checklists.checklist_items_add(task=task, items=<its blueprint's "checklist">,
+    actor=None)`` (the blueprint: ``version.blueprints`` by ``task._blueprint_key``), and set
+    ``plan.approval_policy = version.requires_approval`` (saved, so the ``approved`` activation guard
+    reads it). Until then the template stores both and this does nothing.
+    """
+
+
+@transaction.atomic
+def plan_instantiate(
+    *,
+    actor: User | None,
+    template_id: Any,
+    client: User,
+    agency: Agency,
+    title: str = "",
+    description: str = "",
+    correlation_id: str | None = None,
+) -> ActionPlan:
+    """A draft plan for ``client`` with every task of the template's latest version, in one transaction.
+
+    The template must be in the caller's scope (``NotFound``) and of the plan's agency
+    (``ValidationFailed``); the plan's own rules apply (``action_plan_create``: staff of the agency, a
+    linked client). Registered as ``workflow.extensions.plan_instantiators`` (``POST /action-plans``).
+    """
+    template = plan_template_get(user=actor, template_id=template_id)
+    if template.agency_id != agency.pk:
+        raise ValidationFailed(details={"template": ["The template belongs to another agency."]})
+    plan = action_plan_create(
+        actor=actor,
+        title=title or template.name,
+        description=description,
+        client=client,
+        agency=agency,
+        correlation_id=correlation_id,
+    )
+    version_id = template.versions.filter(number=template.latest_version).values_list("pk", flat=True)[0]
+    # The link first: its foreign key share-locks the version row, so an edit of the version either
+    # committed before (and is read below) or waits and then sees the version in use.
+    TemplatedPlan.objects.create(plan=plan, version_id=version_id)
+    version = PlanTemplateVersion.objects.get(pk=version_id)
+    now = timezone.now()
+    context = EventContext.build(actor=actor, correlation_id=correlation_id)
+    tasks, dependencies = plan_tasks_build(
+        plan=plan, blueprints=version.blueprints, actor=actor, now=now, calendars=CalendarCache()
+    )
+    plan_tasks_insert(
+        plan=plan, tasks=tasks, dependencies=dependencies, version=version, context=context, now=now
+    )
+    _plan_extras_apply(plan, tasks, version)
+    return plan
