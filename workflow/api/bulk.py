@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
-from django.http import QueryDict
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from polaris.api.query_params import query_params_parse
 from polaris.errors import ValidationFailed
 from polaris.idempotency.services import idempotent_response
-from workflow import extensions
 from workflow.api.common import IDEMPOTENCY_PARAMETER, caller, correlation_id_of, serializer_context
 from workflow.api.edit_serializers import (
     BULK_MAX_ITEMS,
@@ -27,7 +23,7 @@ from workflow.api.edit_serializers import (
     TaskBulkSerializer,
     TaskUpdateSerializer,
 )
-from workflow.api.serializers import TaskListQuerySerializer
+from workflow.api.filters import task_filter_parse
 from workflow.selectors import task_list
 from workflow.services.bulk import task_bulk_apply
 
@@ -41,21 +37,7 @@ def _too_many(count: int, field: str) -> ValidationFailed:
 
 def _filtered_ids(request: Request, filters: dict[str, Any]) -> list[Any]:
     """The ids the list endpoint would return for ``filters`` (its own parser and selector)."""
-    # Names and JSON types first (an integer filter takes 7, not "7"); then the list's own parser.
-    if problems := TaskBulkFilterSerializer().strict_errors(filters):
-        raise ValidationFailed(details={"filter": problems})
-    query = QueryDict(mutable=True)
-    for name, value in filters.items():
-        values = value if isinstance(value, list) else [value]
-        query.setlist(name, ["" if item is None else str(item) for item in values])
-    try:
-        known, extension_values = query_params_parse(
-            request=cast(Request, SimpleNamespace(query_params=query)),
-            serializer_class=TaskListQuerySerializer,
-            extension_filters=extensions.task_filters,
-        )
-    except ValidationFailed as exc:
-        raise ValidationFailed(details={"filter": exc.details}) from None
+    known, extension_values = task_filter_parse(filters, shape=TaskBulkFilterSerializer())
     tasks = task_list(user=caller(request), filters=known, extension_filters=extension_values)
     ids = list(tasks.values_list("id", flat=True)[: BULK_MAX_ITEMS + 1])
     if len(ids) > BULK_MAX_ITEMS:

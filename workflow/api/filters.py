@@ -1,0 +1,215 @@
+"""The task list's filters, parsed once for every way they arrive: the query string of
+``GET /api/workflow/tasks``, the ``filter`` object of a bulk request, and a saved view's ``filter``.
+
+One parser means a saved view can hold exactly what the list accepts, and a view that validated when it
+was saved runs the same way later. Every input is bounded: the search text and its terms, the comma lists
+(at most one entry per known value), the dates (ISO 8601).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import SimpleNamespace
+from typing import Any, cast
+
+from django.http import QueryDict
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.fields import empty
+from rest_framework.request import Request
+
+from polaris.api.query_params import PageQuerySerializer, query_params_parse
+from polaris.api.strict import StrictFieldsMixin
+from polaris.errors import ValidationFailed
+from workflow import extensions
+from workflow.models import TaskPriority, TaskState
+from workflow.search import SEARCH_MAX_LENGTH, SEARCH_MAX_TERMS, SEARCH_MIN_TERM, search_terms, term_words
+
+MAX_BIGINT = 2**63 - 1
+ASSIGNEE_WORDS = ("none", "me")
+
+
+class CommaChoicesField(serializers.CharField):
+    """``new,in_progress``: one or more of ``choices``, comma-separated; an unknown value is named in the
+    400. Repeats count once; the order is kept (it changes nothing)."""
+
+    def __init__(self, *, choices: list[str], **kwargs: Any) -> None:
+        self.choice_values = tuple(choices)
+        kwargs.setdefault("help_text", f"One or more of {', '.join(choices)}, comma-separated.")
+        # Every value once, with its comma: anything longer repeats or is unknown.
+        super().__init__(max_length=sum(len(choice) + 1 for choice in choices), **kwargs)
+
+    def to_internal_value(self, data: Any) -> list[str]:  # type: ignore[override]
+        text = super().to_internal_value(data)
+        items = [item.strip() for item in text.split(",")]
+        if any(not item for item in items):
+            raise serializers.ValidationError("An empty value in the list: separate values with one comma.")
+        unknown = [item for item in dict.fromkeys(items) if item not in self.choice_values]
+        if unknown:
+            raise serializers.ValidationError(
+                f"Unknown value{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}. "
+                f"Choose from: {', '.join(self.choice_values)}."
+            )
+        return list(dict.fromkeys(items))
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "minimum": 1, "maximum": MAX_BIGINT},
+            {"type": "string", "enum": list(ASSIGNEE_WORDS)},
+        ]
+    }
+)
+class AssigneeFilterField(serializers.Field):
+    """``assignee``: a user id, ``none`` (unassigned) or ``me`` (the caller: in a shared saved view, whoever
+    opens it). Not a CharField nor an IntegerField: a bulk or saved-view filter may give the id as a JSON
+    integer, and the query string gives it as text."""
+
+    default_error_messages = {
+        "invalid": 'A user id, "none" (unassigned) or "me".',
+    }
+
+    def to_internal_value(self, data: Any) -> str | int:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        if isinstance(data, str):
+            if data in ASSIGNEE_WORDS:
+                return data
+            if not (data.isascii() and data.isdigit()):
+                self.fail("invalid")
+            data = int(data)
+        if not isinstance(data, int) or not 0 < data <= MAX_BIGINT:
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class SearchField(serializers.CharField):
+    """``search``: words or the starts of words, each looked for in the title, the description and the
+    client's first and last names (``workflow.search``); every term must match."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "help_text",
+            f"Up to {SEARCH_MAX_TERMS} words or starts of words (at most {SEARCH_MAX_LENGTH} characters in "
+            "all), each matching the start of a word of the title, the description or the client's name "
+            f"(case-insensitive); all must match. Each needs a word of {SEARCH_MIN_TERM}+ letters or digits.",
+        )
+        super().__init__(max_length=SEARCH_MAX_LENGTH, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:  # type: ignore[override]
+        text = super().to_internal_value(data)
+        terms = search_terms(text)
+        if len(terms) > SEARCH_MAX_TERMS:
+            raise serializers.ValidationError(f"At most {SEARCH_MAX_TERMS} words; {len(terms)} given.")
+        short = [term for term in terms if max(map(len, term_words(term)), default=0) < SEARCH_MIN_TERM]
+        if not terms or short:
+            raise serializers.ValidationError(
+                f"Each term needs a word of {SEARCH_MIN_TERM} or more letters or digits"
+                + (f": not {', '.join(short)}." if short else ".")
+            )
+        return " ".join(terms)
+
+
+class QueryBooleanField(serializers.BooleanField):
+    """``true``/``false``; absent means absent (DRF's BooleanField reads a missing form key as false)."""
+
+    default_empty_html = empty
+
+
+TASK_ORDERINGS = ("created_at", "updated_at", "due_at", "title", "state", "priority")
+
+
+class TaskListQuerySerializer(PageQuerySerializer):
+    state = CommaChoicesField(choices=list(TaskState.values), required=False)
+    task_type = serializers.SlugField(max_length=64, required=False)
+    service_area = serializers.SlugField(max_length=64, required=False)
+    priority = CommaChoicesField(choices=list(TaskPriority.values), required=False)
+    assignee = AssigneeFilterField(
+        required=False, help_text='A user id, "none" (unassigned) or "me" (the caller).'
+    )
+    action_plan = serializers.UUIDField(required=False)
+    client = serializers.IntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
+    search = SearchField(required=False)
+    overdue = QueryBooleanField(
+        required=False,
+        help_text="true: open (new, in progress, blocked) and past its due time; false: everything else.",
+    )
+    due_after = serializers.DateTimeField(required=False, help_text="Due at or after (ISO 8601).")
+    due_before = serializers.DateTimeField(required=False, help_text="Due strictly before (ISO 8601).")
+    created_after = serializers.DateTimeField(required=False, help_text="Created at or after (ISO 8601).")
+    created_before = serializers.DateTimeField(
+        required=False, help_text="Created strictly before (ISO 8601)."
+    )
+    ordering = serializers.ChoiceField(
+        choices=[*TASK_ORDERINGS, *(f"-{name}" for name in TASK_ORDERINGS)],
+        required=False,
+        help_text="Sort key; prefix with '-' for descending. Default -created_at; ties break on id.",
+    )
+
+
+class TaskFilterObjectSerializer(StrictFieldsMixin, serializers.Serializer):
+    """The list's filters as a JSON object (a bulk request's or a saved view's ``filter``): the same
+    fields, values of their JSON types, and the SLA app's ``sla_status`` declared statically like on the
+    list (``workflow.api.tasks.SLA_STATUS_PARAMETER``). Subclasses name the query keys they leave out."""
+
+    not_filters: tuple[str, ...] = ("page", "page_size")
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = {
+            name: field
+            for name, field in TaskListQuerySerializer().get_fields().items()
+            if name not in self.not_filters
+        }
+        fields["sla_status"] = serializers.ChoiceField(
+            choices=list(extensions.SLA_STATUS_VALUES),
+            required=False,
+            help_text="Provided by the SLA app.",
+        )
+        for name in extensions.task_filters:
+            fields.setdefault(name, serializers.CharField(required=False))
+        return fields
+
+
+def task_list_params(request: Request) -> tuple[dict[str, Any], dict[str, str]]:
+    """The list's query string: (validated filters, raw values of the filters other apps registered)."""
+    return query_params_parse(
+        request=request,
+        serializer_class=TaskListQuerySerializer,
+        extension_filters=extensions.task_filters,
+    )
+
+
+def task_filter_parse(
+    filters: Any, *, shape: TaskFilterObjectSerializer
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A ``filter`` object (JSON) parsed exactly as the list parses its query string, after ``shape``
+    checked its names and JSON types; errors come back under ``filter``."""
+    if not isinstance(filters, Mapping):
+        raise ValidationFailed(details={"filter": ["Must be an object."]})
+    if problems := shape.strict_errors(filters):
+        raise ValidationFailed(details={"filter": problems})
+    query = QueryDict(mutable=True)
+    for name, value in filters.items():
+        values = value if isinstance(value, list) else [value]
+        query.setlist(name, ["" if item is None else _text(item) for item in values])
+    try:
+        return query_params_parse(
+            request=cast(Request, SimpleNamespace(query_params=query)),
+            serializer_class=TaskListQuerySerializer,
+            extension_filters=extensions.task_filters,
+        )
+    except ValidationFailed as exc:
+        raise ValidationFailed(details={"filter": exc.details}) from None
+
+
+def _text(value: Any) -> str:
+    # JSON true/false as the query string spells them (DRF's BooleanField reads both).
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,95 @@
+"""Task search: ``?search=`` over the title, the description and the client's name, served by GIN indexes
+on ``tsvector`` expressions (PostgreSQL full-text search, ``simple`` configuration, prefix queries).
+
+Why this shape (docs/api.md, "Search", says it for users):
+- People look for a task by a word of its title ("eviction") and by the start of a client's name ("Mart"
+  for Martínez). Each term is a *prefix* query (``mart:*``) on every word of the title, the description
+  and the client's first and last names, so both are served by the same index lookups.
+- The ``simple`` configuration lowercases and never stems or drops stop words: names are not English
+  words, and a prefix query already finds "visits" for "visit".
+- Trigram indexes (pg_trgm) would also find fragments inside a word ("tinez"), but pg_trgm is an
+  extension the embedded PostgreSQL of development and tests does not ship; core full-text search needs
+  none. A fragment from the middle of a word is therefore not found: documented, and the one trade-off.
+- Expression indexes rather than a stored generated ``tsvector`` column: every task read (the lists, the
+  transition path) would otherwise fetch the vector, as long as the description, for nothing. The query
+  writes the indexed expression (``SEARCH_VECTOR``) through ``alias()``, so it is in WHERE only.
+
+Each term must match (AND); a term matches a task when it prefixes a word of its title or description,
+or of its client's first or last name. The clients are resolved first (one small indexed read) so the
+task query is an OR of two index scans (the text index and ``client_id``) that PostgreSQL combines in a
+BitmapOr. Staff-only text (``staff_notes``, internal block reasons) is never searched, so a client's
+search cannot probe it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.db.models import Q, QuerySet
+
+from polaris.accounts.models import User
+
+SEARCH_CONFIG = "simple"
+SEARCH_MAX_LENGTH = 100
+SEARCH_MAX_TERMS = 5
+SEARCH_MIN_TERM = 2  # one letter prefixes most of the index: a scan of it, not a lookup
+# Clients matched by name whose ids go into the task query as a list (an index scan on client_id); a
+# prefix that names more clients than this is matched with a subquery instead (the same rows, slower).
+CLIENT_IDS_INLINE = 1000
+
+# The indexed expressions: workflow.models.Task's ``task_search_idx`` and migration 0007's index on the
+# users' names are built from these very expressions, so PostgreSQL matches the query to the index.
+TASK_SEARCH_VECTOR = SearchVector("title", "description", config=SEARCH_CONFIG)
+CLIENT_NAME_VECTOR = SearchVector("first_name", "last_name", config=SEARCH_CONFIG)
+
+_WORD = re.compile(r"\w+")
+
+
+def search_terms(text: str) -> list[str]:
+    """The distinct whitespace-separated terms of ``text``, in order."""
+    return list(dict.fromkeys(text.split()))
+
+
+def term_words(term: str) -> list[str]:
+    """The words of a term as the parser would see them (``o'neil`` → ``o``, ``neil``): letters and
+    digits only, lowercase. No tsquery syntax survives (``&|!():*'``)."""
+    return [word.lower() for word in _WORD.findall(term)]
+
+
+def term_query(term: str) -> SearchQuery | None:
+    """``word:* & word:*`` for the words of ``term`` (``None``: it has none)."""
+    words = term_words(term)
+    if not words:
+        return None
+    return SearchQuery(" & ".join(f"{word}:*" for word in words), config=SEARCH_CONFIG, search_type="raw")
+
+
+def clients_named(query: SearchQuery) -> QuerySet[User]:
+    """The clients a word of whose first or last name ``query`` prefixes."""
+    return (
+        User.objects.alias(name_vector=CLIENT_NAME_VECTOR)
+        .filter(name_vector=query)
+        .filter(role=User.Role.CLIENT)
+    )
+
+
+def term_q(query: SearchQuery) -> Q:
+    """The tasks ``query`` matches: in the title or description (``text_vector``), or the client's name."""
+    matched = Q(text_vector=query)
+    ids = list(clients_named(query).values_list("pk", flat=True)[: CLIENT_IDS_INLINE + 1])
+    if len(ids) > CLIENT_IDS_INLINE:
+        return matched | Q(client_id__in=clients_named(query).values("pk"))
+    if ids:
+        return matched | Q(client_id__in=ids)
+    return matched
+
+
+def tasks_search(tasks: QuerySet, text: str) -> QuerySet:
+    """``tasks`` narrowed to those every term of ``text`` matches."""
+    tasks = tasks.alias(text_vector=TASK_SEARCH_VECTOR)
+    for term in search_terms(text):
+        query = term_query(term)
+        if query is not None:
+            tasks = tasks.filter(term_q(query))
+    return tasks
