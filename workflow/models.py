@@ -9,7 +9,6 @@ transaction.
 import uuid
 
 from django.conf import settings
-from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django_fsm import FSMField, FSMModelMixin, transition
 
@@ -19,7 +18,6 @@ from polaris.access import is_staff_for
 from . import guards
 from .policies import may_cancel_task
 from .saved_views import SavedView  # noqa: F401  (a workflow model, kept in its own module)
-from .search import TASK_SEARCH_VECTOR
 from .states import ActionPlanState, TaskPriority, TaskState
 from .validation import TITLE_MAX_LENGTH
 
@@ -147,8 +145,9 @@ class Task(FSMModelMixin, models.Model):
             models.Index(fields=["-created_at", "id"], name="task_created_idx"),
             models.Index(fields=["task_type"], name="task_type_idx"),
             models.Index(fields=["service_area"], name="task_service_area_idx"),
-            # ?search= (workflow.search): full-text GIN on the very expression the search writes.
-            GinIndex(TASK_SEARCH_VECTOR, name="task_search_idx"),
+            # ?search= reads the generated column search_vector through task_search_idx (GIN): both
+            # are created by migration 0007 and not declared here, so no ORM read or write of a task
+            # carries the vector (workflow.search says why).
         ]
 
     def __str__(self) -> str:

@@ -23,7 +23,7 @@ from polaris.api.query_params import PageQuerySerializer, query_params_parse
 from polaris.api.strict import StrictFieldsMixin
 from polaris.errors import ValidationFailed
 from workflow import extensions
-from workflow.models import TaskPriority, TaskState
+from workflow.models import Task, TaskPriority, TaskState
 from workflow.search import SEARCH_MAX_LENGTH, SEARCH_MAX_TERMS, SEARCH_MIN_TERM, search_terms, term_words
 
 MAX_BIGINT = 2**63 - 1
@@ -42,6 +42,8 @@ class CommaChoicesField(serializers.CharField):
 
     def to_internal_value(self, data: Any) -> list[str]:  # type: ignore[override]
         text = super().to_internal_value(data)
+        if self.max_length is not None and len(text) > self.max_length:  # the raw text, not the parsed list
+            self.fail("max_length", max_length=self.max_length)
         items = [item.strip() for item in text.split(",")]
         if any(not item for item in items):
             raise serializers.ValidationError("An empty value in the list: separate values with one comma.")
@@ -104,6 +106,8 @@ class SearchField(serializers.CharField):
 
     def to_internal_value(self, data: Any) -> str:  # type: ignore[override]
         text = super().to_internal_value(data)
+        if self.max_length is not None and len(text) > self.max_length:  # before any work on it
+            self.fail("max_length", max_length=self.max_length)
         terms = search_terms(text)
         if len(terms) > SEARCH_MAX_TERMS:
             raise serializers.ValidationError(f"At most {SEARCH_MAX_TERMS} words; {len(terms)} given.")
@@ -199,13 +203,18 @@ def task_filter_parse(
         values = value if isinstance(value, list) else [value]
         query.setlist(name, ["" if item is None else _text(item) for item in values])
     try:
-        return query_params_parse(
+        known, extension_values = query_params_parse(
             request=cast(Request, SimpleNamespace(query_params=query)),
             serializer_class=TaskListQuerySerializer,
             extension_filters=extensions.task_filters,
         )
+        for name, value in extension_values.items():
+            # Other apps' filters check their value when applied: apply each to an empty queryset now,
+            # so a saved view is refused when it is saved, not when it is opened.
+            extensions.task_filters[name](Task.objects.none(), value)
     except ValidationFailed as exc:
         raise ValidationFailed(details={"filter": exc.details}) from None
+    return known, extension_values
 
 
 def _text(value: Any) -> str:

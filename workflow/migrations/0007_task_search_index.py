@@ -1,16 +1,26 @@
-"""Task search (``?search=``, ``workflow.search``): full-text GIN indexes on the ``tsvector`` expressions
-the search writes — a task's title and description, and a client's first and last names.
+"""Task search (``?search=``, ``workflow.search``): a stored generated ``tsvector`` of each task's title and
+description with a GIN index on it, and a GIN index on the ``tsvector`` of the clients' names.
 
-The name index is on ``accounts_user`` but serves the workflow's search only, so it is created here (the
-accounts model does not declare it, and its expression must stay the one ``workflow.search`` writes).
-Both are built ``CONCURRENTLY`` (a non-atomic migration): writers are not blocked while a large table is
-indexed.
+Neither the column nor the indexes are declared on the models: the ORM never reads or writes the
+column (a task read does not carry the vector; inserts cannot name a generated column), and only
+``workflow.search`` refers to them, by these names. The name index is on ``accounts_user`` but serves the
+workflow's search only; its expression is the one ``workflow.search.CLIENT_NAME_VECTOR`` writes.
+
+Adding a stored generated column rewrites ``workflow_task`` once (under its lock); the indexes are built
+``CONCURRENTLY`` (a non-atomic migration), so writers are not blocked while they are.
 """
 
 from django.contrib.postgres.indexes import GinIndex
-from django.contrib.postgres.operations import AddIndexConcurrently
 from django.contrib.postgres.search import SearchVector
 from django.db import migrations, models
+
+TASK_SEARCH_COLUMN = (
+    "ALTER TABLE workflow_task ADD COLUMN search_vector tsvector GENERATED ALWAYS AS "
+    "(to_tsvector('simple'::regconfig, COALESCE(title, '') || ' ' || COALESCE(description, ''))) STORED"
+)
+TASK_SEARCH_INDEX = (
+    "CREATE INDEX CONCURRENTLY IF NOT EXISTS task_search_idx ON workflow_task USING gin (search_vector)"
+)
 
 CLIENT_NAME_INDEX = GinIndex(
     SearchVector("first_name", "last_name", config="simple"),
@@ -38,9 +48,9 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        AddIndexConcurrently(
-            model_name="task",
-            index=GinIndex(SearchVector("title", "description", config="simple"), name="task_search_idx"),
+        migrations.RunSQL(
+            TASK_SEARCH_COLUMN, "ALTER TABLE workflow_task DROP COLUMN IF EXISTS search_vector"
         ),
+        migrations.RunSQL(TASK_SEARCH_INDEX, "DROP INDEX CONCURRENTLY IF EXISTS task_search_idx"),
         migrations.RunPython(client_name_index_create, client_name_index_drop, elidable=False),
     ]
