@@ -28,6 +28,7 @@ search cannot probe it.
 from __future__ import annotations
 
 import re
+from typing import cast
 
 from django.contrib.postgres.search import SearchQuery, SearchVector, SearchVectorField
 from django.db.models import Q, QuerySet
@@ -73,11 +74,8 @@ def term_query(term: str) -> SearchQuery | None:
 
 def clients_named(query: SearchQuery) -> QuerySet[User]:
     """The clients a word of whose first or last name ``query`` prefixes."""
-    return (
-        User.objects.alias(name_vector=CLIENT_NAME_VECTOR)
-        .filter(name_vector=query)
-        .filter(role=User.Role.CLIENT)
-    )
+    clients = User.objects.filter(role=User.Role.CLIENT).alias(name_vector=CLIENT_NAME_VECTOR)
+    return cast("QuerySet[User]", clients.filter(name_vector=query))
 
 
 def term_q(query: SearchQuery) -> Q:

@@ -104,7 +104,7 @@ class SearchField(serializers.CharField):
         )
         super().__init__(max_length=SEARCH_MAX_LENGTH, **kwargs)
 
-    def to_internal_value(self, data: Any) -> str:  # type: ignore[override]
+    def to_internal_value(self, data: Any) -> str:
         text = super().to_internal_value(data)
         if self.max_length is not None and len(text) > self.max_length:  # before any work on it
             self.fail("max_length", max_length=self.max_length)
