@@ -43,6 +43,9 @@ SEARCH_MIN_TERM = 2  # one letter prefixes most of the index: a scan of it, not 
 # Clients matched by name whose ids go into the task query as a list (an index scan on client_id); a
 # prefix that names more clients than this is matched with a subquery instead (the same rows, slower).
 CLIENT_IDS_INLINE = 1000
+# A search matching at most this many tasks in scope is read through its index and sorted; one matching
+# more walks the list's order, testing each row, and finds a page within a few thousand rows.
+NARROW_MATCHES = 2000
 
 # The task's generated column (migration 0007), qualified by the table the task list selects from; and
 # the expression the clients' name index is built on (migration 0007 builds it from this very expression,
@@ -97,3 +100,9 @@ def tasks_search(tasks: QuerySet, text: str) -> QuerySet:
         if query is not None:
             tasks = tasks.filter(term_q(query))
     return tasks
+
+
+def search_is_narrow(tasks: QuerySet) -> bool:
+    """Does the (searched) ``tasks`` match at most ``NARROW_MATCHES`` rows? A bounded count: it reads the
+    index and at most that many rows (``task_list`` picks the plan from it)."""
+    return tasks.order_by().values("pk")[: NARROW_MATCHES + 1].count() <= NARROW_MATCHES

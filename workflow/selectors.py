@@ -22,7 +22,7 @@ from workflow import extensions
 
 from .machines import transitions_of
 from .models import ActionPlan, SavedView, Task, TaskPriority, TaskState
-from .search import tasks_search
+from .search import search_is_narrow, tasks_search
 
 M = TypeVar("M", Task, ActionPlan)
 
@@ -154,8 +154,15 @@ def task_list(
         key = "priority_rank"
     # NULLS LAST only where a NULL can be: on a NOT NULL column it would keep the (scope, created_at DESC,
     # id) indexes from serving the default order, and PostgreSQL would sort every row in scope for a page.
-    nulls_last = True if key != "priority_rank" and Task._meta.get_field(key).null else None
-    expression = F(key).desc(nulls_last=nulls_last) if descending else F(key).asc(nulls_last=nulls_last)
+    nulls: dict[str, bool] = {}
+    if key != "priority_rank" and Task._meta.get_field(key).null:
+        nulls = {"nulls_last": True}
+    elif filters.get("search") and search_is_narrow(tasks):
+        # Few matches: read them through the search index and sort them, rather than walk the order's
+        # index testing every row (PostgreSQL cannot tell, as it estimates every prefix query alike).
+        # Naming the NULLs' place, meaningless on a NOT NULL column, is what keeps that index out.
+        nulls = {"nulls_last": True} if descending else {"nulls_first": True}
+    expression = F(key).desc(**nulls) if descending else F(key).asc(**nulls)
     return _with_hooks(tasks.order_by(expression, "id"))
 
 

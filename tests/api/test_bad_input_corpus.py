@@ -35,6 +35,7 @@ from sla.configs import sla_config_create
 from sla.models import SLAConfig
 from tests.factories import ClientFactory
 from workflow.services.action_plans import action_plan_create
+from workflow.services.saved_views import saved_view_create
 from workflow.services.tasks import task_create
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db, pytest.mark.timeout(240)]
@@ -122,6 +123,8 @@ def ids(make_task, make_plan, agent, other_agent):
     )
     gone_delivery = WebhookDelivery.objects.create(endpoint=gone_endpoint, event=event)
     webhook_endpoint_delete(endpoint_id=gone_endpoint.pk)  # its deliveries go with it
+    view = saved_view_create(actor=agent, name="Corpus view", filter={"state": "new"}, shared=True)
+    foreign_view = saved_view_create(actor=other_agent, name="Their view", filter={})
     absent = str(uuid.uuid4())
     return {
         "task_id": [str(task.pk), str(foreign_task.pk), absent],
@@ -136,6 +139,7 @@ def ids(make_task, make_plan, agent, other_agent):
         "user_id": [str(task.client_id), str(foreign_client.pk), str(foreign_client.pk + 1000)],
         "agency_id": [str(agent.agency_id), str(other_agent.agency_id), absent],
         "client_id": [str(foreign_client.pk), str(other_agent.pk), "999999"],
+        "view_id": [str(view.pk), str(foreign_view.pk), absent],
     }
 
 

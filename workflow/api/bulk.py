@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
@@ -26,6 +27,8 @@ from workflow.api.edit_serializers import (
 from workflow.api.filters import task_filter_parse
 from workflow.selectors import task_list
 from workflow.services.bulk import task_bulk_apply
+
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # polaris.idempotency's rule (its schema's pattern)
 
 
 def _too_many(count: int, field: str) -> ValidationFailed:
@@ -114,6 +117,11 @@ class TaskBulkView(APIView):
             )
 
         if body["dry_run"]:
+            key = request.headers.get("Idempotency-Key")
+            if key is not None and not IDEMPOTENCY_KEY.match(key):  # not recorded, yet refused as elsewhere
+                raise ValidationFailed(
+                    details={"Idempotency-Key": ["Use 1 to 255 visible ASCII characters."]}
+                )
             # Writes nothing, so there is nothing to make safe to retry: an Idempotency-Key is not
             # recorded, and a real run sent later with the same key runs.
             return perform()

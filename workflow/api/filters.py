@@ -36,15 +36,27 @@ class CommaChoicesField(serializers.CharField):
 
     def __init__(self, *, choices: list[str], **kwargs: Any) -> None:
         self.choice_values = tuple(choices)
-        kwargs.setdefault("help_text", f"One or more of {', '.join(choices)}, comma-separated.")
+        kwargs.setdefault("help_text", f"One or more of {', '.join(choices)}, comma-separated (no spaces).")
         # Every value once, with its comma: anything longer repeats or is unknown.
-        super().__init__(max_length=sum(len(choice) + 1 for choice in choices), **kwargs)
+        super().__init__(
+            max_length=sum(len(choice) + 1 for choice in choices), trim_whitespace=False, **kwargs
+        )
+
+    def openapi_schema(self) -> dict[str, Any]:
+        """What the server accepts, exactly (polaris.api.schema reads this)."""
+        one = "(" + "|".join(self.choice_values) + ")"
+        return {
+            "type": "string",
+            "pattern": f"^{one}(,{one})*$",
+            "maxLength": self.max_length,
+            "description": str(self.help_text),
+        }
 
     def to_internal_value(self, data: Any) -> list[str]:  # type: ignore[override]
         text = super().to_internal_value(data)
         if self.max_length is not None and len(text) > self.max_length:  # the raw text, not the parsed list
             self.fail("max_length", max_length=self.max_length)
-        items = [item.strip() for item in text.split(",")]
+        items = text.split(",")
         if any(not item for item in items):
             raise serializers.ValidationError("An empty value in the list: separate values with one comma.")
         unknown = [item for item in dict.fromkeys(items) if item not in self.choice_values]
@@ -102,15 +114,27 @@ class SearchField(serializers.CharField):
             "all), each matching the start of a word of the title, the description or the client's name "
             f"(case-insensitive); all must match. Each needs a word of {SEARCH_MIN_TERM}+ letters or digits.",
         )
-        super().__init__(max_length=SEARCH_MAX_LENGTH, **kwargs)
+        super().__init__(max_length=SEARCH_MAX_LENGTH, trim_whitespace=False, **kwargs)
+
+    def openapi_schema(self) -> dict[str, Any]:
+        r"""What the server accepts, exactly: 1 to 5 whitespace-separated terms, each with two word characters
+        in a row (Python's ``\w``, as the server reads it), no NUL."""
+        term = r"[^\s\x00]*\w\w[^\s\x00]*"
+        return {
+            "type": "string",
+            "pattern": rf"^\s*{term}(\s+{term}){{0,{SEARCH_MAX_TERMS - 1}}}\s*$",
+            "maxLength": SEARCH_MAX_LENGTH,
+            "description": str(self.help_text),
+        }
 
     def to_internal_value(self, data: Any) -> str:
         text = super().to_internal_value(data)
         if self.max_length is not None and len(text) > self.max_length:  # before any work on it
             self.fail("max_length", max_length=self.max_length)
+        given = text.split()
+        if len(given) > SEARCH_MAX_TERMS:
+            raise serializers.ValidationError(f"At most {SEARCH_MAX_TERMS} words; {len(given)} given.")
         terms = search_terms(text)
-        if len(terms) > SEARCH_MAX_TERMS:
-            raise serializers.ValidationError(f"At most {SEARCH_MAX_TERMS} words; {len(terms)} given.")
         short = [term for term in terms if max(map(len, term_words(term)), default=0) < SEARCH_MIN_TERM]
         if not terms or short:
             raise serializers.ValidationError(
@@ -124,6 +148,10 @@ class QueryBooleanField(serializers.BooleanField):
     """``true``/``false``; absent means absent (DRF's BooleanField reads a missing form key as false)."""
 
     default_empty_html = empty
+    # Exactly what the schema's boolean says (in a query string: true or false), nothing DRF also takes.
+    TRUE_VALUES = {"true", True}
+    FALSE_VALUES = {"false", False}
+    NULL_VALUES: set = set()
 
 
 TASK_ORDERINGS = ("created_at", "updated_at", "due_at", "title", "state", "priority")
@@ -196,7 +224,11 @@ def task_filter_parse(
     checked its names and JSON types; errors come back under ``filter``."""
     if not isinstance(filters, Mapping):
         raise ValidationFailed(details={"filter": ["Must be an object."]})
-    if problems := shape.strict_errors(filters):
+    problems = shape.strict_errors(filters)
+    assignee = filters.get("assignee")
+    if isinstance(assignee, str) and assignee not in ASSIGNEE_WORDS:  # an id is a JSON integer here
+        problems["assignee"] = ['A user id (an integer), "none" or "me".']
+    if problems:
         raise ValidationFailed(details={"filter": problems})
     query = QueryDict(mutable=True)
     for name, value in filters.items():
