@@ -39,7 +39,7 @@ from polaris.accounts.models import User
 SEARCH_CONFIG = "simple"
 SEARCH_MAX_LENGTH = 100
 SEARCH_MAX_TERMS = 5
-SEARCH_MIN_TERM = 2  # one letter prefixes most of the index: a scan of it, not a lookup
+SEARCH_MIN_TERM = 2  # characters: one letter prefixes most of the index, a scan of it rather than a lookup
 # Clients matched by name whose ids go into the task query as a list (an index scan on client_id); a
 # prefix that names more clients than this is matched with a subquery instead (the same rows, slower).
 CLIENT_IDS_INLINE = 1000
@@ -57,8 +57,9 @@ _WORD = re.compile(r"\w+")
 
 
 def search_terms(text: str) -> list[str]:
-    """The distinct whitespace-separated terms of ``text``, in order."""
-    return list(dict.fromkeys(text.split()))
+    """The distinct space-separated terms of ``text``, in order (spaces only: the rule the API declares,
+    ``workflow.api.filters.SearchField``; other whitespace inside a term separates its words)."""
+    return list(dict.fromkeys(term for term in text.split(" ") if term))
 
 
 def term_words(term: str) -> list[str]:
@@ -95,10 +96,11 @@ def term_q(query: SearchQuery) -> Q:
 def tasks_search(tasks: QuerySet, text: str) -> QuerySet:
     """``tasks`` narrowed to those every term of ``text`` matches."""
     tasks = tasks.alias(text_vector=TASK_SEARCH_VECTOR)
-    for term in search_terms(text):
-        query = term_query(term)
-        if query is not None:
-            tasks = tasks.filter(term_q(query))
+    queries = [query for term in search_terms(text) if (query := term_query(term)) is not None]
+    if not queries:  # nothing but punctuation: no word to find, so nothing is found
+        return tasks.none()
+    for query in queries:  # a term without a word (``!!``) narrows nothing
+        tasks = tasks.filter(term_q(query))
     return tasks
 
 

@@ -24,7 +24,7 @@ from polaris.api.strict import StrictFieldsMixin
 from polaris.errors import ValidationFailed
 from workflow import extensions
 from workflow.models import Task, TaskPriority, TaskState
-from workflow.search import SEARCH_MAX_LENGTH, SEARCH_MAX_TERMS, SEARCH_MIN_TERM, search_terms, term_words
+from workflow.search import SEARCH_MAX_LENGTH, SEARCH_MAX_TERMS, SEARCH_MIN_TERM, search_terms
 
 MAX_BIGINT = 2**63 - 1
 ASSIGNEE_WORDS = ("none", "me")
@@ -110,19 +110,20 @@ class SearchField(serializers.CharField):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault(
             "help_text",
-            f"Up to {SEARCH_MAX_TERMS} words or starts of words (at most {SEARCH_MAX_LENGTH} characters in "
-            "all), each matching the start of a word of the title, the description or the client's name "
-            f"(case-insensitive); all must match. Each needs a word of {SEARCH_MIN_TERM}+ letters or digits.",
+            f"Up to {SEARCH_MAX_TERMS} space-separated terms of {SEARCH_MIN_TERM}+ characters (at most "
+            f"{SEARCH_MAX_LENGTH} in all); each matches the start of a word of the title, the description "
+            "or the client's first or last name (case-insensitive), and all must match. Punctuation "
+            "separates words; a term with no letter or digit narrows nothing.",
         )
         super().__init__(max_length=SEARCH_MAX_LENGTH, trim_whitespace=False, **kwargs)
 
     def openapi_schema(self) -> dict[str, Any]:
-        r"""What the server accepts, exactly: 1 to 5 whitespace-separated terms, each with two word characters
-        in a row (Python's ``\w``, as the server reads it), no NUL."""
-        term = r"[^\s\x00]*\w\w[^\s\x00]*"
+        r"""What the server accepts, exactly, in explicit character classes (a fuzzer's idea of ``\s`` or
+        ``\w`` need not be Python's)."""
+        term = f"[^ \\x00]{{{SEARCH_MIN_TERM},}}"
         return {
             "type": "string",
-            "pattern": rf"^\s*{term}(\s+{term}){{0,{SEARCH_MAX_TERMS - 1}}}\s*$",
+            "pattern": f"^ *{term}( +{term}){{0,{SEARCH_MAX_TERMS - 1}}} *$",
             "maxLength": SEARCH_MAX_LENGTH,
             "description": str(self.help_text),
         }
@@ -131,17 +132,16 @@ class SearchField(serializers.CharField):
         text = super().to_internal_value(data)
         if self.max_length is not None and len(text) > self.max_length:  # before any work on it
             self.fail("max_length", max_length=self.max_length)
-        given = text.split()
+        given = [term for term in text.split(" ") if term]
+        if not given:
+            raise serializers.ValidationError("Give at least one term.")
         if len(given) > SEARCH_MAX_TERMS:
-            raise serializers.ValidationError(f"At most {SEARCH_MAX_TERMS} words; {len(given)} given.")
-        terms = search_terms(text)
-        short = [term for term in terms if max(map(len, term_words(term)), default=0) < SEARCH_MIN_TERM]
-        if not terms or short:
+            raise serializers.ValidationError(f"At most {SEARCH_MAX_TERMS} terms; {len(given)} given.")
+        if short := [term for term in given if len(term) < SEARCH_MIN_TERM]:
             raise serializers.ValidationError(
-                f"Each term needs a word of {SEARCH_MIN_TERM} or more letters or digits"
-                + (f": not {', '.join(short)}." if short else ".")
+                f"Each term needs {SEARCH_MIN_TERM} or more characters: not {', '.join(short)}."
             )
-        return " ".join(terms)
+        return " ".join(search_terms(text))
 
 
 class QueryBooleanField(serializers.BooleanField):
