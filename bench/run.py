@@ -28,6 +28,7 @@ ORDER = [
     "peers",
     "privacy",
     "careplans",
+    "search",
 ]
 ON_REQUEST = ["soak", "multihost"]  # multihost: root, ip netns and haproxy
 

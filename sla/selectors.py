@@ -30,14 +30,15 @@ def sla_block(task: Any, viewer: Any = None) -> dict[str, Any] | None:
         record = task.sla_record
     except SLARecord.DoesNotExist:
         return None
+    status = sla_status_of(record, now=timezone.now())
     if is_client(viewer):
-        return {"due_at": _iso(record.due_at), "status": record.status}
+        return {"due_at": _iso(record.due_at), "status": status}
     return {
         "config_name": _config_name(record),
         "target_minutes": record.target_minutes,
         "started_at": _iso(record.started_at),
         "due_at": _iso(record.due_at),
-        "status": record.status,
+        "status": status,
         "paused_seconds": record.paused_seconds,
         "breached_at": _iso(record.breached_at),
         "remaining_seconds": sla_record_remaining_seconds(record),
@@ -93,12 +94,32 @@ def sla_at_risk_q(*, now: datetime, prefix: str = "") -> Q:
     )
 
 
+def sla_record_at_risk(record: SLARecord, *, now: datetime) -> bool:
+    """``sla_at_risk_q`` over a loaded record: the same three clauses, for the representation (the test
+    ``tests/sla/test_at_risk_agreement.py`` holds the two to the same answer)."""
+    return record.status == SLARecordStatus.RUNNING and (
+        bool(record.warnings_sent)
+        or (record.next_warning_at is not None and record.next_warning_at <= now)
+        or record.due_at <= now
+    )
+
+
+def sla_status_of(record: SLARecord, *, now: datetime) -> str:
+    """The status a task shows and ``?sla_status=`` filters by: the record's, except that a running clock
+    that is at risk shows ``at_risk`` (so ``running`` means running and not at risk)."""
+    return "at_risk" if sla_record_at_risk(record, now=now) else record.status
+
+
 def task_filter_sla_status(queryset: QuerySet, value: str) -> QuerySet:
-    """``?sla_status=``: running, paused, met, breached, or at_risk (running and past a warning threshold)."""
+    """``?sla_status=``: running (and not at risk), paused, met, breached, or at_risk (running and past a
+    warning threshold or its due time): the values the tasks' own ``sla.status`` shows (``sla_status_of``)."""
     if value not in SLA_STATUS_VALUES:
         raise ValidationFailed(details={"sla_status": [f"Choose one of: {', '.join(SLA_STATUS_VALUES)}."]})
+    at_risk = sla_at_risk_q(now=timezone.now(), prefix="sla_record__")
     if value == "at_risk":
-        return queryset.filter(sla_at_risk_q(now=timezone.now(), prefix="sla_record__"))
+        return queryset.filter(at_risk)
+    if value == SLARecordStatus.RUNNING:
+        return queryset.filter(sla_record__status=value).exclude(at_risk)
     return queryset.filter(sla_record__status=value)
 
 

@@ -27,3 +27,17 @@ class PreconditionFailed(errors.PreconditionFailed):
         if current is not None:
             details["current_version"] = current
         super().__init__(details=details)
+
+
+class SavedViewNameTaken(errors.Conflict):
+    """Each person's views have distinct names (a list of them reads by name)."""
+
+    error_code = "SAVED_VIEW_NAME_TAKEN"
+    default_message = "You already have a saved view with this name."
+
+
+class SavedViewLimitReached(errors.Conflict):
+    """A person keeps at most ``SAVED_VIEWS_PER_OWNER`` views."""
+
+    error_code = "SAVED_VIEW_LIMIT_REACHED"
+    default_message = "You have as many saved views as one person may keep; delete one first."

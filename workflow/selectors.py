@@ -7,19 +7,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, TypeVar
 
 from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.utils import timezone
 
 from outbox.models import OutboxEvent
-from polaris.access import is_admin, is_agent, is_client, scope_filter
+from polaris.access import agency_scope, is_admin, is_agent, is_client, scope_filter
 from polaris.accounts.models import Agency, ClientAgencyLink, User
 from polaris.errors import NotFound
 from polaris.sql.precompiled import row_get
 from workflow import extensions
 
 from .machines import transitions_of
-from .models import ActionPlan, Task, TaskPriority
+from .models import ActionPlan, SavedView, Task, TaskPriority, TaskState
+from .search import search_is_narrow, tasks_search
 
 M = TypeVar("M", Task, ActionPlan)
 
@@ -94,21 +97,53 @@ def _with_hooks(queryset: QuerySet[Task]) -> QuerySet[Task]:
     return queryset
 
 
+# The states in which a task is still work to do (an overdue task is one of these, past its due time).
+OPEN_TASK_STATES = (TaskState.NEW, TaskState.IN_PROGRESS, TaskState.BLOCKED)
+_RANGES = {
+    "created_after": "created_at__gte",
+    "created_before": "created_at__lt",
+    "due_after": "due_at__gte",
+    "due_before": "due_at__lt",
+}
+
+
+def overdue_q(*, now: datetime) -> Q:
+    """Open and past its due time."""
+    return Q(state__in=OPEN_TASK_STATES, due_at__lt=now)
+
+
+def tasks_filter(tasks: QuerySet[Task], *, user: User, filters: Mapping[str, Any]) -> QuerySet[Task]:
+    """``tasks`` narrowed by the list's validated filters (``workflow.api.filters``); ``assignee: "me"`` is
+    ``user``."""
+    for name in ("state", "priority"):  # comma lists
+        if name in filters:
+            tasks = tasks.filter(**{f"{name}__in": filters[name]})
+    for name in ("task_type", "service_area", "action_plan"):
+        if name in filters:
+            tasks = tasks.filter(**{name: filters[name]})
+    if "client" in filters:
+        tasks = tasks.filter(client_id=filters["client"])
+    if (assignee := filters.get("assignee")) is not None:
+        if assignee == "none":
+            tasks = tasks.filter(assignee__isnull=True)
+        else:
+            tasks = tasks.filter(assignee_id=user.pk if assignee == "me" else assignee)
+    for name, lookup in _RANGES.items():
+        if name in filters:
+            tasks = tasks.filter(**{lookup: filters[name]})
+    if "overdue" in filters:
+        overdue = overdue_q(now=timezone.now())
+        tasks = tasks.filter(overdue if filters["overdue"] else ~overdue)
+    if search := filters.get("search"):
+        tasks = tasks_search(tasks, search)
+    return tasks
+
+
 def task_list(
     *, user: User, filters: Mapping[str, Any], extension_filters: Mapping[str, str] | None = None
 ) -> QuerySet[Task]:
     """The caller's tasks, filtered and in a stable order (the sort key, then ``id``)."""
-    tasks = task_queryset(user=user)
-    for name in ("state", "task_type", "service_area", "priority", "action_plan"):
-        if name in filters:
-            tasks = tasks.filter(**{name: filters[name]})
-    for name in ("assignee", "client"):
-        if name in filters:
-            tasks = tasks.filter(**{f"{name}_id": filters[name]})
-    if "created_after" in filters:
-        tasks = tasks.filter(created_at__gte=filters["created_after"])
-    if "created_before" in filters:
-        tasks = tasks.filter(created_at__lt=filters["created_before"])
+    tasks = tasks_filter(task_queryset(user=user), user=user, filters=filters)
     for name, value in (extension_filters or {}).items():
         tasks = extensions.task_filters[name](tasks, value)
 
@@ -119,8 +154,15 @@ def task_list(
         key = "priority_rank"
     # NULLS LAST only where a NULL can be: on a NOT NULL column it would keep the (scope, created_at DESC,
     # id) indexes from serving the default order, and PostgreSQL would sort every row in scope for a page.
-    nulls_last = True if key != "priority_rank" and Task._meta.get_field(key).null else None
-    expression = F(key).desc(nulls_last=nulls_last) if descending else F(key).asc(nulls_last=nulls_last)
+    nulls: dict[str, bool] = {}
+    if key != "priority_rank" and Task._meta.get_field(key).null:
+        nulls = {"nulls_last": True}
+    elif filters.get("search") and search_is_narrow(tasks):
+        # Few matches: read them through the search index and sort them, rather than walk the order's
+        # index testing every row (PostgreSQL cannot tell, as it estimates every prefix query alike).
+        # Naming the NULLs' place, meaningless on a NOT NULL column, is what keeps that index out.
+        nulls = {"nulls_last": True} if descending else {"nulls_first": True}
+    expression = F(key).desc(**nulls) if descending else F(key).asc(**nulls)
     return _with_hooks(tasks.order_by(expression, "id"))
 
 
@@ -235,3 +277,33 @@ def client_for_links_get(*, user: User | None, client_id: Any) -> User:
     if client is None:
         raise NotFound("Client not found.")
     return client
+
+
+SAVED_VIEWS_MESSAGE = "Saved views are for administrators and agency staff."
+
+
+def saved_view_queryset(*, user: User | None) -> QuerySet[SavedView]:
+    """The views ``user`` may see: admins all; staff their own and their agency's shared ones; a client
+    none (``PermissionDenied``: saved views are a staff tool)."""
+    views = SavedView.objects.all()
+    agency_id = agency_scope(user, SAVED_VIEWS_MESSAGE)
+    if agency_id is None:
+        return views
+    assert user is not None
+    return views.filter(Q(owner_id=user.pk) | Q(shared=True, agency_id=agency_id))
+
+
+def saved_view_list(*, user: User) -> QuerySet[SavedView]:
+    return saved_view_queryset(user=user).order_by("name", "id")
+
+
+def saved_view_get(*, user: User | None, view_id: Any) -> SavedView:
+    """A view in the caller's sight; ``NotFound`` otherwise (another person's private view included)."""
+    try:
+        pk = uuid.UUID(str(view_id))
+    except (ValueError, TypeError):
+        raise NotFound("Saved view not found.") from None
+    view = saved_view_queryset(user=user).filter(pk=pk).first()
+    if view is None:
+        raise NotFound("Saved view not found.")
+    return view

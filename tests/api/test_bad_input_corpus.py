@@ -36,6 +36,7 @@ from sla.configs import sla_config_create
 from sla.models import SLAConfig, SLARepair
 from tests.factories import ClientFactory
 from workflow.services.action_plans import action_plan_create
+from workflow.services.saved_views import saved_view_create
 from workflow.services.tasks import task_create
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db, pytest.mark.timeout(240)]
@@ -128,6 +129,8 @@ def ids(make_task, make_plan, agent, other_agent):
     foreign_template = plan_template_create(
         actor=None, agency=other_agent.agency, name="Theirs", blueprints=blueprints
     )
+    view = saved_view_create(actor=agent, name="Corpus view", filter={"state": "new"}, shared=True)
+    foreign_view = saved_view_create(actor=other_agent, name="Their view", filter={})
     absent = str(uuid.uuid4())
     repair = SLARepair.objects.create(
         change={"kind": "recompute"}, scope={"open": True}, as_of=task.created_at
@@ -147,6 +150,7 @@ def ids(make_task, make_plan, agent, other_agent):
         "user_id": [str(task.client_id), str(foreign_client.pk), str(foreign_client.pk + 1000)],
         "agency_id": [str(agent.agency_id), str(other_agent.agency_id), absent],
         "client_id": [str(foreign_client.pk), str(other_agent.pk), "999999"],
+        "view_id": [str(view.pk), str(foreign_view.pk), absent],
     }
 
 

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Any, cast
+import re
+from typing import Any
 
-from django.http import QueryDict
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from polaris.api.query_params import query_params_parse
 from polaris.errors import ValidationFailed
 from polaris.idempotency.services import idempotent_response
-from workflow import extensions
 from workflow.api.common import IDEMPOTENCY_PARAMETER, caller, correlation_id_of, serializer_context
 from workflow.api.edit_serializers import (
     BULK_MAX_ITEMS,
@@ -27,9 +24,11 @@ from workflow.api.edit_serializers import (
     TaskBulkSerializer,
     TaskUpdateSerializer,
 )
-from workflow.api.serializers import TaskListQuerySerializer
+from workflow.api.filters import task_filter_parse
 from workflow.selectors import task_list
 from workflow.services.bulk import task_bulk_apply
+
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # polaris.idempotency's rule (its schema's pattern)
 
 
 def _too_many(count: int, field: str) -> ValidationFailed:
@@ -41,21 +40,7 @@ def _too_many(count: int, field: str) -> ValidationFailed:
 
 def _filtered_ids(request: Request, filters: dict[str, Any]) -> list[Any]:
     """The ids the list endpoint would return for ``filters`` (its own parser and selector)."""
-    # Names and JSON types first (an integer filter takes 7, not "7"); then the list's own parser.
-    if problems := TaskBulkFilterSerializer().strict_errors(filters):
-        raise ValidationFailed(details={"filter": problems})
-    query = QueryDict(mutable=True)
-    for name, value in filters.items():
-        values = value if isinstance(value, list) else [value]
-        query.setlist(name, ["" if item is None else str(item) for item in values])
-    try:
-        known, extension_values = query_params_parse(
-            request=cast(Request, SimpleNamespace(query_params=query)),
-            serializer_class=TaskListQuerySerializer,
-            extension_filters=extensions.task_filters,
-        )
-    except ValidationFailed as exc:
-        raise ValidationFailed(details={"filter": exc.details}) from None
+    known, extension_values = task_filter_parse(filters, shape=TaskBulkFilterSerializer())
     tasks = task_list(user=caller(request), filters=known, extension_filters=extension_values)
     ids = list(tasks.values_list("id", flat=True)[: BULK_MAX_ITEMS + 1])
     if len(ids) > BULK_MAX_ITEMS:
@@ -132,6 +117,11 @@ class TaskBulkView(APIView):
             )
 
         if body["dry_run"]:
+            key = request.headers.get("Idempotency-Key")
+            if key is not None and not IDEMPOTENCY_KEY.match(key):  # not recorded, yet refused as elsewhere
+                raise ValidationFailed(
+                    details={"Idempotency-Key": ["Use 1 to 255 visible ASCII characters."]}
+                )
             # Writes nothing, so there is nothing to make safe to retry: an Idempotency-Key is not
             # recorded, and a real run sent later with the same key runs.
             return perform()

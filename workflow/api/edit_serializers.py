@@ -13,13 +13,12 @@ from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
 from polaris.api.strict import StrictFieldsMixin
-from workflow import extensions
+from workflow.api.filters import TaskFilterObjectSerializer
 from workflow.api.plan_serializers import PLAN_READ_ONLY_NAMES
 from workflow.api.serializers import (
     TASK_READ_ONLY_NAMES,
     ScopedActionPlanField,
     ScopedUserField,
-    TaskListQuerySerializer,
     slug_field,
 )
 from workflow.models import TaskPriority, TaskState
@@ -100,28 +99,12 @@ class TaskBulkSerializer(StrictFieldsMixin, serializers.Serializer):
 # (TaskBulkSerializer above reads the body; these say what it accepts, action by action, so a client or
 # a fuzzer knows that a transition needs params.target_state, an assignment params.assignee, and so on.)
 
-# The task list's filters a bulk request may name (not its page, page_size, ordering), with the SLA
-# app's sla_status, declared statically like on the list (workflow.api.tasks.SLA_STATUS_PARAMETER).
-_NOT_FILTERS = ("page", "page_size", "ordering")
 
+class TaskBulkFilterSerializer(TaskFilterObjectSerializer):
+    """``filter``: the list endpoint's filters as a JSON object (values of their JSON types); not its
+    ``page``, ``page_size`` or ``ordering``."""
 
-class TaskBulkFilterSerializer(StrictFieldsMixin, serializers.Serializer):
-    """``filter``: the list endpoint's filters as a JSON object (values of their JSON types)."""
-
-    def get_fields(self) -> dict[str, serializers.Field]:
-        fields = {
-            name: field
-            for name, field in TaskListQuerySerializer().get_fields().items()
-            if name not in _NOT_FILTERS
-        }
-        fields["sla_status"] = serializers.ChoiceField(
-            choices=list(extensions.SLA_STATUS_VALUES),
-            required=False,
-            help_text="Provided by the SLA app.",
-        )
-        for name in extensions.task_filters:
-            fields.setdefault(name, serializers.CharField(required=False))
-        return fields
+    not_filters = ("page", "page_size", "ordering")
 
 
 class _TaskBulkShape(StrictFieldsMixin, serializers.Serializer):

@@ -309,27 +309,5 @@ class _ListQuerySerializer(PageQuerySerializer):
     """``page`` and ``page_size``, as on every list (polaris.api.query_params)."""
 
 
-TASK_ORDERINGS = ("created_at", "updated_at", "due_at", "title", "state", "priority")
-
-
-class TaskListQuerySerializer(_ListQuerySerializer):
-    state = serializers.ChoiceField(choices=TaskState.choices, required=False)
-    task_type = serializers.SlugField(max_length=64, required=False)
-    service_area = serializers.SlugField(max_length=64, required=False)
-    priority = serializers.ChoiceField(choices=TaskPriority.choices, required=False)
-    assignee = serializers.IntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
-    action_plan = serializers.UUIDField(required=False)
-    client = serializers.IntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
-    created_after = serializers.DateTimeField(required=False, help_text="Created at or after (ISO 8601).")
-    created_before = serializers.DateTimeField(
-        required=False, help_text="Created strictly before (ISO 8601)."
-    )
-    ordering = serializers.ChoiceField(
-        choices=[*TASK_ORDERINGS, *(f"-{name}" for name in TASK_ORDERINGS)],
-        required=False,
-        help_text="Sort key; prefix with '-' for descending. Default -created_at; ties break on id.",
-    )
-
-
 class EventListQuerySerializer(_ListQuerySerializer):
     pass

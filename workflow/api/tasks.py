@@ -23,11 +23,11 @@ from workflow.api.common import (
     with_etag,
 )
 from workflow.api.edit_serializers import TaskAssignSerializer, TaskUpdateSerializer
+from workflow.api.filters import TaskListQuerySerializer, task_list_params
 from workflow.api.serializers import (
     EventListQuerySerializer,
     EventSerializer,
     TaskCreateSerializer,
-    TaskListQuerySerializer,
     TaskSerializer,
     TaskTransitionResultSerializer,
     TaskTransitionSerializer,
@@ -59,11 +59,7 @@ class TaskListCreateView(APIView):
         responses=TaskSerializer(many=True),
     )
     def get(self, request: Request) -> Response:
-        filters, extension_values = query_params_parse(
-            request=request,
-            serializer_class=TaskListQuerySerializer,
-            extension_filters=extensions.task_filters,
-        )
+        filters, extension_values = task_list_params(request)
         tasks = task_list(user=caller(request), filters=filters, extension_filters=extension_values)
         return paginated_response(view=self, request=request, queryset=tasks, serializer_class=TaskSerializer)
 

@@ -1,4 +1,4 @@
-"""``/api/workflow/…`` for tasks, action plans, people and metadata (with or without a trailing slash).
+"""``/api/workflow/…`` for tasks, action plans, saved views, people and metadata (trailing slash or not).
 
 Dispatch, SLA-config, trigger/alert and stats endpoints live in their own url modules under the same prefix.
 """
@@ -14,6 +14,7 @@ from .action_plans import (
 from .bulk import TaskBulkView
 from .clients import ClientEraseView
 from .metadata import MetadataView
+from .saved_views import SavedViewDetailView, SavedViewListCreateView, SavedViewTasksView
 from .tasks import TaskAssignView, TaskDetailView, TaskEventsView, TaskListCreateView, TaskTransitionView
 from .users import ClientLinkView, ClientUnlinkView, UserListView
 
@@ -43,6 +44,11 @@ urlpatterns = [
         rf"^action-plans/{ID.format('action_plan_id')}/archive/?$",
         ActionPlanArchiveView.as_view(),
         name="action-plan-archive",
+    ),
+    re_path(r"^views/?$", SavedViewListCreateView.as_view(), name="saved-view-list"),
+    re_path(rf"^views/{ID.format('view_id')}/?$", SavedViewDetailView.as_view(), name="saved-view-detail"),
+    re_path(
+        rf"^views/{ID.format('view_id')}/tasks/?$", SavedViewTasksView.as_view(), name="saved-view-tasks"
     ),
     re_path(r"^metadata/?$", MetadataView.as_view(), name="workflow-metadata"),
     re_path(r"^users/?$", UserListView.as_view(), name="workflow-users"),

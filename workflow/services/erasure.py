@@ -29,6 +29,7 @@ from polaris.errors import NotFound
 from workflow.events import CLIENT_AGGREGATE_TYPE as CLIENT_AGGREGATE
 from workflow.events import EventType
 from workflow.models import ActionPlan, Task
+from workflow.services.saved_views import saved_views_erase
 
 # The free-text columns of the client's work.
 ERASED_FIELDS: list[tuple[type[models.Model], tuple[str, ...]]] = [
@@ -67,6 +68,7 @@ def workflow_erasers_register() -> None:
     for model, fields in ERASED_FIELDS:
         eraser_register(model._meta.db_table, _work_erase(model, fields))
     eraser_register("outbox_events", work_events_erase)
+    eraser_register("saved_views", saved_views_erase)
 
 
 def client_erase(

@@ -92,7 +92,7 @@ def test_paging_only_query_strings_validate_as_the_serializer_does(query):
 
     from polaris.api.query_params import query_params_parse
     from polaris.errors import ValidationFailed
-    from workflow.api.serializers import TaskListQuerySerializer
+    from workflow.api.filters import TaskListQuerySerializer
 
     request = Request(APIRequestFactory().get(f"/?{query}"))
     serializer = TaskListQuerySerializer(data=request.query_params)
