@@ -16,6 +16,7 @@ from polaris.access import is_admin, is_agent, is_client, scope_filter
 from polaris.accounts.models import Agency, ClientAgencyLink, User
 from polaris.errors import NotFound
 from polaris.sql.precompiled import row_get
+from polaris.sql.querysets import statement_cached
 from workflow import extensions
 
 from .machines import transitions_of
@@ -91,7 +92,8 @@ _PRIORITY_RANK = Case(
 def _with_hooks(queryset: QuerySet[Task]) -> QuerySet[Task]:
     for hook in extensions.task_queryset_hooks:
         queryset = hook(queryset)
-    return queryset
+    # A task read and a list page compile their statement once per shape (polaris.sql.querysets).
+    return statement_cached(queryset)
 
 
 def task_list(
