@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet, FullResultSet
+from django.db import connections
 from django.db.models import QuerySet
 from django.db.models.query import ModelIterable
 from django.db.models.sql.compiler import SQLCompiler
@@ -140,3 +141,12 @@ def statement_cached(queryset: QuerySet) -> QuerySet:
     clone = queryset._chain()
     clone._iterable_class = StatementCachedIterable
     return clone
+
+
+def rows_counted_up_to(using: str, sql: str, params: tuple, limit: int) -> int:
+    """How many rows the compiled query ``sql`` returns, counting no further than ``limit``: what the ORM's
+    ``queryset[:limit].count()`` runs, for a queryset already compiled (the sliced count would compile it
+    again inside an aggregation; the paginator compiles it once for its estimate key and this count)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM ({sql} LIMIT %s) AS bounded", [*params, int(limit)])  # noqa: S608
+        return int(cursor.fetchone()[0])
