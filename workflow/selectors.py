@@ -72,8 +72,9 @@ def task_events(*, user: User | None, task_id: Any) -> QuerySet[OutboxEvent]:
 def available_targets(*, instance: Task | ActionPlan, user: User | None) -> list[str]:
     """Target states ``user`` may move ``instance`` to right now (edges, guards and permissions applied)."""
     targets = []
+    state = instance.state  # read once: each read goes through django-fsm's descriptor
     for transition in transitions_of(type(instance)):
-        if transition.source != instance.state:
+        if transition.source != state:
             continue
         if user is not None and not transition.has_perm(instance, user):
             continue

@@ -95,8 +95,8 @@ def _kept_compiler(query: Query, using: str) -> SQLCompiler | None:
     sql, state, converters = kept
     compiler.__dict__.update(state)
     params = tuple(where_params)
-    compiler.as_sql = lambda *args, **kwargs: (sql, params)  # type: ignore[method-assign]
-    compiler.get_converters = lambda expressions: converters  # type: ignore[method-assign]
+    compiler.as_sql = lambda *args, **kwargs: (sql, params)
+    compiler.get_converters = lambda expressions: converters
     return compiler
 
 
@@ -138,7 +138,7 @@ def statement_cached(queryset: QuerySet) -> QuerySet:
     kept for its shape. Only for plain model querysets (not ``values()``)."""
     if queryset._iterable_class is not ModelIterable:
         return queryset
-    clone = queryset._chain()
+    clone = queryset.all()  # a clone
     clone._iterable_class = StatementCachedIterable
     return clone
 
