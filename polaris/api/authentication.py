@@ -28,7 +28,6 @@ from polaris.sql.precompiled import row_get
 
 from .auth_tokens import TokenRevoked, token_version_current
 
-
 VALIDATED_TOKENS_KEPT = 4096  # per process; past it the cache starts over
 _validated: dict[tuple, tuple[float, Token]] = {}
 

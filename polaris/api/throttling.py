@@ -4,9 +4,9 @@ DRF's ``SimpleRateThrottle`` keeps every request's timestamp of the last window 
 reads, unpickles, re-pickles and writes the whole list on each request: at the default 6000/minute a busy
 user's list holds thousands of entries. Here each (scope, identity, window) has one Redis counter: one
 command (a two-line Lua script, ``EVALSHA``) counts the request and, on the window's first request, sets
-the key's expiry, atomically: one round trip, and none of a pipeline's client-side bookkeeping. A fixed window admits up to twice the rate across a
-window boundary, the usual trade for O(1) work. When Redis is unreachable the throttle lets requests
-through (and logs): rate limiting must not take the API down with it.
+the key's expiry, atomically: one round trip, and none of a pipeline's client-side bookkeeping. A fixed
+window admits up to twice the rate across a window boundary, the usual trade for O(1) work. When Redis is
+unreachable the throttle lets requests through (and logs): rate limiting must not take the API down with it.
 
 Every throttle keys an anonymous caller on the one client identity (``polaris.proxies.client_ip``: the
 right-most ``X-Forwarded-For`` hop that is not a trusted proxy), never on the raw header: DRF's own
