@@ -81,7 +81,7 @@ def _kept_compiler(query: Query, using: str) -> SQLCompiler | None:
     compiler = query.get_compiler(using=using)
     try:
         where_sql, where_params = compiler.compile(query.where)
-    except (EmptyResultSet, FullResultSet):
+    except Exception:  # EmptyResultSet, FullResultSet or anything unusual: the ORM's own path decides
         return None
     key = (*shape, where_sql)
     if key not in _statements:
