@@ -7,7 +7,7 @@ open-loop arrivals at fractions of that capacity, in one run.
    2 sync workers, DEBUG off, JWT from ``/api/auth/token/``) driven closed-loop by 16 always-busy
    ``http.client`` connections; the figure is completed transitions / wall time. The arms alternate in
    rounds (``--rounds``, default 3) so both see the same machine load; each arm's best round is the
-   headline. Target: HTTP >= 50 % of the service rate.
+   headline. Target: HTTP >= 60 % of the service rate (issue #26; was 50 %).
 3. Latency as SRE practice states it: unloaded (one request at a time, a pause between), then open-loop
    arrivals at 25 %, 50 % and 75 % of the capacity just measured. A scheduler fixes every request's send
    time in advance (a constant rate) and a pool of connections sends each at its time; latency counts from
@@ -458,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         f"service task_transition (in-process, 1 connection), best round : {service_best:6.0f} transitions/s"
     )
     print(f"HTTP POST …/transition, best round (capacity)                  : {best[1]:6.0f} transitions/s")
-    print(f"ratio HTTP/service (best rounds) : {ratio:5.2f}   (target >= 0.50)")
+    print(f"ratio HTTP/service (best rounds) : {ratio:5.2f}   (target >= 0.60, issue #26)")
     print(
         f"\n== Open-loop latency (fixed arrival rate, {OPEN_LOOP_POOL}-connection pool, "
         "from the intended send time) =="
@@ -480,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     assert half_p99 is not None
     print(f"at 50 %: p99 {half_p99:.1f} ms = {half_p99 / u50:.2f} x unloaded p50 (target <= 3)")
     print(f"HTTP errors (every phase)        : {errors}   (target 0)")
-    met = ratio >= 0.5 and half_p99 <= 3 * u50 and errors == 0
+    met = ratio >= 0.6 and half_p99 <= 3 * u50 and errors == 0
     print(f"targets                          : {'met' if met else 'NOT met'}")
     return 0
 

@@ -11,9 +11,9 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
-from rest_framework import serializers
 
 from polaris.access import is_client, require_admin, require_staff
+from polaris.api.datetimes import datetime_renderer
 from polaris.errors import NotFound, ValidationFailed
 from polaris.sql.precompiled import row_get
 from workflow.extensions import SLA_STATUS_VALUES
@@ -31,6 +31,7 @@ def sla_block(task: Any, viewer: Any = None) -> dict[str, Any] | None:
     except SLARecord.DoesNotExist:
         return None
     status = sla_status_of(record, now=timezone.now())
+    _iso = datetime_renderer()  # the API's datetime format, the current zone looked up once per block
     if is_client(viewer):
         return {"due_at": _iso(record.due_at), "status": status}
     return {
@@ -53,7 +54,7 @@ _config_names: dict[int, tuple[float, str]] = {}
 
 
 def _config_name(record: SLARecord) -> str:
-    # Lists fetch the config with the record (select_related); after a transition only the record is at hand.
+    # A config fetched with the record (select_related) is used as it is; otherwise the per-process cache.
     if SLARecord.config.is_cached(record):
         return record.config.name
     now = time.monotonic()
@@ -73,14 +74,11 @@ def sla_config_names_forget(**_: Any) -> None:
         transaction.on_commit(_config_names.clear)
 
 
-def _iso(value: datetime | None) -> str | None:
-    # The same format as the task's own datetime fields (DRF's settings).
-    return None if value is None else serializers.DateTimeField().to_representation(value)
-
-
 def task_queryset_with_sla(queryset: QuerySet) -> QuerySet:
-    """Fetch each task's record and config in the same query (no N+1 in lists)."""
-    return queryset.select_related("sla_record__config")
+    """Fetch each task's record in the same query (no N+1 in lists). The config is not joined: the block
+    needs only its name, which comes from the per-process cache (``_config_name``), as after a transition;
+    a page then reads no config columns (JSON lists included) for each of its tasks."""
+    return queryset.select_related("sla_record")
 
 
 def sla_at_risk_q(*, now: datetime, prefix: str = "") -> Q:

@@ -1,5 +1,6 @@
 """Introspection of the django-fsm definitions: the one source of truth for what may move where."""
 
+import functools
 from dataclasses import dataclass
 
 from django.db import models
@@ -22,7 +23,13 @@ def _state_field(model: type[models.Model]):
 
 def transitions_of(model: type[models.Model]) -> list[Transition]:
     """Every (source, target) edge of the model's state machine, as django-fsm ``Transition`` objects."""
-    return list(_state_field(model).get_all_transitions(model))
+    return list(_transitions(model))
+
+
+@functools.cache
+def _transitions(model: type[models.Model]) -> tuple[Transition, ...]:
+    # Fixed when the class is defined; every task representation asks (its available transitions).
+    return tuple(_state_field(model).get_all_transitions(model))
 
 
 def transition_find(model: type[models.Model], *, source: str, target: str) -> Transition | None:

@@ -18,6 +18,7 @@ from polaris.access import agency_scope, is_admin, is_agent, is_client, scope_fi
 from polaris.accounts.models import Agency, ClientAgencyLink, User
 from polaris.errors import NotFound
 from polaris.sql.precompiled import row_get
+from polaris.sql.querysets import statement_cached
 from workflow import extensions
 
 from .machines import transitions_of
@@ -74,8 +75,9 @@ def task_events(*, user: User | None, task_id: Any) -> QuerySet[OutboxEvent]:
 def available_targets(*, instance: Task | ActionPlan, user: User | None) -> list[str]:
     """Target states ``user`` may move ``instance`` to right now (edges, guards and permissions applied)."""
     targets = []
+    state = instance.state  # read once: each read goes through django-fsm's descriptor
     for transition in transitions_of(type(instance)):
-        if transition.source != instance.state:
+        if transition.source != state:
             continue
         if user is not None and not transition.has_perm(instance, user):
             continue
@@ -94,7 +96,8 @@ _PRIORITY_RANK = Case(
 def _with_hooks(queryset: QuerySet[Task]) -> QuerySet[Task]:
     for hook in extensions.task_queryset_hooks:
         queryset = hook(queryset)
-    return queryset
+    # A task read and a list page compile their statement once per shape (polaris.sql.querysets).
+    return statement_cached(queryset)
 
 
 # The states in which a task is still work to do (an overdue task is one of these, past its due time).

@@ -6,8 +6,14 @@ is active, and (when ``CHECK_REVOKE_TOKEN`` is on) the token predates no passwor
 token's version is the user's ``token_version`` (``polaris.api.auth_tokens``), so a password, role or
 active change refuses every earlier access token at once. The version is a column of the row read anyway,
 so the check costs one comparison.
+
+A token's signature and claims are checked once per process: the validated token is kept (by its exact
+bytes and the signing settings) until it expires, so a client's next requests with it skip PyJWT's decode
+(a third of a task read's Python work). Expiry is checked on every request as simplejwt checks it (``exp``
+plus the leeway); the user row, and with it revocation, is read on every request as before.
 """
 
+import time
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -22,8 +28,43 @@ from polaris.sql.precompiled import row_get
 
 from .auth_tokens import TokenRevoked, token_version_current
 
+VALIDATED_TOKENS_KEPT = 4096  # per process; past it the cache starts over
+_validated: dict[tuple, tuple[float, Token]] = {}
+
+
+def _settings_key() -> tuple:
+    """What a token's validity depends on besides its bytes: a changed key or claim rule is a new cache."""
+    return (
+        api_settings.SIGNING_KEY,
+        api_settings.VERIFYING_KEY,
+        api_settings.ALGORITHM,
+        api_settings.AUDIENCE,
+        api_settings.ISSUER,
+        api_settings.LEEWAY,
+        tuple(api_settings.AUTH_TOKEN_CLASSES),
+    )
+
+
+def _leeway_seconds() -> float:
+    leeway = api_settings.LEEWAY
+    return float(leeway.total_seconds() if hasattr(leeway, "total_seconds") else leeway or 0)
+
 
 class JWTAuthentication(SimpleJWTAuthentication):
+    def get_validated_token(self, raw_token: bytes) -> Token:
+        key = (raw_token, _settings_key())
+        kept = _validated.get(key)
+        # Valid while now < exp + leeway: PyJWT's and simplejwt's own rule (``exp <= now - leeway`` expires).
+        if kept is not None and time.time() < kept[0]:
+            return kept[1]
+        token = super().get_validated_token(raw_token)
+        expires = token.payload.get("exp")
+        if isinstance(expires, int | float) and "nbf" not in token.payload:
+            if len(_validated) >= VALIDATED_TOKENS_KEPT:
+                _validated.clear()
+            _validated[key] = (float(expires) + _leeway_seconds(), token)
+        return token
+
     def get_user(self, validated_token: Token) -> Any:
         try:
             user_id = validated_token[api_settings.USER_ID_CLAIM]

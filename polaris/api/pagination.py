@@ -9,6 +9,8 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
+from polaris.sql.querysets import rows_counted_up_to
+
 MAX_PAGE = 2**63 - 1
 
 
@@ -25,8 +27,13 @@ def _estimated_rows(queryset: QuerySet) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-def _estimate_key(queryset: QuerySet) -> tuple:
+def _compiled(queryset: QuerySet) -> tuple[str, tuple]:
     sql, params = queryset.query.sql_with_params()
+    return sql, tuple(params)
+
+
+def _estimate_key(queryset: QuerySet, compiled: tuple[str, tuple]) -> tuple:
+    sql, params = compiled
     return (queryset.db, sql, tuple(map(str, params)))
 
 
@@ -106,10 +113,11 @@ class StandardPagination(PageNumberPagination):
             return len(queryset)
         limit = settings.API_EXACT_COUNT_LIMIT
         rows = queryset.order_by().values("pk")
-        key = _estimate_key(rows)
+        compiled = _compiled(rows)  # once: the estimate's key and the bounded count share it
+        key = _estimate_key(rows, compiled)
         if (estimate := _estimate_fresh(key)) is not None:
             return max(estimate, at_least, limit + 1)
-        exact = rows[: limit + 1].count()
+        exact = rows_counted_up_to(rows.db, *compiled, limit + 1)
         if exact <= limit:
             return exact
         estimate = max(_estimated_rows(rows), limit + 1)

@@ -2,10 +2,11 @@
 
 DRF's ``SimpleRateThrottle`` keeps every request's timestamp of the last window in one cache value and
 reads, unpickles, re-pickles and writes the whole list on each request: at the default 6000/minute a busy
-user's list holds thousands of entries. Here each (scope, identity, window) has one Redis counter: ``INCR``
-it and refresh its expiry in one pipelined round trip. A fixed window admits up to twice the rate across a
-window boundary, the usual trade for O(1) work. When Redis is unreachable the throttle lets requests
-through (and logs): rate limiting must not take the API down with it.
+user's list holds thousands of entries. Here each (scope, identity, window) has one Redis counter: one
+command (a two-line Lua script, ``EVALSHA``) counts the request and, on the window's first request, sets
+the key's expiry, atomically: one round trip, and none of a pipeline's client-side bookkeeping. A fixed
+window admits up to twice the rate across a window boundary, the usual trade for O(1) work. When Redis is
+unreachable the throttle lets requests through (and logs): rate limiting must not take the API down with it.
 
 Every throttle keys an anonymous caller on the one client identity (``polaris.proxies.client_ip``: the
 right-most ``X-Forwarded-For`` hop that is not a trusted proxy), never on the raw header: DRF's own
@@ -46,15 +47,26 @@ def _client() -> redis.Redis:
     )
 
 
+# INCR, and EXPIRE on the window's first request (the window is in the key, so the expiry only reclaims the
+# key). Atomic: a key never exists without its expiry. A plain EXPIRE also works on Redis 6.
+_COUNT_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
+
+
+_COUNT_SHA = hashlib.sha1(_COUNT_SCRIPT.encode()).hexdigest()  # noqa: S324 (Redis names scripts by SHA-1)
+
+
 def window_count(key: str, duration: int) -> int | None:
     """Count one more request in ``key``'s window (which expires with it); None if Redis is unreachable."""
+    client = _client()
     try:
-        pipeline = _client().pipeline(transaction=False)
-        pipeline.incr(key)
-        # The window is in the key, so refreshing the expiry each time cannot extend the window; a plain
-        # EXPIRE also works on Redis 6 (``NX`` needs 7).
-        pipeline.expire(key, duration + 1)
-        count, _ = pipeline.execute()
+        try:
+            count = client.evalsha(_COUNT_SHA, 1, key, duration + 1)
+        except redis.exceptions.NoScriptError:  # a restarted Redis: EVAL runs it and caches it again
+            count = client.eval(_COUNT_SCRIPT, 1, key, duration + 1)
     except (redis.ConnectionError, redis.TimeoutError) as exc:  # not a command error: that is a bug
         logger.warning("throttle not applied (Redis unavailable: %s)", exc)
         return None

@@ -16,6 +16,7 @@ from rest_framework import serializers
 from outbox.projection import event_project
 from polaris.access import is_agent, is_client
 from polaris.accounts.models import Agency, User
+from polaris.api.datetimes import datetime_renderer
 from polaris.api.query_params import PageQuerySerializer
 from polaris.api.strict import StrictFieldsMixin
 from workflow import extensions, selectors
@@ -201,7 +202,7 @@ class TaskSerializer(serializers.Serializer):
 
     def to_representation(self, instance: Task) -> dict[str, Any]:
         viewer = _caller(self)
-        datetime = _datetime_or_none
+        datetime = datetime_renderer()
         data: dict[str, Any] = {
             "id": str(instance.id),
             "title": str(instance.title),
