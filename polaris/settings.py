@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "outbox",
     "workflow",
     "sla",
+    "routing",
     "automation",
     "ops",
 ]

@@ -8,6 +8,11 @@
   (raise ``polaris.errors.ValidationFailed`` for a bad value), taking the values ``SLA_STATUS_VALUES``;
 - a row locked with every task write: ``task_locked_rows`` (its SLA record).
 
+``routing`` registers an assignment annotator: ``assignment_annotators`` holds
+``func(task, old_assignee_id, new_assignee_id, context) -> dict`` whose result is merged into the payload of
+a ``TaskAssigned`` event (the routing decision and its reasons, or a manual override of a routed task).
+Annotations are staff-only: a client's projection of the event leaves out the ``routing`` key.
+
 Event types are registered with the outbox (``outbox.events.event_types_register``), not here.
 """
 
@@ -29,3 +34,5 @@ task_queryset_hooks: list[Callable[[QuerySet], QuerySet]] = []
 # registration. The row read (or None) is passed to that app's receivers of ``workflow.signals.task_changed``
 # as the ``locked_rows`` argument; they run next in the same transaction.
 task_locked_rows: list[tuple[type[Model], str]] = []
+# Extra payload of a TaskAssigned event (see the module docstring); called inside the edit's transaction.
+assignment_annotators: list[Callable[[Any, Any, Any, Any], dict[str, Any]]] = []
