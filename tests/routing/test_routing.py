@@ -1,4 +1,4 @@
-"""Routing applied at creation: the strategies, skills, affinity, absence, capacity, and what the events say."""
+"""Routing at creation: the strategies, skills, affinity, absence, capacity, and what the events say."""
 
 from collections import Counter
 
@@ -70,7 +70,7 @@ def test_skills_exclude_workers_who_do_not_cover_the_task(team, make_rule, new_t
 def test_client_affinity_keeps_the_client_with_their_worker(
     team, make_rule, new_task, make_task, client_user
 ):
-    a, b, c, d = team
+    a, _b, c, _d = team
     for _ in range(3):
         make_task(assignee=c)  # c is the heaviest, but works on this client's open tasks
     make_rule(strategy="least_loaded", candidates=team)
@@ -110,19 +110,22 @@ def test_capacity_is_never_exceeded_and_nobody_eligible_leaves_the_task_unassign
     (failed,) = events_of(stuck, "TaskRoutingFailed")
     assert [r["code"] for r in failed.payload["routing"]["reasons"]] == ["NO_ELIGIBLE_WORKER"]
     assert failed.payload["routing"]["reasons"][0]["excluded_for"] == ["AT_CAPACITY"]
-    assert failed.sequence == 2 and Task.objects.get(pk=stuck.pk).version == 2
+    assert failed.sequence == 2
+    assert Task.objects.get(pk=stuck.pk).version == 2
     # The stream stays gap-free, and the task is as created.
     assert [e.sequence for e in events_of(stuck)] == [1, 2]
 
 
 def test_no_rule_no_routing_and_an_assignee_given_is_kept(team, make_rule, new_task, agent):
     task = new_task()
-    assert task.assignee_id is None and [e.event_type for e in events_of(task)] == ["TaskCreated"]
+    assert task.assignee_id is None
+    assert [e.event_type for e in events_of(task)] == ["TaskCreated"]
     make_rule(match_service_areas=["benefits"], candidates=team)
     assert new_task().assignee_id is None  # housing: the rule does not match
     assert new_task(service_area="benefits").assignee_id in {w.pk for w in team}
     kept = new_task(service_area="benefits", assignee=agent)
-    assert kept.assignee_id == agent.pk and len(events_of(kept)) == 1
+    assert kept.assignee_id == agent.pk
+    assert len(events_of(kept)) == 1
 
 
 def test_rules_run_in_order_and_match_on_every_list(team, make_rule, new_task):
