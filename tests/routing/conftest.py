@@ -10,6 +10,7 @@ from tests.support.api import (  # noqa: F401 (fixtures)
     agent_api,
     api_for,
     client_api,
+    other_agent_api,
 )
 from workflow.services.tasks import task_create
 

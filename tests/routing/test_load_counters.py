@@ -64,7 +64,9 @@ def test_the_repair_finds_and_fixes_drift(make_task, agent, capsys):
     make_task(assignee=agent, priority="high")
     make_task(assignee=agent)
     assert load_stored() == {agent.pk: (2, 5)}
-    WorkerLoad.objects.filter(pk=agent.pk).update(open_tasks=7, weighted_load=1)  # written around the services
+    WorkerLoad.objects.filter(pk=agent.pk).update(
+        open_tasks=7, weighted_load=1
+    )  # written around the services
     Task.objects.filter(assignee=agent).update(priority="low")
     assert load_drift() == {agent.pk: {"stored": (7, 1), "counted": (2, 2)}}
     with pytest.raises(SystemExit):
