@@ -48,7 +48,9 @@ def workload_agency(*, user: User | None, agency_id: Any) -> Agency:
     assert user is not None
     if agency_id is not None and str(agency_id) != str(user.agency_id):
         raise NotFound("Agency not found.")
-    return Agency.objects.get(pk=user.agency_id)
+    agency = user.agency
+    assert agency is not None  # is_agent: staff always have one
+    return agency
 
 
 def _buckets(open_unassigned: Any, now: datetime) -> dict[str, int]:
@@ -68,8 +70,8 @@ def workload(*, agency: Agency, now: datetime | None = None) -> dict[str, Any]:
     """The figures of the workload page and endpoint (see the module docstring)."""
     now = now or timezone.now()
     open_tasks = Task.objects.filter(agency_id=agency.pk, state__in=OPEN_STATES)
-    per_worker = {
-        row["assignee_id"]: row
+    per_worker: dict[Any, dict[str, Any]] = {
+        row["assignee_id"]: dict(row)
         for row in open_tasks.filter(assignee__isnull=False)
         .values("assignee_id")
         .annotate(overdue=Count("id", filter=Q(due_at__lt=now)), oldest=Min("created_at"))

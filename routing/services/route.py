@@ -132,7 +132,7 @@ def task_route(
         _, decision, _ = decision_for(task, rule=None)
         return RoutingOutcome(task, None, None, decision, reasons=decision.reasons)
     _agency_lock(task.agency_id)
-    rule, decision, workers = decision_for(task, rule=rule)
+    _, decision, workers = decision_for(task, rule=rule)
     context = EventContext.build(actor=actor, correlation_id=correlation_id, caused_by=caused_by)
     chosen = _choose_locked(task, rule, decision, rule_view(rule), workers) if decision.ranked else None
     if chosen is None:
@@ -142,8 +142,9 @@ def task_route(
         return RoutingOutcome(task, None, rule, decision, event, decision.reasons)
     routing = _routing_payload(rule, decision, chosen.reasons)
     token = pending_set(PendingAssignment(task.pk, chosen.user_id, routing))
+    assigned_event: OutboxEvent | None
     try:
-        task, event = task_assign(
+        task, assigned_event = task_assign(
             task_id=task.pk,
             actor=actor,
             assignee=User.objects.get(pk=chosen.user_id),
@@ -160,7 +161,8 @@ def task_route(
         r["code"] == "CLIENT_AFFINITY" for r in chosen.reasons
     ):
         RoutingRule.objects.filter(pk=rule.pk).update(last_assignee_id=chosen.user_id)
-    return RoutingOutcome(task, chosen.user_id, rule, decision, event, [*decision.reasons, *chosen.reasons])
+    reasons = [*decision.reasons, *chosen.reasons]
+    return RoutingOutcome(task, chosen.user_id, rule, decision, assigned_event, reasons)
 
 
 def task_route_on_create(*, task: Task, context: EventContext) -> None:

@@ -1,4 +1,4 @@
-"""The routing API: rules (CRUD, audited, scoped), worker profiles, suggestions, route, workload — and RBAC."""
+"""The routing API: rules (CRUD, audited, scoped), worker profiles, suggestions, route, workload, RBAC."""
 
 import pytest
 
