@@ -38,7 +38,8 @@ def workload_agency(*, user: User | None, agency_id: Any) -> Agency:
     (an agent read-only, like every list of their agency's tasks); clients are refused."""
     if is_admin(user):
         if agency_id is None:
-            raise ValidationFailed(details={"agency": ["Administrators name the agency (?agency=<id>)."]})
+            # Staff default to their own agency; an admin has none (the parameter's description says so).
+            raise ValidationFailed(details={"agency": ["This field is required."]})
         agency = Agency.objects.filter(pk=agency_id).first()
         if agency is None:
             raise NotFound("Agency not found.")

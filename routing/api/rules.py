@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from polaris.access import manager_scope
 from polaris.api.query_params import query_params_parse
+from polaris.errors import ValidationFailed
 from polaris.idempotency.schema import IDEMPOTENCY_PARAMETER
 from polaris.idempotency.services import idempotent_response
 from workflow.api.common import caller, serializer_context
@@ -98,7 +99,9 @@ class RuleDetailView(GenericAPIView):
             rule_get(user=caller(request), rule_id=rule_id)  # out of scope: 404 before the body
             values = _values(request, partial=True)
             if "agency" in values:
-                values.pop("agency")
+                raise ValidationFailed(
+                    details={"agency": ["A rule stays with its agency: create a new one."]}
+                )
             rule = rule_update(actor=caller(request), rule_id=rule_id, **values)
             return Response(RuleOutputSerializer(rule).data)
 

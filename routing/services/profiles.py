@@ -25,6 +25,8 @@ def worker_get(*, actor: User | None, user_id: Any) -> User:
         pk = int(user_id)
     except (TypeError, ValueError):
         raise NotFound("User not found.") from None
+    if not 0 < pk < 2**63:  # beyond PostgreSQL's bigint: no such user
+        raise NotFound("User not found.")
     users = User.objects.filter(pk=pk, role__in=User.STAFF_ROLES)
     if scope is not None:
         users = users.filter(agency_id=scope)
@@ -47,7 +49,11 @@ def worker_profile_update(*, actor: User | None, user_id: Any, changes: dict[str
         delegate.pk == worker.pk or not staff_of(worker.agency_id).filter(pk=delegate.pk).exists()
     ):
         raise ValidationFailed(
-            details={"delegate": ["Must be another active staff member of the worker's agency."]}
+            details={
+                "delegate": [
+                    f"User {delegate.pk} does not exist among the other active staff of the worker's agency."
+                ]
+            }
         )
     before = audit_snapshot(profile, PROFILE_FIELDS)
     for name, value in changes.items():

@@ -49,8 +49,12 @@ def _check(agency_id: Any, values: dict[str, Any], candidates: list[int] | None)
             errors["candidates"] = [f"At most {MAX_CANDIDATES} candidates."]
         else:
             staff = set(staff_of(agency_id).filter(pk__in=candidates).values_list("id", flat=True))
-            if outsiders := sorted(set(candidates) - staff):
-                errors["candidates"] = [f"Not active staff of the rule's agency: {outsiders}."]
+            errors["candidates"] = [
+                f"User {outsider} does not exist among the active staff of the rule's agency."
+                for outsider in sorted(set(candidates) - staff)
+            ]
+            if not errors["candidates"]:
+                del errors["candidates"]
     if errors:
         raise ValidationFailed(details=errors)
 
@@ -62,7 +66,8 @@ def rule_create(
     """A new rule for ``agency_id`` (audited ``routing_rule.created``)."""
     require_manager(actor, agency_id=agency_id)
     if agency_id is None:
-        raise ValidationFailed(details={"agency": ["Name the agency the rule routes for."]})
+        # Only an admin has no agency to default to (the API's schema serves supervisors too).
+        raise ValidationFailed(details={"agency": ["This field is required."]})
     _check(agency_id, values, candidates)
     rule = RoutingRule.objects.create(agency_id=agency_id, created_by=actor, **values)
     if candidates:

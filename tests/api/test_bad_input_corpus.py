@@ -31,6 +31,7 @@ from automation.models import Alert, WebhookDelivery
 from automation.services import trigger_create, trigger_delete
 from automation.webhooks.endpoints import webhook_endpoint_create, webhook_endpoint_delete
 from outbox.models import OutboxEvent
+from routing.models import RoutingRule
 from sla.configs import sla_config_create
 from sla.models import SLAConfig
 from tests.factories import ClientFactory
@@ -123,6 +124,8 @@ def ids(make_task, make_plan, agent, other_agent):
     gone_delivery = WebhookDelivery.objects.create(endpoint=gone_endpoint, event=event)
     webhook_endpoint_delete(endpoint_id=gone_endpoint.pk)  # its deliveries go with it
     absent = str(uuid.uuid4())
+    rule = RoutingRule.objects.create(agency_id=agent.agency_id, name="Corpus rule")
+    foreign_rule = RoutingRule.objects.create(agency_id=other_agent.agency_id, name="Their rule")
     return {
         "task_id": [str(task.pk), str(foreign_task.pk), absent],
         "action_plan_id": [str(plan.pk), str(foreign_plan.pk), absent],
@@ -136,6 +139,7 @@ def ids(make_task, make_plan, agent, other_agent):
         "user_id": [str(task.client_id), str(foreign_client.pk), str(foreign_client.pk + 1000)],
         "agency_id": [str(agent.agency_id), str(other_agent.agency_id), absent],
         "client_id": [str(foreign_client.pk), str(other_agent.pk), "999999"],
+        "rule_id": [str(rule.pk), str(foreign_rule.pk), absent],
     }
 
 

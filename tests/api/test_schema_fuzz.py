@@ -88,6 +88,10 @@ REQUIRED_FOR_WHO_ASKS: dict[tuple[str, str, str], set[str]] = {
     ("agent", "POST", "/api/workflow/tasks/"): {"client"},
     # A plan's ``agency`` likewise: an admin has none to default from when the client has none.
     ("admin", "POST", "/api/workflow/action-plans/"): {"agency"},
+    # A routing rule's agency and the workload's ``?agency=`` default to a supervisor's (a staff member's)
+    # own agency; an admin has none and must name it.
+    ("admin", "POST", "/api/workflow/routing-rules/"): {"agency"},
+    ("admin", "GET", "/api/workflow/workload/"): {"agency"},
 }
 REQUIRED = "This field is required."
 
