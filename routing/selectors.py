@@ -6,7 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db.models import QuerySet
+from django.contrib.postgres.aggregates import ArrayAgg
+from django.db.models import QuerySet, Value
 
 from polaris.access import manager_scope
 from polaris.accounts.models import User
@@ -40,9 +41,12 @@ def rule_get(*, user: User | None, rule_id: Any) -> RoutingRule:
     return rule
 
 
-def rule_view(rule: RoutingRule, candidate_ids: tuple[int, ...] | None = None) -> RuleView:
-    if candidate_ids is None:
-        candidate_ids = tuple(rule.candidates.values_list("id", flat=True))
+def rule_view(rule: RoutingRule) -> RuleView:
+    """What the decision needs of ``rule`` (its candidates read with it by ``rule_matching``)."""
+    listed = getattr(rule, "candidate_ids", None)
+    if listed is None:
+        listed = rule.candidates.values_list("id", flat=True)
+    candidate_ids = tuple(sorted(user_id for user_id in listed if user_id is not None))
     return RuleView(
         id=rule.pk,
         name=rule.name,
@@ -56,10 +60,14 @@ def rule_view(rule: RoutingRule, candidate_ids: tuple[int, ...] | None = None) -
 
 
 def rule_matching(task: Task) -> RoutingRule | None:
-    """The first enabled rule of the task's agency, in ``order``, that matches the task."""
-    for rule in RoutingRule.objects.filter(agency_id=task.agency_id, enabled=True).order_by(
-        "order", "created_at", "id"
-    ):
+    """The first enabled rule of the task's agency, in ``order``, that matches the task, with its candidates'
+    ids aggregated in the same query (``candidate_ids``)."""
+    rules = (
+        RoutingRule.objects.filter(agency_id=task.agency_id, enabled=True)
+        .annotate(candidate_ids=ArrayAgg("candidates__id", default=Value([])))
+        .order_by("order", "created_at", "id")
+    )
+    for rule in rules:
         if rule.matches(task_type=task.task_type, service_area=task.service_area, priority=task.priority):
             return rule
     return None
