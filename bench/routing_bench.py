@@ -84,7 +84,7 @@ def _insert_tasks(*, agency, agents, clients, count: int, open_share: float, una
                    (ARRAY['low', 'normal', 'normal', 'high', 'urgent'])[1 + g %% 5],
                    (%(clients)s::bigint[])[1 + g %% cardinality(%(clients)s::bigint[])],
                    %(agency)s,
-                   (%(agents)s::bigint[])[1 + (g * 7919) %% cardinality(%(agents)s::bigint[])],
+                   (%(agents)s::bigint[])[1 + (g::bigint * 7919) %% cardinality(%(agents)s::bigint[])],
                    '',
                    CASE WHEN g <= %(open)s THEN (ARRAY['new', 'in_progress', 'blocked'])[1 + g %% 3]
                         WHEN g %% 2 = 0 THEN 'completed' ELSE 'cancelled' END,

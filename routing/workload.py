@@ -54,30 +54,59 @@ def workload_agency(*, user: User | None, agency_id: Any) -> Agency:
     return agency
 
 
-def _buckets(open_unassigned: Any, now: datetime) -> dict[str, int]:
-    filters = {}
+def _bucket_counts(now: datetime) -> dict[str, Count]:
+    """A filtered count per age bucket (by ``created_at``), for one pass over the open tasks."""
+    counts = {}
     for index, (name, lower) in enumerate(AGE_BUCKETS):
         condition = Q(created_at__lte=now - lower)
         if index + 1 < len(AGE_BUCKETS):
             condition &= Q(created_at__gt=now - AGE_BUCKETS[index + 1][1])
-        filters[name] = Count("id", filter=condition)
-    counts = open_unassigned.aggregate(total=Count("id"), oldest=Min("created_at"), **filters)
-    oldest = counts.pop("oldest")
-    counts["oldest_age_seconds"] = int((now - oldest).total_seconds()) if oldest else None
+        counts[name] = Count("id", filter=condition)
     return counts
+
+
+def _age(now: datetime, instant: datetime | None) -> int | None:
+    return int((now - instant).total_seconds()) if instant else None
 
 
 def workload(*, agency: Agency, now: datetime | None = None) -> dict[str, Any]:
     """The figures of the workload page and endpoint (see the module docstring)."""
     now = now or timezone.now()
     open_tasks = Task.objects.filter(agency_id=agency.pk, state__in=OPEN_STATES)
-    per_worker: dict[Any, dict[str, Any]] = {
-        row["assignee_id"]: dict(row)
-        for row in open_tasks.filter(assignee__isnull=False)
-        .values("assignee_id")
-        .annotate(overdue=Count("id", filter=Q(due_at__lt=now)), oldest=Min("created_at"))
+    # One pass over the agency's open tasks, grouped by (assignee, service area): the per-worker, the
+    # per-area and the unassigned figures are sums of these few hundred groups.
+    groups = (
+        open_tasks.values("assignee_id", "service_area")
+        .annotate(
+            open=Count("id"),
+            overdue=Count("id", filter=Q(due_at__lt=now)),
+            oldest=Min("created_at"),
+            **_bucket_counts(now),
+        )
         .order_by()
-    }
+    )
+    per_worker: dict[Any, dict[str, Any]] = {}
+    areas: dict[str, dict[str, Any]] = {}
+    unassigned: dict[str, Any] = {"total": 0, "oldest": None, **{name: 0 for name, _ in AGE_BUCKETS}}
+    for group in groups:
+        area = areas.setdefault(
+            group["service_area"],
+            {"service_area": group["service_area"], "open": 0, "unassigned": 0, "overdue": 0},
+        )
+        area["open"] += group["open"]
+        area["overdue"] += group["overdue"]
+        if group["assignee_id"] is None:
+            area["unassigned"] += group["open"]
+            unassigned["total"] += group["open"]
+            for name, _ in AGE_BUCKETS:
+                unassigned[name] += group[name]
+            target = unassigned
+        else:
+            target = per_worker.setdefault(group["assignee_id"], {"overdue": 0, "oldest": None})
+            target["overdue"] += group["overdue"]
+        if group["oldest"] is not None and (target["oldest"] is None or group["oldest"] < target["oldest"]):
+            target["oldest"] = group["oldest"]
+    unassigned["oldest_age_seconds"] = _age(now, unassigned.pop("oldest"))
     at_risk: dict[int, int] = {}
     sla_filter = extensions.task_filters.get("sla_status")
     if sla_filter is not None:
@@ -113,24 +142,15 @@ def workload(*, agency: Agency, now: datetime | None = None) -> dict[str, Any]:
                 "capacity": capacity,
                 "overdue": facts.get("overdue", 0),
                 "at_risk": at_risk.get(user_id, 0),
-                "oldest_open_age_seconds": int((now - oldest).total_seconds()) if oldest else None,
+                "oldest_open_age_seconds": _age(now, oldest),
                 "away": bool(away),
                 "delegate": delegate,
             }
         )
-    by_area = (
-        open_tasks.values("service_area")
-        .annotate(
-            open=Count("id"),
-            unassigned=Count("id", filter=Q(assignee__isnull=True)),
-            overdue=Count("id", filter=Q(due_at__lt=now)),
-        )
-        .order_by("service_area")
-    )
     return {
         "agency": agency.pk,
         "generated_at": now,
         "workers": workers,
-        "unassigned": _buckets(open_tasks.filter(assignee__isnull=True), now),
-        "service_areas": list(by_area),
+        "unassigned": unassigned,
+        "service_areas": [areas[name] for name in sorted(areas)],
     }
