@@ -23,6 +23,11 @@ class RoutingEventType:
 ROUTING_EVENT_TYPES = (RoutingEventType.TASK_ROUTING_FAILED,)
 
 
+def routing_event_for_client(payload: dict[str, Any]) -> dict[str, Any]:
+    """What a client sees of ``TaskRoutingFailed``: nothing (who is away or at capacity is staff business)."""
+    return {}
+
+
 @dataclass(frozen=True)
 class PendingAssignment:
     """The decision being written: set by ``routing.services.route`` around its call of the workflow's
