@@ -29,6 +29,7 @@ ORDER = [
     "privacy",
     "careplans",
     "search",
+    "routing",
 ]
 ON_REQUEST = ["soak", "multihost"]  # multihost: root, ip netns and haproxy
 

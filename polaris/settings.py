@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "outbox",
     "workflow",
     "sla",
+    "routing",
     "automation",
     "careplans",
     "ops",
@@ -271,6 +272,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TaskStateEnum": "workflow.models.TaskState",
         "ActionPlanStateEnum": "workflow.models.ActionPlanState",
+        # A task's priority and a routing rule's match_priorities: one enum.
+        "PriorityEnum": "workflow.models.TaskPriority",
         # Registered at start-up, so named through a function (a trigger's event_type and unless share it).
         "TriggerEventTypeEnum": "automation.api.serializers.trigger_event_types",
     },

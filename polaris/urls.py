@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/workflow/", include("workflow.api.urls")),
     path("api/workflow/", include("outbox.api.urls")),
     path("api/workflow/", include("sla.api.urls")),
+    path("api/workflow/", include("routing.api.urls")),
     path("api/workflow/", include("automation.api.urls")),
     path("api/workflow/", include("careplans.api.urls")),
     path("api/workflow/", include("polaris.audit.api.urls")),

@@ -75,6 +75,8 @@ def task_event_for_client(payload: dict[str, Any]) -> dict[str, Any]:
     """A task event as its client reads it: an internal reason is blanked; a staff-only field edited is
     named without text (as stored: ``workflow.services.edits.UNDESCRIBED_FIELDS``)."""
     internal = payload.pop("reason_internal", False)
+    # An assignment's routing decision (workflow.extensions.assignment_annotators) is for staff only.
+    payload.pop("routing", None)
     if internal and "reason" in payload:
         payload["reason"] = ""
     return payload

@@ -9,6 +9,10 @@
 - a row locked with every task write: ``task_locked_rows`` (its SLA record).
 
 ``careplans`` registers ``plan_instantiators``: how ``POST /action-plans`` with a ``template`` makes the plan.
+``routing`` registers an assignment annotator: ``assignment_annotators`` holds
+``func(task, old_assignee_id, new_assignee_id, context) -> dict`` whose result is merged into the payload of
+a ``TaskAssigned`` event (the routing decision and its reasons, or a manual override of a routed task).
+Annotations are staff-only: a client's projection of the event leaves out the ``routing`` key.
 
 Event types are registered with the outbox (``outbox.events.event_types_register``), not here.
 """
@@ -36,3 +40,5 @@ task_locked_rows: list[tuple[type[Model], str]] = []
 # ``careplans`` app's): ``func(*, actor, template_id, title, description, client, agency, correlation_id)``
 # returns the plan, created with its tasks in the caller's transaction.
 plan_instantiators: list[Callable[..., Any]] = []
+# Extra payload of a TaskAssigned event (see the module docstring); called inside the edit's transaction.
+assignment_annotators: list[Callable[[Any, Any, Any, Any], dict[str, Any]]] = []

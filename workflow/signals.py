@@ -1,5 +1,5 @@
-"""The one signal the workflow sends inside its write transactions, so subscribers (``sla``) can react
-without workflow importing them.
+"""The signals the workflow sends inside its write transactions, so subscribers (``sla``, ``routing``) can
+react without workflow importing them.
 
 ``task_changed(sender=Task, task=…, event=…, context=…, locked_rows=…, source=…, target=…, changes=…)`` is
 sent once a task's transition or edit is written (the compare-and-swap and its event row), inside the same
@@ -11,8 +11,13 @@ sent once a task's transition or edit is written (the compare-and-swap and its e
 - ``event`` is the event just written; ``locked_rows`` is ``{model: row or None}`` for the row registered in
   ``workflow.extensions.task_locked_rows``, which the write's statement read and locked (so a receiver
   needs no query of its own).
+
+``task_created(sender=Task, task=…, event=…, context=…)`` is sent by ``task_create`` once the task and its
+``TaskCreated`` event are written, inside the creating transaction (``routing`` assigns an unassigned task
+there: its ``TaskAssigned`` follows ``TaskCreated`` in the stream and commits or rolls back with it).
 """
 
 from django.dispatch import Signal
 
 task_changed = Signal()
+task_created = Signal()

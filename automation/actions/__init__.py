@@ -5,4 +5,4 @@ module each. ``AutomationConfig.ready()`` registers the built-ins by calling ``b
 
 def builtin_actions_register() -> None:
     """Register the built-in action types (each module's ``@action_type`` runs on its import)."""
-    from . import create_task, emit_alert, update_task_state, webhook  # noqa: F401
+    from . import assign, create_task, emit_alert, update_task_state, webhook  # noqa: F401

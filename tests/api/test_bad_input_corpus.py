@@ -32,6 +32,7 @@ from automation.services import trigger_create, trigger_delete
 from automation.webhooks.endpoints import webhook_endpoint_create, webhook_endpoint_delete
 from careplans.services.templates import plan_template_create
 from outbox.models import OutboxEvent
+from routing.models import RoutingRule
 from sla.configs import sla_config_create
 from sla.models import SLAConfig, SLARepair
 from tests.factories import ClientFactory
@@ -135,6 +136,8 @@ def ids(make_task, make_plan, agent, other_agent):
     repair = SLARepair.objects.create(
         change={"kind": "recompute"}, scope={"open": True}, as_of=task.created_at
     )
+    rule = RoutingRule.objects.create(agency_id=agent.agency_id, name="Corpus rule")
+    foreign_rule = RoutingRule.objects.create(agency_id=other_agent.agency_id, name="Their rule")
     return {
         "template_id": [str(template.pk), str(foreign_template.pk), str(foreign_template.pk + 1000)],
         "task_id": [str(task.pk), str(foreign_task.pk), absent],
@@ -151,6 +154,7 @@ def ids(make_task, make_plan, agent, other_agent):
         "agency_id": [str(agent.agency_id), str(other_agent.agency_id), absent],
         "client_id": [str(foreign_client.pk), str(other_agent.pk), "999999"],
         "view_id": [str(view.pk), str(foreign_view.pk), absent],
+        "rule_id": [str(rule.pk), str(foreign_rule.pk), absent],
     }
 
 

@@ -94,6 +94,10 @@ REQUIRED_FOR_WHO_ASKS: dict[tuple[str, str, str], set[str]] = {
     ("admin", "POST", "/api/workflow/action-plans/"): {"agency"},
     # A plan template's ``agency`` defaults to a supervisor's own; an admin must name one.
     ("admin", "POST", "/api/workflow/plan-templates/"): {"agency"},
+    # A routing rule's agency and the workload's ``?agency=`` default to a supervisor's (a staff member's)
+    # own agency; an admin has none and must name it.
+    ("admin", "POST", "/api/workflow/routing-rules/"): {"agency"},
+    ("admin", "GET", "/api/workflow/workload/"): {"agency"},
 }
 REQUIRED = "This field is required."
 

@@ -30,6 +30,7 @@ def test_the_installed_schedule_is_the_computed_one():
         "webhook-attempts-trim",
         "timers-sweep",
         "retention-registered",
+        "routing-load-repair",
     }
 
 

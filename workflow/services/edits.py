@@ -16,6 +16,7 @@ from typing import Any
 from outbox.events import EventContext
 from outbox.models import OutboxEvent
 from polaris.erasure import text_digest
+from workflow import extensions
 from workflow.errors import ActionPlanClosed
 from workflow.events import EventType
 from workflow.models import ActionPlan, ActionPlanState, Task
@@ -93,6 +94,8 @@ def _record(
     payload: dict[str, Any] = {"changes": described}
     if "assignee" in diff:
         payload["old_assignee_id"], payload["new_assignee_id"] = diff["assignee"]
+        for annotate in extensions.assignment_annotators:
+            payload.update(annotate(instance, *diff["assignee"], context))
     event, locked_rows = event_record_edit(
         instance=instance,
         event_type=event_type,

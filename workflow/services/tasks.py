@@ -22,6 +22,7 @@ from polaris.errors import ConcurrentModification, PermissionDenied, ValidationF
 from workflow.errors import PreconditionFailed, TaskClosed
 from workflow.models import ActionPlan, ActionPlanState, Task, TaskPriority, TaskState
 from workflow.selectors import task_get
+from workflow.signals import task_created
 from workflow.validation import client_errors, is_slug, title_errors
 
 from .edits import task_edit_apply
@@ -129,7 +130,8 @@ def task_create(
         created_by=actor,
     )
     context = EventContext.build(actor=actor, correlation_id=correlation_id, caused_by=caused_by)
-    event_record_creation(instance=task, context=context)
+    event = event_record_creation(instance=task, context=context)
+    task_created.send(sender=Task, task=task, event=event, context=context)
     return task
 
 
