@@ -62,20 +62,18 @@ def task_list_url(**filters: Any) -> str:
 
 def workload_links(data: dict[str, Any], agency: Agency) -> dict[str, Any]:
     """Each figure of ``data`` with the URL of the tasks it counts."""
-    now = data["generated_at"].isoformat()
     base = {"agency__id__exact": agency.pk, "state__in": OPEN}
     for row in data["workers"]:
         mine = {**base, "assignee__id__exact": row["user"]}
         row["open_url"] = task_list_url(**mine)
-        row["overdue_url"] = task_list_url(**mine, due_at__lt=now)
-        # The changelist cannot filter "at risk" (an SLA threshold): the worker's open tasks, SLA shown.
-        row["at_risk_url"] = row["open_url"]
+        row["overdue_url"] = task_list_url(**mine, overdue="yes")
+        row["at_risk_url"] = task_list_url(**mine, sla_status="at_risk")  # the API's one at-risk rule
     data["unassigned_url"] = task_list_url(**base, assignee__isnull="True")
     for row in data["service_areas"]:
         area = {**base, "service_area": row["service_area"]}
         row["open_url"] = task_list_url(**area)
         row["unassigned_url"] = task_list_url(**area, assignee__isnull="True")
-        row["overdue_url"] = task_list_url(**area, due_at__lt=now)
+        row["overdue_url"] = task_list_url(**area, overdue="yes")
     return data
 
 

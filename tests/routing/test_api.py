@@ -218,3 +218,9 @@ def test_the_admin_workload_page_links_every_figure(admin_user, team, make_task,
     # 200, not the changelist's 302 to ?e=1 for a lookup it refuses; the worker's one open task listed.
     assert listed.status_code == 200
     assert listed.context["cl"].result_count == 1
+    # Every figure's list opens (the overdue and at-risk figures use the changelist's own filters, the
+    # API's rules), none bounced to the changelist's error page.
+    assert any("sla_status=at_risk" in link for link in links)
+    assert any("overdue=yes" in link for link in links)
+    for each in links:
+        assert client.get(f"/admin/workflow/task/?{each}").status_code == 200, each
