@@ -27,3 +27,20 @@ class PreconditionFailed(errors.PreconditionFailed):
         if current is not None:
             details["current_version"] = current
         super().__init__(details=details)
+
+
+# --- Approvals (workflow.services.approvals) ---------------------------------------------------------
+
+
+class ApprovalNotOpen(errors.Conflict):
+    """Only a draft plan with an approval policy takes approvals."""
+
+    error_code = "APPROVAL_NOT_OPEN"
+    default_message = "This plan takes no approvals: it is not a draft, or it has no approval policy."
+
+
+class ApprovalAlreadyRecorded(errors.Conflict):
+    """One vote per approver per round: a rejection starts a new round, where everyone votes again."""
+
+    error_code = "APPROVAL_ALREADY_RECORDED"
+    default_message = "You have already voted on this plan in its current approval round."

@@ -11,7 +11,9 @@ from .action_plans import (
     ActionPlanDetailView,
     ActionPlanListCreateView,
 )
+from .approvals import ActionPlanApprovalsView
 from .bulk import TaskBulkView
+from .checklists import TaskChecklistItemView, TaskChecklistView
 from .clients import ClientEraseView
 from .metadata import MetadataView
 from .tasks import TaskAssignView, TaskDetailView, TaskEventsView, TaskListCreateView, TaskTransitionView
@@ -28,6 +30,14 @@ urlpatterns = [
     ),
     re_path(rf"^tasks/{ID.format('task_id')}/assign/?$", TaskAssignView.as_view(), name="task-assign"),
     re_path(rf"^tasks/{ID.format('task_id')}/events/?$", TaskEventsView.as_view(), name="task-events"),
+    re_path(
+        rf"^tasks/{ID.format('task_id')}/checklist/?$", TaskChecklistView.as_view(), name="task-checklist"
+    ),
+    re_path(
+        rf"^tasks/{ID.format('task_id')}/checklist/{ID.format('item_id')}/?$",
+        TaskChecklistItemView.as_view(),
+        name="task-checklist-item",
+    ),
     re_path(r"^action-plans/?$", ActionPlanListCreateView.as_view(), name="action-plan-list"),
     re_path(
         rf"^action-plans/{ID.format('action_plan_id')}/?$",
@@ -43,6 +53,11 @@ urlpatterns = [
         rf"^action-plans/{ID.format('action_plan_id')}/archive/?$",
         ActionPlanArchiveView.as_view(),
         name="action-plan-archive",
+    ),
+    re_path(
+        rf"^action-plans/{ID.format('action_plan_id')}/approvals/?$",
+        ActionPlanApprovalsView.as_view(),
+        name="action-plan-approvals",
     ),
     re_path(r"^metadata/?$", MetadataView.as_view(), name="workflow-metadata"),
     re_path(r"^users/?$", UserListView.as_view(), name="workflow-users"),
