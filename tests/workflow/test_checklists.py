@@ -61,7 +61,9 @@ def test_ticking_and_unticking_are_events_and_move_the_counter(started, agent):
     task, item, event = checklist_item_set_done(
         task_id=started.pk, item_id=required.pk, done=True, actor=agent
     )
-    assert item.done and item.done_by_id == agent.pk and item.done_at is not None
+    assert item.done
+    assert item.done_by_id == agent.pk
+    assert item.done_at is not None
     assert task.checklist_open_required == 0
     assert event.event_type == "TaskChecklistItemChanged"
     assert event.payload["item"]["item_id"] == str(required.pk)
@@ -75,7 +77,9 @@ def test_ticking_and_unticking_are_events_and_move_the_counter(started, agent):
     task, item, event = checklist_item_set_done(
         task_id=started.pk, item_id=required.pk, done=False, actor=agent
     )
-    assert not item.done and item.done_by_id is None and item.done_at is None
+    assert not item.done
+    assert item.done_by_id is None
+    assert item.done_at is None
     assert Task.objects.get(pk=started.pk).checklist_open_required == 1
     # An optional item does not move the counter of required open items.
     checklist_item_set_done(task_id=started.pk, item_id=optional.pk, done=True, actor=agent)

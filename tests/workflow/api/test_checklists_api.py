@@ -44,7 +44,9 @@ def test_staff_add_and_tick_items_and_the_task_shows_them_in_order(agent_api, ta
     ticked = tick(agent_api, task, first)
     assert ticked.status_code == 200, ticked.json()
     item = ticked.json()["checklist"][0]
-    assert item["done"] is True and item["done_by"] is not None and item["done_at"]
+    assert item["done"] is True
+    assert item["done_by"] is not None
+    assert item["done_at"]
     assert "completed" in ticked.json()["available_transitions"]
     assert agent_api.get(f"/api/workflow/tasks/{task.pk}").json()["checklist"][0]["done"] is True
 
