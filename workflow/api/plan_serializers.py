@@ -135,7 +135,10 @@ class ActionPlanDetailSerializer(ActionPlanSerializer):
     @extend_schema_field(ApprovalStatusSerializer(allow_null=True))
     def get_approval(self, plan: ActionPlan) -> Any:
         status = selectors.approval_status(plan, staff=not is_client(_caller(self)))
-        return None if status is None else ApprovalStatusSerializer(status).data
+        if status is None:
+            return None
+        # Staff-only keys absent from a client's status stay absent (DRF would render them as null).
+        return {key: value for key, value in ApprovalStatusSerializer(status).data.items() if key in status}
 
     @extend_schema_field(TaskSummarySerializer(many=True))
     def get_tasks(self, plan: ActionPlan) -> Any:
