@@ -272,6 +272,8 @@ SPECTACULAR_SETTINGS = {
         "ActionPlanStateEnum": "workflow.models.ActionPlanState",
         # Registered at start-up, so named through a function (a trigger's event_type and unless share it).
         "TriggerEventTypeEnum": "automation.api.serializers.trigger_event_types",
+        # An approval policy's role (supervisor, agency): a subset of the users' roles, named apart.
+        "ApproverRoleEnum": "workflow.services.approvals.APPROVER_ROLES",
     },
 }
 

@@ -35,6 +35,7 @@ from sla.configs import sla_config_create
 from sla.models import SLAConfig
 from tests.factories import ClientFactory
 from workflow.services.action_plans import action_plan_create
+from workflow.services.checklists import checklist_items_add
 from workflow.services.tasks import task_create
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db, pytest.mark.timeout(240)]
@@ -122,9 +123,12 @@ def ids(make_task, make_plan, agent, other_agent):
     )
     gone_delivery = WebhookDelivery.objects.create(endpoint=gone_endpoint, event=event)
     webhook_endpoint_delete(endpoint_id=gone_endpoint.pk)  # its deliveries go with it
+    (item,) = checklist_items_add(task, [{"text": "Ours"}], actor=None)
+    (foreign_item,) = checklist_items_add(foreign_task, [{"text": "Theirs"}], actor=None)
     absent = str(uuid.uuid4())
     return {
         "task_id": [str(task.pk), str(foreign_task.pk), absent],
+        "item_id": [str(item.pk), str(foreign_item.pk), absent],
         "action_plan_id": [str(plan.pk), str(foreign_plan.pk), absent],
         "event_id": [str(event.pk), str(foreign_event.pk), absent],
         "alert_id": [str(alert.pk), str(foreign_alert.pk), str(foreign_alert.pk + 1000)],
