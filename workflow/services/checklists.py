@@ -98,8 +98,8 @@ def _check_may_change(task: Task, actor: User | None) -> None:
 @transaction.atomic
 def checklist_items_add_many(
     pairs: list[tuple[Task, list[dict[str, Any]]]],
-    *,
     actor: User | None,
+    *,
     correlation_id: str | None = None,
     caused_by: OutboxEvent | None = None,
 ) -> list[TaskChecklistItem]:
