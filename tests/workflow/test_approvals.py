@@ -6,7 +6,7 @@ import pytest
 
 from outbox.models import OutboxEvent
 from polaris.audit.models import AuditEntry
-from polaris.errors import GuardFailed, NotFound, PermissionDenied, ValidationFailed
+from polaris.errors import Conflict, GuardFailed, NotFound, PermissionDenied, ValidationFailed
 from tests.factories import AdminFactory, AgentFactory, SupervisorFactory
 from workflow.errors import ApprovalAlreadyRecorded, ApprovalNotOpen
 from workflow.guards import approved
@@ -219,7 +219,7 @@ def test_setting_and_changing_the_policy(plan, agent, supervisor, supervisors):
     assert approved(ActionPlan.objects.get(pk=plan.pk))
     assert AuditEntry.objects.filter(action="action_plan.approval_policy_changed").count() == 3
     action_plan_activate(action_plan_id=plan.pk, actor=agent)
-    with pytest.raises(ValidationFailed):  # only a draft's policy changes
+    with pytest.raises(Conflict):  # only a draft's policy changes
         set_policy(plan, {"count": 1, "role": "supervisor"}, supervisor)
 
 

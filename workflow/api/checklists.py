@@ -44,13 +44,17 @@ class ChecklistAddSerializer(StrictFieldsMixin, serializers.Serializer):
     items = ChecklistItemInputSerializer(  # type: ignore[call-arg]  # DRF ≥ 3.14 takes max_length
         many=True,
         allow_empty=False,
+        min_length=1,
         max_length=CHECKLIST_MAX_ITEMS,
         help_text=f"Appended in order; a task has at most {CHECKLIST_MAX_ITEMS} items.",
     )
 
 
 class ChecklistItemUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
-    done = serializers.BooleanField(help_text="true ticks the item, false unticks it.")
+    done = serializers.BooleanField(
+        required=False,
+        help_text="true ticks the item, false unticks it; left out, nothing changes (a PATCH names what does).",
+    )
 
 
 def _task_response(task: Task, request: Request, code: int = status.HTTP_200_OK) -> Response:
@@ -97,7 +101,7 @@ class TaskChecklistItemView(APIView):
             task, _, _ = checklist_item_set_done(
                 task_id=task_id,
                 item_id=item_id,
-                done=serializer.validated_data["done"],
+                done=serializer.validated_data.get("done"),
                 actor=caller(request),
                 correlation_id=correlation_id_of(request),
             )

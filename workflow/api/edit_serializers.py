@@ -62,6 +62,8 @@ class TaskAssignSerializer(StrictFieldsMixin, serializers.Serializer):
 class ApprovalPolicyInputSerializer(StrictFieldsMixin, ApprovalPolicySerializer):
     """An approval policy in a write body (strict: unknown keys are a 400)."""
 
+    openapi_exactly_one_of = ("approvers", "role")
+
 
 class ActionPlanUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     class Meta:

@@ -12,6 +12,7 @@ from rest_framework import serializers
 
 from polaris.access import is_client
 from polaris.accounts.models import Agency
+from polaris.api.schema import DistinctListField
 from polaris.api.strict import StrictFieldsMixin
 from workflow import selectors
 from workflow.api.serializers import (
@@ -31,8 +32,12 @@ from workflow.validation import TITLE_MAX_LENGTH
 class ApprovalPolicySerializer(serializers.Serializer):
     """``{"count": N, "approvers": [user ids]}`` or ``{"count": N, "role": "supervisor" | "agency"}``."""
 
-    count = serializers.IntegerField(min_value=1, max_value=APPROVAL_MAX_COUNT)
-    approvers = serializers.ListField(
+    count = serializers.IntegerField(
+        min_value=1,
+        max_value=APPROVAL_MAX_COUNT,
+        help_text="Approvals needed; at most the number of approvers.",
+    )
+    approvers = DistinctListField(
         child=serializers.IntegerField(min_value=1, max_value=MAX_BIGINT),
         min_length=1,
         max_length=APPROVERS_MAX,

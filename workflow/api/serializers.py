@@ -344,8 +344,9 @@ class TaskTransitionSerializer(StrictFieldsMixin, serializers.Serializer):
         required=False,
         default=False,
         help_text=(
-            "Complete although required checklist items are open: supervisors of the task's agency and "
-            "admins only (403 otherwise), with a reason; recorded on the event as overridden_guards."
+            "Complete although required checklist items are open: with target_state completed and a "
+            "reason; supervisors of the task's agency and admins only (403 otherwise); recorded on the "
+            "event as overridden_guards."
         ),
     )
 

@@ -14,7 +14,7 @@ current round (guard ``approved``). The rules, decided here:
   longer count, and everyone may vote again. The comment is shown on the plan as ``last_rejection``.
 - Setting a policy where there is none is any staff's to do; changing or removing one is an admin's or a
   supervisor's of the plan's agency (so the people a policy gates cannot lift it). Only a draft's policy
-  can change; a change starts a new round and is audited.
+  can change (409 otherwise); a change starts a new round and is audited.
 
 Every vote is an ``ActionPlanApprovalRecorded`` event on the plan's stream, written under the plan's row
 lock, so concurrent votes are counted one after the other and an activation waits for them. Comments are
@@ -33,7 +33,7 @@ from polaris.access import is_admin, is_agent, is_client, is_supervisor, require
 from polaris.accounts.models import User
 from polaris.audit.services import audit_record
 from polaris.erasure import eraser_register, rows_erase, text_digest
-from polaris.errors import PermissionDenied, ValidationFailed
+from polaris.errors import Conflict, PermissionDenied, ValidationFailed
 from workflow.errors import ApprovalAlreadyRecorded, ApprovalNotOpen
 from workflow.events import EventType
 from workflow.models import ActionPlan, ActionPlanApproval, ActionPlanState, ApprovalDecision
@@ -92,7 +92,10 @@ def approval_policy_validate(value: Any, agency: Any) -> dict[str, Any] | None:
         if is_admin(user) or (is_agent(user) and str(user.agency_id) == str(agency_id))
     }
     if missing := [pk for pk in approvers if pk not in eligible]:
-        raise _invalid(f"Not an admin or staff of the plan's agency: {', '.join(map(str, missing))}.")
+        raise _invalid(
+            f"Approver {', '.join(map(str, missing))} does not exist among the admins and the staff of the "
+            "plan's agency."
+        )
     return {"count": count, "approvers": list(approvers)}
 
 
@@ -192,9 +195,7 @@ def approval_policy_changes(
     if policy == plan.approval_policy:
         return {**changes, "approval_policy": policy}
     if plan.state != ActionPlanState.DRAFT:
-        raise ValidationFailed(
-            details={"approval_policy": ["Only a draft plan's approval policy can change."]}
-        )
+        raise Conflict("Only a draft plan's approval policy can change.", details={"state": plan.state})
     if plan.approval_policy is not None:
         require_manager(
             actor,

@@ -128,7 +128,14 @@ def checklist_items_add_many(
         _check_may_change(task, actor)
         items = wanted[task.pk]
         if task.checklist_size + len(items) > CHECKLIST_MAX_ITEMS:
-            raise ValidationFailed(details={"items": [f"A task has at most {CHECKLIST_MAX_ITEMS} items."]})
+            raise ValidationFailed(
+                details={
+                    "items": [
+                        f"A task holds at most {CHECKLIST_MAX_ITEMS} checklist items; this one already "
+                        f"has {task.checklist_size}."
+                    ]
+                }
+            )
         rows.extend(
             TaskChecklistItem(
                 task_id=task.pk,
@@ -207,14 +214,15 @@ def checklist_item_set_done(
     *,
     task_id: Any,
     item_id: Any,
-    done: bool,
+    done: bool | None,
     actor: User | None,
     correlation_id: str | None = None,
     caused_by: OutboxEvent | None = None,
 ) -> tuple[Task, TaskChecklistItem, OutboxEvent | None]:
     """Tick (``done=True``) or untick an item, with one ``TaskChecklistItemChanged`` (none if it already
-    was). Staff of the task's agency and admins (a client: ``PermissionDenied``); a task or item out of
-    scope is ``NotFound``; a completed or cancelled task is ``TaskClosed``."""
+    was, or ``done`` is ``None``: a PATCH that names nothing). Staff of the task's agency and admins (a
+    client: ``PermissionDenied``); a task or item out of scope is ``NotFound``; a completed or cancelled
+    task is ``TaskClosed``."""
     scoped = task_get(user=actor, task_id=task_id)
     task = row_get(Task, where={"id": scoped.pk}, lock=True)
     assert task is not None  # rows are never deleted while referenced
@@ -226,7 +234,7 @@ def checklist_item_set_done(
     if item is None:
         raise NotFound("Checklist item not found.")
     _check_may_change(task, actor)
-    if item.done == done:
+    if done is None or item.done == done:
         return task, item, None
     item.done = done
     item.done_by = actor if done else None
@@ -249,14 +257,14 @@ def checklist_override_apply(*, task: Task, actor: User | None, target_state: st
     """A completion that overrides open required items: a supervisor of the task's agency or an admin
     (``PermissionDenied`` for anyone else, agents included), with a reason (``ValidationFailed``). The
     override is left on the instance for the guard and the event (``overridden_guards``)."""
-    if target_state != TaskState.COMPLETED:
-        raise ValidationFailed(
-            details={"override_checklist": ["Only a completion can override the checklist."]}
-        )
     supervisor_here = is_supervisor(actor) and actor is not None and actor.agency_id == task.agency_id
     if not (is_admin(actor) or supervisor_here):
         raise PermissionDenied(
             "Only a supervisor of the task's agency or an admin may override its checklist."
+        )
+    if target_state != TaskState.COMPLETED:
+        raise ValidationFailed(
+            details={"override_checklist": ["Only a completion can override the checklist."]}
         )
     if not reason.strip():
         raise ValidationFailed(details={"reason": ["Overriding the checklist needs a reason."]})

@@ -129,8 +129,12 @@ def test_bad_bodies_are_400_and_write_nothing(agent_api, task, body):
 def test_bad_ticks(agent_api, task):
     item = add(agent_api, task, [{"text": "One"}]).json()["checklist"][0]
     assert_envelope(tick(agent_api, task, item["id"], "true"), 400, "VALIDATION_ERROR")
-    bad = agent_api.patch(f"/api/workflow/tasks/{task.pk}/checklist/{item['id']}", {}, format="json")
-    assert_envelope(bad, 400, "VALIDATION_ERROR")
+    # A PATCH names only what changes: an empty one changes nothing and writes no event.
+    empty = agent_api.patch(f"/api/workflow/tasks/{task.pk}/checklist/{item['id']}", {}, format="json")
+    assert empty.status_code == 200, empty.json()
+    assert empty.json()["checklist"][0]["done"] is False
+    assert empty.json()["version"] == Task.objects.get(pk=task.pk).version
+    assert_envelope(tick(agent_api, task, item["id"], None), 400, "VALIDATION_ERROR")
     assert_envelope(tick(agent_api, task, "00000000-0000-0000-0000-000000000000"), 404, "NOT_FOUND")
     assert_envelope(tick(agent_api, task, "nope"), 404, "NOT_FOUND")
 
