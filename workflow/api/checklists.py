@@ -53,7 +53,7 @@ class ChecklistAddSerializer(StrictFieldsMixin, serializers.Serializer):
 class ChecklistItemUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     done = serializers.BooleanField(
         required=False,
-        help_text="true ticks the item, false unticks it; left out, nothing changes (a PATCH names what does).",
+        help_text="true ticks the item, false unticks it; left out, nothing changes.",
     )
 
 
