@@ -17,6 +17,8 @@ from workflow.services.approvals import APPROVAL_COMMENT_MAX_LENGTH, action_plan
 
 
 class ApprovalCreateSerializer(StrictFieldsMixin, serializers.Serializer):
+    """An approver's vote."""
+
     decision = serializers.ChoiceField(choices=ApprovalDecision.choices)
     comment = serializers.CharField(
         required=False,

@@ -34,6 +34,8 @@ ITEM_ID = uuid_path_parameter("item_id", "The checklist item's id.")
 
 
 class ChecklistItemInputSerializer(StrictFieldsMixin, serializers.Serializer):
+    """One checklist item to add."""
+
     text = serializers.CharField(max_length=CHECKLIST_TEXT_MAX_LENGTH)
     required = serializers.BooleanField(  # type: ignore[assignment]  # the field is named "required"
         required=False, default=True, help_text="A required item left open refuses completion (default true)."
@@ -41,16 +43,20 @@ class ChecklistItemInputSerializer(StrictFieldsMixin, serializers.Serializer):
 
 
 class ChecklistAddSerializer(StrictFieldsMixin, serializers.Serializer):
-    items = ChecklistItemInputSerializer(  # type: ignore[call-arg]  # DRF ≥ 3.14 takes max_length
-        many=True,
-        allow_empty=False,
+    """Items to append to a task's checklist, in order."""
+
+    # A ListField, not ``many=True``: its bounds reach the schema (minItems, maxItems).
+    items = serializers.ListField(
+        child=ChecklistItemInputSerializer(),
         min_length=1,
         max_length=CHECKLIST_MAX_ITEMS,
-        help_text=f"Appended in order; a task has at most {CHECKLIST_MAX_ITEMS} items.",
+        help_text=f"Appended in order; a task holds at most {CHECKLIST_MAX_ITEMS} items in all.",
     )
 
 
 class ChecklistItemUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
+    """A tick or an untick."""
+
     done = serializers.BooleanField(
         required=False,
         help_text="true ticks the item, false unticks it; left out, nothing changes.",
