@@ -55,10 +55,10 @@ def test_policy_validation(agency, other_agency, supervisor, agent, client_user,
         "supervisor",
         {"count": 1},
         {"count": 0, "role": "supervisor"},
-        {"count": 11, "role": "supervisor"},
+        {"count": 21, "role": "supervisor"},
         {"count": True, "role": "supervisor"},
         {"count": "1", "role": "supervisor"},
-        {"count": 1, "role": "admin"},
+        {"count": 1, "role": "boss"},
         {"count": 1, "role": "supervisor", "approvers": [supervisor.pk]},
         {"count": 1, "role": "supervisor", "extra": 1},
         {"count": 2, "approvers": [supervisor.pk]},
@@ -68,7 +68,7 @@ def test_policy_validation(agency, other_agency, supervisor, agent, client_user,
         {"count": 1, "approvers": [client_user.pk]},
         {"count": 1, "approvers": [other_agent.pk]},
         {"count": 1, "approvers": [2**62]},
-        {"count": 1, "approvers": list(range(1, 22))},
+        {"count": 1, "approvers": list(range(1, 52))},
     ]
     for value in bad:
         with pytest.raises(ValidationFailed) as refused:
@@ -132,6 +132,14 @@ def test_a_role_policy(plan, agent, supervisor, agency):
         vote(plan, AgentFactory(agency=agency))
     vote(plan, supervisor)
     action_plan_activate(action_plan_id=plan.pk, actor=agent)
+
+
+def test_an_admin_role_policy_takes_admins_only(plan, agent, supervisor):
+    set_policy(plan, {"count": 1, "role": "admin"}, agent)
+    with pytest.raises(PermissionDenied):
+        vote(plan, supervisor)
+    vote(plan, AdminFactory())
+    assert approved(ActionPlan.objects.get(pk=plan.pk))
 
 
 def test_an_agency_role_policy_takes_any_staff_but_the_creator(plan, agent, agency):

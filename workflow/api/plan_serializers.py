@@ -30,7 +30,7 @@ from workflow.validation import TITLE_MAX_LENGTH
 
 
 class ApprovalPolicySerializer(serializers.Serializer):
-    """``{"count": N, "approvers": [user ids]}`` or ``{"count": N, "role": "supervisor" | "agency"}``."""
+    """``{"count": N, "approvers": [user ids]}`` or ``{"count": N, "role": "supervisor|agency|admin"}``."""
 
     count = serializers.IntegerField(
         min_value=1,
@@ -47,7 +47,7 @@ class ApprovalPolicySerializer(serializers.Serializer):
     role = serializers.ChoiceField(
         choices=APPROVER_ROLES,
         required=False,
-        help_text="supervisor: the agency's supervisors; agency: any of its staff.",
+        help_text="supervisor: the agency's supervisors; agency: any of its staff; admin: admins.",
     )
 
 

@@ -2,11 +2,12 @@
 inputs.
 
 A plan with an ``approval_policy`` — ``{"count": N, "approvers": [user ids]}`` or ``{"count": N, "role":
-"supervisor" | "agency"}`` — cannot be activated until ``N`` eligible approvers have approved it in its
-current round (guard ``approved``). The rules, decided here:
+"supervisor" | "agency" | "admin"}`` — cannot be activated until ``N`` eligible approvers have approved it
+in its current round (guard ``approved``). The rules, decided here:
 
 - Eligible: a listed user (an admin, or staff of the plan's agency), or, by role, a supervisor of the
-  plan's agency (``"supervisor"``) or any of its staff (``"agency"``: agents and supervisors). The plan's
+  plan's agency (``"supervisor"``), any of its staff (``"agency"``: agents and supervisors), or an admin
+  (``"admin"``). The plan's
   creator never approves their own plan (four eyes): refused, and not counted.
 - One vote per approver per round; a second is ``409 APPROVAL_ALREADY_RECORDED`` (a vote is a decision
   on the record, not a draft to edit).
@@ -41,10 +42,12 @@ from workflow.selectors import action_plan_get
 
 from .events import event_record_edit
 
-APPROVAL_MAX_COUNT = 10
-APPROVERS_MAX = 20
+# The same bounds and roles as plan templates' ``requires_approval`` (careplans.blueprints), so a policy a
+# template stores is one a plan takes.
+APPROVAL_MAX_COUNT = 20
+APPROVERS_MAX = 50
 APPROVAL_COMMENT_MAX_LENGTH = 2000
-APPROVER_ROLES = ("supervisor", "agency")
+APPROVER_ROLES = ("supervisor", "agency", "admin")
 MAX_BIGINT = 2**63 - 1
 
 
@@ -107,9 +110,12 @@ def approver_eligible(plan: ActionPlan, user: User | None) -> bool:
     if "approvers" in policy:
         in_agency = is_admin(user) or (is_agent(user) and user.agency_id == plan.agency_id)
         return user.pk in policy["approvers"] and in_agency
+    role = policy.get("role")
+    if role == "admin":
+        return is_admin(user)
     if not is_agent(user) or user.agency_id != plan.agency_id:
         return False
-    return policy.get("role") == "agency" or is_supervisor(user)
+    return role == "agency" or is_supervisor(user)
 
 
 def _approvals_in_round(plan: ActionPlan) -> list[ActionPlanApproval]:
