@@ -30,6 +30,7 @@ ORDER = [
     "careplans",
     "search",
     "routing",
+    "checklists",
 ]
 ON_REQUEST = ["soak", "multihost"]  # multihost: root, ip netns and haproxy
 

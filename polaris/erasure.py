@@ -48,6 +48,10 @@ FREE_TEXT_KEYS = frozenset(
         "error",
         "last_error",
         "response_excerpt",
+        # A task's checklist items and a plan's approval comments (in stored responses: workflow's rows
+        # have their own erasers, and events carry neither).
+        "text",
+        "comment",
     }
 )
 

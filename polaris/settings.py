@@ -276,6 +276,8 @@ SPECTACULAR_SETTINGS = {
         "PriorityEnum": "workflow.models.TaskPriority",
         # Registered at start-up, so named through a function (a trigger's event_type and unless share it).
         "TriggerEventTypeEnum": "automation.api.serializers.trigger_event_types",
+        # An approval policy's role (supervisor, agency): a subset of the users' roles, named apart.
+        "ApproverRoleEnum": "workflow.services.approvals.APPROVER_ROLES",
     },
 }
 

@@ -291,6 +291,10 @@ CROSS_APP_SERVICES = {
     # Care plans make a plan through the plan's own create service, and cancel or re-date a plan's tasks (a
     # cancelled predecessor's rule, a migration) through the task's own services, as a user would.
     ("careplans.services.instantiation", "workflow.services.action_plans"),
+    # ... and gives a plan's tasks their blueprints' checklists and the plan its template's approval
+    # policy through the workflow's own checklist and approval services.
+    ("careplans.services.instantiation", "workflow.services.checklists"),
+    ("careplans.services.instantiation", "workflow.services.approvals"),
     ("careplans.readiness", "workflow.services.tasks"),
     ("careplans.services.plan_migrations", "workflow.services.tasks"),
     # Routing assigns through the task's own assignment service (one TaskAssigned, the SLA lock, the

@@ -12,6 +12,8 @@ class WorkflowConfig(AppConfig):
         from . import receivers  # noqa: F401  (connects the post_transition receivers)
         from .events import CLIENT_AGGREGATE_TYPE, CLIENT_PROJECTIONS, WORKFLOW_EVENT_TYPES
         from .models import ActionPlan, Task
+        from .services.approvals import approval_eraser_register
+        from .services.checklists import checklist_eraser_register
         from .services.erasure import workflow_erasers_register
 
         event_types_register(self.label, WORKFLOW_EVENT_TYPES)
@@ -19,3 +21,5 @@ class WorkflowConfig(AppConfig):
         for event_type, projection in CLIENT_PROJECTIONS.items():
             client_projection_register(event_type, projection)
         workflow_erasers_register()
+        checklist_eraser_register()
+        approval_eraser_register()

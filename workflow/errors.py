@@ -41,3 +41,20 @@ class SavedViewLimitReached(errors.Conflict):
 
     error_code = "SAVED_VIEW_LIMIT_REACHED"
     default_message = "You have as many saved views as one person may keep; delete one first."
+
+
+# --- Approvals (workflow.services.approvals) ---------------------------------------------------------
+
+
+class ApprovalNotOpen(errors.Conflict):
+    """Only a draft plan with an approval policy takes approvals."""
+
+    error_code = "APPROVAL_NOT_OPEN"
+    default_message = "This plan takes no approvals: it is not a draft, or it has no approval policy."
+
+
+class ApprovalAlreadyRecorded(errors.Conflict):
+    """One vote per approver per round: a rejection starts a new round, where everyone votes again."""
+
+    error_code = "APPROVAL_ALREADY_RECORDED"
+    default_message = "You have already voted on this plan in its current approval round."

@@ -22,6 +22,10 @@ class EventType:
     CLIENT_UNLINKED = "ClientUnlinked"
     # A client's personal data was erased (aggregate ``client``; the id and the counts, nothing personal).
     CLIENT_ERASED = "ClientErased"
+    # Checklists and approvals (issue #24): on the task's and the plan's streams.
+    TASK_CHECKLIST_ITEMS_ADDED = "TaskChecklistItemsAdded"
+    TASK_CHECKLIST_ITEM_CHANGED = "TaskChecklistItemChanged"
+    ACTION_PLAN_APPROVAL_RECORDED = "ActionPlanApprovalRecorded"
 
 
 # Event types emitted by the workflow app itself; other apps (sla, automation) add their own.
@@ -37,6 +41,9 @@ WORKFLOW_EVENT_TYPES = (
     EventType.CLIENT_LINKED,
     EventType.CLIENT_UNLINKED,
     EventType.CLIENT_ERASED,
+    EventType.TASK_CHECKLIST_ITEMS_ADDED,
+    EventType.TASK_CHECKLIST_ITEM_CHANGED,
+    EventType.ACTION_PLAN_APPROVAL_RECORDED,
 )
 
 # The stream of a client's links (``polaris.accounts.models.client_aggregate_id`` gives its id).
@@ -87,6 +94,14 @@ def event_for_client_as_stored(payload: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
+def approval_event_for_client(payload: dict[str, Any]) -> dict[str, Any]:
+    """An approval as its client reads it: the decision and the counts, not who voted or what they wrote
+    (the deliberation is staff-only)."""
+    payload.pop("approver_id", None)
+    payload.pop("comment", None)
+    return payload
+
+
 CLIENT_PROJECTIONS = {
     EventType.TASK_CREATED: task_event_for_client,
     EventType.TASK_STATE_CHANGED: task_event_for_client,
@@ -99,4 +114,8 @@ CLIENT_PROJECTIONS = {
     EventType.CLIENT_LINKED: event_for_client_as_stored,
     EventType.CLIENT_UNLINKED: event_for_client_as_stored,
     EventType.CLIENT_ERASED: event_for_client_as_stored,  # the client id and counts, nothing personal
+    # Checklist events carry no item text (its length and digest only): a client sees its task's checklist.
+    EventType.TASK_CHECKLIST_ITEMS_ADDED: task_event_for_client,
+    EventType.TASK_CHECKLIST_ITEM_CHANGED: task_event_for_client,
+    EventType.ACTION_PLAN_APPROVAL_RECORDED: approval_event_for_client,
 }

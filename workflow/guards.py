@@ -48,3 +48,30 @@ def has_tasks(plan: Any) -> bool:
 @guard("all_tasks_closed")
 def all_tasks_closed(plan: Any) -> bool:
     return not plan.tasks.exclude(state__in=(TaskState.COMPLETED, TaskState.CANCELLED)).exists()
+
+
+# --- Checklists and approvals (workflow.services.checklists, workflow.services.approvals) -------------
+
+
+@guard("checklist_complete")
+def checklist_complete(task: Any) -> bool:
+    """No required checklist item is open (a counter on the task: no query), unless the completing service
+    recorded a supervisor's override on the instance (``guards_overridden``, not a column)."""
+    if task.checklist_open_required == 0:
+        return True
+    return "checklist_complete" in getattr(task, "guards_overridden", ())
+
+
+@guard("approved")
+def approved(plan: Any) -> bool:
+    """A plan with an ``approval_policy`` has ``count`` approvals in its current round (only eligible
+    approvers can vote, so every approval counts). Reads the prefetched approvals when there are some."""
+    policy = plan.approval_policy
+    if not policy:
+        return True
+    votes = [
+        vote
+        for vote in plan.approvals.all()
+        if vote.round == plan.approval_round and vote.decision == "approve"
+    ]
+    return len(votes) >= int(policy.get("count", 1))

@@ -48,6 +48,11 @@ class ActionPlan(FSMModelMixin, models.Model):
     )
     # Position in this aggregate's event stream: the sequence of its latest event.
     version = models.PositiveIntegerField(default=1, editable=False)
+    # Approvals (workflow.services.approvals): ``{"count": N, "approvers": [ids]}`` or ``{"count": N,
+    # "role": "supervisor"}``; null: activation needs none. A rejection or a policy change starts a new
+    # round: only the current round's approvals count.
+    approval_policy = models.JSONField(null=True, blank=True, default=None)
+    approval_round = models.PositiveIntegerField(default=1, db_default=1, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -62,7 +67,7 @@ class ActionPlan(FSMModelMixin, models.Model):
         field=state,
         source=ActionPlanState.DRAFT,
         target=ActionPlanState.ACTIVE,
-        conditions=[guards.has_tasks],
+        conditions=[guards.has_tasks, guards.approved],
         permission=is_staff_for,
     )
     def activate(self, *, context) -> None:
@@ -133,6 +138,10 @@ class Task(FSMModelMixin, models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Counters of the task's checklist (workflow.services.checklists keeps them in the statement that
+    # advances the task): the checklist_complete guard and a representation without items read no rows.
+    checklist_size = models.PositiveSmallIntegerField(default=0, db_default=0, editable=False)
+    checklist_open_required = models.PositiveSmallIntegerField(default=0, db_default=0, editable=False)
     state = FSMField(default=TaskState.NEW, choices=TaskState.choices, protected=True)
     version = models.PositiveIntegerField(default=1, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -193,6 +202,7 @@ class Task(FSMModelMixin, models.Model):
         field=state,
         source=TaskState.IN_PROGRESS,
         target=TaskState.COMPLETED,
+        conditions=[guards.checklist_complete],
         permission=is_staff_for,
     )
     def complete(self, *, context) -> None:
@@ -207,3 +217,61 @@ class Task(FSMModelMixin, models.Model):
     def cancel(self, *, context) -> None:
         self.blocked_reason = ""
         self.blocked_reason_internal = False
+
+
+# --- Checklists and approvals (issue #24: workflow.services.checklists, workflow.services.approvals) ---
+
+
+class TaskChecklistItem(models.Model):
+    """One step of a task's checklist, in ``position`` order. Ticked and unticked by the task's staff;
+    a required item left open refuses the task's completion (guard ``checklist_complete``)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="checklist_items")
+    position = models.PositiveSmallIntegerField()
+    text = models.CharField(max_length=500)
+    required = models.BooleanField(default=True)
+    done = models.BooleanField(default=False)
+    done_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    done_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("task", "position")
+        constraints = [
+            models.UniqueConstraint(fields=["task", "position"], name="checklist_item_task_position_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class ApprovalDecision(models.TextChoices):
+    APPROVE = "approve", "Approve"
+    REJECT = "reject", "Reject"
+
+
+class ActionPlanApproval(models.Model):
+    """One approver's vote on a draft plan, in the plan's current ``approval_round`` (one per approver and
+    round). Kept after a rejection starts a new round: the history of who decided what."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    action_plan = models.ForeignKey(ActionPlan, on_delete=models.CASCADE, related_name="approvals")
+    round = models.PositiveIntegerField()
+    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decision = models.CharField(max_length=16, choices=ApprovalDecision.choices)
+    comment = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("action_plan", "round", "created_at", "id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["action_plan", "round", "approver"], name="plan_approval_one_vote_per_round"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.decision} by {self.approver_id}"

@@ -22,7 +22,15 @@ from polaris.sql.querysets import statement_cached
 from workflow import extensions
 
 from .machines import transitions_of
-from .models import ActionPlan, SavedView, Task, TaskPriority, TaskState
+from .models import (
+    ActionPlan,
+    ActionPlanApproval,
+    SavedView,
+    Task,
+    TaskChecklistItem,
+    TaskPriority,
+    TaskState,
+)
 from .search import search_is_narrow, tasks_search
 
 M = TypeVar("M", Task, ActionPlan)
@@ -186,8 +194,8 @@ def action_plan_list(*, user: User, filters: Mapping[str, Any]) -> QuerySet[Acti
         plans = plans.filter(client_id=filters["client"])
     if "agency" in filters:
         plans = plans.filter(agency_id=filters["agency"])
-    # The has_tasks guard behind available_transitions reads the prefetched tasks.
-    return plans.prefetch_related("tasks").order_by("-created_at", "id")
+    # The has_tasks and approved guards behind available_transitions read the prefetched rows.
+    return plans.prefetch_related("tasks", "approvals").order_by("-created_at", "id")
 
 
 def user_list(*, user: User, filters: Mapping[str, Any]) -> QuerySet[User]:
@@ -310,3 +318,77 @@ def saved_view_get(*, user: User | None, view_id: Any) -> SavedView:
     if view is None:
         raise NotFound("Saved view not found.")
     return view
+
+
+# --- Checklists and approvals (issue #24) ---------------------------------------------------------------
+
+_CHECKLIST_CACHE = "_checklist_cache"
+
+
+def checklist_items_of(task: Task) -> list[TaskChecklistItem]:
+    """The task's checklist in order: no query for a task without items (its ``checklist_size``), none
+    when ``checklists_prefetch`` loaded it, else one (kept on the instance)."""
+    if not task.checklist_size:
+        return []
+    cached = task.__dict__.get(_CHECKLIST_CACHE)
+    if cached is None:
+        cached = list(TaskChecklistItem.objects.filter(task_id=task.pk).order_by("position"))
+        task.__dict__[_CHECKLIST_CACHE] = cached
+    return cached
+
+
+def checklists_prefetch(tasks: list[Task]) -> None:
+    """Load the checklists of a page of tasks in one query (none when no task has items)."""
+    wanting = {
+        task.pk: task for task in tasks if task.checklist_size and _CHECKLIST_CACHE not in task.__dict__
+    }
+    if not wanting:
+        return
+    for task in wanting.values():
+        task.__dict__[_CHECKLIST_CACHE] = []
+    for item in TaskChecklistItem.objects.filter(task_id__in=list(wanting)).order_by("task_id", "position"):
+        wanting[item.task_id].__dict__[_CHECKLIST_CACHE].append(item)
+
+
+def approval_status(plan: ActionPlan, *, staff: bool) -> dict[str, Any] | None:
+    """What a plan's approval stands at (``None`` without a policy): the policy, the round, approvals so far
+    and still needed, who of the listed approvers has not voted. For staff also the round's votes with their
+    comments and the last rejection (the deliberation is not a client's to read). Reads the prefetched
+    approvals when there are some."""
+    policy = plan.approval_policy
+    if not policy:
+        return None
+    votes = sorted(plan.approvals.all(), key=lambda vote: (vote.round, vote.created_at, str(vote.pk)))
+    current = [vote for vote in votes if vote.round == plan.approval_round]
+    approvals = sum(1 for vote in current if vote.decision == "approve")
+    required = int(policy["count"])
+    voted = {vote.approver_id for vote in current}
+    status: dict[str, Any] = {
+        "policy": policy,
+        "round": plan.approval_round,
+        "required": required,
+        "approvals": approvals,
+        "still_needed": max(0, required - approvals),
+        "approved": approvals >= required,
+        "pending_approvers": (
+            [pk for pk in policy["approvers"] if pk not in voted and pk != plan.created_by_id]
+            if "approvers" in policy
+            else None
+        ),
+    }
+    if staff:
+        rejections = [vote for vote in votes if vote.decision == "reject"]
+        status["votes"] = [_vote(vote) for vote in current]
+        status["last_rejection"] = _vote(rejections[-1]) if rejections else None
+    return status
+
+
+def _vote(vote: ActionPlanApproval) -> dict[str, Any]:
+    return {
+        "id": str(vote.pk),
+        "round": vote.round,
+        "approver": vote.approver_id,
+        "decision": vote.decision,
+        "comment": vote.comment,
+        "created_at": vote.created_at,
+    }

@@ -22,6 +22,8 @@ from sla.clock import sla_record_start
 from workflow.events import EventType, task_facts
 from workflow.models import ActionPlan, Task
 from workflow.services.action_plans import action_plan_create
+from workflow.services.approvals import approval_policy_validate
+from workflow.services.checklists import checklist_items_add_many
 
 from ..due_dates import CalendarCache
 from ..models import PlanTemplateVersion, TaskDependency, TemplatedPlan, TemplatedTask
@@ -129,15 +131,23 @@ def plan_tasks_insert(
             sla_record_start(task=task, now=now)
 
 
-def _plan_extras_apply(plan: ActionPlan, tasks: list[Task], version: PlanTemplateVersion) -> None:
-    """The integration point for checklists and approvals (built in the workflow app by another change).
-
-    TODO(H5 integration, wired by the lead after merging): for each task, call
-    ``workflow.services.checklists.checklist_items_add(task=task, items=<its blueprint's "checklist">,
-    actor=None)`` (the blueprint: ``version.blueprints`` by ``task._blueprint_key``), and set
-    ``plan.approval_policy = version.requires_approval`` (saved, so the ``approved`` activation guard
-    reads it). Until then the template stores both and this does nothing.
-    """
+def _plan_extras_apply(
+    plan: ActionPlan, tasks: list[Task], version: PlanTemplateVersion, *, correlation_id: str | None
+) -> None:
+    """The blueprints' checklists (one batch for every task: three statements, one event per task with
+    items) and the version's approval policy, checked again against the plan's agency (an approver listed
+    when the template was written may have left it since: the plan is then refused, naming them)."""
+    checklists = {blueprint["key"]: blueprint.get("checklist") or [] for blueprint in version.blueprints}
+    pairs = [
+        (task, checklists[task._blueprint_key])  # type: ignore[attr-defined]
+        for task in tasks
+        if checklists.get(task._blueprint_key)  # type: ignore[attr-defined]
+    ]
+    if pairs:
+        checklist_items_add_many(pairs, None, correlation_id=correlation_id)
+    if version.requires_approval:
+        plan.approval_policy = approval_policy_validate(version.requires_approval, plan.agency_id)
+        plan.save(update_fields=["approval_policy"])
 
 
 @transaction.atomic
@@ -181,5 +191,5 @@ def plan_instantiate(
     plan_tasks_insert(
         plan=plan, tasks=tasks, dependencies=dependencies, version=version, context=context, now=now
     )
-    _plan_extras_apply(plan, tasks, version)
+    _plan_extras_apply(plan, tasks, version, correlation_id=correlation_id)
     return plan

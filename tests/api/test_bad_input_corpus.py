@@ -37,6 +37,7 @@ from sla.configs import sla_config_create
 from sla.models import SLAConfig, SLARepair
 from tests.factories import ClientFactory
 from workflow.services.action_plans import action_plan_create
+from workflow.services.checklists import checklist_items_add
 from workflow.services.saved_views import saved_view_create
 from workflow.services.tasks import task_create
 
@@ -132,6 +133,8 @@ def ids(make_task, make_plan, agent, other_agent):
     )
     view = saved_view_create(actor=agent, name="Corpus view", filter={"state": "new"}, shared=True)
     foreign_view = saved_view_create(actor=other_agent, name="Their view", filter={})
+    (item,) = checklist_items_add(task, [{"text": "Ours"}], actor=None)
+    (foreign_item,) = checklist_items_add(foreign_task, [{"text": "Theirs"}], actor=None)
     absent = str(uuid.uuid4())
     repair = SLARepair.objects.create(
         change={"kind": "recompute"}, scope={"open": True}, as_of=task.created_at
@@ -141,6 +144,7 @@ def ids(make_task, make_plan, agent, other_agent):
     return {
         "template_id": [str(template.pk), str(foreign_template.pk), str(foreign_template.pk + 1000)],
         "task_id": [str(task.pk), str(foreign_task.pk), absent],
+        "item_id": [str(item.pk), str(foreign_item.pk), absent],
         "action_plan_id": [str(plan.pk), str(foreign_plan.pk), absent],
         "event_id": [str(event.pk), str(foreign_event.pk), absent],
         "alert_id": [str(alert.pk), str(foreign_alert.pk), str(foreign_alert.pk + 1000)],

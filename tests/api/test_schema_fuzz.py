@@ -80,6 +80,15 @@ DATA_DEPENDENT_MESSAGES = (
     # starts, and lasts at most 366 days.
     "Must be after closed_from.",
     "days after closed_from.",
+    # Checklists and approvals (workflow.services.checklists, .approvals): a task's items counted with
+    # those it already has (stored data); and relations between fields of one body, each said in the
+    # field's description: an override is for a completion and needs a reason, a rejection needs a comment,
+    # a policy's count cannot exceed its approvers.
+    "checklist items; this one already has",
+    "Only a completion can override the checklist.",
+    "Overriding the checklist needs a reason.",
+    "A rejection needs a comment saying why.",
+    "count cannot exceed the number of approvers.",
 )
 
 # Fields the schema must call optional but the server requires from some callers, by (persona, method,

@@ -47,9 +47,10 @@ from workflow.services.action_plans import (
 PLAN_ID = uuid_path_parameter("action_plan_id", "The action plan's id.")
 
 
-def _detail(plan: ActionPlan, request: Request) -> dict:
-    # One query for the task summary, the per-state counts and the has_tasks guard alike.
-    prefetch_related_objects([plan], "tasks")
+def plan_detail(plan: ActionPlan, request: Request) -> dict:
+    """The plan's detail representation. One query each for the task summary, the per-state counts and the
+    has_tasks guard alike, and for the approval block and the approved guard."""
+    prefetch_related_objects([plan], "tasks", "approvals")
     return ActionPlanDetailSerializer(plan, context=serializer_context(request)).data
 
 
@@ -104,7 +105,7 @@ class ActionPlanListCreateView(APIView):
                 )
             else:
                 plan = _plan_from_template(request, template_id=template_id, values=values)
-            return Response(_detail(plan, request), status=status.HTTP_201_CREATED)
+            return Response(plan_detail(plan, request), status=status.HTTP_201_CREATED)
 
         return idempotent_response(request=request, scope="POST workflow/action-plans", perform=perform)
 
@@ -118,7 +119,7 @@ class ActionPlanDetailView(APIView):
     )
     def get(self, request: Request, action_plan_id: str) -> Response:
         plan = selectors.action_plan_get(user=caller(request), action_plan_id=action_plan_id)
-        return with_etag(Response(_detail(plan, request)), plan.version)
+        return with_etag(Response(plan_detail(plan, request)), plan.version)
 
     @extend_schema(
         tags=["action plans"],
@@ -138,7 +139,7 @@ class ActionPlanDetailView(APIView):
                 expected_version=if_match_version(request),
                 correlation_id=correlation_id_of(request),
             )
-            return with_etag(Response(_detail(plan, request)), plan.version)
+            return with_etag(Response(plan_detail(plan, request)), plan.version)
 
         scope = f"PATCH workflow/action-plans/{action_plan_id}"
         return idempotent_response(request=request, scope=scope, perform=perform)
@@ -164,7 +165,7 @@ class _ActionPlanTransitionView(APIView):
                 Response(
                     {
                         "success": True,
-                        "action_plan": _detail(plan, request),
+                        "action_plan": plan_detail(plan, request),
                         "event": EventSerializer(event, context=serializer_context(request)).data,
                     }
                 ),

@@ -14,7 +14,7 @@ from rest_framework import serializers
 
 from polaris.api.strict import StrictFieldsMixin
 from workflow.api.filters import TaskFilterObjectSerializer
-from workflow.api.plan_serializers import PLAN_READ_ONLY_NAMES
+from workflow.api.plan_serializers import PLAN_READ_ONLY_NAMES, ApprovalPolicySerializer
 from workflow.api.serializers import (
     TASK_READ_ONLY_NAMES,
     ScopedActionPlanField,
@@ -58,12 +58,26 @@ class TaskAssignSerializer(StrictFieldsMixin, serializers.Serializer):
     )
 
 
+class ApprovalPolicyInputSerializer(StrictFieldsMixin, ApprovalPolicySerializer):
+    """An approval policy in a write body (strict: unknown keys are a 400)."""
+
+    openapi_exactly_one_of = ("approvers", "role")
+
+
 class ActionPlanUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
     class Meta:
         read_only_names = (*PLAN_READ_ONLY_NAMES, "client", "agency")
 
     title = serializers.CharField(max_length=TITLE_MAX_LENGTH, required=False)
     description = serializers.CharField(required=False, allow_blank=True, max_length=10000)
+    approval_policy = ApprovalPolicyInputSerializer(
+        required=False,
+        allow_null=True,
+        help_text=(
+            "Approvals activation will need (null: none). Draft plans only; changing or removing an "
+            "existing policy is for admins and the agency's supervisors. Starts a new round; audited."
+        ),
+    )
 
 
 class BulkTransitionParamsSerializer(StrictFieldsMixin, serializers.Serializer):

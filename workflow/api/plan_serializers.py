@@ -10,7 +10,9 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from polaris.access import is_client
 from polaris.accounts.models import Agency
+from polaris.api.schema import DistinctListField
 from polaris.api.strict import StrictFieldsMixin
 from workflow import selectors
 from workflow.api.serializers import (
@@ -22,11 +24,72 @@ from workflow.api.serializers import (
     _ListQuerySerializer,
     default_agency,
 )
-from workflow.models import ActionPlan, ActionPlanState, Task, TaskState
+from workflow.models import ActionPlan, ActionPlanState, ApprovalDecision, Task, TaskState
+from workflow.services.approvals import APPROVAL_MAX_COUNT, APPROVER_ROLES, APPROVERS_MAX
 from workflow.validation import TITLE_MAX_LENGTH
 
 
+class ApprovalPolicySerializer(serializers.Serializer):
+    """``{"count": N, "approvers": [user ids]}`` or ``{"count": N, "role": "supervisor|agency|admin"}``."""
+
+    count = serializers.IntegerField(
+        min_value=1,
+        max_value=APPROVAL_MAX_COUNT,
+        help_text="Approvals needed; at most the number of approvers.",
+    )
+    approvers = DistinctListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_BIGINT),
+        min_length=1,
+        max_length=APPROVERS_MAX,
+        required=False,
+        help_text="User ids (admins or staff of the plan's agency); or name a role instead.",
+    )
+    role = serializers.ChoiceField(
+        choices=APPROVER_ROLES,
+        required=False,
+        help_text="supervisor: the agency's supervisors; agency: any of its staff; admin: admins.",
+    )
+
+
+class ApprovalVoteSerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    round = serializers.IntegerField(read_only=True)
+    approver = serializers.IntegerField(read_only=True)
+    decision = serializers.ChoiceField(choices=ApprovalDecision.choices, read_only=True)
+    comment = serializers.CharField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+
+
+class ApprovalStatusSerializer(serializers.Serializer):
+    policy = ApprovalPolicySerializer(read_only=True)
+    round = serializers.IntegerField(
+        read_only=True, help_text="A rejection or a policy change starts a new round."
+    )
+    required = serializers.IntegerField(read_only=True)  # type: ignore[assignment]  # named "required"
+    approvals = serializers.IntegerField(read_only=True, help_text="Approvals in the current round.")
+    still_needed = serializers.IntegerField(read_only=True)
+    approved = serializers.BooleanField(read_only=True)
+    pending_approvers = serializers.ListField(
+        child=serializers.IntegerField(),
+        read_only=True,
+        allow_null=True,
+        help_text="Listed approvers who have not voted this round (null for a role policy).",
+    )
+    votes = ApprovalVoteSerializer(
+        many=True, read_only=True, required=False, help_text="Staff only: this round's votes."
+    )
+    last_rejection = ApprovalVoteSerializer(
+        read_only=True,
+        allow_null=True,
+        required=False,
+        help_text="Staff only: the latest rejection and its comment.",
+    )
+
+
 class ActionPlanSerializer(serializers.ModelSerializer):
+    approval_policy = ApprovalPolicySerializer(
+        read_only=True, allow_null=True, help_text="Approvals activation needs; null: none."
+    )
     available_transitions = serializers.SerializerMethodField(
         help_text="Target states the caller may move this plan to now (guards and permissions applied)."
     )
@@ -44,6 +107,7 @@ class ActionPlanSerializer(serializers.ModelSerializer):
             "created_by",
             "created_at",
             "updated_at",
+            "approval_policy",
             "available_transitions",
         )
         read_only_fields = fields
@@ -65,10 +129,21 @@ class TaskSummarySerializer(serializers.ModelSerializer):
 class ActionPlanDetailSerializer(ActionPlanSerializer):
     tasks = serializers.SerializerMethodField()
     task_counts = serializers.SerializerMethodField(help_text="Number of the plan's tasks in each state.")
+    approval = serializers.SerializerMethodField(
+        help_text="Where the plan's approval stands (null without a policy); votes and comments staff only."
+    )
 
     class Meta(ActionPlanSerializer.Meta):
-        fields: tuple[str, ...] = (*ActionPlanSerializer.Meta.fields, "task_counts", "tasks")  # type: ignore[assignment]
+        fields: tuple[str, ...] = (*ActionPlanSerializer.Meta.fields, "approval", "task_counts", "tasks")  # type: ignore[assignment]
         read_only_fields = fields  # type: ignore[assignment]
+
+    @extend_schema_field(ApprovalStatusSerializer(allow_null=True))
+    def get_approval(self, plan: ActionPlan) -> Any:
+        status = selectors.approval_status(plan, staff=not is_client(_caller(self)))
+        if status is None:
+            return None
+        # Staff-only keys absent from a client's status stay absent (DRF would render them as null).
+        return {key: value for key, value in ApprovalStatusSerializer(status).data.items() if key in status}
 
     @extend_schema_field(TaskSummarySerializer(many=True))
     def get_tasks(self, plan: ActionPlan) -> Any:
@@ -93,6 +168,7 @@ PLAN_READ_ONLY_NAMES = (
     "created_at",
     "updated_at",
     "available_transitions",
+    "approval",
     "task_counts",
     "tasks",
 )

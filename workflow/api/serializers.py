@@ -151,8 +151,50 @@ def slug_field(*, example: str, allow_blank: bool = False, **kwargs: Any) -> ser
 # --- Tasks ----------------------------------------------------------------------------------------
 
 
+class ChecklistItemSerializer(serializers.Serializer):
+    """One checklist item (``done_by`` is staff-only: absent for clients)."""
+
+    id = serializers.UUIDField(read_only=True)
+    text = serializers.CharField(read_only=True)
+    required = serializers.BooleanField(read_only=True)  # type: ignore[assignment]  # named "required"
+    done = serializers.BooleanField(read_only=True)
+    done_by = serializers.IntegerField(read_only=True, allow_null=True, required=False)
+    done_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+def checklist_render(task: Task, viewer: Any) -> list[dict[str, Any]]:
+    """The task's checklist in order, as ``viewer`` may see it (no query for a task without items)."""
+    client = is_client(viewer)
+    rendered = []
+    for item in selectors.checklist_items_of(task):
+        row: dict[str, Any] = {
+            "id": str(item.pk),
+            "text": str(item.text),
+            "required": bool(item.required),
+            "done": bool(item.done),
+            "done_by": _int_or_none(item.done_by_id),
+            "done_at": _datetime_or_none(item.done_at),
+        }
+        if client:
+            del row["done_by"]
+        rendered.append(row)
+    return rendered
+
+
+class TaskListSerializer(serializers.ListSerializer):
+    """Many tasks: their checklists loaded in one query first (none when no task has items)."""
+
+    def to_representation(self, data: Any) -> list[Any]:
+        tasks = list(data.all() if hasattr(data, "all") else data)
+        selectors.checklists_prefetch(tasks)
+        return super().to_representation(tasks)
+
+
 class TaskSerializer(serializers.Serializer):
     """A task as every endpoint returns it, including the fields other apps register."""
+
+    class Meta:
+        list_serializer_class = TaskListSerializer
 
     id = serializers.UUIDField(read_only=True)
     title = serializers.CharField(read_only=True)
@@ -193,12 +235,19 @@ class TaskSerializer(serializers.Serializer):
     available_transitions = serializers.SerializerMethodField(
         help_text="Target states the caller may move this task to now (guards and permissions applied)."
     )
+    checklist = serializers.SerializerMethodField(
+        help_text="The task's checklist, in order; a required item open refuses completion."
+    )
     sla = SLAExtensionField()
     timers = TimersExtensionField()
 
     @extend_schema_field(serializers.ListField(child=serializers.ChoiceField(choices=TaskState.choices)))
     def get_available_transitions(self, task: Task) -> list[str]:
         return selectors.available_targets(instance=task, user=_caller(self))
+
+    @extend_schema_field(ChecklistItemSerializer(many=True))
+    def get_checklist(self, task: Task) -> list[dict[str, Any]]:
+        return checklist_render(task, _caller(self))
 
     def to_representation(self, instance: Task) -> dict[str, Any]:
         viewer = _caller(self)
@@ -225,6 +274,7 @@ class TaskSerializer(serializers.Serializer):
             "created_at": datetime(instance.created_at),
             "updated_at": datetime(instance.updated_at),
             "available_transitions": selectors.available_targets(instance=instance, user=viewer),
+            "checklist": checklist_render(instance, viewer),
             "sla": None,
             "timers": None,
         }
@@ -250,6 +300,7 @@ TASK_READ_ONLY_NAMES = (
     "updated_at",
     "available_transitions",
     "waiting_on",
+    "checklist",
     "sla",
     "timers",
 )
@@ -297,6 +348,15 @@ class TaskTransitionSerializer(StrictFieldsMixin, serializers.Serializer):
         required=False,
         default=False,
         help_text="The reason is for staff only: stored on the event, left out of a client's view.",
+    )
+    override_checklist = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=(
+            "Complete although required checklist items are open: with target_state completed and a "
+            "reason; supervisors of the task's agency and admins only (403 otherwise); recorded on the "
+            "event as overridden_guards."
+        ),
     )
 
 

@@ -11,7 +11,9 @@ from .action_plans import (
     ActionPlanDetailView,
     ActionPlanListCreateView,
 )
+from .approvals import ActionPlanApprovalsView
 from .bulk import TaskBulkView
+from .checklists import TaskChecklistItemView, TaskChecklistView
 from .clients import ClientEraseView
 from .metadata import MetadataView
 from .saved_views import SavedViewDetailView, SavedViewListCreateView, SavedViewTasksView
@@ -29,6 +31,14 @@ urlpatterns = [
     ),
     re_path(rf"^tasks/{ID.format('task_id')}/assign/?$", TaskAssignView.as_view(), name="task-assign"),
     re_path(rf"^tasks/{ID.format('task_id')}/events/?$", TaskEventsView.as_view(), name="task-events"),
+    re_path(
+        rf"^tasks/{ID.format('task_id')}/checklist/?$", TaskChecklistView.as_view(), name="task-checklist"
+    ),
+    re_path(
+        rf"^tasks/{ID.format('task_id')}/checklist/{ID.format('item_id')}/?$",
+        TaskChecklistItemView.as_view(),
+        name="task-checklist-item",
+    ),
     re_path(r"^action-plans/?$", ActionPlanListCreateView.as_view(), name="action-plan-list"),
     re_path(
         rf"^action-plans/{ID.format('action_plan_id')}/?$",
@@ -44,6 +54,11 @@ urlpatterns = [
         rf"^action-plans/{ID.format('action_plan_id')}/archive/?$",
         ActionPlanArchiveView.as_view(),
         name="action-plan-archive",
+    ),
+    re_path(
+        rf"^action-plans/{ID.format('action_plan_id')}/approvals/?$",
+        ActionPlanApprovalsView.as_view(),
+        name="action-plan-approvals",
     ),
     re_path(r"^views/?$", SavedViewListCreateView.as_view(), name="saved-view-list"),
     re_path(rf"^views/{ID.format('view_id')}/?$", SavedViewDetailView.as_view(), name="saved-view-detail"),

@@ -16,12 +16,13 @@ from workflow.models import ActionPlan, ActionPlanState
 from workflow.selectors import action_plan_get
 from workflow.validation import client_errors, title_errors
 
+from .approvals import approval_policy_audit, approval_policy_changes
 from .edits import action_plan_edit_apply
 from .events import event_record_creation
 from .tasks import precondition_check, stale_as_precondition
 from .transitions import transition_apply
 
-PLAN_EDITABLE_FIELDS = ("title", "description")
+PLAN_EDITABLE_FIELDS = ("title", "description", "approval_policy")
 
 
 def action_plan_lock(plan: ActionPlan) -> ActionPlan:
@@ -97,7 +98,9 @@ def action_plan_update(
     correlation_id: str | None = None,
     caused_by: OutboxEvent | None = None,
 ) -> tuple[ActionPlan, OutboxEvent | None]:
-    """Change a plan's ``title``/``description`` with one ``ActionPlanUpdated`` event (none if unchanged).
+    """Change a plan's ``title``/``description``/``approval_policy`` with one ``ActionPlanUpdated`` event
+    (none if unchanged). A policy is validated and permitted by ``workflow.services.approvals``, starts a
+    new approval round and is audited.
 
     Staff of the plan's agency and admins only (``PermissionDenied``); an archived plan is
     ``ActionPlanClosed``; ``expected_version`` as for tasks.
@@ -115,16 +118,21 @@ def action_plan_update(
         if problems := title_errors(changes["title"] or ""):
             raise ValidationFailed(details={"title": problems})
         changes = {**changes, "title": changes["title"].strip()}
+    policy_before = plan.approval_policy
+    if "approval_policy" in changes:
+        changes = approval_policy_changes(plan=plan, actor=actor, changes=changes)
     context = EventContext.build(actor=actor, correlation_id=correlation_id, caused_by=caused_by)
     with stale_as_precondition(expected_version):
         event = action_plan_edit_apply(plan=plan, changes=changes, context=context)
+    approval_policy_audit(plan=plan, actor=actor, before=policy_before)
     return plan, event
 
 
 def action_plan_activate(
     *, action_plan_id: Any, actor: User | None, **kwargs: Any
 ) -> tuple[ActionPlan, OutboxEvent]:
-    """``draft → active``; needs at least one task (guard ``has_tasks``)."""
+    """``draft → active``; needs at least one task (guard ``has_tasks``) and, under an approval policy,
+    its approvals (guard ``approved``: ``workflow.services.approvals``)."""
     return action_plan_transition(
         action_plan_id=action_plan_id, target_state=ActionPlanState.ACTIVE, actor=actor, **kwargs
     )

@@ -97,16 +97,16 @@ def event_record_transition(
         event_type, facts = EventType.TASK_STATE_CHANGED, task_facts(instance)
     else:
         event_type, facts = _PLAN_EVENT_BY_TARGET[target], action_plan_facts(instance)
-    return _advance(
-        instance,
-        event_type=event_type,
-        context=context,
-        payload={
-            **facts,
-            "old_state": source,
-            "new_state": target,
-            "transition": transition,
-            "reason": context.reason,
-            "reason_internal": context.reason_internal,
-        },
-    )
+    payload = {
+        **facts,
+        "old_state": source,
+        "new_state": target,
+        "transition": transition,
+        "reason": context.reason,
+        "reason_internal": context.reason_internal,
+    }
+    # A guard a supervisor overrode (``checklist_complete``): set on the instance by the service, and
+    # recorded with the reason the override requires.
+    if overridden := getattr(instance, "guards_overridden", ()):
+        payload["overridden_guards"] = list(overridden)
+    return _advance(instance, event_type=event_type, context=context, payload=payload)

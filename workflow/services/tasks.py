@@ -25,6 +25,7 @@ from workflow.selectors import task_get
 from workflow.signals import task_created
 from workflow.validation import client_errors, is_slug, title_errors
 
+from .checklists import checklist_override_apply
 from .edits import task_edit_apply
 from .events import event_record_creation
 from .transitions import transition_apply
@@ -143,6 +144,7 @@ def task_transition(
     actor: User | None,
     reason: str = "",
     internal: bool = False,
+    override_checklist: bool = False,
     expected_version: int | frozenset[int] | None = None,
     correlation_id: str | None = None,
     caused_by: OutboxEvent | None = None,
@@ -151,7 +153,9 @@ def task_transition(
 
     ``internal`` marks ``reason`` as for staff only: stored on the event (``reason_internal``) and, for a
     block, on the task (``blocked_reason_internal``); a client's view leaves it out. Only admins and
-    agency staff may mark a reason internal (``PermissionDenied``).
+    agency staff may mark a reason internal (``PermissionDenied``). ``override_checklist`` completes a
+    task whose required checklist items are open: a supervisor of its agency or an admin, with a reason
+    (``workflow.services.checklists.checklist_override_apply``); the event lists ``overridden_guards``.
 
     Raises ``NotFound`` (absent or out of the actor's scope), ``InvalidTransition`` (no such edge),
     ``PermissionDenied``, ``GuardFailed`` (names the refusing guards) or ``ConcurrentModification``
@@ -164,6 +168,8 @@ def task_transition(
     if internal and is_client(actor):
         raise PermissionDenied("Only staff may mark a reason internal.")
     reason = (reason or "").strip()
+    if override_checklist:
+        checklist_override_apply(task=task, actor=actor, target_state=target_state, reason=reason)
     if target_state == TaskState.BLOCKED:
         task.blocked_reason = reason  # the has_blocked_reason guard reads it; nothing is saved on refusal
         task.blocked_reason_internal = internal
