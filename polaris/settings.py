@@ -272,12 +272,10 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TaskStateEnum": "workflow.models.TaskState",
         "ActionPlanStateEnum": "workflow.models.ActionPlanState",
-        # A task's priority and a routing rule's match_priorities: one enum.
-        "PriorityEnum": "workflow.models.TaskPriority",
+        "PriorityEnum": "workflow.models.TaskPriority",  # a task's priority, a routing rule's priorities
         # Registered at start-up, so named through a function (a trigger's event_type and unless share it).
         "TriggerEventTypeEnum": "automation.api.serializers.trigger_event_types",
-        # An approval policy's role (supervisor, agency): a subset of the users' roles, named apart.
-        "ApproverRoleEnum": "workflow.services.approvals.APPROVER_ROLES",
+        "ApproverRoleEnum": "workflow.services.approvals.APPROVER_ROLES",  # a subset of the users' roles
     },
 }
 

@@ -13,7 +13,8 @@ from outbox.models import HandledEvent, OutboxEvent
 from sla.configs import sla_config_create
 from sla.models import BusinessCalendar, SLAConfig, SLARecord
 from tests.careplans.conftest import dispatch
-from workflow.models import Task
+from workflow.models import Task, TaskChecklistItem
+from workflow.services.checklists import checklist_item_set_done
 from workflow.services.tasks import task_assign, task_transition
 
 pytestmark = pytest.mark.django_db
@@ -36,6 +37,8 @@ def finish(task_id, agent, target="completed"):
         return task_transition(task_id=task_id, target_state="cancelled", actor=agent)[1]
     task_assign(task_id=task_id, actor=agent, assignee=agent)
     task_transition(task_id=task_id, target_state="in_progress", actor=agent)
+    for item in TaskChecklistItem.objects.filter(task_id=task_id, required=True):  # the blueprint's steps
+        checklist_item_set_done(task_id=task_id, item_id=item.pk, done=True, actor=agent)
     return task_transition(task_id=task_id, target_state="completed", actor=agent)[1]
 
 
