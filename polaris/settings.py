@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "workflow",
     "sla",
     "automation",
+    "reports",
     "ops",
 ]
 
