@@ -47,6 +47,8 @@ class Rollup(models.Model):
     value = models.BigIntegerField(default=0)
 
     class Meta:
+        verbose_name = "trend"
+        verbose_name_plural = "trends"  # the admin entry is the trend page (reports.admin)
         constraints = [
             # Also the reports' index: metric first, then the hour range; value included (index-only scans).
             models.UniqueConstraint(
