@@ -1,4 +1,4 @@
-"""The admin's trend page (*Reports › Trends*): the four reports over a window, as server-drawn SVG charts
+"""The admin's trend page (*Reports > Trends*): the four reports over a window, as server-drawn SVG charts
 with a table of the same figures under each; linked from the operations dashboard."""
 
 from __future__ import annotations
@@ -69,7 +69,9 @@ class TrendsAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         query = _query(request)
         context = {
             **self.admin_site.each_context(request),

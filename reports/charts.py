@@ -71,9 +71,7 @@ def line_chart(
         Series(
             name,
             PALETTE[i % len(PALETTE)],
-            tuple(
-                Point(x_at(j), y_at(v) if v is not None else 0.0, v, labels[j]) for j, v in enumerate(vs)
-            ),
+            tuple(Point(x_at(j), y_at(v) if v is not None else 0.0, v, labels[j]) for j, v in enumerate(vs)),
         )
         for i, (name, vs) in enumerate(series)
     ]
@@ -112,7 +110,9 @@ def trend_charts(reports: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any
         line_chart(
             title="Throughput (tasks per bucket)",
             labels=labels,
-            series=[(name, [row[name] for row in throughput]) for name in ("created", "completed", "cancelled")],
+            series=[
+                (name, [row[name] for row in throughput]) for name in ("created", "completed", "cancelled")
+            ],
         ),
         line_chart(
             title="SLA attainment (% of completions met)",
@@ -120,7 +120,10 @@ def trend_charts(reports: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any
             series=[
                 (
                     "attainment %",
-                    [None if r["attainment"] is None else round(100 * r["attainment"], 1) for r in attainment],
+                    [
+                        None if r["attainment"] is None else round(100 * r["attainment"], 1)
+                        for r in attainment
+                    ],
                 )
             ],
             unit="%",

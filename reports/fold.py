@@ -107,10 +107,10 @@ def fold_event(fold: Fold, *, event_type: str, sequence: int, at_ms: int, payloa
         fold.facts_sequence = sequence
     if event_type == EventType.TASK_CREATED:
         fold.created_ms = at_ms
-    if event_type in (EventType.TASK_CREATED, EventType.TASK_STATE_CHANGED):
-        if all(step[0] != sequence for step in fold.steps):
-            state = payload.get("new_state") or TaskState.NEW.value
-            insort(fold.steps, [sequence, at_ms, str(state)[:16]], key=lambda step: step[0])
+    stepped = event_type in (EventType.TASK_CREATED, EventType.TASK_STATE_CHANGED)
+    if stepped and all(step[0] != sequence for step in fold.steps):
+        state = payload.get("new_state") or TaskState.NEW.value
+        insort(fold.steps, [sequence, at_ms, str(state)[:16]], key=lambda step: step[0])
 
 
 def _floor_hour(ms: int) -> int:

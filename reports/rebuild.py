@@ -36,9 +36,11 @@ class Recomputation:
 
 
 def history_rows(*, chunk: int = 10_000) -> Iterator[HistoryRow]:
-    """The rollups' events from the outbox, the fields the fold reads, in task order (a server-side cursor)."""
+    """The rollups' events from the outbox (the fields the fold reads) in task order, streamed."""
     with transaction.atomic(), connection.chunked_cursor() as cursor:
-        cursor.execute(history_sql(OutboxEvent), {"types": list(ROLLUP_EVENT_TYPES), "breach": BREACH_EVENT_TYPE})
+        cursor.execute(
+            history_sql(OutboxEvent), {"types": list(ROLLUP_EVENT_TYPES), "breach": BREACH_EVENT_TYPE}
+        )
         while rows := cursor.fetchmany(chunk):
             yield from rows
 

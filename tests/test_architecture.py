@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "architecture" / "workflow.md"
-PACKAGES = ("polaris", "outbox", "workflow", "sla", "automation", "ops")
+PACKAGES = ("polaris", "outbox", "workflow", "sla", "automation", "reports", "ops")
 
 
 def module_files() -> dict[str, Path]:

@@ -25,14 +25,14 @@ def fold_upsert_sql(fold: type[models.Model]) -> str:
     # Why not the ORM: one INSERT … SELECT unnest(arrays) ON CONFLICT for the batch's tasks.
     table = fold._meta.db_table
     return (
-        f"INSERT INTO {table} (task_id, agency_id, service_area, task_type, facts_sequence, created_ms, "
+        f"INSERT INTO {table} (task_id, agency_id, service_area, task_type, facts_sequence, created_ms, "  # noqa: S608
         "steps, breached) SELECT t.task_id, t.agency_id, t.service_area, t.task_type, t.facts_sequence, "
-        "t.created_ms, t.steps::jsonb, t.breached FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::text[], "
-        "%b::int[], %b::bigint[], %b::text[], %b::bool[]) AS t(task_id, agency_id, service_area, task_type, "
-        "facts_sequence, created_ms, steps, breached) ON CONFLICT (task_id) DO UPDATE SET "
-        "agency_id = EXCLUDED.agency_id, service_area = EXCLUDED.service_area, task_type = EXCLUDED.task_type, "
-        "facts_sequence = EXCLUDED.facts_sequence, created_ms = EXCLUDED.created_ms, steps = EXCLUDED.steps, "
-        "breached = EXCLUDED.breached"
+        "t.created_ms, t.steps::jsonb, t.breached FROM unnest(%b::uuid[], %b::uuid[], %b::text[], "
+        "%b::text[], %b::int[], %b::bigint[], %b::text[], %b::bool[]) AS t(task_id, agency_id, service_area, "
+        "task_type, facts_sequence, created_ms, steps, breached) ON CONFLICT (task_id) DO UPDATE SET "
+        "agency_id = EXCLUDED.agency_id, service_area = EXCLUDED.service_area, "
+        "task_type = EXCLUDED.task_type, facts_sequence = EXCLUDED.facts_sequence, "
+        "created_ms = EXCLUDED.created_ms, steps = EXCLUDED.steps, breached = EXCLUDED.breached"
     )
 
 
@@ -42,7 +42,7 @@ def rollup_add_sql(rollup: type[models.Model]) -> str:
     # one statement; rows come sorted by key so concurrent batches lock shared rows in the same order.
     table = rollup._meta.db_table
     return (
-        f"INSERT INTO {table} AS r (metric, bucket, agency_id, service_area, task_type, state, value) "
+        f"INSERT INTO {table} AS r (metric, bucket, agency_id, service_area, task_type, state, value) "  # noqa: S608
         "SELECT * FROM unnest(%b::text[], %b::timestamptz[], %b::uuid[], %b::text[], %b::text[], %b::text[], "
         "%b::bigint[]) ON CONFLICT (metric, bucket, agency_id, service_area, task_type, state) "
         "DO UPDATE SET value = r.value + EXCLUDED.value"
@@ -72,7 +72,9 @@ def history_sql(events: type[models.Model]) -> str:
 def report_sql(rollup: type[models.Model], *, conditions: list[str], shift_hours: int = 0) -> str:
     # Why not the ORM: grouping UTC hours into local days or weeks (``AT TIME ZONE``, ``date_trunc``).
     table = rollup._meta.db_table
-    where = " AND ".join(["metric = ANY(%(metrics)s)", "bucket >= %(start)s", "bucket < %(end)s", *conditions])
+    where = " AND ".join(
+        ["metric = ANY(%(metrics)s)", "bucket >= %(start)s", "bucket < %(end)s", *conditions]
+    )
     shifted = f"bucket - interval '{int(shift_hours)} hour'" if shift_hours else "bucket"
     return (
         f"SELECT date_trunc(%(unit)s, ({shifted}) AT TIME ZONE %(tz)s) AS local, metric, state, "  # noqa: S608
@@ -86,8 +88,10 @@ def report_total_sql(rollup: type[models.Model], *, conditions: list[str]) -> st
     extra = "".join(f" AND {condition}" for condition in conditions)
     return (
         f"SELECT state, sum(value) FROM (SELECT state, value FROM {table} "  # noqa: S608
-        f"WHERE metric = %(day_metric)s AND bucket < %(day)s{extra} UNION ALL SELECT state, value FROM {table} "
-        f"WHERE metric = %(hour_metric)s AND bucket >= %(day)s AND bucket < %(until)s{extra}) AS d GROUP BY state"
+        f"WHERE metric = %(day_metric)s AND bucket < %(day)s{extra} "
+        f"UNION ALL SELECT state, value FROM {table} "
+        f"WHERE metric = %(hour_metric)s AND bucket >= %(day)s AND bucket < %(until)s{extra}) AS d "
+        "GROUP BY state"
     )
 
 

@@ -30,7 +30,9 @@ class ReportCSVRenderer(BaseRenderer):
     format = "csv"
     charset = "utf-8"
 
-    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
+    ) -> bytes:
         rows = data.get("rows", []) if isinstance(data, dict) else []
         columns = data.get("columns") if isinstance(data, dict) else None
         columns = columns or (list(rows[0]) if rows else [])

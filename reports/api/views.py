@@ -70,7 +70,9 @@ class ReportView(APIView):
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)
-        if response.status_code >= 400 and isinstance(getattr(response, "accepted_renderer", None), ReportCSVRenderer):
+        if response.status_code >= 400 and isinstance(
+            getattr(response, "accepted_renderer", None), ReportCSVRenderer
+        ):
             # Errors are the JSON envelope whatever the caller asked for.
             response.accepted_renderer = JSONRenderer()
             response.accepted_media_type = "application/json"
@@ -100,7 +102,8 @@ def _schema(report: str, answer: type[serializers.Serializer]) -> Any:
                 (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="The rows as CSV."),
                 400: OpenApiResponse(
                     ErrorEnvelopeSerializer,
-                    description="VALIDATION_ERROR, INVALID_WINDOW, INVALID_TIME_ZONE, TIME_ZONE_NOT_SUPPORTED",
+                    description="VALIDATION_ERROR (an unknown tz too), INVALID_WINDOW (to before from, over "
+                    "366 days, outside 1970-2999), TIME_ZONE_NOT_SUPPORTED (offset not whole hours)",
                 ),
                 401: OpenApiResponse(ErrorEnvelopeSerializer, description="NOT_AUTHENTICATED"),
                 403: OpenApiResponse(ErrorEnvelopeSerializer, description="PERMISSION_DENIED (clients)"),

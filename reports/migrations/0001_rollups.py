@@ -4,43 +4,62 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='TaskFold',
+            name="TaskFold",
             fields=[
-                ('task_id', models.UUIDField(primary_key=True, serialize=False)),
-                ('agency_id', models.UUIDField(null=True)),
-                ('service_area', models.CharField(blank=True, max_length=64)),
-                ('task_type', models.CharField(blank=True, max_length=64)),
-                ('facts_sequence', models.IntegerField(default=0)),
-                ('created_ms', models.BigIntegerField(null=True)),
-                ('steps', models.JSONField(default=list)),
-                ('breached', models.BooleanField(default=False)),
+                ("task_id", models.UUIDField(primary_key=True, serialize=False)),
+                ("agency_id", models.UUIDField(null=True)),
+                ("service_area", models.CharField(blank=True, max_length=64)),
+                ("task_type", models.CharField(blank=True, max_length=64)),
+                ("facts_sequence", models.IntegerField(default=0)),
+                ("created_ms", models.BigIntegerField(null=True)),
+                ("steps", models.JSONField(default=list)),
+                ("breached", models.BooleanField(default=False)),
             ],
         ),
         migrations.CreateModel(
-            name='Rollup',
+            name="Rollup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('bucket', models.DateTimeField(help_text='Start of the UTC hour (UTC days for the *_day metrics).')),
-                ('agency_id', models.UUIDField(null=True)),
-                ('service_area', models.CharField(blank=True, max_length=64)),
-                ('task_type', models.CharField(blank=True, max_length=64)),
-                ('metric', models.CharField(max_length=16)),
-                ('state', models.CharField(blank=True, max_length=16)),
-                ('value', models.BigIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "bucket",
+                    models.DateTimeField(help_text="Start of the UTC hour (UTC days for the *_day metrics)."),
+                ),
+                ("agency_id", models.UUIDField(null=True)),
+                ("service_area", models.CharField(blank=True, max_length=64)),
+                ("task_type", models.CharField(blank=True, max_length=64)),
+                ("metric", models.CharField(max_length=16)),
+                ("state", models.CharField(blank=True, max_length=16)),
+                ("value", models.BigIntegerField(default=0)),
             ],
             options={
-                'verbose_name': 'trend',
-                'verbose_name_plural': 'trends',
-                'indexes': [models.Index(fields=['agency_id', 'metric', 'bucket'], include=('service_area', 'task_type', 'state', 'value'), name='reports_rollup_agency_idx')],
-                'constraints': [models.UniqueConstraint(fields=('metric', 'bucket', 'agency_id', 'service_area', 'task_type', 'state'), include=('value',), name='reports_rollup_key', nulls_distinct=False)],
+                "verbose_name": "trend",
+                "verbose_name_plural": "trends",
+                "indexes": [
+                    models.Index(
+                        fields=["agency_id", "metric", "bucket"],
+                        include=("service_area", "task_type", "state", "value"),
+                        name="reports_rollup_agency_idx",
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("metric", "bucket", "agency_id", "service_area", "task_type", "state"),
+                        include=("value",),
+                        name="reports_rollup_key",
+                        nulls_distinct=False,
+                    )
+                ],
             },
         ),
     ]

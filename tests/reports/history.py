@@ -49,7 +49,12 @@ def task_event(
 
 
 def breach_event(
-    *, task_id: uuid.UUID, at: datetime, agency_id: Any, service_area: str = "housing", task_type: str = "intake"
+    *,
+    task_id: uuid.UUID,
+    at: datetime,
+    agency_id: Any,
+    service_area: str = "housing",
+    task_type: str = "intake",
 ) -> OutboxEvent:
     return OutboxEvent(
         event_type="SLABreached",

@@ -32,8 +32,16 @@ def test_days_are_23_and_25_hours_long_at_the_changes(tz, spring, fall):
 
 def _created(at: datetime, agency_id) -> None:
     OutboxEvent.objects.bulk_create(
-        [task_event(task_id=uuid.uuid4(), event_type="TaskCreated", sequence=1, at=at, agency_id=agency_id,
-                    new_state="new")]
+        [
+            task_event(
+                task_id=uuid.uuid4(),
+                event_type="TaskCreated",
+                sequence=1,
+                at=at,
+                agency_id=agency_id,
+                new_state="new",
+            )
+        ]
     )
 
 
@@ -48,16 +56,20 @@ def test_events_land_in_their_local_day_either_side_of_the_change(tz, spring, fa
         _created((midnight_after - timedelta(minutes=30)).astimezone(UTC), agency.pk)
         _created((midnight_after + timedelta(minutes=30)).astimezone(UTC), agency.pk)
         # And 00:30 local on the change day itself (before the change).
-        _created(datetime.combine(change, datetime.min.time(), tzinfo=zone).astimezone(UTC)
-                 + timedelta(minutes=30), agency.pk)
+        _created(
+            datetime.combine(change, datetime.min.time(), tzinfo=zone).astimezone(UTC)
+            + timedelta(minutes=30),
+            agency.pk,
+        )
     outbox_dispatch(budget_seconds=30)
     for change in (spring, fall):
         window = window_make(first=change, last=change + timedelta(days=1), tz=tz)
         rows = report_throughput(window=window, filters=ReportFilters())
         assert [row["created"] for row in rows] == [2, 1], (tz, change)
         # The same instants in UTC days fall differently: the zone really decides.
-        utc_rows = report_throughput(window=window_make(first=change, last=change + timedelta(days=1)),
-                                     filters=ReportFilters())
+        utc_rows = report_throughput(
+            window=window_make(first=change, last=change + timedelta(days=1)), filters=ReportFilters()
+        )
         assert [row["created"] for row in utc_rows] != [2, 1] or tz == "UTC"
 
 

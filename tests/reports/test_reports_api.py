@@ -21,15 +21,35 @@ WINDOW = "from=2026-05-04&to=2026-05-10"
 def _task(agency_id, *, created, closed=None, state="completed", breach=False, area="housing"):
     task_id = uuid.uuid4()
     events = [
-        task_event(task_id=task_id, event_type="TaskCreated", sequence=1, at=created, agency_id=agency_id,
-                   new_state="new", service_area=area)
+        task_event(
+            task_id=task_id,
+            event_type="TaskCreated",
+            sequence=1,
+            at=created,
+            agency_id=agency_id,
+            new_state="new",
+            service_area=area,
+        )
     ]
     if closed is not None:
-        events.append(task_event(task_id=task_id, event_type="TaskStateChanged", sequence=2, at=closed,
-                                 agency_id=agency_id, old_state="new", new_state=state, service_area=area))
+        events.append(
+            task_event(
+                task_id=task_id,
+                event_type="TaskStateChanged",
+                sequence=2,
+                at=closed,
+                agency_id=agency_id,
+                old_state="new",
+                new_state=state,
+                service_area=area,
+            )
+        )
     if breach:
-        events.append(breach_event(task_id=task_id, at=created + timedelta(hours=1), agency_id=agency_id,
-                                   service_area=area))
+        events.append(
+            breach_event(
+                task_id=task_id, at=created + timedelta(hours=1), agency_id=agency_id, service_area=area
+            )
+        )
     OutboxEvent.objects.bulk_create(events)
 
 
@@ -37,8 +57,13 @@ def _task(agency_id, *, created, closed=None, state="completed", breach=False, a
 def history(agency, other_agency):
     _task(agency.pk, created=DAY + timedelta(hours=1), closed=DAY + timedelta(hours=5))
     _task(agency.pk, created=DAY + timedelta(hours=2), closed=DAY + timedelta(days=1, hours=1), breach=True)
-    _task(agency.pk, created=DAY + timedelta(hours=3), closed=DAY + timedelta(days=2), state="cancelled",
-          area="health")
+    _task(
+        agency.pk,
+        created=DAY + timedelta(hours=3),
+        closed=DAY + timedelta(days=2),
+        state="cancelled",
+        area="health",
+    )
     _task(agency.pk, created=DAY + timedelta(hours=4))  # still open
     _task(other_agency.pk, created=DAY + timedelta(hours=1), closed=DAY + timedelta(hours=2))
     assert outbox_dispatch(budget_seconds=30).dispatched == 10
@@ -66,12 +91,16 @@ def test_attainment_backlog_and_time_in_state(history, admin_api, agency):
     scoped = f"{WINDOW}&agency={agency.pk}"
     attainment = _rows(admin_api.get(f"{URL}sla-attainment?{scoped}"))
     assert [(r["met"], r["breached"], r["attainment"]) for r in attainment[:3]] == [
-        (1, 0, 1.0), (0, 1, 0.0), (0, 0, None)
+        (1, 0, 1.0),
+        (0, 1, 0.0),
+        (0, 0, None),
     ]
     backlog = _rows(admin_api.get(f"{URL}backlog-aging?{scoped}"))
     # End of Monday: three open (created 02:00, 03:00, 04:00); end of Tuesday: two; from Wednesday: one.
     assert [r["open_total"] for r in backlog] == [3, 2, 1, 1, 1, 1, 1]
-    assert backlog[0]["age_0_1d"] == 3 and backlog[1]["age_0_1d"] == 0 and backlog[1]["age_1_3d"] == 2
+    assert backlog[0]["age_0_1d"] == 3
+    assert backlog[1]["age_0_1d"] == 0
+    assert backlog[1]["age_1_3d"] == 2
     assert backlog[6]["age_3_7d"] == 1
     time_in_state = _rows(admin_api.get(f"{URL}time-in-state?{scoped}&service_area=housing"))
     monday_new = next(r for r in time_in_state if r["state"] == "new")
@@ -84,12 +113,14 @@ def test_weeks_widen_to_whole_iso_weeks(history, admin_api):
     assert body["rows"][0]["created"] == 5
 
 
-def test_agency_staff_see_their_agency_only(history, agent_api, other_agent_api, api_for, supervisor,
-                                           other_agency):
+def test_agency_staff_see_their_agency_only(
+    history, agent_api, other_agent_api, api_for, supervisor, other_agency
+):
     assert _rows(agent_api.get(f"{URL}throughput?{WINDOW}"))[0]["created"] == 4
     assert _rows(other_agent_api.get(f"{URL}throughput?{WINDOW}"))[0]["created"] == 1
     body = api_for(supervisor).get(f"{URL}throughput?{WINDOW}").json()
-    assert body["scope"] == "agency" and body["rows"][0]["created"] == 4
+    assert body["scope"] == "agency"
+    assert body["rows"][0]["created"] == 4
     assert_envelope(agent_api.get(f"{URL}throughput?{WINDOW}&agency={other_agency.pk}"), 404, "NOT_FOUND")
 
 
@@ -107,7 +138,8 @@ def test_csv_exports_the_same_rows(history, admin_api, how):
         response = admin_api.get(url + "&format=csv")
     else:
         response = admin_api.get(url, HTTP_ACCEPT="text/csv")
-    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
     assert "attachment" in response["Content-Disposition"]
     table = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert [{k: str(v) for k, v in row.items()} for row in json_rows] == table

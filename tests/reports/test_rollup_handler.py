@@ -18,12 +18,27 @@ T0 = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
 def _life(agency_id, *, task_id=None, breach=False):
     task_id = task_id or uuid.uuid4()
     events = [
-        task_event(task_id=task_id, event_type="TaskCreated", sequence=1, at=T0, agency_id=agency_id,
-                   new_state="new"),
-        task_event(task_id=task_id, event_type="TaskStateChanged", sequence=2, at=T0 + timedelta(hours=2),
-                   agency_id=agency_id, old_state="new", new_state="in_progress"),
-        task_event(task_id=task_id, event_type="TaskStateChanged", sequence=3, at=T0 + timedelta(days=2),
-                   agency_id=agency_id, old_state="in_progress", new_state="completed"),
+        task_event(
+            task_id=task_id, event_type="TaskCreated", sequence=1, at=T0, agency_id=agency_id, new_state="new"
+        ),
+        task_event(
+            task_id=task_id,
+            event_type="TaskStateChanged",
+            sequence=2,
+            at=T0 + timedelta(hours=2),
+            agency_id=agency_id,
+            old_state="new",
+            new_state="in_progress",
+        ),
+        task_event(
+            task_id=task_id,
+            event_type="TaskStateChanged",
+            sequence=3,
+            at=T0 + timedelta(days=2),
+            agency_id=agency_id,
+            old_state="in_progress",
+            new_state="completed",
+        ),
     ]
     if breach:
         events.append(breach_event(task_id=task_id, at=T0 + timedelta(days=1), agency_id=agency_id))
@@ -38,7 +53,8 @@ def _value(metric, at, state=""):
 def test_a_task_life_becomes_rollup_rows_through_dispatch(agency):
     _life(agency.pk, breach=True)
     report = outbox_dispatch(budget_seconds=30)
-    assert report.dispatched == 4 and not report.handler_failures
+    assert report.dispatched == 4
+    assert not report.handler_failures
 
     assert _value(Metric.CREATED, T0) == 1
     assert _value(Metric.COMPLETED, T0 + timedelta(days=2)) == 1
@@ -47,7 +63,8 @@ def test_a_task_life_becomes_rollup_rows_through_dispatch(agency):
     assert _value(Metric.STATE_MS, T0 + timedelta(hours=2), "new") == 2 * HOUR_MS
     assert _value(Metric.STATE_EXITS, T0 + timedelta(days=2), "in_progress") == 1
     fold = TaskFold.objects.get()
-    assert [step[2] for step in fold.steps] == ["new", "in_progress", "completed"] and fold.breached
+    assert [step[2] for step in fold.steps] == ["new", "in_progress", "completed"]
+    assert fold.breached
     assert stored_rollups() == rollups_recompute().rollups
 
 
@@ -68,7 +85,9 @@ def test_a_late_breach_moves_a_completion_from_met_to_breached(agency):
     _life(agency.pk, task_id=task_id)
     outbox_dispatch(budget_seconds=30)
     assert _value(Metric.SLA_MET, T0 + timedelta(days=2)) == 1
-    OutboxEvent.objects.bulk_create([breach_event(task_id=task_id, at=T0 + timedelta(days=3), agency_id=agency.pk)])
+    OutboxEvent.objects.bulk_create(
+        [breach_event(task_id=task_id, at=T0 + timedelta(days=3), agency_id=agency.pk)]
+    )
     outbox_dispatch(budget_seconds=30)
     assert _value(Metric.SLA_MET, T0 + timedelta(days=2)) == 0
     assert _value(Metric.SLA_BREACHED, T0 + timedelta(days=2)) == 1

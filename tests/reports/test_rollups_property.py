@@ -50,8 +50,17 @@ def _history(tasks) -> list[OutboxEvent]:
         at = START + timedelta(minutes=created_minutes)
         area = "housing"
         if has_creation:
-            events.append(task_event(task_id=task_id, event_type="TaskCreated", sequence=1, at=at,
-                                     agency_id=agency_id, new_state="new", service_area=area))
+            events.append(
+                task_event(
+                    task_id=task_id,
+                    event_type="TaskCreated",
+                    sequence=1,
+                    at=at,
+                    agency_id=agency_id,
+                    new_state="new",
+                    service_area=area,
+                )
+            )
         sequence, state = 1, "new"
         for event_type, minutes, new_state, new_area in steps:
             at += timedelta(minutes=minutes)
@@ -61,12 +70,29 @@ def _history(tasks) -> list[OutboxEvent]:
             sequence += 1
             if event_type == "TaskUpdated":
                 area = new_area
-                events.append(task_event(task_id=task_id, event_type=event_type, sequence=sequence, at=at,
-                                         agency_id=agency_id, service_area=area))
+                events.append(
+                    task_event(
+                        task_id=task_id,
+                        event_type=event_type,
+                        sequence=sequence,
+                        at=at,
+                        agency_id=agency_id,
+                        service_area=area,
+                    )
+                )
             else:
-                events.append(task_event(task_id=task_id, event_type=event_type, sequence=sequence, at=at,
-                                         agency_id=agency_id, old_state=state, new_state=new_state,
-                                         service_area=area))
+                events.append(
+                    task_event(
+                        task_id=task_id,
+                        event_type=event_type,
+                        sequence=sequence,
+                        at=at,
+                        agency_id=agency_id,
+                        old_state=state,
+                        new_state=new_state,
+                        service_area=area,
+                    )
+                )
                 state = new_state
     return events
 
@@ -96,17 +122,20 @@ def test_rollups_equal_a_recomputation_after_any_delivery(db, drawn):
     for key, value in recomputed.rollups.items():
         by_metric[key[0]] += value
     assert by_metric[Metric.CREATED] == sum(1 for e in events if e.event_type == "TaskCreated")
-    completions = {(e.aggregate_id, e.sequence) for e in events if e.payload.get("new_state") == "completed"
-                   and e.event_type == "TaskStateChanged"}
+    completions = {
+        (e.aggregate_id, e.sequence)
+        for e in events
+        if e.payload.get("new_state") == "completed" and e.event_type == "TaskStateChanged"
+    }
     assert by_metric[Metric.COMPLETED] == len(completions)
 
 
 def test_the_property_can_fail(db):
     """A rollup row changed behind the handler's back is seen (the comparison is not vacuous)."""
-    events = OutboxEvent.objects.bulk_create(_history([(0, AGENCIES[0], True, [("TaskStateChanged", 60,
-                                                                                  "completed", "")])]))
+    events = OutboxEvent.objects.bulk_create(
+        _history([(0, AGENCIES[0], True, [("TaskStateChanged", 60, "completed", "")])])
+    )
     rollups_apply(events)
     assert stored_rollups() == rollups_recompute().rollups
     Rollup.objects.filter(metric=Metric.CREATED).update(value=2)
     assert stored_rollups() != rollups_recompute().rollups
-
