@@ -26,6 +26,7 @@ ORDER = [
     "ops",
     "peers",
     "privacy",
+    "reports",
 ]
 ON_REQUEST = ["soak", "multihost"]  # multihost: root, ip netns and haproxy
 

@@ -33,7 +33,8 @@ TASK_EVENT_TYPES = (
     EventType.TASK_ASSIGNED,
 )
 BREACH_EVENT_TYPE = SLAEventType.SLA_BREACHED
-CLOSED_STATES = (TaskState.COMPLETED.value, TaskState.CANCELLED.value)
+COMPLETED, CANCELLED = TaskState.COMPLETED.value, TaskState.CANCELLED.value
+CLOSED_STATES = (COMPLETED, CANCELLED)
 
 
 class Metric:
@@ -48,6 +49,10 @@ class Metric:
     STATE_EXITS = "state_exits"  # times a task left ``state``, at that hour
     BACKLOG = "backlog"  # +1/-1 when a task enters/leaves age band ``state`` (open tasks = running sum)
     BACKLOG_DAY = "backlog_day"  # the same deltas summed per UTC day (so a running sum reads few rows)
+
+
+# The completion metrics are keyed by the state's own name (the hot loop uses the state as the metric).
+assert (TaskState.COMPLETED.value, TaskState.CANCELLED.value) == (Metric.COMPLETED, Metric.CANCELLED)
 
 
 # Age bands of open tasks: (name, lower bound, upper bound or None), age in (lower, upper].
@@ -113,63 +118,68 @@ def fold_event(fold: Fold, *, event_type: str, sequence: int, at_ms: int, payloa
         insort(fold.steps, [sequence, at_ms, str(state)[:16]], key=lambda step: step[0])
 
 
-def _floor_hour(ms: int) -> int:
-    return ms - ms % HOUR_MS
+def contributions(fold: Fold) -> dict[Key, int]:
+    """The rollup rows this task accounts for (see the module docstring); no zero rows.
 
-
-def _backlog(fold: Fold, add: Any) -> None:
-    """Deltas that make the running sum, at an hour boundary T, the open tasks by age band just before T:
-    a task counts in band (lo, hi] at T when created + lo < T <= min(created + hi, closed)."""
-    assert fold.created_ms is not None
+    ``backlog_day`` rows are not here: the statement that adds ``backlog`` deltas also adds their sums per
+    UTC day (``polaris.sql.reports.rollup_add_sql``), which keeps this hot loop short.
+    """
+    out: dict[Key, int] = {}
+    agency, area, task_type = fold.agency_id, fold.service_area, fold.task_type
+    get = out.get
     created = fold.created_ms
-    last = fold.steps[-1] if fold.steps else None
-    closed = last[1] if last is not None and last[2] in CLOSED_STATES else None
-    for name, low, high in AGE_BANDS:
-        enter = _floor_hour(created + low) + HOUR_MS
-        ends = [at for at in (None if high is None else created + high, closed) if at is not None]
-        leave = _floor_hour(min(ends)) + HOUR_MS if ends else None
-        if leave is not None and leave <= enter:
-            continue
-        add(Metric.BACKLOG, enter, name, 1)
-        add(Metric.BACKLOG_DAY, enter - enter % DAY_MS, name, 1)
-        if leave is not None:
-            add(Metric.BACKLOG, leave, name, -1)
-            add(Metric.BACKLOG_DAY, leave - leave % DAY_MS, name, -1)
-
-
-def contributions(fold: Fold) -> Counter[Key]:
-    """The rollup rows this task accounts for (see the module docstring)."""
-    out: Counter[Key] = Counter()
-    dims = (fold.agency_id, fold.service_area, fold.task_type)
-
-    def add(metric: str, bucket_ms: int, state: str, value: int) -> None:
-        out[(metric, bucket_ms, *dims, state)] += value
-
-    if fold.created_ms is not None:
-        add(Metric.CREATED, _floor_hour(fold.created_ms), "", 1)
-        _backlog(fold, add)
+    steps = fold.steps
+    if created is not None:
+        key: Key = (Metric.CREATED, created - created % HOUR_MS, agency, area, task_type, "")
+        out[key] = get(key, 0) + 1
+        # Backlog: at an hour boundary T a task counts in band (lo, hi] when
+        # created + lo < T <= min(created + hi, closed): +1 from the first such T, -1 after the last.
+        last = steps[-1] if steps else None
+        closed = last[1] if last is not None and last[2] in CLOSED_STATES else None
+        for name, low, high in AGE_BANDS:
+            start = created + low
+            enter = start - start % HOUR_MS + HOUR_MS
+            end = closed if high is None else created + high
+            if closed is not None and end is not None and closed < end:
+                end = closed
+            if end is not None:
+                leave = end - end % HOUR_MS + HOUR_MS
+                if leave <= enter:
+                    continue  # never in this band at an hour boundary
+                key = (Metric.BACKLOG, leave, agency, area, task_type, name)
+                out[key] = get(key, 0) - 1
+            key = (Metric.BACKLOG, enter, agency, area, task_type, name)
+            out[key] = get(key, 0) + 1
     previous = None
-    for step in fold.steps:
-        _, at_ms, state = step
-        hour = _floor_hour(at_ms)
-        if state == TaskState.COMPLETED:
-            add(Metric.COMPLETED, hour, "", 1)
-        elif state == TaskState.CANCELLED:
-            add(Metric.CANCELLED, hour, "", 1)
+    for step in steps:
+        at_ms, state = step[1], step[2]
+        hour = at_ms - at_ms % HOUR_MS
+        if state in CLOSED_STATES:
+            key = (state, hour, agency, area, task_type, "")
+            out[key] = get(key, 0) + 1
         if previous is not None:
-            add(Metric.STATE_MS, hour, previous[2], at_ms - previous[1])
-            add(Metric.STATE_EXITS, hour, previous[2], 1)
+            key = (Metric.STATE_MS, hour, agency, area, task_type, previous[2])
+            out[key] = get(key, 0) + at_ms - previous[1]
+            key = (Metric.STATE_EXITS, hour, agency, area, task_type, previous[2])
+            out[key] = get(key, 0) + 1
         previous = step
-    if previous is not None and previous[2] == TaskState.COMPLETED:
+    if previous is not None and previous[2] == COMPLETED:
         metric = Metric.SLA_BREACHED if fold.breached else Metric.SLA_MET
-        add(metric, _floor_hour(previous[1]), "", 1)
-    # Without zero rows (a task that entered and left a band within one UTC day nets 0 in backlog_day).
-    return Counter({key: value for key, value in out.items() if value})
+        key = (metric, previous[1] - previous[1] % HOUR_MS, agency, area, task_type, "")
+        out[key] = get(key, 0) + 1
+    return {key: value for key, value in out.items() if value}
+
+
+def contributions_add(total: dict[Key, int], fold: Fold, *, sign: int = 1) -> None:
+    """Add ``sign`` times ``fold``'s contributions into ``total`` (the handler's running delta)."""
+    for key, value in contributions(fold).items():
+        total[key] = total.get(key, 0) + sign * value
 
 
 def contributions_delta(before: Fold | None, after: Fold) -> Counter[Key]:
     """What applying ``after`` in place of ``before`` adds to the rollups (negative values subtract)."""
-    delta = contributions(after)
+    delta: dict[Key, int] = {}
+    contributions_add(delta, after)
     if before is not None:
-        delta.subtract(contributions(before))
+        contributions_add(delta, before, sign=-1)
     return Counter({key: value for key, value in delta.items() if value})

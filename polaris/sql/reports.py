@@ -9,14 +9,44 @@ import functools
 
 from django.db import models
 
+_FOLD_COLUMNS = "task_id, agency_id, service_area, task_type, facts_sequence, created_ms, steps, breached"
+
 
 @functools.cache
-def fold_lock_sql() -> str:
-    # Why not the ORM: transaction-scoped advisory locks, taken in the order given (sorted by the caller),
-    # so two dispatchers folding events of the same task serialise without deadlocking.
+def folds_lock_sql(fold: type[models.Model]) -> str:
+    # Why not the ORM: ``= ANY`` over one binary array, rows locked in key order (two dispatchers sharing a
+    # task, an SLA breach beside its task's transition, never deadlock), plain tuples rather than models.
     return (
-        "SELECT count(pg_advisory_xact_lock(key)) FROM "
-        "(SELECT key FROM unnest(%b::bigint[]) WITH ORDINALITY AS t(key, n) ORDER BY n) AS ordered"
+        f"SELECT {_FOLD_COLUMNS} FROM {fold._meta.db_table} WHERE task_id = ANY(%b) "  # noqa: S608
+        "ORDER BY task_id FOR UPDATE"
+    )
+
+
+_FOLD_INPUT = (
+    "SELECT * FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::text[], %b::int[], %b::bigint[], "
+    "%b::text[], %b::bool[]) AS t(task_id, agency_id, service_area, task_type, facts_sequence, created_ms, "
+    "steps, breached)"
+)
+
+
+@functools.cache
+def batch_write_sql(fold: type[models.Model], rollup: type[models.Model]) -> str:
+    # Why not the ORM: a batch's folds (new ones inserted, or nothing if another dispatcher inserted the
+    # same task first: the caller counts and retries; the others updated, locked beforehand) and its
+    # counters, in one round trip. Returns the number of folds inserted.
+    table = fold._meta.db_table
+    ctes, insert = _rollup_add_parts(rollup)
+    return (
+        f"WITH new AS ({_FOLD_INPUT}), old AS ({_FOLD_INPUT}), "  # noqa: S608
+        f"inserted AS (INSERT INTO {table} ({_FOLD_COLUMNS}) SELECT task_id, agency_id, service_area, "
+        "task_type, facts_sequence, created_ms, steps::jsonb, breached FROM new "
+        "ON CONFLICT (task_id) DO NOTHING RETURNING 1), "
+        f"updated AS (UPDATE {table} AS f SET agency_id = o.agency_id, service_area = o.service_area, "
+        "task_type = o.task_type, facts_sequence = o.facts_sequence, created_ms = o.created_ms, "
+        "steps = o.steps::jsonb, breached = o.breached FROM old AS o WHERE f.task_id = o.task_id "
+        "RETURNING 1), "
+        f"{ctes}, added AS ({insert} RETURNING 1) "
+        "SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM updated), (SELECT count(*) FROM added)"
     )
 
 
@@ -36,17 +66,32 @@ def fold_upsert_sql(fold: type[models.Model]) -> str:
     )
 
 
+def _rollup_add_parts(rollup: type[models.Model]) -> tuple[str, str]:
+    # The counters' deltas plus, for the ``backlog`` deltas, their sums per UTC day (``backlog_day``), added
+    # in key order (concurrent batches lock shared rows in the same order): (CTEs, the INSERT).
+    table = rollup._meta.db_table
+    ctes = (
+        "input AS (SELECT * FROM unnest(%b::text[], %b::timestamptz[], %b::uuid[], %b::text[], %b::text[], "
+        "%b::text[], %b::bigint[]) AS d(metric, bucket, agency_id, service_area, task_type, state, value)), "
+        "deltas AS (SELECT * FROM input UNION ALL SELECT 'backlog_day', date_trunc('day', bucket, 'UTC'), "
+        "agency_id, service_area, task_type, state, sum(value)::bigint FROM input WHERE metric = 'backlog' "
+        "GROUP BY 2, 3, 4, 5, 6 HAVING sum(value) <> 0)"
+    )
+    insert = (
+        f"INSERT INTO {table} AS r (metric, bucket, agency_id, service_area, task_type, state, value) "  # noqa: S608
+        "SELECT * FROM deltas ORDER BY metric, bucket, agency_id, service_area, task_type, state "
+        "ON CONFLICT (metric, bucket, agency_id, service_area, task_type, state) "
+        "DO UPDATE SET value = r.value + EXCLUDED.value"
+    )
+    return ctes, insert
+
+
 @functools.cache
 def rollup_add_sql(rollup: type[models.Model]) -> str:
     # Why not the ORM: adding deltas to counters (``value = value + EXCLUDED.value``) for a whole batch in
-    # one statement; rows come sorted by key so concurrent batches lock shared rows in the same order.
-    table = rollup._meta.db_table
-    return (
-        f"INSERT INTO {table} AS r (metric, bucket, agency_id, service_area, task_type, state, value) "  # noqa: S608
-        "SELECT * FROM unnest(%b::text[], %b::timestamptz[], %b::uuid[], %b::text[], %b::text[], %b::text[], "
-        "%b::bigint[]) ON CONFLICT (metric, bucket, agency_id, service_area, task_type, state) "
-        "DO UPDATE SET value = r.value + EXCLUDED.value"
-    )
+    # one statement.
+    ctes, insert = _rollup_add_parts(rollup)
+    return f"WITH {ctes} {insert}"
 
 
 @functools.cache

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from outbox.models import OutboxEvent
-from reports.fold import Key
+from reports.fold import Key, Metric
 from reports.models import Rollup
 from reports.rollups import epoch_ms
 
@@ -75,9 +75,21 @@ def breach_event(
 
 
 def stored_rollups() -> Counter[Key]:
-    """The rollup rows as the recomputation keys them (zero rows left out)."""
+    """The rollup rows as the recomputation keys them (zero rows left out); the ``backlog_day`` rows are
+    checked to be the daily sums of the ``backlog`` rows, then left out too (the recomputation has none)."""
     out: Counter[Key] = Counter()
-    for row in Rollup.objects.exclude(value=0):
+    days: Counter = Counter()
+    for row in Rollup.objects.filter(metric=Metric.BACKLOG):
+        days[(row.bucket.date(), row.agency_id, row.service_area, row.task_type, row.state)] += row.value
+    stored_days = Counter(
+        {
+            (row.bucket.date(), row.agency_id, row.service_area, row.task_type, row.state): row.value
+            for row in Rollup.objects.filter(metric=Metric.BACKLOG_DAY).exclude(value=0)
+        }
+    )
+    daily_sums = {key: value for key, value in days.items() if value}
+    assert daily_sums == dict(stored_days), "the backlog_day rows are not the daily sums of the backlog rows"
+    for row in Rollup.objects.exclude(value=0).exclude(metric=Metric.BACKLOG_DAY):
         key = (
             row.metric,
             epoch_ms(row.bucket),
