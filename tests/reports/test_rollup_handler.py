@@ -1,14 +1,19 @@
 """The rollup handler on real dispatch: what a task's life adds, and redelivery adding nothing."""
 
+import io
 import uuid
 from datetime import UTC, datetime, timedelta
+from unittest.mock import patch
+
+import pytest
+from django.db import transaction
 
 from outbox.dispatcher import outbox_dispatch
 from outbox.models import OutboxEvent
 from reports.fold import HOUR_MS, Metric
-from reports.models import TaskFold
+from reports.models import Rollup, TaskFold
 from reports.rebuild import rollups_recompute
-from reports.rollups import epoch_ms, rollups_apply
+from reports.rollups import FoldRaced, epoch_ms, rollups_apply
 
 from .history import breach_event, stored_rollups, task_event
 
@@ -91,4 +96,33 @@ def test_a_late_breach_moves_a_completion_from_met_to_breached(agency):
     outbox_dispatch(budget_seconds=30)
     assert _value(Metric.SLA_MET, T0 + timedelta(days=2)) == 0
     assert _value(Metric.SLA_BREACHED, T0 + timedelta(days=2)) == 1
+    assert stored_rollups() == rollups_recompute().rollups
+
+
+def test_the_rebuild_command_recomputes_what_dispatch_kept(agency):
+    from django.core.management import call_command
+
+    _life(agency.pk, breach=True)
+    outbox_dispatch(budget_seconds=30)
+    kept = stored_rollups()
+    Rollup.objects.all().update(value=0)  # lose the counters
+    out = io.StringIO()
+    call_command("reports_rebuild", stdout=out)
+    assert "from 4 events of 1 tasks" in out.getvalue()
+    assert stored_rollups() == kept
+
+
+def test_a_new_fold_inserted_meanwhile_makes_the_batch_raise_and_write_nothing(agency):
+    events = _life(agency.pk)
+    rollups_apply(events[:1])
+    before = stored_rollups()
+    # As if another dispatcher had inserted this task's fold after this batch read none.
+    with (
+        patch("reports.rollups.folds_lock_sql", return_value="SELECT 1 WHERE %s::uuid[] IS NULL"),
+        pytest.raises(FoldRaced),
+        transaction.atomic(),
+    ):
+        rollups_apply(events[1:2])
+    assert stored_rollups() == before
+    rollups_apply(events[1:])  # redone: it reads the fold this time
     assert stored_rollups() == rollups_recompute().rollups
