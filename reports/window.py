@@ -35,7 +35,7 @@ class TimeZoneNotSupported(ValidationFailed):
 
 class InvalidWindow(ValidationFailed):
     error_code = "INVALID_WINDOW"
-    default_message = "The window is not valid."
+    default_message = "A report runs from `from` to `to` (on or after it): 366 days at most, 1970-2999."
 
 
 @functools.cache
