@@ -4,7 +4,9 @@ Pure functions, no database. The handler and the recomputation both go through h
 
 * ``fold_event`` folds one event into a task's ``Fold``. The result depends only on the *set* of events
   folded (steps are keyed by sequence, the classification follows the highest sequence, a breach is a
-  flag), so delivery order, redelivery and late events cannot change it.
+  flag), so delivery order, redelivery and late events cannot change it. (One corner: a task known only
+  from ``SLABreached`` events takes its classification from the first one folded; its first task event
+  replaces it. Such a fold contributes nothing until then.)
 * ``contributions`` maps a fold to its rollup rows. The handler applies ``contributions(after) -
   contributions(before)`` for each task a batch touched, so the rollups are always the sum over tasks of
   ``contributions(fold)``: the same sum a recomputation from the history makes.
@@ -15,7 +17,6 @@ Instants are integer epoch milliseconds; buckets are UTC hours (``HOUR_MS``).
 from __future__ import annotations
 
 from bisect import insort
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,12 +175,3 @@ def contributions_add(total: dict[Key, int], fold: Fold, *, sign: int = 1) -> No
     """Add ``sign`` times ``fold``'s contributions into ``total`` (the handler's running delta)."""
     for key, value in contributions(fold).items():
         total[key] = total.get(key, 0) + sign * value
-
-
-def contributions_delta(before: Fold | None, after: Fold) -> Counter[Key]:
-    """What applying ``after`` in place of ``before`` adds to the rollups (negative values subtract)."""
-    delta: dict[Key, int] = {}
-    contributions_add(delta, after)
-    if before is not None:
-        contributions_add(delta, before, sign=-1)
-    return Counter({key: value for key, value in delta.items() if value})
