@@ -31,6 +31,7 @@ ORDER = [
     "search",
     "routing",
     "checklists",
+    "reports",
 ]
 ON_REQUEST = ["soak", "multihost"]  # multihost: root, ip netns and haproxy
 

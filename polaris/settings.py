@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "routing",
     "automation",
     "careplans",
+    "reports",
     "ops",
 ]
 
@@ -273,8 +274,7 @@ SPECTACULAR_SETTINGS = {
         "TaskStateEnum": "workflow.models.TaskState",
         "ActionPlanStateEnum": "workflow.models.ActionPlanState",
         "PriorityEnum": "workflow.models.TaskPriority",  # a task's priority, a routing rule's priorities
-        # Registered at start-up, so named through a function (a trigger's event_type and unless share it).
-        "TriggerEventTypeEnum": "automation.api.serializers.trigger_event_types",
+        "TriggerEventTypeEnum": "automation.api.serializers.trigger_event_types",  # registered at start-up
         "ApproverRoleEnum": "workflow.services.approvals.APPROVER_ROLES",  # a subset of the users' roles
     },
 }

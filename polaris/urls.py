@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/workflow/", include("automation.api.urls")),
     path("api/workflow/", include("careplans.api.urls")),
     path("api/workflow/", include("polaris.audit.api.urls")),
+    path("api/workflow/", include("reports.api.urls")),
     # /api/workflow/stats, /healthz, /readyz, /metrics.
     path("", include("ops.urls")),
 ]

@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "architecture" / "workflow.md"
-PACKAGES = ("polaris", "outbox", "workflow", "sla", "routing", "automation", "careplans", "ops")
+PACKAGES = ("polaris", "outbox", "workflow", "sla", "routing", "automation", "careplans", "reports", "ops")
 
 
 def module_files() -> dict[str, Path]:
@@ -273,7 +273,7 @@ def test_the_doc_has_the_tables(heading):
 
 # -- one writer of events, one claim primitive, raw SQL in one package --------------------------------------
 
-APPS = ("outbox", "workflow", "sla", "routing", "automation", "careplans", "ops")
+APPS = ("outbox", "workflow", "sla", "routing", "automation", "careplans", "reports", "ops")
 OUTBOX_WRITER = "outbox/append.py"
 # Building an OutboxEvent that is never saved: the trigger dry-run evaluates a hypothetical event.
 OUTBOX_EVENT_UNSAVED = ("automation/dry_run.py",)

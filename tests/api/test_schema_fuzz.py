@@ -62,6 +62,10 @@ DATA_DEPENDENT_CODES = {
     "INVALID_TOKEN",
     "INVALID_CURSOR",
     "CURSOR_AHEAD",
+    # A report's window is a relation between `from` and `to` (at most 366 days, in order) and its dates'
+    # range; whether a zone's offset is whole hours depends on the window's dates (reports/window.py).
+    "INVALID_WINDOW",
+    "TIME_ZONE_NOT_SUPPORTED",
 }
 DATA_DEPENDENT_MESSAGES = (
     "does not exist",
