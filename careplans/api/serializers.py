@@ -27,7 +27,7 @@ MAX_BIGINT = 2**63 - 1
 MAX_PLAN_IDS = 10_000
 
 
-class ChecklistItemSerializer(StrictFieldsMixin, serializers.Serializer):
+class BlueprintChecklistItemSerializer(StrictFieldsMixin, serializers.Serializer):
     text = serializers.CharField(max_length=MAX_CHECKLIST_TEXT)
     # The metaclass takes declared fields off the class, so this does not shadow ``Field.required``.
     required = serializers.BooleanField(required=False, default=False)  # type: ignore[assignment]
@@ -61,7 +61,7 @@ class BlueprintSerializer(StrictFieldsMixin, serializers.Serializer):
         help_text="Keys of the blueprints this task waits for (the blueprints form a DAG).",
     )
     checklist = serializers.ListField(
-        child=ChecklistItemSerializer(), required=False, default=list, max_length=MAX_CHECKLIST_ITEMS
+        child=BlueprintChecklistItemSerializer(), required=False, default=list, max_length=MAX_CHECKLIST_ITEMS
     )
     on_predecessor_cancelled = serializers.ChoiceField(
         choices=OnPredecessorCancelled.values,
