@@ -28,7 +28,7 @@ MAX_PLAN_IDS = 10_000
 
 
 class BlueprintChecklistItemSerializer(StrictFieldsMixin, serializers.Serializer):
-    text = serializers.CharField(max_length=MAX_CHECKLIST_TEXT)
+    text = serializers.CharField(min_length=1, max_length=MAX_CHECKLIST_TEXT)
     # The metaclass takes declared fields off the class, so this does not shadow ``Field.required``.
     required = serializers.BooleanField(required=False, default=False)  # type: ignore[assignment]
 

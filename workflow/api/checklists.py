@@ -36,7 +36,7 @@ ITEM_ID = uuid_path_parameter("item_id", "The checklist item's id.")
 class ChecklistItemInputSerializer(StrictFieldsMixin, serializers.Serializer):
     """One checklist item to add."""
 
-    text = serializers.CharField(max_length=CHECKLIST_TEXT_MAX_LENGTH)
+    text = serializers.CharField(min_length=1, max_length=CHECKLIST_TEXT_MAX_LENGTH)
     required = serializers.BooleanField(  # type: ignore[assignment]  # the field is named "required"
         required=False, default=True, help_text="A required item left open refuses completion (default true)."
     )
