@@ -50,8 +50,9 @@ class DistinctListField(serializers.ListField):
 
 
 NO_NUL_PATTERN = "^[^\\x00]*$"
-# Not blank once trimmed (DRF strips whitespace, then refuses ""): one non-space character at least.
-NON_BLANK_PATTERN = "^[^\\x00]*[^\\x00\\s][^\\x00]*$"
+# Not blank once trimmed (DRF strips whitespace, then refuses ""): one non-space character at least. Python's
+# strip() also removes \x1c-\x1f and \x85, which a JSON Schema (ECMAScript) ``\s`` does not cover: named too.
+NON_BLANK_PATTERN = "^[^\\x00]*[^\\x00\\s\\x1c-\\x1f\\x85][^\\x00]*$"
 
 
 class EnvelopeAutoSchema(AutoSchema):
