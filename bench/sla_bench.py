@@ -69,7 +69,7 @@ def _insert(*, count: int, overdue: int, offset: int, agency, client, config) ->
             INSERT INTO {SLARecord._meta.db_table}
                 (id, task_id, config_id, target_minutes, calendar_snapshot, warning_percentages,
                  pause_states, status, started_at, due_at, next_warning_at, paused_seconds, warnings_sent,
-                 version)
+                 version, measurement)
             SELECT gen_random_uuid(), t.id, %(config)s, 60, NULL, '[75]', '["blocked"]', 'running',
                    now() - interval '2 hours',
                    CASE WHEN t.n <= %(overdue)s THEN now() - interval '1 minute'
@@ -78,7 +78,8 @@ def _insert(*, count: int, overdue: int, offset: int, agency, client, config) ->
                         ELSE now() + interval '1 day' + t.n * interval '1 second' - interval '15 minutes' END,
                    0,
                    CASE WHEN t.n <= %(overdue)s THEN '[75]'::jsonb ELSE '[]'::jsonb END,
-                   CASE WHEN t.n <= %(overdue)s THEN 1 ELSE 0 END
+                   CASE WHEN t.n <= %(overdue)s THEN 1 ELSE 0 END,
+                   1
               FROM (SELECT task.id, row_number() OVER () AS n
                       FROM {Task._meta.db_table} AS task
                       LEFT JOIN {SLARecord._meta.db_table} AS r ON r.task_id = task.id
