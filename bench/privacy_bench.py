@@ -7,8 +7,9 @@
    each its own transaction) run. Targets: the erasure <= 5 s; the writers' p99 during it <= 1.5x their p99
    in the window just before (the baseline, same run, same writers).
 2. Retention. 2,000,000 dispatched events older than the retention (``--quick``: 200,000), half with a
-   ledger row, trimmed by ``outbox.retention.history_trim`` (batches of 1,000, each its own transaction)
-   while the writers run. Target: the writers' p99 during the trim <= 1.5x their p99 just before.
+   ledger row, trimmed by ``outbox.retention.history_trim`` (batches of 1,000, each its own transaction, at
+   the retention's pace: ``RETENTION_DUTY_CYCLE``, runs of ``RETENTION_RUN_SECONDS`` back to back) while the
+   writers run. Target: the writers' p99 during the trim <= 1.5x their p99 just before.
    Then two more cycles (insert the same amount, trim, plain ``VACUUM`` as autovacuum would): the outbox's
    table + index size after each cycle's insert stays flat (cycle 3 / cycle 1 <= 1.1).
 
@@ -98,7 +99,7 @@ def latencies(out: Path, start: float, end: float) -> list[float]:
 
 
 def people() -> dict:
-    from polaris.accounts.models import Agency, User
+    from polaris.accounts.models import Agency, ClientAgencyLink, User
 
     agency = Agency.objects.create(name="Bench agency", slug="bench-agency")
     admin = User.objects.create(username="bench-admin", role=User.Role.ADMIN)
@@ -110,8 +111,14 @@ def people() -> dict:
         first_name="Private",
         email="p@example.org",
     )
-    for n in range(WRITER_CLIENTS):
+    writers = [
         User.objects.create(username=f"bench-writer-client-{n}", role=User.Role.CLIENT, agency=agency)
+        for n in range(WRITER_CLIENTS)
+    ]
+    # Work for a client needs an explicit link to the agency (issue #22); the erased client has one too.
+    ClientAgencyLink.objects.bulk_create(
+        ClientAgencyLink(client=c, agency=agency) for c in (client, *writers)
+    )
     return {"agency": agency, "admin": admin, "agent": agent, "client": client}
 
 
@@ -262,15 +269,25 @@ def erasure_arm(*, quick: bool, log_dir: Path) -> bool:
 
 
 def retention_arm(*, quick: bool, log_dir: Path) -> bool:
+    from django.conf import settings
     from django.test.utils import override_settings
 
     from outbox.retention import history_trim
 
     count = 200_000 if quick else 2_000_000
+
+    def trim_all() -> int:
+        """Hourly runs back to back: each stops after RETENTION_RUN_SECONDS, the next goes on."""
+        total = 0
+        while deleted := history_trim(batch=1000):
+            total += deleted
+        return total
+
     if not _exists("bench-agent"):
         people()
     print(
-        f"\nRetention: {count:,} dispatched events 400 days old (half with a ledger row), retention 30 days"
+        f"\nRetention: {count:,} dispatched events 400 days old (half with a ledger row), retention 30 days, "
+        f"duty cycle {settings.RETENTION_DUTY_CYCLE}"
     )
     sizes = []
     met = True
@@ -282,7 +299,7 @@ def retention_arm(*, quick: bool, log_dir: Path) -> bool:
             insert_s = time.perf_counter() - t0
             if cycle == 1:
                 deleted, seconds, base_p99, during_p99, samples = under_writers(
-                    lambda: history_trim(batch=1000), log_dir=log_dir, baseline_seconds=8, budget_seconds=600
+                    trim_all, log_dir=log_dir, baseline_seconds=8, budget_seconds=1800
                 )
                 ratio = during_p99 / base_p99
                 met = ratio <= 1.5
@@ -293,9 +310,10 @@ def retention_arm(*, quick: bool, log_dir: Path) -> bool:
                     f"(ratio {ratio:.2f}, target <= 1.5; samples {samples[1]} / {samples[0]}): "
                     f"{'met' if met else 'NOT met'}"
                 )
-            else:
-                deleted, seconds = _timed(lambda: history_trim(batch=1000))
-                print(f"  cycle {cycle}: trimmed {deleted:,} in {seconds:.1f} s")
+            else:  # no writers to share the machine with: unpaced (only the table's size is measured)
+                with override_settings(RETENTION_DUTY_CYCLE=1.0):
+                    deleted, seconds = _timed(trim_all)
+                print(f"  cycle {cycle}: trimmed {deleted:,} in {seconds:.1f} s (unpaced)")
             vacuum()
     growth = sizes[-1] / sizes[0]
     flat = growth <= 1.1

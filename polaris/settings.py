@@ -123,11 +123,9 @@ if not DATABASE_URL:
     raise ImproperlyConfigured(
         "DATABASE_URL is not set. Use `make run` / `make test`, which start an embedded PostgreSQL."
     )
-# Persistent connections (DB_CONN_MAX_AGE) without a health check: a check is a `SELECT 1` round trip at
-# the start of every request. A connection that died while idle fails its request's first statement
-# instead, which answers 503 SERVICE_UNAVAILABLE with Retry-After (polaris.api.outages) and is closed
-# at the end of that request, so the next one reconnects: one retried request per process per broken
-# connection, against a round trip on every request. DB_CONN_HEALTH_CHECKS=true turns the check back on.
+# Persistent connections (DB_CONN_MAX_AGE) without a health check (a `SELECT 1` round trip per request): a
+# connection that died while idle fails its request's first statement instead (503 with Retry-After,
+# polaris.api.outages) and is closed, so the next request reconnects. DB_CONN_HEALTH_CHECKS=true: checked.
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
@@ -365,15 +363,17 @@ WEBHOOK_DISABLE_AFTER_FAILURES = env_int("WEBHOOK_DISABLE_AFTER_FAILURES", 20)
 WEBHOOK_SECRET_ROTATION_GRACE_SECONDS = env_float("WEBHOOK_SECRET_ROTATION_GRACE_SECONDS", 86400.0)
 # Attempts of finished deliveries older than this are trimmed by beat (0: kept forever).
 WEBHOOK_ATTEMPT_RETENTION_DAYS = env_int("WEBHOOK_ATTEMPT_RETENTION_DAYS", 30)
-# Retention of automation's logs (0 keeps forever); live work is never trimmed: only finished deliveries
-# (their attempts with them), fired or cancelled timers and acknowledged alerts go.
+# Retention of automation's logs (0: forever); only finished deliveries, timers and acknowledged alerts go.
 WEBHOOK_DELIVERY_RETENTION_DAYS = env_int("WEBHOOK_DELIVERY_RETENTION_DAYS", 30)
 TRIGGER_EXECUTION_RETENTION_DAYS = env_int("TRIGGER_EXECUTION_RETENTION_DAYS", 30)
 TRIGGER_TIMER_RETENTION_DAYS = env_int("TRIGGER_TIMER_RETENTION_DAYS", 30)
 ALERT_RETENTION_DAYS = env_int("ALERT_RETENTION_DAYS", 90)
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 730)  # the audit log: two years
-# Rows deleted per retention batch (each batch its own short transaction).
+# Retention trims: rows per batch (each its own transaction), the share of wall time batches may take
+# (the rest is rest), and how long one hourly run goes on (polaris/retention.py).
 RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 1000)
+RETENTION_DUTY_CYCLE = env_float("RETENTION_DUTY_CYCLE", 0.5)
+RETENTION_RUN_SECONDS = env_float("RETENTION_RUN_SECONDS", 480.0)
 AUTOMATION_RECORD_NOT_MATCHED = env_bool("AUTOMATION_RECORD_NOT_MATCHED", False)
 AUTOMATION_TRIGGER_CACHE_SECONDS = env_float("AUTOMATION_TRIGGER_CACHE_SECONDS", 1.0)
 # Exactly one beat (ops/beat_guard.py): a beat holds a Redis lock with this TTL, renewed every third of it;
