@@ -16,7 +16,8 @@ from django.db.models import Q
 
 from polaris.access import agency_scope, is_admin, is_supervisor
 from polaris.accounts.models import User
-from polaris.audit.services import audit_record
+from polaris.audit.models import AuditEntry
+from polaris.audit.services import audit_record, audit_rewrite_allow
 from polaris.erasure import ERASED, text_digest
 from polaris.errors import PermissionDenied
 from workflow.errors import SavedViewLimitReached, SavedViewNameTaken
@@ -119,7 +120,9 @@ def saved_view_delete(*, actor: User, view_id: Any) -> None:
 def saved_views_erase(*, client_id: int, dry_run: bool) -> int:
     """Erasure (``polaris.erasure``): a view's name or search text that contains the client's first name,
     last name or username (3+ characters, case-insensitive) becomes ``[erased]`` (the name keeps a short
-    id, names being unique per owner). A view's ``client`` id filter is not personal data and stays."""
+    id, names being unique per owner), in the view and in the audit entries of shared views (deleted ones
+    included; their search text is a digest already). A view's ``client`` id filter is not personal data
+    and stays. Counts the views and entries that change."""
     client = User.objects.filter(pk=client_id).values("first_name", "last_name", "username").first()
     if client is None:
         return 0
@@ -127,10 +130,14 @@ def saved_views_erase(*, client_id: int, dry_run: bool) -> int:
     if not words:
         return 0
     named = Q()
+    audited = Q()
     for word in words:
         named |= Q(name__icontains=word) | Q(filter__search__icontains=word)
+        audited |= Q(before__name__icontains=word) | Q(after__name__icontains=word)
+    entries = AuditEntry._base_manager.filter(audited, object_type=SavedView._meta.model_name)
     if dry_run:
-        return SavedView.objects.filter(named).count()
+        return SavedView.objects.filter(named).count() + entries.count()
+    erased_entries = _audit_names_erase(list(entries), {word.lower() for word in words})
     views = list(SavedView.objects.filter(named).select_for_update())
     for view in views:
         lowered = {word.lower() for word in words}
@@ -140,4 +147,18 @@ def saved_views_erase(*, client_id: int, dry_run: bool) -> int:
         if isinstance(search, str) and any(word in search.lower() for word in lowered):
             view.filter = {**view.filter, "search": ERASED}
         view.save(update_fields=["name", "filter", "updated_at"])
-    return len(views)
+    return len(views) + erased_entries
+
+
+def _audit_names_erase(entries: list[AuditEntry], lowered: set[str]) -> int:
+    """Rewrite the view names in these audit entries' snapshots that contain one of ``lowered``."""
+    if not entries:
+        return 0
+    audit_rewrite_allow()
+    for entry in entries:
+        for side in (entry.before, entry.after):
+            name = (side or {}).get("name")
+            if isinstance(name, str) and any(word in name.lower() for word in lowered):
+                side["name"] = f"{ERASED} {entry.object_id[:8]}"
+        AuditEntry._base_manager.filter(pk=entry.pk).update(before=entry.before, after=entry.after)
+    return len(entries)

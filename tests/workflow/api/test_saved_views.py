@@ -223,3 +223,21 @@ def test_erasing_a_client_erases_their_name_from_views(agent_api, admin_user, ag
     assert erased.filter == {"search": ERASED, "state": "new"}
     assert SavedView.objects.get(pk=by_id["id"]).filter == {"client": client.pk}  # an id, not personal data
     assert SavedView.objects.get(pk=other["id"]).name == "Evictions"
+
+
+def test_erasing_a_client_erases_their_name_from_shared_views_audit_entries(agent_api, admin_user, agency):
+    client = ClientFactory(username="c-rosa", first_name="Rosa", last_name="Quintanilla", agency=agency)
+    kept = create(agent_api, name="Quintanilla family", filter={"state": "new"}, shared=True).json()
+    gone = create(agent_api, name="Rosa's plan", filter={"state": "new"}, shared=True).json()
+    assert agent_api.delete(f"/api/workflow/views/{gone['id']}").status_code == 204
+    other = create(agent_api, name="Evictions", filter={"state": "new"}, shared=True).json()
+    entries = AuditEntry.objects.filter(object_type="savedview")
+    assert "Quintanilla" in str([entry.after for entry in entries])
+    dry = client_erase(client_id=client.pk, actor=admin_user, dry_run=True)
+    assert dry["counts"]["saved_views"] == 4  # one view, three entries (created x2, deleted)
+    client_erase(client_id=client.pk, actor=admin_user)
+    text = str([(entry.before, entry.after) for entry in entries.all()])
+    assert "Quintanilla" not in text
+    assert "Rosa" not in text
+    assert f"{ERASED} {kept['id'][:8]}" in text
+    assert entries.get(object_id=other["id"]).after["name"] == "Evictions"
