@@ -157,7 +157,9 @@ def _audit_names_erase(entries: list[AuditEntry], lowered: set[str]) -> int:
     audit_rewrite_allow()
     for entry in entries:
         for side in (entry.before, entry.after):
-            name = (side or {}).get("name")
+            if not isinstance(side, dict):
+                continue
+            name = side.get("name")
             if isinstance(name, str) and any(word in name.lower() for word in lowered):
                 side["name"] = f"{ERASED} {entry.object_id[:8]}"
         AuditEntry._base_manager.filter(pk=entry.pk).update(before=entry.before, after=entry.after)
