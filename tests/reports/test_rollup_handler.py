@@ -15,14 +15,14 @@ from reports.models import Rollup, TaskFold
 from reports.rebuild import rollups_recompute
 from reports.rollups import FoldRaced, epoch_ms, rollups_apply
 
-from .history import breach_event, met_event, stored_rollups, task_event
+from .history import breach_event, met_event, recalculated_event, stored_rollups, task_event
 
 T0 = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
 
 
 def _life(agency_id, *, task_id=None, breach=False, met=True):
     """Created, in progress after 2 h, completed after 2 days; breached after a day, or else met (at the
-    completion) unless ``met=False`` (no SLA outcome: a task without an SLA record, or one still in flight)."""
+    completion) unless ``met=False`` (no SLA outcome: no SLA record, or its outcome still in flight)."""
     task_id = task_id or uuid.uuid4()
     events = [
         task_event(
@@ -134,3 +134,34 @@ def test_a_new_fold_inserted_meanwhile_makes_the_batch_raise_and_write_nothing(a
     assert stored_rollups() == before
     rollups_apply(events[1:])  # redone: it reads the fold this time
     assert stored_rollups() == rollups_recompute().rollups
+
+
+def test_sla_outcomes_out_of_order_and_redelivered_give_the_same_rollups(agency):
+    """A breach, then a repair clearing it: in order, reversed, or with replays, one answer (met)."""
+    task_id, record_id = uuid.uuid4(), uuid.uuid4()
+    life = _life(agency.pk, task_id=task_id, met=False)
+    outcomes = OutboxEvent.objects.bulk_create(
+        [
+            breach_event(
+                task_id=task_id, at=T0 + timedelta(days=1), agency_id=agency.pk, record_id=record_id
+            ),
+            recalculated_event(
+                task_id=task_id,
+                at=T0 + timedelta(days=3),
+                agency_id=agency.pk,
+                record_id=record_id,
+                sequence=2,
+                breached=False,
+            ),
+        ]
+    )
+    answers = []
+    for order in (life + outcomes, outcomes[::-1] + life[::-1], [*outcomes[1:], *life, *outcomes, *life]):
+        TaskFold.objects.all().delete()
+        Rollup.objects.all().delete()
+        for event in order:
+            rollups_apply([event])
+        answers.append(stored_rollups())
+        assert _value(Metric.SLA_MET, T0 + timedelta(days=2)) == 1
+        assert _value(Metric.SLA_BREACHED, T0 + timedelta(days=2)) == 0
+    assert answers[0] == answers[1] == answers[2] == rollups_recompute().rollups
