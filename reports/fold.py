@@ -206,7 +206,7 @@ def contributions(fold: Fold) -> dict[Key, int]:
             key = (Metric.STATE_EXITS, hour, agency, area, task_type, previous[2])
             out[key] = get(key, 0) + 1
         previous = step
-    if previous is not None and previous[2] == COMPLETED and (fold.sla or fold.breached):
+    if previous is not None and previous[2] == COMPLETED and fold.sla_tracked:
         metric = Metric.SLA_BREACHED if fold.sla_breached else Metric.SLA_MET
         key = (metric, previous[1] - previous[1] % HOUR_MS, agency, area, task_type, "")
         out[key] = get(key, 0) + 1
