@@ -3,9 +3,10 @@
 Measured in one run, on a scratch database (``polaris_reports_bench``, dropped at the end):
 
 1. History: N events (10,000,000; ``--quick``: 1,000,000) written with set-based SQL straight into the
-   outbox, about three per task (created, started, completed or cancelled; a tenth left open, a tenth
-   breached), over a year, 2 agencies x 3 service areas x 2 task types; then the rollups built by the
-   rebuild path (``reports.rebuild.rollups_rebuild``, the ``reports_rebuild`` command's body).
+   outbox, about 3.4 per task (created, started, completed or cancelled; a tenth left open, a tenth
+   breached, four tenths completed with an ``SLAMet``, three tenths completed without an SLA), over a
+   year, 2 agencies x 3 service areas x 2 task types; then the rollups built by the rebuild path
+   (``reports.rebuild.rollups_rebuild``, the ``reports_rebuild`` command's body).
 2. Report queries: the four reports (``reports.selectors``, what the API calls) over random 30-day
    windows in Europe/Berlin, day buckets, half of them filtered by agency: p50 and p99 (target p99
    <= 100 ms). Baseline, same run, same windows: throughput and time in state computed straight from the
@@ -64,6 +65,10 @@ WITH t AS (
     UNION ALL
     SELECT task_id, agency, area, ttype, 'SLABreached', 'sla_record', md5('sla' || g)::uuid, 1,
         created + r1 * interval '36 second' + r2 * interval '130 second', NULL, NULL FROM t WHERE fate = 2
+    UNION ALL
+    SELECT task_id, agency, area, ttype, 'SLAMet', 'sla_record', md5('sla' || g)::uuid, 1,
+        created + r1 * interval '36 second' + r2 * interval '260 second', NULL, NULL
+        FROM t WHERE fate BETWEEN 3 AND 6
 )
 INSERT INTO outbox_outboxevent (id, event_type, aggregate_type, aggregate_id, sequence, occurred_at,
     correlation_id, depth, payload, status, attempts, next_attempt_at, last_error, dispatched_at)
@@ -71,7 +76,9 @@ SELECT gen_random_uuid(), event_type, aggregate_type, agg, seq, at, 'bench', 0,
     jsonb_build_object('task_id', task_id, 'agency_id', agency, 'service_area', area, 'task_type', ttype,
         'title', 'Bench task', 'priority', 'normal', 'client_id', 1)
     || CASE WHEN new_state IS NULL THEN '{}'::jsonb
-       ELSE jsonb_build_object('old_state', old_state, 'new_state', new_state) END,
+       ELSE jsonb_build_object('old_state', old_state, 'new_state', new_state) END
+    || CASE WHEN aggregate_type = 'sla_record' THEN jsonb_build_object('sla_record_id', agg)
+       ELSE '{}'::jsonb END,
     'dispatched', 1, at, '', at
 FROM steps
 """
@@ -107,7 +114,7 @@ def _history(events: int) -> int:
     """Write about ``events`` events; returns how many were written."""
     from django.db import connection
 
-    tasks = max(1, events * 10 // 30)  # 3.0 events per task on average
+    tasks = max(1, events * 10 // 34)  # 3.4 events per task on average
     with connection.cursor() as cursor:
         for first in range(0, tasks, CHUNK_TASKS):
             last = min(tasks, first + CHUNK_TASKS) - 1

@@ -3,10 +3,18 @@
 Pure functions, no database. The handler and the recomputation both go through here:
 
 * ``fold_event`` folds one event into a task's ``Fold``. The result depends only on the *set* of events
-  folded (steps are keyed by sequence, the classification follows the highest sequence, a breach is a
-  flag), so delivery order, redelivery and late events cannot change it. (One corner: a task known only
-  from ``SLABreached`` events takes its classification from the first one folded; its first task event
-  replaces it. Such a fold contributes nothing until then.)
+  folded (steps are keyed by sequence, the classification follows the highest sequence, each SLA
+  record's outcome follows its outcome event with the highest sequence), so delivery order, redelivery
+  and late events cannot change it. (One corner: a task known only from SLA events takes its
+  classification from the first one folded; its first task event replaces it. Such a fold contributes
+  nothing until then.)
+* **SLA outcomes.** ``SLAMet`` (completed on time), ``SLABreached`` and ``SLARecalculated`` (a repair's
+  new measurement, its ``breached``) are a record's outcome events; per record (``sla_record_id``) the
+  one with the highest sequence (the record's version) decides whether it is breached, so attainment
+  follows the *current* measurement. A completed task counts in attainment only if it has an outcome
+  (no SLA record, no outcome: not "met"); it is breached when any of its records is. Older payloads:
+  an ``SLABreached`` without ``sla_record_id`` is a sticky breach (as before), an ``SLARecalculated``
+  without a boolean ``breached`` is not folded.
 * ``contributions`` maps a fold to its rollup rows. The handler applies ``contributions(after) -
   contributions(before)`` for each task a batch touched, so the rollups are always the sum over tasks of
   ``contributions(fold)``: the same sum a recomputation from the history makes.
@@ -34,6 +42,10 @@ TASK_EVENT_TYPES = (
     EventType.TASK_ASSIGNED,
 )
 BREACH_EVENT_TYPE = SLAEventType.SLA_BREACHED
+RECALCULATED_EVENT_TYPE = SLAEventType.SLA_RECALCULATED
+MET_EVENT_TYPE = SLAEventType.SLA_MET
+# The SLA events the rollups read (aggregate ``sla_record``; the task is the payload's ``task_id``).
+SLA_OUTCOME_EVENT_TYPES = (BREACH_EVENT_TYPE, RECALCULATED_EVENT_TYPE, MET_EVENT_TYPE)
 COMPLETED, CANCELLED = TaskState.COMPLETED.value, TaskState.CANCELLED.value
 CLOSED_STATES = (COMPLETED, CANCELLED)
 
@@ -44,8 +56,8 @@ class Metric:
     CREATED = "created"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
-    SLA_MET = "sla_met"  # completed with no SLABreached for the task, at the completion hour
-    SLA_BREACHED = "sla_breached"  # completed after an SLABreached, at the completion hour
+    SLA_MET = "sla_met"  # completed, had an SLA outcome, none breached: at the completion hour
+    SLA_BREACHED = "sla_breached"  # completed, a record's current outcome breached: at the completion hour
     STATE_MS = "state_ms"  # milliseconds spent in ``state``, at the hour the task left it
     STATE_EXITS = "state_exits"  # times a task left ``state``, at that hour
     BACKLOG = "backlog"  # +1/-1 when a task enters/leaves age band ``state`` (open tasks = running sum)
@@ -79,7 +91,8 @@ class Fold:
     facts_sequence: int = 0
     created_ms: int | None = None
     steps: list[list[Any]] = field(default_factory=list)  # [[sequence, epoch_ms, new_state], …] by sequence
-    breached: bool = False
+    breached: bool = False  # an SLABreached without ``sla_record_id`` (older payloads): sticky
+    sla: dict[str, list[Any]] = field(default_factory=dict)  # record id -> [sequence, breached], latest
 
     def copy(self) -> Fold:
         return Fold(
@@ -91,7 +104,18 @@ class Fold:
             self.created_ms,
             [list(step) for step in self.steps],
             self.breached,
+            {record: list(outcome) for record, outcome in self.sla.items()},
         )
+
+    @property
+    def sla_tracked(self) -> bool:
+        """Whether the task had an SLA outcome (only such tasks count in attainment)."""
+        return bool(self.sla) or self.breached
+
+    @property
+    def sla_breached(self) -> bool:
+        """Breached under the current measurements: any record whose latest outcome is a breach."""
+        return self.breached or any(outcome[1] for outcome in self.sla.values())
 
 
 def _facts_take(fold: Fold, payload: dict[str, Any]) -> None:
@@ -101,12 +125,30 @@ def _facts_take(fold: Fold, payload: dict[str, Any]) -> None:
     fold.task_type = str(payload.get("task_type") or "")[:64]
 
 
+def _outcome_fold(fold: Fold, *, event_type: str, sequence: int, payload: dict[str, Any]) -> None:
+    """An SLA record's outcome event: the record's outcome with the highest sequence is kept."""
+    if fold.facts_sequence == 0 and fold.agency_id is None:
+        _facts_take(fold, payload)  # no task event seen yet: the SLA event's copy of the task's facts
+    if event_type == RECALCULATED_EVENT_TYPE:
+        breached = payload.get("breached")
+        if not isinstance(breached, bool):
+            return  # a payload without the outcome: not folded
+    else:
+        breached = event_type == BREACH_EVENT_TYPE
+    record = payload.get("sla_record_id")
+    if not record or not isinstance(record, str):
+        if breached:
+            fold.breached = True  # an older breach payload: a sticky breach of the task
+        return
+    outcome = fold.sla.get(record)
+    if outcome is None or sequence > outcome[0]:
+        fold.sla[record] = [sequence, breached]
+
+
 def fold_event(fold: Fold, *, event_type: str, sequence: int, at_ms: int, payload: dict[str, Any]) -> None:
     """Fold one event of (or about) ``fold``'s task into it; folding the same event twice changes nothing."""
-    if event_type == BREACH_EVENT_TYPE:
-        fold.breached = True
-        if fold.facts_sequence == 0 and fold.agency_id is None:
-            _facts_take(fold, payload)  # no task event seen yet: the breach's copy of the task's facts
+    if event_type in SLA_OUTCOME_EVENT_TYPES:
+        _outcome_fold(fold, event_type=event_type, sequence=sequence, payload=payload)
         return
     if sequence > fold.facts_sequence:
         _facts_take(fold, payload)
@@ -164,8 +206,8 @@ def contributions(fold: Fold) -> dict[Key, int]:
             key = (Metric.STATE_EXITS, hour, agency, area, task_type, previous[2])
             out[key] = get(key, 0) + 1
         previous = step
-    if previous is not None and previous[2] == COMPLETED:
-        metric = Metric.SLA_BREACHED if fold.breached else Metric.SLA_MET
+    if previous is not None and previous[2] == COMPLETED and fold.sla_tracked:
+        metric = Metric.SLA_BREACHED if fold.sla_breached else Metric.SLA_MET
         key = (metric, previous[1] - previous[1] % HOUR_MS, agency, area, task_type, "")
         out[key] = get(key, 0) + 1
     return {key: value for key, value in out.items() if value}

@@ -12,12 +12,14 @@ from django.db import models
 
 
 class TaskFold(models.Model):
-    """What the rollups know of one task: its classification, creation, state steps and breach.
+    """What the rollups know of one task: its classification, creation, state steps and SLA outcomes.
 
     ``steps`` is ``[[sequence, epoch_ms, new_state], …]`` ordered by sequence (``TaskCreated`` and each
     ``TaskStateChanged``): a handful per task, kept so a late or replayed step slots in between its
     neighbours. ``facts_sequence`` is the sequence of the task event whose facts (area, type) are kept:
-    the highest seen, so the latest classification wins in any delivery order.
+    the highest seen, so the latest classification wins in any delivery order. ``sla`` keeps, per SLA
+    record, its outcome event with the highest sequence (``SLAMet``, ``SLABreached``, ``SLARecalculated``);
+    ``breached`` is a breach from an older payload that named no record.
     """
 
     task_id = models.UUIDField(primary_key=True)
@@ -28,6 +30,8 @@ class TaskFold(models.Model):
     created_ms = models.BigIntegerField(null=True)
     steps = models.JSONField(default=list)
     breached = models.BooleanField(default=False)
+    # Each SLA record's latest outcome: {record id: [sequence, breached]} (``reports.fold``).
+    sla = models.JSONField(default=dict)
 
     def __str__(self) -> str:
         return f"fold of task {self.task_id}"

@@ -14,17 +14,20 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import connection, transaction
 
 from outbox.models import OutboxEvent
 from polaris.sql.reports import history_sql, tables_clear_sql
 
-from .fold import BREACH_EVENT_TYPE, Fold, Key, contributions, fold_event
+from .fold import SLA_OUTCOME_EVENT_TYPES, Fold, Key, contributions, fold_event
 from .models import Rollup, TaskFold
 from .rollups import ROLLUP_EVENT_TYPES, folds_write, rollups_add
 
-HistoryRow = tuple[uuid.UUID, str, int, int, str | None, str | None, str | None, str | None]
+HistoryRow = tuple[
+    uuid.UUID, str, int, int, str | None, str | None, str | None, str | None, str | None, bool | None
+]
 FOLD_WRITE_BATCH = 5000
 
 
@@ -39,17 +42,22 @@ def history_rows(*, chunk: int = 10_000) -> Iterator[HistoryRow]:
     """The rollups' events from the outbox (the fields the fold reads) in task order, streamed."""
     with transaction.atomic(), connection.chunked_cursor() as cursor:
         cursor.execute(
-            history_sql(OutboxEvent), {"types": list(ROLLUP_EVENT_TYPES), "breach": BREACH_EVENT_TYPE}
+            history_sql(OutboxEvent),
+            {"types": list(ROLLUP_EVENT_TYPES), "sla": list(SLA_OUTCOME_EVENT_TYPES)},
         )
         while rows := cursor.fetchmany(chunk):
             yield from rows
 
 
 def _fold_row(fold: Fold, row: HistoryRow) -> None:
-    _, event_type, sequence, at_ms, agency_id, service_area, task_type, new_state = row
-    payload = {"agency_id": agency_id, "service_area": service_area, "task_type": task_type}
+    _, event_type, sequence, at_ms, agency_id, service_area, task_type, new_state, record, breached = row
+    payload: dict[str, Any] = {"agency_id": agency_id, "service_area": service_area, "task_type": task_type}
     if new_state is not None:
         payload["new_state"] = new_state
+    if record is not None:
+        payload["sla_record_id"] = record
+    if breached is not None:
+        payload["breached"] = breached
     fold_event(fold, event_type=event_type, sequence=sequence, at_ms=at_ms, payload=payload)
 
 

@@ -22,19 +22,19 @@ from django.db import connection
 
 from polaris.sql.reports import batch_write_sql, fold_upsert_sql, folds_lock_sql, rollup_add_sql
 
-from .fold import BREACH_EVENT_TYPE, TASK_EVENT_TYPES, Fold, Key, contributions_add, fold_event
+from .fold import SLA_OUTCOME_EVENT_TYPES, TASK_EVENT_TYPES, Fold, Key, contributions_add, fold_event
 from .models import Rollup, TaskFold
 
 if TYPE_CHECKING:
     from outbox.models import OutboxEvent
 
 HANDLER_NAME = "reports.rollups"
-ROLLUP_EVENT_TYPES = (*TASK_EVENT_TYPES, BREACH_EVENT_TYPE)
+ROLLUP_EVENT_TYPES = (*TASK_EVENT_TYPES, *SLA_OUTCOME_EVENT_TYPES)
 
 
 def event_task_id(event: OutboxEvent) -> uuid.UUID | None:
-    """The task an event is about: a task event's aggregate, an SLA breach's ``task_id``."""
-    if event.event_type == BREACH_EVENT_TYPE:
+    """The task an event is about: a task event's aggregate, an SLA outcome event's ``task_id``."""
+    if event.event_type in SLA_OUTCOME_EVENT_TYPES:
         return event.payload_uuid("task_id")
     return event.aggregate_id if event.aggregate_type == "task" else None
 
@@ -54,9 +54,11 @@ class FoldRaced(Exception):
 
 
 def _fold_of(row: tuple[Any, ...]) -> Fold:
-    task_id, agency_id, service_area, task_type, facts_sequence, created_ms, steps, breached = row
+    task_id, agency_id, service_area, task_type, facts_sequence, created_ms, steps, breached, sla = row
     if isinstance(steps, str):  # Django's psycopg set-up hands jsonb over as text (JSONField parses it)
         steps = json.loads(steps)
+    if isinstance(sla, str):
+        sla = json.loads(sla)
     return Fold(
         str(task_id),
         str(agency_id) if agency_id else None,
@@ -66,6 +68,7 @@ def _fold_of(row: tuple[Any, ...]) -> Fold:
         created_ms,
         [list(step) for step in steps or []],
         breached,
+        {record: list(outcome) for record, outcome in (sla or {}).items()},
     )
 
 
@@ -79,6 +82,7 @@ def _fold_params(rows: list[Fold]) -> list[list[Any]]:
         [fold.created_ms for fold in rows],
         [json.dumps(fold.steps, separators=(",", ":")) for fold in rows],
         [fold.breached for fold in rows],
+        [json.dumps(fold.sla, separators=(",", ":")) for fold in rows],
     ]
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from django.db import models, transaction
 from django.utils import timezone
 
-from outbox.append import event_append
+from outbox.append import aggregate_advance, event_append
 from outbox.events import EventContext
 from outbox.models import OutboxEvent
 from polaris.sql.precompiled import row_get
@@ -22,10 +22,12 @@ from workflow.models import Task, TaskState
 
 from .calendar import Calendar, add_working_seconds, working_seconds_between
 from .configs import sla_config_match
-from .events import SLAEventType, sla_breach_payload
+from .events import SLAEventType, sla_breach_payload, sla_met_payload
 from .models import SLARecord, SLARecordStatus
 
 Status = SLARecordStatus
+# What a completion on time writes (``sla_record_stop``): the stop, and what resuming from a pause moved.
+_MET_COLUMNS = ("status", "stopped_at", "next_warning_at", "paused_at", "paused_seconds", "due_at", "version")
 
 
 # --- Scheduling: where the clock's instants fall ---------------------------------------------------------
@@ -157,7 +159,8 @@ def sla_record_resume(*, record: SLARecord, now: datetime) -> None:
 def sla_record_stop(
     *, record: SLARecord, task: Task, completed: bool, now: datetime, context: EventContext
 ) -> None:
-    """The task reached a final state: completed → met (or breached when late); cancelled → cancelled.
+    """The task reached a final state: completed → met with its ``SLAMet`` event (or breached when late,
+    ``SLABreached``); cancelled → cancelled (no event).
 
     A record the scan already breached keeps that status and only gets its ``stopped_at``.
     """
@@ -175,7 +178,20 @@ def sla_record_stop(
     record.status = Status.MET if completed else Status.CANCELLED
     record.stopped_at = now
     record.next_warning_at = None
-    record.save()
+    if not completed:
+        record.save()
+        return
+    # Met: the record's columns and its ``SLAMet`` event in one compare-and-swap statement (the row is
+    # locked already: the swap always succeeds).
+    record.version += 1
+    aggregate_advance(
+        record,
+        event_type=SLAEventType.SLA_MET,
+        aggregate_type=SLARecord.aggregate_type,
+        columns=_MET_COLUMNS,
+        context=context,
+        payload=sla_met_payload(record=record, task=task, config_name=record.config.name),
+    )
 
 
 def sla_record_locked(

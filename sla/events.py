@@ -2,7 +2,9 @@
 
 Every SLA event payload is defined here, once, in Python: a breach found at a transition (``sla.clock``)
 and the scan's breaches (``sla.scan``, which claims a batch in one statement, builds these payloads in
-Python and writes all the batch's events in one more) both call ``sla_breach_payload``.
+Python and writes all the batch's events in one more) both call ``sla_breach_payload``. A task completed
+on time gets one ``SLAMet`` (``sla.clock``), so every completion under an SLA has an outcome event: the
+trends (``reports``) count in attainment only the tasks that had one.
 """
 
 from __future__ import annotations
@@ -20,9 +22,15 @@ class SLAEventType:
     SLA_WARNING = "SLAWarning"
     SLA_BREACHED = "SLABreached"
     SLA_RECALCULATED = "SLARecalculated"
+    SLA_MET = "SLAMet"
 
 
-SLA_EVENT_TYPES = (SLAEventType.SLA_WARNING, SLAEventType.SLA_BREACHED, SLAEventType.SLA_RECALCULATED)
+SLA_EVENT_TYPES = (
+    SLAEventType.SLA_WARNING,
+    SLAEventType.SLA_BREACHED,
+    SLAEventType.SLA_RECALCULATED,
+    SLAEventType.SLA_MET,
+)
 
 
 def sla_event_payload(*, record: SLARecord, task: Task, config_name: str) -> dict[str, Any]:
@@ -48,6 +56,15 @@ def sla_breach_payload(
         **sla_event_payload(record=record, task=task, config_name=config_name),
         "breached_at": record.breached_at.isoformat(),
         "detected_by": detected_by,
+    }
+
+
+def sla_met_payload(*, record: SLARecord, task: Task, config_name: str) -> dict[str, Any]:
+    """The ``SLAMet`` payload: the task was completed on time (``met_at``, the completion)."""
+    assert record.stopped_at is not None, "a met payload is built for a stopped record"
+    return {
+        **sla_event_payload(record=record, task=task, config_name=config_name),
+        "met_at": record.stopped_at.isoformat(),
     }
 
 
@@ -92,7 +109,7 @@ def sla_recalculated_payload(
 
 # What a client may read of an SLA event (``outbox.projection``): which task, when it is due, what
 # happened (the event type) and when; never the config, its target or the clock's internals.
-_CLIENT_KEYS = ("task_id", "task_state", "due_at", "breached_at", "warning_at")
+_CLIENT_KEYS = ("task_id", "task_state", "due_at", "breached_at", "warning_at", "met_at")
 
 
 def sla_event_for_client(payload: dict[str, Any]) -> dict[str, Any]:

@@ -187,7 +187,8 @@ class SLARecord(models.Model):
 
     ``due_at`` is pushed back by the working time spent paused (``paused_seconds``). ``next_warning_at``
     is the instant of the next unsent warning percentage (``None`` when none is left). ``version`` is the
-    position in this record's own event stream (``SLAWarning``/``SLABreached``, aggregate ``sla_record``).
+    position in this record's own event stream (``SLAWarning``, ``SLABreached``, ``SLAMet``,
+    ``SLARecalculated``; aggregate ``sla_record``).
     """
 
     aggregate_type = "sla_record"

@@ -9,7 +9,9 @@ import functools
 
 from django.db import models
 
-_FOLD_COLUMNS = "task_id, agency_id, service_area, task_type, facts_sequence, created_ms, steps, breached"
+_FOLD_COLUMNS = (
+    "task_id, agency_id, service_area, task_type, facts_sequence, created_ms, steps, breached, sla"
+)
 
 
 @functools.cache
@@ -24,8 +26,8 @@ def folds_lock_sql(fold: type[models.Model]) -> str:
 
 _FOLD_INPUT = (
     "SELECT * FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::text[], %b::int[], %b::bigint[], "
-    "%b::text[], %b::bool[]) AS t(task_id, agency_id, service_area, task_type, facts_sequence, created_ms, "
-    "steps, breached)"
+    "%b::text[], %b::bool[], %b::text[]) AS t(task_id, agency_id, service_area, task_type, facts_sequence, "
+    "created_ms, steps, breached, sla)"
 )
 
 
@@ -39,11 +41,12 @@ def batch_write_sql(fold: type[models.Model], rollup: type[models.Model]) -> str
     return (
         f"WITH new AS ({_FOLD_INPUT}), old AS ({_FOLD_INPUT}), "  # noqa: S608
         f"inserted AS (INSERT INTO {table} ({_FOLD_COLUMNS}) SELECT task_id, agency_id, service_area, "
-        "task_type, facts_sequence, created_ms, steps::jsonb, breached FROM new "
+        "task_type, facts_sequence, created_ms, steps::jsonb, breached, sla::jsonb FROM new "
         "ON CONFLICT (task_id) DO NOTHING RETURNING 1), "
         f"updated AS (UPDATE {table} AS f SET agency_id = o.agency_id, service_area = o.service_area, "
         "task_type = o.task_type, facts_sequence = o.facts_sequence, created_ms = o.created_ms, "
-        "steps = o.steps::jsonb, breached = o.breached FROM old AS o WHERE f.task_id = o.task_id "
+        "steps = o.steps::jsonb, breached = o.breached, sla = o.sla::jsonb FROM old AS o "
+        "WHERE f.task_id = o.task_id "
         "RETURNING 1), "
         f"{ctes}, added AS ({insert} RETURNING 1) "
         "SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM updated), (SELECT count(*) FROM added)"
@@ -55,14 +58,13 @@ def fold_upsert_sql(fold: type[models.Model]) -> str:
     # Why not the ORM: one INSERT … SELECT unnest(arrays) ON CONFLICT for the batch's tasks.
     table = fold._meta.db_table
     return (
-        f"INSERT INTO {table} (task_id, agency_id, service_area, task_type, facts_sequence, created_ms, "  # noqa: S608
-        "steps, breached) SELECT t.task_id, t.agency_id, t.service_area, t.task_type, t.facts_sequence, "
-        "t.created_ms, t.steps::jsonb, t.breached FROM unnest(%b::uuid[], %b::uuid[], %b::text[], "
-        "%b::text[], %b::int[], %b::bigint[], %b::text[], %b::bool[]) AS t(task_id, agency_id, service_area, "
-        "task_type, facts_sequence, created_ms, steps, breached) ON CONFLICT (task_id) DO UPDATE SET "
+        f"INSERT INTO {table} ({_FOLD_COLUMNS}) SELECT t.task_id, t.agency_id, t.service_area, "  # noqa: S608
+        "t.task_type, t.facts_sequence, t.created_ms, t.steps::jsonb, t.breached, t.sla::jsonb "
+        f"FROM ({_FOLD_INPUT}) AS t ON CONFLICT (task_id) DO UPDATE SET "
         "agency_id = EXCLUDED.agency_id, service_area = EXCLUDED.service_area, "
         "task_type = EXCLUDED.task_type, facts_sequence = EXCLUDED.facts_sequence, "
-        "created_ms = EXCLUDED.created_ms, steps = EXCLUDED.steps, breached = EXCLUDED.breached"
+        "created_ms = EXCLUDED.created_ms, steps = EXCLUDED.steps, breached = EXCLUDED.breached, "
+        "sla = EXCLUDED.sla"
     )
 
 
@@ -97,19 +99,29 @@ def rollup_add_sql(rollup: type[models.Model]) -> str:
 @functools.cache
 def history_sql(events: type[models.Model]) -> str:
     # Why not the ORM: only the few payload fields the fold reads (not whole JSON documents), in task
-    # order, streamed; a malformed task id in an SLA payload is skipped rather than failing the cast.
+    # order, streamed; a malformed task id in an SLA payload is skipped rather than failing the cast. An
+    # SLA event's record id and ``breached`` are read only when of the JSON type the fold accepts.
     table = events._meta.db_table
     task = (
-        "CASE WHEN event_type = %(breach)s THEN (CASE WHEN payload ->> 'task_id' ~ "
+        "CASE WHEN event_type = ANY(%(sla)s) THEN (CASE WHEN payload ->> 'task_id' ~ "
         "'^[0-9a-fA-F-]{36}$' THEN (payload ->> 'task_id')::uuid END) ELSE aggregate_id END"
+    )
+    record = (
+        "CASE WHEN event_type = ANY(%(sla)s) AND jsonb_typeof(payload -> 'sla_record_id') = 'string' "
+        "THEN payload ->> 'sla_record_id' END"
+    )
+    breached = (
+        "CASE WHEN event_type = ANY(%(sla)s) AND jsonb_typeof(payload -> 'breached') = 'boolean' "
+        "THEN (payload -> 'breached')::boolean END"
     )
     return (
         f"SELECT task_id, event_type, sequence, (extract(epoch FROM occurred_at) * 1000)::bigint, "  # noqa: S608
-        "agency_id, service_area, task_type, new_state FROM ("
+        "agency_id, service_area, task_type, new_state, sla_record_id, breached FROM ("
         f"SELECT {task} AS task_id, event_type, sequence, occurred_at, payload ->> 'agency_id' AS agency_id, "
         "payload ->> 'service_area' AS service_area, payload ->> 'task_type' AS task_type, "
-        f"payload ->> 'new_state' AS new_state FROM {table} "
-        "WHERE event_type = ANY(%(types)s) AND (event_type = %(breach)s OR aggregate_type = 'task')"
+        f"payload ->> 'new_state' AS new_state, {record} AS sla_record_id, {breached} AS breached "
+        f"FROM {table} "
+        "WHERE event_type = ANY(%(types)s) AND (event_type = ANY(%(sla)s) OR aggregate_type = 'task')"
         ") AS h WHERE task_id IS NOT NULL ORDER BY task_id"
     )
 

@@ -48,29 +48,61 @@ def task_event(
     )
 
 
-def breach_event(
+def sla_event(
     *,
+    event_type: str,
     task_id: uuid.UUID,
     at: datetime,
     agency_id: Any,
+    record_id: uuid.UUID | None = None,
+    sequence: int = 1,
+    breached: bool | None = None,
     service_area: str = "housing",
     task_type: str = "intake",
+    named: bool = True,
 ) -> OutboxEvent:
+    """An SLA record's outcome event (``SLABreached``, ``SLAMet``, ``SLARecalculated`` with ``breached``);
+    ``named=False``: an older payload without ``sla_record_id``."""
+    record_id = record_id or uuid.uuid4()
+    payload: dict[str, Any] = {
+        "task_id": str(task_id),
+        "agency_id": str(agency_id),
+        "service_area": service_area,
+        "task_type": task_type,
+    }
+    if named:
+        payload["sla_record_id"] = str(record_id)
+    if event_type == "SLABreached":
+        payload["breached_at"] = at.isoformat()
+    if event_type == "SLAMet":
+        payload["met_at"] = at.isoformat()
+    if breached is not None:
+        payload["breached"] = breached
     return OutboxEvent(
-        event_type="SLABreached",
+        event_type=event_type,
         aggregate_type="sla_record",
-        aggregate_id=uuid.uuid4(),
-        sequence=1,
+        aggregate_id=record_id,
+        sequence=sequence,
         occurred_at=at,
         next_attempt_at=at,
         correlation_id="reports-test",
-        payload={
-            "task_id": str(task_id),
-            "agency_id": str(agency_id),
-            "service_area": service_area,
-            "task_type": task_type,
-            "breached_at": at.isoformat(),
-        },
+        payload=payload,
+    )
+
+
+def breach_event(*, task_id: uuid.UUID, at: datetime, agency_id: Any, **kwargs: Any) -> OutboxEvent:
+    return sla_event(event_type="SLABreached", task_id=task_id, at=at, agency_id=agency_id, **kwargs)
+
+
+def met_event(*, task_id: uuid.UUID, at: datetime, agency_id: Any, **kwargs: Any) -> OutboxEvent:
+    return sla_event(event_type="SLAMet", task_id=task_id, at=at, agency_id=agency_id, **kwargs)
+
+
+def recalculated_event(
+    *, task_id: uuid.UUID, at: datetime, agency_id: Any, breached: bool, **kwargs: Any
+) -> OutboxEvent:
+    return sla_event(
+        event_type="SLARecalculated", task_id=task_id, at=at, agency_id=agency_id, breached=breached, **kwargs
     )
 
 

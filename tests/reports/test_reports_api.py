@@ -11,7 +11,7 @@ from outbox.dispatcher import outbox_dispatch
 from outbox.models import OutboxEvent
 from tests.support.api import assert_envelope
 
-from .history import breach_event, task_event
+from .history import breach_event, met_event, task_event
 
 URL = "/api/workflow/reports/"
 DAY = datetime(2026, 5, 4, tzinfo=UTC)  # a Monday
@@ -50,6 +50,8 @@ def _task(agency_id, *, created, closed=None, state="completed", breach=False, a
                 task_id=task_id, at=created + timedelta(hours=1), agency_id=agency_id, service_area=area
             )
         )
+    elif closed is not None and state == "completed":
+        events.append(met_event(task_id=task_id, at=closed, agency_id=agency_id, service_area=area))
     OutboxEvent.objects.bulk_create(events)
 
 
@@ -66,7 +68,7 @@ def history(agency, other_agency):
     )
     _task(agency.pk, created=DAY + timedelta(hours=4))  # still open
     _task(other_agency.pk, created=DAY + timedelta(hours=1), closed=DAY + timedelta(hours=2))
-    assert outbox_dispatch(budget_seconds=30).dispatched == 10
+    assert outbox_dispatch(budget_seconds=30).dispatched == 12
 
 
 def _rows(response):

@@ -15,12 +15,14 @@ from reports.models import Rollup, TaskFold
 from reports.rebuild import rollups_recompute
 from reports.rollups import FoldRaced, epoch_ms, rollups_apply
 
-from .history import breach_event, stored_rollups, task_event
+from .history import breach_event, met_event, recalculated_event, stored_rollups, task_event
 
 T0 = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
 
 
-def _life(agency_id, *, task_id=None, breach=False):
+def _life(agency_id, *, task_id=None, breach=False, met=True):
+    """Created, in progress after 2 h, completed after 2 days; breached after a day, or else met (at the
+    completion) unless ``met=False`` (no SLA outcome: no SLA record, or its outcome still in flight)."""
     task_id = task_id or uuid.uuid4()
     events = [
         task_event(
@@ -47,6 +49,8 @@ def _life(agency_id, *, task_id=None, breach=False):
     ]
     if breach:
         events.append(breach_event(task_id=task_id, at=T0 + timedelta(days=1), agency_id=agency_id))
+    elif met:
+        events.append(met_event(task_id=task_id, at=T0 + timedelta(days=2), agency_id=agency_id))
     return OutboxEvent.objects.bulk_create(events)
 
 
@@ -69,7 +73,9 @@ def test_a_task_life_becomes_rollup_rows_through_dispatch(agency):
     assert _value(Metric.STATE_EXITS, T0 + timedelta(days=2), "in_progress") == 1
     fold = TaskFold.objects.get()
     assert [step[2] for step in fold.steps] == ["new", "in_progress", "completed"]
-    assert fold.breached
+    breach = OutboxEvent.objects.get(event_type="SLABreached")
+    assert fold.sla == {str(breach.aggregate_id): [1, True]}
+    assert not fold.breached
     assert stored_rollups() == rollups_recompute().rollups
 
 
@@ -85,11 +91,13 @@ def test_redelivered_events_change_nothing(agency):
     assert sum(v for k, v in before.items() if k[0] == Metric.SLA_MET) == 1
 
 
-def test_a_late_breach_moves_a_completion_from_met_to_breached(agency):
+def test_a_late_breach_files_the_completion_as_breached(agency):
     task_id = uuid.uuid4()
-    _life(agency.pk, task_id=task_id)
+    _life(agency.pk, task_id=task_id, met=False)
     outbox_dispatch(budget_seconds=30)
-    assert _value(Metric.SLA_MET, T0 + timedelta(days=2)) == 1
+    assert _value(Metric.COMPLETED, T0 + timedelta(days=2)) == 1
+    assert _value(Metric.SLA_MET, T0 + timedelta(days=2)) == 0  # no outcome yet: not in attainment
+    assert _value(Metric.SLA_BREACHED, T0 + timedelta(days=2)) == 0
     OutboxEvent.objects.bulk_create(
         [breach_event(task_id=task_id, at=T0 + timedelta(days=3), agency_id=agency.pk)]
     )
@@ -126,3 +134,34 @@ def test_a_new_fold_inserted_meanwhile_makes_the_batch_raise_and_write_nothing(a
     assert stored_rollups() == before
     rollups_apply(events[1:])  # redone: it reads the fold this time
     assert stored_rollups() == rollups_recompute().rollups
+
+
+def test_sla_outcomes_out_of_order_and_redelivered_give_the_same_rollups(agency):
+    """A breach, then a repair clearing it: in order, reversed, or with replays, one answer (met)."""
+    task_id, record_id = uuid.uuid4(), uuid.uuid4()
+    life = _life(agency.pk, task_id=task_id, met=False)
+    outcomes = OutboxEvent.objects.bulk_create(
+        [
+            breach_event(
+                task_id=task_id, at=T0 + timedelta(days=1), agency_id=agency.pk, record_id=record_id
+            ),
+            recalculated_event(
+                task_id=task_id,
+                at=T0 + timedelta(days=3),
+                agency_id=agency.pk,
+                record_id=record_id,
+                sequence=2,
+                breached=False,
+            ),
+        ]
+    )
+    answers = []
+    for order in (life + outcomes, outcomes[::-1] + life[::-1], [*outcomes[1:], *life, *outcomes, *life]):
+        TaskFold.objects.all().delete()
+        Rollup.objects.all().delete()
+        for event in order:
+            rollups_apply([event])
+        answers.append(stored_rollups())
+        assert _value(Metric.SLA_MET, T0 + timedelta(days=2)) == 1
+        assert _value(Metric.SLA_BREACHED, T0 + timedelta(days=2)) == 0
+    assert answers[0] == answers[1] == answers[2] == rollups_recompute().rollups

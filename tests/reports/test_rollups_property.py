@@ -17,17 +17,20 @@ from reports.models import Rollup, TaskFold
 from reports.rebuild import rollups_recompute
 from reports.rollups import rollups_apply
 
-from .history import breach_event, stored_rollups, task_event
+from .history import sla_event, stored_rollups, task_event
 
 START = datetime(2026, 3, 27, tzinfo=UTC)
 AGENCIES = [uuid.UUID(int=1), uuid.UUID(int=2)]
 STATES = ["in_progress", "blocked", "in_progress", "completed", "cancelled"]
 
+SLA_TYPES = ("SLABreached", "SLAMet", "SLARecalculated", "OldSLABreached")
 step = st.tuples(
-    st.sampled_from(["TaskStateChanged", "TaskStateChanged", "TaskUpdated", "SLABreached"]),
+    st.sampled_from(["TaskStateChanged", "TaskStateChanged", "TaskUpdated", *SLA_TYPES]),
     st.integers(min_value=0, max_value=3 * 24 * 60),  # minutes after the previous event
     st.sampled_from(STATES),
     st.sampled_from(["housing", "health", ""]),
+    st.integers(min_value=0, max_value=1),  # which of the task's two SLA records (SLA events)
+    st.booleans(),  # an SLARecalculated's ``breached``
 )
 task = st.tuples(
     st.integers(min_value=0, max_value=40 * 24 * 60),  # created, minutes after START
@@ -62,10 +65,29 @@ def _history(tasks) -> list[OutboxEvent]:
                 )
             )
         sequence, state = 1, "new"
-        for event_type, minutes, new_state, new_area in steps:
+        records = [uuid.uuid4(), uuid.uuid4()]
+        record_sequences = [0, 0]
+        for event_type, minutes, new_state, new_area, record, breached in steps:
             at += timedelta(minutes=minutes)
-            if event_type == "SLABreached":
-                events.append(breach_event(task_id=task_id, at=at, agency_id=agency_id, service_area=area))
+            if event_type in SLA_TYPES:
+                # An SLA record's stream: its own sequence; an "old" breach names no record.
+                record_sequences[record] += 1
+                events.append(
+                    sla_event(
+                        event_type="SLABreached" if event_type == "OldSLABreached" else event_type,
+                        task_id=task_id,
+                        at=at,
+                        agency_id=agency_id,
+                        service_area=area,
+                        record_id=records[record],
+                        sequence=record_sequences[record],
+                        breached=breached if event_type == "SLARecalculated" else None,
+                        named=event_type != "OldSLABreached",
+                    )
+                )
+                if event_type == "OldSLABreached":
+                    records[record] = uuid.uuid4()  # (its stream position is taken: a fresh record after)
+                    record_sequences[record] = 0
                 continue
             sequence += 1
             if event_type == "TaskUpdated":
@@ -128,12 +150,20 @@ def test_rollups_equal_a_recomputation_after_any_delivery(db, drawn):
         if e.payload.get("new_state") == "completed" and e.event_type == "TaskStateChanged"
     }
     assert by_metric[Metric.COMPLETED] == len(completions)
+    # Attainment counts exactly the tasks that ended completed and had an SLA outcome event.
+    last_step = {}
+    for e in sorted(events, key=lambda e: e.sequence):
+        if e.event_type in ("TaskCreated", "TaskStateChanged"):
+            last_step[e.aggregate_id] = e.payload["new_state"]
+    with_outcome = {uuid.UUID(e.payload["task_id"]) for e in events if e.event_type in SLA_TYPES}
+    attained = {task for task, state in last_step.items() if state == "completed" and task in with_outcome}
+    assert by_metric[Metric.SLA_MET] + by_metric[Metric.SLA_BREACHED] == len(attained)
 
 
 def test_the_property_can_fail(db):
     """A rollup row changed behind the handler's back is seen (the comparison is not vacuous)."""
     events = OutboxEvent.objects.bulk_create(
-        _history([(0, AGENCIES[0], True, [("TaskStateChanged", 60, "completed", "")])])
+        _history([(0, AGENCIES[0], True, [("TaskStateChanged", 60, "completed", "", 0, False)])])
     )
     rollups_apply(events)
     assert stored_rollups() == rollups_recompute().rollups

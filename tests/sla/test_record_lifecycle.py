@@ -63,7 +63,28 @@ def test_completion_in_time_is_met(make_task, move, intake_config):
     assert record.status == "met"
     assert record.stopped_at == MONDAY_10 + timedelta(minutes=59)
     assert record.breached_at is None
-    assert not OutboxEvent.objects.filter(aggregate_type="sla_record").exists()
+    # One SLAMet: the outcome the trends count (a task without an SLA record has none).
+    event = OutboxEvent.objects.get(aggregate_type="sla_record", aggregate_id=record.pk)
+    assert event.event_type == "SLAMet"
+    assert event.sequence == record.version == 1
+    assert event.payload["task_id"] == str(task.pk)
+    assert event.payload["met_at"] == record.stopped_at.isoformat()
+    assert event.payload["due_at"] == record.due_at.isoformat()
+
+
+def test_completing_a_paused_task_on_time_writes_what_the_pause_moved(make_task, move, intake_config):
+    intake_config.pause_states = ["in_progress"]  # completed is reached from in_progress only
+    intake_config.save()
+    with time_machine.travel(MONDAY_10, tick=False) as clock:
+        task = make_task()
+        clock.move_to(MONDAY_10 + timedelta(minutes=30))
+        move(task, "in_progress")
+        clock.move_to(MONDAY_10 + timedelta(minutes=50))
+        move(task, "completed")
+    record = record_of(task)
+    assert (record.status, record.paused_at, record.paused_seconds) == ("met", None, 20 * 60)
+    assert record.due_at == MONDAY_10 + timedelta(minutes=80)
+    assert OutboxEvent.objects.get(aggregate_type="sla_record").event_type == "SLAMet"
 
 
 def test_late_completion_is_a_breach_with_its_event(make_task, move, intake_config):

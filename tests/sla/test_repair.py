@@ -79,7 +79,8 @@ def test_the_dry_run_equals_the_application(admin_user, intake_config, intake_ta
     breach = OutboxEvent.objects.get(event_type="SLABreached", aggregate_id=closed.pk)
     assert breach.payload["detected_by"] == "repair"
     recalculated = OutboxEvent.objects.get(event_type="SLARecalculated", aggregate_id=closed.pk)
-    assert (recalculated.sequence, breach.sequence, closed.version) == (1, 2, 2)
+    # Its stream: SLAMet (completed on time, 1), then the repair's SLARecalculated (2) and SLABreached (3).
+    assert (recalculated.sequence, breach.sequence, closed.version) == (2, 3, 3)
     assert recalculated.payload["previous_target_minutes"] == 60
     assert recalculated.payload["target_minutes"] == 45
     assert recalculated.payload["measurement"] == 2
