@@ -13,6 +13,12 @@ in a later window, examined while the waiter is registered. When the connection 
 fails) every waiter is woken to re-read, and the listener reconnects with backoff; waiters that register
 meanwhile wait for the LISTEN to be back (bounded by their own deadline). The count of waiters in this
 process is capped (``EVENT_FEED_MAX_WAITS_PER_PROCESS``).
+
+Answers first: the pages a fan-out hands out are *deliveries* owed until each is sent
+(``delivery_done``); until then new requests wait at ``deliveries_settled`` (for at most
+``DELIVERY_GATE_SECONDS``) before their own work. Otherwise the waiters answered first re-poll at once,
+their requests' work in the thread pool takes the interpreter from the event loop, and the rest of the
+commit's answers queue behind it (measured: a commit's answers spread over hundreds of milliseconds).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 RECONNECT_MIN_SECONDS = 0.2
 RECONNECT_MAX_SECONDS = 5.0
+DELIVERY_GATE_SECONDS = 0.1  # the longest a new request waits for a fan-out's answers to go out
 
 Envelope = dict[str, Any]
 # (position, envelope, the envelope's JSON text as a page shows it)
@@ -65,6 +72,7 @@ class Waiter:
     woken: asyncio.Event = field(default_factory=asyncio.Event)
     covered: int | None = None  # its last read found nothing for it up to here (set by the waiter)
     page: FeedPage | None = None  # its answer, when the fan-out could build it
+    owes_delivery: bool = False  # handed a page not yet sent (``FeedBroadcaster.delivery_done``)
 
 
 class FeedBroadcaster:
@@ -79,6 +87,9 @@ class FeedBroadcaster:
         self._listening = asyncio.Event()
         self._pending = asyncio.Event()  # notifications not yet fanned out
         self._head: int | None = None  # the last position read_new saw (None: unknown, wake everyone)
+        self._owed = 0  # pages handed out and not yet sent
+        self._settled = asyncio.Event()  # set while nothing is owed
+        self._settled.set()
         self._tasks: list[asyncio.Task] = []
         self.notifications = 0
         self.connects = 0
@@ -190,7 +201,26 @@ class FeedBroadcaster:
                 next=page[-1][0] if len(page) == waiter.limit else head,
                 head=head,
             )
+            if not waiter.owes_delivery:
+                waiter.owes_delivery = True
+                self._owed += 1
+                self._settled.clear()
             waiter.woken.set()
+
+    def delivery_done(self, waiter: Waiter) -> None:
+        """``waiter``'s answer went out (or never will: its client left, it failed); idempotent."""
+        if waiter.owes_delivery:
+            waiter.owes_delivery = False
+            self._owed -= 1
+            if self._owed <= 0:
+                self._owed = 0
+                self._settled.set()
+
+    async def deliveries_settled(self) -> None:
+        """Returns once every handed-out page has been sent, or after ``DELIVERY_GATE_SECONDS``."""
+        if not self._settled.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settled.wait(), DELIVERY_GATE_SECONDS)
 
     @contextlib.asynccontextmanager
     async def subscription(

@@ -43,7 +43,7 @@ from django.utils.functional import SimpleLazyObject
 from django_prometheus.middleware import PrometheusAfterMiddleware, PrometheusBeforeMiddleware
 
 from outbox.feed import FeedPage, FeedScope, feed_matches, feed_page
-from outbox.feed_broadcast import FeedBroadcaster, ProcessFull
+from outbox.feed_broadcast import FeedBroadcaster, ProcessFull, Waiter
 from outbox.metrics import EVENT_FEED_WAITERS, EVENT_FEED_WAITS_REFUSED
 from polaris.api.exceptions import error_body
 from polaris.api.middleware import HEADER as CORRELATION_HEADER
@@ -279,8 +279,9 @@ async def _woken_or_gone(woken: asyncio.Event, gone: asyncio.Task, timeout: floa
 
 
 async def _wait_and_read(
-    tier: FeedTier, request: HttpRequest, begun: Begun, gone: asyncio.Task
+    tier: FeedTier, request: HttpRequest, begun: Begun, gone: asyncio.Task, held: list[Waiter]
 ) -> HttpResponse:
+    """Wait for a page; ``held`` gets the waiter, whose delivery the caller settles once it has sent."""
     query, first = begun.query, begun.page
     assert query is not None
     assert first is not None
@@ -305,6 +306,7 @@ async def _wait_and_read(
         async with tier.broadcaster.subscription(
             timeout=query.wait, matches=matches, limit=query.limit
         ) as waiter:
+            held.append(waiter)
             EVENT_FEED_WAITERS.inc()
             try:
                 # Subscribed (listening) before this read: a commit after it wakes us. The first read
@@ -364,7 +366,10 @@ async def event_feed_application(scope: dict, receive: Any, send: Any) -> None:
     request.correlation_id = correlation_id  # type: ignore[attr-defined]
     correlation_token = set_correlation_id(correlation_id)
     request_token = current_request.set(request)
+    held: list[Waiter] = []
     try:
+        # A fan-out's answers go out before this request's own work competes with them.
+        await tier.broadcaster.deliveries_settled()
         request.resolver_match = _resolved(request.path_info)
         _metrics_before.process_request(request)
         _metrics_after.process_request(request)
@@ -386,7 +391,7 @@ async def event_feed_application(scope: dict, receive: Any, send: Any) -> None:
                 else:
                     gone = asyncio.ensure_future(_disconnected(receive))
                     try:
-                        response = await _wait_and_read(tier, request, begun, gone)
+                        response = await _wait_and_read(tier, request, begun, gone, held)
                     finally:
                         gone.cancel()
             except Exception:
@@ -401,11 +406,13 @@ async def event_feed_application(scope: dict, receive: Any, send: Any) -> None:
             )
         _metrics_after.process_response(request, response)
         _metrics_before.process_response(request, response)
+        response[CORRELATION_HEADER] = correlation_id
+        await _send(send, response)
     finally:
+        for waiter in held:
+            tier.broadcaster.delivery_done(waiter)
         current_request.reset(request_token)
         reset_correlation_id(correlation_token)
-    response[CORRELATION_HEADER] = correlation_id
-    await _send(send, response)
 
 
 async def _send(send: Any, response: HttpResponse) -> None:
