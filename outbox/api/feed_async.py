@@ -20,11 +20,8 @@ import asyncio
 import contextvars
 import functools
 import io
-import json
 import logging
-import math
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import import_module
@@ -45,17 +42,15 @@ from django_prometheus.middleware import PrometheusAfterMiddleware, PrometheusBe
 from outbox.feed import FeedPage, FeedScope, feed_matches, feed_page
 from outbox.feed_broadcast import FeedBroadcaster, ProcessFull, Waiter
 from outbox.metrics import EVENT_FEED_WAITERS, EVENT_FEED_WAITS_REFUSED
-from polaris.api.exceptions import error_body
 from polaris.api.middleware import HEADER as CORRELATION_HEADER
 from polaris.correlation import clean_correlation_id, reset_correlation_id, set_correlation_id
 from polaris.logging import current_request
 
 from .feed import EventFeedView, FeedRequest, feed_request_parse, feed_response
+from .feed_caps import refusal, user_slot_free, user_slot_take
 
 logger = logging.getLogger(__name__)
 request_logger = structlog.get_logger("polaris.request")
-
-USER_WAITS_KEY = "polaris:feed-waits:{user}"
 
 
 @dataclass
@@ -222,46 +217,6 @@ def feed_finish(request: HttpRequest, query: FeedRequest) -> tuple[HttpResponse,
     return _view_run(request, body), (pages[0] if pages else None)
 
 
-# -- caps -------------------------------------------------------------------------------------------------
-
-
-def _refusal(status: int, error_code: str, message: str, retry_after: int, **details: Any) -> HttpResponse:
-    body = error_body(error_code=error_code, message=message, details={"retry_after": retry_after, **details})
-    response = HttpResponse(json.dumps(body), status=status, content_type="application/json")
-    response["Retry-After"] = str(retry_after)
-    return response
-
-
-async def _user_slot_take(tier: FeedTier, user_id: Any, wait: float) -> tuple[str | None, int]:
-    """Take one of the user's wait slots: (slot id, 0), or (None, seconds until one frees) at the cap.
-    When Redis is unreachable the cap is not applied (as the throttles): the process cap still holds."""
-    key = USER_WAITS_KEY.format(user=user_id)
-    slot, now = uuid.uuid4().hex, time.time()
-    try:
-        pipeline = tier.redis.pipeline(transaction=True)
-        pipeline.zremrangebyscore(key, "-inf", now)
-        pipeline.zadd(key, {slot: now + wait + 1})
-        pipeline.zcard(key)
-        pipeline.expire(key, math.ceil(settings.EVENT_FEED_MAX_WAIT_SECONDS) + 5)
-        _, _, count, _ = await pipeline.execute()
-        if count <= settings.EVENT_FEED_MAX_WAITS_PER_USER:
-            return slot, 0
-        await tier.redis.zrem(key, slot)
-        earliest = await tier.redis.zrange(key, 0, 0, withscores=True)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        logger.warning("feed wait cap not applied (Redis unavailable: %s)", exc)
-        return "", 0
-    return None, max(1, math.ceil(float(earliest[0][1]) - now)) if earliest else 1
-
-
-async def _user_slot_free(tier: FeedTier, user_id: Any, slot: str) -> None:
-    if slot:
-        try:
-            await tier.redis.zrem(USER_WAITS_KEY.format(user=user_id), slot)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:  # the entry expires at its deadline
-            logger.warning("feed wait slot not freed (Redis unavailable: %s)", exc)
-
-
 async def _disconnected(receive: Any) -> None:
     """Returns when the client goes away (an abandoned long-poll then frees its slots at once)."""
     while (await receive())["type"] != "http.disconnect":
@@ -286,10 +241,10 @@ async def _wait_and_read(
     assert query is not None
     assert first is not None
     deadline = time.monotonic() + query.wait
-    slot, retry_after = await _user_slot_take(tier, begun.user_id, query.wait)
+    slot, retry_after = await user_slot_take(tier.redis, begun.user_id, query.wait)
     if slot is None:
         EVENT_FEED_WAITS_REFUSED.labels(reason="user").inc()
-        return _refusal(
+        return refusal(
             429,
             "TOO_MANY_WAITS",
             f"At most {settings.EVENT_FEED_MAX_WAITS_PER_USER} long-polls per user at once.",
@@ -334,14 +289,14 @@ async def _wait_and_read(
                 EVENT_FEED_WAITERS.dec()
     except ProcessFull:
         EVENT_FEED_WAITS_REFUSED.labels(reason="process").inc()
-        return _refusal(
+        return refusal(
             503,
             "FEED_BUSY",
             "This server holds as many long-polls as it may; try again shortly.",
             1,
         )
     finally:
-        await _user_slot_free(tier, begun.user_id, slot)
+        await user_slot_free(tier.redis, begun.user_id, slot)
 
 
 # -- the ASGI application ---------------------------------------------------------------------------------
@@ -396,7 +351,7 @@ async def event_feed_application(scope: dict, receive: Any, send: Any) -> None:
                         gone.cancel()
             except Exception:
                 logger.exception("event feed request failed")
-                response = _refusal(500, "INTERNAL_ERROR", "An unexpected error occurred.", 1)
+                response = refusal(500, "INTERNAL_ERROR", "An unexpected error occurred.", 1)
                 del response["Retry-After"]
             level = "warning" if response.status_code >= 500 else "info"
             getattr(request_logger, level)(

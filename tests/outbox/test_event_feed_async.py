@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from rest_framework_simplejwt.tokens import AccessToken
 
-from outbox.api.feed_async import USER_WAITS_KEY
+from outbox.api.feed_caps import USER_WAITS_KEY
 from outbox.feed_broadcast import FeedBroadcaster, ProcessFull
 from outbox.feed_cursor import cursor_encode
 from outbox.models import OutboxEvent
