@@ -15,12 +15,14 @@ from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin import RelatedOnlyFieldListFilter
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 
+from polaris.accounts.admin_site import site_supervisor
 from polaris.accounts.models import User
 from polaris.admin_tools import ReadOnlyAdmin, run_for_each
 from polaris.errors import DomainError
@@ -184,6 +186,34 @@ class TaskAdmin(TaskListColumns, ServiceEditAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Task]:
         return task_queryset(user=cast(User, request.user)).select_related(*self.list_select_related)
 
+    # A supervisor (admitted by the site for their agency) sees and works their agency's tasks; the rows
+    # are already scoped (``task_queryset``), and the services judge each change as the API does.
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return site_supervisor(request) is not None or super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        supervisor = site_supervisor(request)
+        if supervisor is None:
+            return super().has_view_permission(request, obj)
+        return obj is None or obj.agency_id == supervisor.agency_id
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if site_supervisor(request) is None:
+            return super().has_change_permission(request, obj)
+        return self.has_view_permission(request, obj) and (obj is None or self.editable(obj))
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        if site_supervisor(request) is None:
+            return self.list_filter
+        # Their agency only: the related filter would list every agency's name.
+        return tuple(
+            ("agency", RelatedOnlyFieldListFilter) if item == "agency" else item for item in self.list_filter
+        )
+
+    def _get_obj_does_not_exist_redirect(self, request: HttpRequest, opts: Any, object_id: str) -> Any:
+        """Absent or out of the viewer's scope is 404, as in the API (not Django's redirect)."""
+        raise Http404("Task not found.")
+
     def get_urls(self) -> list[URLPattern]:
         def transition(request: HttpRequest, object_id: str, target: str) -> HttpResponse:
             return task_transition_view(self, request, object_id, target)
@@ -204,6 +234,8 @@ class TaskAdmin(TaskListColumns, ServiceEditAdmin):
                 **(extra_context or {}),
                 **task_page_context(task=task, user=cast(User, request.user)),
             }
+            if site_supervisor(request) is not None:  # the outbox pages are the admins'
+                extra_context["history_url"] = None
         return super().change_view(request, object_id, form_url, extra_context)
 
     list_display = TASK_LIST_DISPLAY
