@@ -164,15 +164,23 @@ def task_assignee_choices(task: Task) -> QuerySet[User]:
     return User.objects.filter(staff).order_by("username")
 
 
+def task_plan_choices(task: Task) -> QuerySet[ActionPlan]:
+    """The plans the plan chooser offers: the task's client's plans in the task's agency (the service's
+    rule), so no other agency's plan titles reach the page; archived ones are refused by the service."""
+    return ActionPlan.objects.filter(client_id=task.client_id, agency_id=task.agency_id).order_by("title")
+
+
 class _TaskServiceForm(_service_form(Task, EDITABLE_FIELDS, _task_update)):  # type: ignore[misc]
     """The task change form: the admin's date and time pickers for ``due_at``; the assignee chooser
-    limited to the task's agency staff (the field rejects anyone else, before the service does)."""
+    limited to the task's agency staff and the plan chooser to its client's plans there (the fields reject
+    anyone or anything else, before the service does)."""
 
     due_at = forms.SplitDateTimeField(required=False, widget=AdminSplitDateTime, label="Due at")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["assignee"].queryset = task_assignee_choices(self.instance)
+        self.fields["action_plan"].queryset = task_plan_choices(self.instance)
 
 
 @admin.register(Task)

@@ -22,13 +22,15 @@ def signed_in(user) -> Client:
 
 
 @pytest.fixture
-def two_agencies(make_task, team, other_agent, other_client, other_agency):
+def two_agencies(make_task, make_plan, team, other_agent, other_client, other_agency):
     """A's tasks: two open for team[0] (one overdue), one unassigned, one done; B's: two open."""
     mine = [
         make_task(assignee=team[0], priority="high", due_at="2020-01-01T00:00:00Z"),
         make_task(assignee=team[0]),
         make_task(assignee=None, service_area="benefits"),
     ]
+    make_plan(title="A's plan")
+    make_plan(actor=other_agent, client=other_client, agency=other_agency, title="B's plan")
     theirs = [
         make_task(actor=other_agent, client=other_client, agency=other_agency, assignee=other_agent)
         for _ in range(2)
@@ -114,6 +116,8 @@ def test_the_supervisor_works_their_tasks_and_not_another_agencys(supervisor, tw
     assert page.status_code == 200
     assert [b.target for b in page.context["transition_buttons"]]
     assert "/admin/outbox/" not in page.content.decode()  # the outbox pages are the admins'
+    plans = page.context["adminform"].form.fields["action_plan"].queryset
+    assert {plan.agency_id for plan in plans} == {mine.agency_id}  # B's plan titles stay off the page
     assert browser.get(f"{TASKS}{theirs.pk}/change/").status_code == 404
     assert browser.get(f"{TASKS}{theirs.pk}/history/").status_code == 404
     moved = browser.post(f"{TASKS}{theirs.pk}/transition/cancelled/", {"read_version": theirs.version})
