@@ -1,4 +1,5 @@
-"""Task blueprints and approval policies: what a template version may hold, checked without the database.
+"""Task blueprints: what a template version may hold, checked without the database (its approval
+policy is checked by ``workflow.services.approvals.approval_policy_validate``).
 
 A blueprint is a JSON object (``BLUEPRINT_FIELDS``); a version's blueprints form a DAG through
 ``depends_on``. ``blueprints_clean`` returns them normalised (defaults filled, strings stripped) or raises
@@ -20,9 +21,6 @@ MAX_CHECKLIST_TEXT = 500
 MAX_DESCRIPTION = 2000
 # A year of business hours at 24x7 is 8,760: anything beyond is a typo, not a plan.
 MAX_DUE_IN_BUSINESS_HOURS = 8760
-MAX_APPROVERS = 50
-MAX_APPROVAL_COUNT = 20
-APPROVAL_ROLES = ("supervisor", "admin")
 
 
 class OnPredecessorCancelled:
@@ -205,34 +203,3 @@ def blueprints_clean(raw: Any) -> list[dict[str, Any]]:
     if cycle := dependency_cycle({blueprint["key"]: blueprint["depends_on"] for blueprint in cleaned}):
         raise DependencyCycle(cycle)
     return cleaned
-
-
-def approval_policy_clean(raw: Any) -> dict[str, Any] | None:
-    """``{"count": N, "approvers": [user ids]}`` or ``{"count": N, "role": …}`` normalised, or ``None``.
-
-    Whether the approvers exist and may approve is the service's check (it needs the database)."""
-    if raw is None:
-        return None
-    problem = ["Either {count, approvers: [user ids]} or {count, role}."]
-    if not isinstance(raw, dict) or set(raw) not in ({"count", "approvers"}, {"count", "role"}):
-        raise ValidationFailed(details={"requires_approval": problem})
-    count = raw["count"]
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_APPROVAL_COUNT:
-        raise ValidationFailed(details={"requires_approval": [f"count: 1 to {MAX_APPROVAL_COUNT}."]})
-    if "role" in raw:
-        if raw["role"] not in APPROVAL_ROLES:
-            raise ValidationFailed(
-                details={"requires_approval": [f"role: one of {', '.join(APPROVAL_ROLES)}."]}
-            )
-        return {"count": count, "role": raw["role"]}
-    approvers = raw["approvers"]
-    valid_ids = isinstance(approvers, list) and all(
-        isinstance(item, int) and not isinstance(item, bool) and 0 < item < 2**63 for item in approvers
-    )
-    if not valid_ids or not 1 <= len(set(approvers)) <= MAX_APPROVERS:
-        raise ValidationFailed(
-            details={"requires_approval": [f"approvers: 1 to {MAX_APPROVERS} distinct user ids."]}
-        )
-    if count > len(set(approvers)):
-        raise ValidationFailed(details={"requires_approval": ["count: more than there are approvers."]})
-    return {"count": count, "approvers": sorted(set(approvers))}

@@ -1,5 +1,9 @@
 """Admin for routing: the rules and profiles to read (changes go through the audited API), and the workload
-page a supervisor works from: every figure a link to the task list it counts."""
+page a supervisor works from: every figure a link to the task list it counts.
+
+A supervisor (admitted by the site for their agency, ``polaris.accounts.admin_site``) reaches the workload
+page of their own agency only (another agency's ``?agency=`` is 404) and their agency's worker loads;
+rules and profiles stay the admins'."""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from polaris.accounts.admin_site import site_supervisor
 from polaris.accounts.models import Agency
 
 from .decide import OPEN_STATES
@@ -86,10 +92,37 @@ class WorkerLoadAdmin(ReadOnlyAdmin):
         page = path("workload/", self.admin_site.admin_view(self.workload_view), name="routing_workload")
         return [page, *super().get_urls()]
 
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return site_supervisor(request) is not None or super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        supervisor = site_supervisor(request)
+        if supervisor is None:
+            return super().has_view_permission(request, obj)
+        return obj is None or obj.agency_id == supervisor.agency_id
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WorkerLoad]:
+        supervisor = site_supervisor(request)
+        rows = super().get_queryset(request)
+        return rows if supervisor is None else rows.filter(agency_id=supervisor.agency_id)
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        return () if site_supervisor(request) is not None else self.list_filter
+
+    def _get_obj_does_not_exist_redirect(self, request: HttpRequest, opts: Any, object_id: str) -> Any:
+        raise Http404("Not found.")
+
     def workload_view(self, request: HttpRequest) -> HttpResponse:
-        """The agency's workload (``?agency=``; the first agency by name when none is chosen)."""
-        agencies = list(Agency.objects.order_by("name")[:500])
+        """The agency's workload (``?agency=``; the first agency by name when none is chosen). A
+        supervisor's is their own agency's: another agency (or a malformed id) is 404."""
+        supervisor = site_supervisor(request)
         chosen = request.GET.get("agency")
+        if supervisor is not None:
+            if chosen is not None and chosen != str(supervisor.agency_id):
+                raise Http404("Agency not found.")
+            agencies = list(Agency.objects.filter(pk=supervisor.agency_id))
+        else:
+            agencies = list(Agency.objects.order_by("name")[:500])
         agency = next((a for a in agencies if str(a.pk) == chosen), agencies[0] if agencies else None)
         data = workload_links(workload(agency=agency), agency) if agency is not None else None
         context = {

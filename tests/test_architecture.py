@@ -295,6 +295,10 @@ CROSS_APP_SERVICES = {
     # policy through the workflow's own checklist and approval services.
     ("careplans.services.instantiation", "workflow.services.checklists"),
     ("careplans.services.instantiation", "workflow.services.approvals"),
+    # ... and checks a template's approval policy with the plans' one validator (and its bounds, for the
+    # schema), so a policy a template stores is one its plans take.
+    ("careplans.services.templates", "workflow.services.approvals"),
+    ("careplans.api.serializers", "workflow.services.approvals"),
     ("careplans.readiness", "workflow.services.tasks"),
     ("careplans.services.plan_migrations", "workflow.services.tasks"),
     # Routing assigns through the task's own assignment service (one TaskAssigned, the SLA lock, the

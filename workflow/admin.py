@@ -15,12 +15,14 @@ from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin import RelatedOnlyFieldListFilter
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 
+from polaris.accounts.admin_site import site_supervisor
 from polaris.accounts.models import User
 from polaris.admin_tools import ReadOnlyAdmin, run_for_each
 from polaris.errors import DomainError
@@ -162,15 +164,23 @@ def task_assignee_choices(task: Task) -> QuerySet[User]:
     return User.objects.filter(staff).order_by("username")
 
 
+def task_plan_choices(task: Task) -> QuerySet[ActionPlan]:
+    """The plans the plan chooser offers: the task's client's plans in the task's agency (the service's
+    rule), so no other agency's plan titles reach the page; archived ones are refused by the service."""
+    return ActionPlan.objects.filter(client_id=task.client_id, agency_id=task.agency_id).order_by("title")
+
+
 class _TaskServiceForm(_service_form(Task, EDITABLE_FIELDS, _task_update)):  # type: ignore[misc]
     """The task change form: the admin's date and time pickers for ``due_at``; the assignee chooser
-    limited to the task's agency staff (the field rejects anyone else, before the service does)."""
+    limited to the task's agency staff and the plan chooser to its client's plans there (the fields reject
+    anyone or anything else, before the service does)."""
 
     due_at = forms.SplitDateTimeField(required=False, widget=AdminSplitDateTime, label="Due at")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["assignee"].queryset = task_assignee_choices(self.instance)
+        self.fields["action_plan"].queryset = task_plan_choices(self.instance)
 
 
 @admin.register(Task)
@@ -183,6 +193,34 @@ class TaskAdmin(TaskListColumns, ServiceEditAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Task]:
         return task_queryset(user=cast(User, request.user)).select_related(*self.list_select_related)
+
+    # A supervisor (admitted by the site for their agency) sees and works their agency's tasks; the rows
+    # are already scoped (``task_queryset``), and the services judge each change as the API does.
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return site_supervisor(request) is not None or super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        supervisor = site_supervisor(request)
+        if supervisor is None:
+            return super().has_view_permission(request, obj)
+        return obj is None or obj.agency_id == supervisor.agency_id
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if site_supervisor(request) is None:
+            return super().has_change_permission(request, obj)
+        return self.has_view_permission(request, obj) and (obj is None or self.editable(obj))
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        if site_supervisor(request) is None:
+            return self.list_filter
+        # Their agency only: the related filter would list every agency's name.
+        return tuple(
+            ("agency", RelatedOnlyFieldListFilter) if item == "agency" else item for item in self.list_filter
+        )
+
+    def _get_obj_does_not_exist_redirect(self, request: HttpRequest, opts: Any, object_id: str) -> Any:
+        """Absent or out of the viewer's scope is 404, as in the API (not Django's redirect)."""
+        raise Http404("Task not found.")
 
     def get_urls(self) -> list[URLPattern]:
         def transition(request: HttpRequest, object_id: str, target: str) -> HttpResponse:
@@ -204,6 +242,8 @@ class TaskAdmin(TaskListColumns, ServiceEditAdmin):
                 **(extra_context or {}),
                 **task_page_context(task=task, user=cast(User, request.user)),
             }
+            if site_supervisor(request) is not None:  # the outbox pages are the admins'
+                extra_context["history_url"] = None
         return super().change_view(request, object_id, form_url, extra_context)
 
     list_display = TASK_LIST_DISPLAY

@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from polaris.api.query_params import PageQuerySerializer
 from polaris.api.strict import StrictFieldsMixin
+from workflow.services.approvals import APPROVAL_MAX_COUNT, APPROVER_ROLES, APPROVERS_MAX
 from workflow.states import ActionPlanState, TaskPriority
 
 from ..blueprints import (
@@ -75,15 +76,22 @@ class BlueprintSerializer(StrictFieldsMixin, serializers.Serializer):
 APPROVAL_SCHEMA = {
     "nullable": True,
     "description": "Approvals a plan made from this version needs before activation: "
-    '{"count": N, "approvers": [user ids]} or {"count": N, "role": "supervisor"|"admin"}.',
+    '{"count": N, "approvers": [user ids]} or {"count": N, "role": "supervisor"|"agency"|"admin"} '
+    "(the plans' approval_policy).",
     "oneOf": [
         {
             "type": "object",
             "required": ["count", "approvers"],
             "additionalProperties": False,
             "properties": {
-                "count": {"type": "integer", "minimum": 1, "maximum": 20},
-                "approvers": {"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 50},
+                "count": {"type": "integer", "minimum": 1, "maximum": APPROVAL_MAX_COUNT},
+                "approvers": {
+                    "type": "array",
+                    "items": {"type": "integer"},
+                    "minItems": 1,
+                    "maxItems": APPROVERS_MAX,
+                    "uniqueItems": True,
+                },
             },
         },
         {
@@ -91,8 +99,8 @@ APPROVAL_SCHEMA = {
             "required": ["count", "role"],
             "additionalProperties": False,
             "properties": {
-                "count": {"type": "integer", "minimum": 1, "maximum": 20},
-                "role": {"type": "string", "enum": ["supervisor", "admin"]},
+                "count": {"type": "integer", "minimum": 1, "maximum": APPROVAL_MAX_COUNT},
+                "role": {"type": "string", "enum": list(APPROVER_ROLES)},
             },
         },
     ],
@@ -101,7 +109,7 @@ APPROVAL_SCHEMA = {
 
 @extend_schema_field(APPROVAL_SCHEMA)
 class ApprovalPolicyField(serializers.JSONField):
-    """The approval policy as JSON; ``careplans.blueprints.approval_policy_clean`` checks it."""
+    """The approval policy as JSON; ``workflow.services.approvals.approval_policy_validate`` checks it."""
 
 
 def _blueprints_field(**kwargs: Any) -> serializers.ListField:

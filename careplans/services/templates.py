@@ -10,12 +10,13 @@ from typing import Any
 
 from django.db import transaction
 
-from polaris.access import may_serve, require_manager
+from polaris.access import require_manager
 from polaris.accounts.models import Agency, User
 from polaris.audit.services import audit_record
 from polaris.errors import ValidationFailed
+from workflow.services.approvals import approval_policy_validate
 
-from ..blueprints import approval_policy_clean, blueprints_clean
+from ..blueprints import blueprints_clean
 from ..errors import TemplateVersionInUse
 from ..models import PlanTemplate, PlanTemplateVersion, TemplatedPlan
 from ..selectors import plan_template_get, plan_template_version
@@ -44,16 +45,9 @@ def _name_clean(name: Any) -> str:
 
 
 def _policy_clean(raw: Any, *, agency_id: Any) -> dict[str, Any] | None:
-    """The approval policy normalised; its approvers must be people who may serve the agency."""
-    policy = approval_policy_clean(raw)
-    if policy and "approvers" in policy:
-        users = User.objects.filter(pk__in=policy["approvers"])
-        allowed = {user.pk for user in users if may_serve(user, agency_id=agency_id)}
-        if missing := [pk for pk in policy["approvers"] if pk not in allowed]:
-            raise ValidationFailed(
-                details={"requires_approval": [f"approvers: not staff of the agency: {missing}."]}
-            )
-    return policy
+    """The approval policy as plans take it (the workflow's one validator; errors under
+    ``requires_approval``): its approvers must be admins or staff of the agency."""
+    return approval_policy_validate(raw, agency_id, field="requires_approval")
 
 
 @transaction.atomic

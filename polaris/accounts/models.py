@@ -123,6 +123,16 @@ class User(AbstractUser):
                 for name, before, after in zip(self.TOKEN_FIELDS, previous, current, strict=True)
             )
 
+    def has_perm(self, perm: str, obj: Any = None) -> bool:
+        """Django's model permissions are the admin role's only: the role is the authorization model, so
+        a permission granted to anyone else (``user_permissions``, a group, a stale ``is_superuser``)
+        opens nothing. The admin site admits supervisors, and this keeps every model admin that does not
+        open itself to them explicitly closed (``polaris.accounts.admin_site``)."""
+        return self.is_admin_role and super().has_perm(perm, obj)
+
+    def has_module_perms(self, app_label: str) -> bool:
+        return self.is_admin_role and super().has_module_perms(app_label)
+
     @property
     def is_admin_role(self) -> bool:
         return self.role == self.Role.ADMIN

@@ -131,3 +131,43 @@ def test_approvers_must_serve_the_agency(supervisor_api, supervisor, other_agent
     assert ok.status_code == 201
     bad = create(supervisor_api, requires_approval={"count": 1, "approvers": [other_agent.pk]})
     assert_envelope(bad, 400, "VALIDATION_ERROR")
+    assert str(other_agent.pk) in bad.json()["details"]["requires_approval"][0]
+
+
+VALIDATOR_REFUSALS = [
+    {"count": 1, "approvers": [1], "role": "admin"},
+    {"count": 2, "approvers": [1]},
+    {"count": 1, "approvers": [1, 1]},
+]
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        *VALIDATOR_REFUSALS,
+        [1, 2],
+        {"count": 0, "role": "supervisor"},
+        {"count": 1, "role": "client"},
+        {"count": True, "role": "admin"},
+        {"count": 1, "role": "admin", "extra": 1},
+    ],
+)
+def test_a_template_policy_is_refused_as_a_plan_policy_is(policy, supervisor_api, make_plan):
+    """One validator (``approval_policy_validate``): the template's refusal says what the plan's says,
+    under the template's field name."""
+    template = create(supervisor_api, requires_approval=policy)
+    assert_envelope(template, 400, "VALIDATION_ERROR")
+    plan = supervisor_api.patch(
+        f"/api/workflow/action-plans/{make_plan().pk}", {"approval_policy": policy}, format="json"
+    )
+    assert_envelope(plan, 400, "VALIDATION_ERROR")
+    assert list(template.json()["details"]) == ["requires_approval"]
+    assert list(plan.json()["details"]) == ["approval_policy"]
+    if policy in VALIDATOR_REFUSALS:  # past the plan serializer's shape checks: the validator's words
+        assert template.json()["details"]["requires_approval"] == plan.json()["details"]["approval_policy"]
+
+
+def test_a_template_may_ask_any_of_the_agencys_staff(supervisor_api):
+    made = create(supervisor_api, requires_approval={"count": 2, "role": "agency"})
+    assert made.status_code == 201, made.content
+    assert made.json()["version"]["requires_approval"] == {"count": 2, "role": "agency"}

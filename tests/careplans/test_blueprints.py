@@ -5,7 +5,6 @@ import pytest
 from careplans.blueprints import (
     MAX_BLUEPRINTS,
     DependencyCycle,
-    approval_policy_clean,
     blueprints_clean,
     dependency_cycle,
 )
@@ -78,22 +77,3 @@ def test_the_number_of_blueprints_is_bounded():
     with pytest.raises(ValidationFailed):
         blueprints_clean(many)
     assert len(blueprints_clean(many[:MAX_BLUEPRINTS])) == MAX_BLUEPRINTS
-
-
-def test_approval_policies():
-    assert approval_policy_clean(None) is None
-    assert approval_policy_clean({"count": 2, "approvers": [3, 1, 3, 2]}) == {
-        "count": 2,
-        "approvers": [1, 2, 3],
-    }
-    assert approval_policy_clean({"count": 1, "role": "supervisor"}) == {"count": 1, "role": "supervisor"}
-    for bad in (
-        {"count": 3, "approvers": [1, 2]},
-        {"count": 0, "role": "supervisor"},
-        {"count": 1, "role": "client"},
-        {"count": 1, "approvers": [1], "role": "admin"},
-        {"count": True, "role": "admin"},
-        [1, 2],
-    ):
-        with pytest.raises(ValidationFailed):
-            approval_policy_clean(bad)

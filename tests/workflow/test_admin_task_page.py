@@ -319,15 +319,20 @@ def test_an_admin_assignee_stays_listed_on_that_task(make_task, admin_user, agen
 
 def test_agency_staff_cannot_open_another_agencys_task(make_task, other_agent, other_supervisor, agent):
     task = make_task()  # agency A's
-    for user in (other_agent, other_supervisor, agent):
+    for user in (other_agent, agent):
         client = Client()
         client.force_login(user)
-        # The admin site is for the admin role: agency staff are sent to the login page (302), whatever
-        # the task, and a button's POST does nothing.
+        # Agents are refused the admin site: sent to the login page (302), whatever the task, and a
+        # button's POST does nothing.
         assert client.get(page_url(task)).status_code == 302
         response = client.post(transition_url(task, "cancelled"), {"read_version": 1})
         assert response.status_code == 302
         assert "/admin/login/" in response["Location"]
+    # B's supervisor is admitted for B's tasks: A's task is not found, page and button alike.
+    client = Client()
+    client.force_login(other_supervisor)
+    assert client.get(page_url(task)).status_code == 404
+    assert client.post(transition_url(task, "cancelled"), {"read_version": 1}).status_code == 404
     assert Task.objects.get(pk=task.pk).state == "new"
 
 

@@ -42,8 +42,8 @@ from workflow.selectors import action_plan_get
 
 from .events import event_record_edit
 
-# The same bounds and roles as plan templates' ``requires_approval`` (careplans.blueprints), so a policy a
-# template stores is one a plan takes.
+# One validator for plans' ``approval_policy`` and plan templates' ``requires_approval`` (careplans), so a
+# policy a template stores is one a plan takes.
 APPROVAL_MAX_COUNT = 20
 APPROVERS_MAX = 50
 APPROVAL_COMMENT_MAX_LENGTH = 2000
@@ -51,42 +51,47 @@ APPROVER_ROLES = ("supervisor", "agency", "admin")
 MAX_BIGINT = 2**63 - 1
 
 
-def _invalid(message: str) -> ValidationFailed:
-    return ValidationFailed(details={"approval_policy": [message]})
+def _invalid(message: str, field: str) -> ValidationFailed:
+    return ValidationFailed(details={field: [message]})
 
 
 def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def approval_policy_validate(value: Any, agency: Any) -> dict[str, Any] | None:
+def approval_policy_validate(
+    value: Any, agency: Any, *, field: str = "approval_policy"
+) -> dict[str, Any] | None:
     """``value`` as a stored policy (``None``: no approval needed), or ``ValidationFailed`` (details under
-    ``approval_policy``). ``agency`` (an ``Agency`` or its id) is the plan's: listed approvers must be
-    admins or staff of it. Plan templates call this too."""
+    ``field``: the request's name for the policy). ``agency`` (an ``Agency`` or its id) is the plan's:
+    listed approvers must be admins or staff of it. Plan templates call this too (their
+    ``requires_approval``), so a policy a template stores is one its plans take."""
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise _invalid('Must be {"count": N, "approvers": [user ids]} or {"count": N, "role": "supervisor"}.')
+        raise _invalid(
+            'Must be {"count": N, "approvers": [user ids]} or {"count": N, "role": "supervisor"}.', field
+        )
     if unknown := sorted(str(key) for key in set(value) - {"count", "approvers", "role"}):
-        raise _invalid(f"Unknown field(s): {', '.join(unknown)}.")
+        raise _invalid(f"Unknown field(s): {', '.join(unknown)}.", field)
     count = value.get("count")
     if not _is_int(count) or not 1 <= count <= APPROVAL_MAX_COUNT:
-        raise _invalid(f"count must be an integer from 1 to {APPROVAL_MAX_COUNT}.")
+        raise _invalid(f"count must be an integer from 1 to {APPROVAL_MAX_COUNT}.", field)
     if ("approvers" in value) == ("role" in value):
-        raise _invalid("Name either approvers (user ids) or a role, not both.")
+        raise _invalid("Name either approvers (user ids) or a role, not both.", field)
     if "role" in value:
         if value["role"] not in APPROVER_ROLES:
-            raise _invalid(f"role must be one of: {', '.join(APPROVER_ROLES)}.")
+            raise _invalid(f"role must be one of: {', '.join(APPROVER_ROLES)}.", field)
         return {"count": count, "role": value["role"]}
     approvers = value["approvers"]
     if not isinstance(approvers, list) or not 1 <= len(approvers) <= APPROVERS_MAX:
-        raise _invalid(f"approvers must be a list of 1 to {APPROVERS_MAX} user ids.")
+        raise _invalid(f"approvers must be a list of 1 to {APPROVERS_MAX} user ids.", field)
     if not all(_is_int(pk) and 0 < pk <= MAX_BIGINT for pk in approvers) or len(set(approvers)) != len(
         approvers
     ):
-        raise _invalid("approvers must be distinct user ids.")
+        raise _invalid("approvers must be distinct user ids.", field)
     if count > len(approvers):
-        raise _invalid("count cannot exceed the number of approvers.")
+        raise _invalid("count cannot exceed the number of approvers.", field)
     agency_id = getattr(agency, "pk", agency)
     users = User.objects.filter(pk__in=approvers, is_active=True)
     eligible = {
@@ -97,7 +102,8 @@ def approval_policy_validate(value: Any, agency: Any) -> dict[str, Any] | None:
     if missing := [pk for pk in approvers if pk not in eligible]:
         raise _invalid(
             f"Approver {', '.join(map(str, missing))} does not exist among the admins and the staff of the "
-            "plan's agency."
+            "plan's agency.",
+            field,
         )
     return {"count": count, "approvers": list(approvers)}
 
