@@ -75,6 +75,9 @@ class User(AbstractUser):
                 name="agency_user_has_agency",
             ),
         ]
+        # An agency's staff without its clients' rows (a routing decision reads them all; clients are
+        # most of an agency's users).
+        indexes = [models.Index(fields=["agency", "role"], name="user_agency_role_idx")]
 
     @classmethod
     def from_db(
