@@ -152,8 +152,9 @@ def _sla_records_for_open_tasks(agency) -> None:
         cursor.execute(
             f"""
             INSERT INTO {SLARecord._meta.db_table}
-                (id, task_id, config_id, target_minutes, calendar_snapshot, warning_percentages, pause_states,
-                 status, started_at, due_at, next_warning_at, paused_seconds, warnings_sent, version, measurement)
+                (id, task_id, config_id, target_minutes, calendar_snapshot, warning_percentages,
+                 pause_states, status, started_at, due_at, next_warning_at, paused_seconds, warnings_sent,
+                 version, measurement)
             SELECT gen_random_uuid(), t.id, %(config)s, 60, NULL, '[75]', '["blocked"]', 'running',
                    now() - interval '50 minutes', now() + interval '10 minutes', NULL, 0, '[75]', 1, 1
               FROM {Task._meta.db_table} AS t
