@@ -71,20 +71,27 @@ def _workers_sql() -> str:
         f" p.{p('delegate')}, COALESCE(w.{w('open_tasks')}, 0), COALESCE(w.{w('weighted_load')}, 0)"
         f" FROM {u()} u LEFT JOIN {p()} p ON p.{p('user')} = u.{u('id')}"
         f" LEFT JOIN {w()} w ON w.{w('user')} = u.{u('id')}"
-        f" WHERE u.{u('agency')} = %s AND u.{u('role')} IN ({_placeholders(User.STAFF_ROLES)})"
-        f" AND u.{u('is_active')}"
+        f" WHERE u.{u('agency')} = %s AND u.{u('role')} IN ({_staff_roles()}) AND u.{u('is_active')}"
     )
+
+
+def _staff_roles() -> str:
+    """The staff roles as SQL literals (constants of the code, not input): a prepared statement's generic
+    plan can then use the partial index on staff rows (``user_agency_staff_idx``), which a parameter's
+    value could not prove."""
+    roles = [role.value for role in User.STAFF_ROLES]
+    assert all(role.isidentifier() for role in roles)
+    return ", ".join(f"'{role}'" for role in roles)
 
 
 def staff_workers(agency_id: Any) -> dict[int, Worker]:
     """The agency's active staff (``selectors.staff_of``) with their profiles and counters, by id: each row
     is a ``Worker`` as it comes (no profile: no skills, not away; no counter row: no load)."""
-    roles = [role.value for role in User.STAFF_ROLES]
     with connection.cursor() as cursor:
         # psycopg makes each row a Worker directly (no tuple per row to copy: fewer objects for the
         # collector to count, on a path that makes hundreds per call).
         cursor.cursor.row_factory = _worker_rows
-        cursor.execute(_workers_sql(), [User.Role.AGENCY.value, agency_id, *roles])
+        cursor.execute(_workers_sql(), [User.Role.AGENCY.value, agency_id])
         return {worker.id: worker for worker in cursor.fetchall()}
 
 

@@ -76,8 +76,14 @@ class User(AbstractUser):
             ),
         ]
         # An agency's staff without its clients' rows (a routing decision reads them all; clients are
-        # most of an agency's users).
-        indexes = [models.Index(fields=["agency", "role"], name="user_agency_role_idx")]
+        # most of an agency's users). Partial: only staff rows, and no other read of users is drawn to it.
+        indexes = [
+            models.Index(
+                fields=["agency"],
+                condition=models.Q(role__in=["supervisor", "agency"]),
+                name="user_agency_staff_idx",
+            )
+        ]
 
     @classmethod
     def from_db(
