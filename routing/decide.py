@@ -9,9 +9,9 @@ worker of the client's other open tasks) outranks the strategy when that worker 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 # How much an open task weighs in ``weighted_load`` (docs/routing.md).
 PRIORITY_WEIGHTS = {"low": 1, "normal": 2, "high": 3, "urgent": 5}
@@ -23,15 +23,15 @@ def weight_of(priority: str) -> int:
     return PRIORITY_WEIGHTS.get(priority, PRIORITY_WEIGHTS["normal"])
 
 
-@dataclass(frozen=True)
-class Worker:
-    """A worker as routing sees them (one row of ``routing.selectors.workers_load``)."""
+class Worker(NamedTuple):
+    """A worker as routing sees them: one row of ``routing.statements.staff_workers``, in its column order
+    (a tuple: a decision makes one per staff member). No skills: empty or ``None``."""
 
     id: int
     username: str
     is_agent: bool
-    service_areas: tuple[str, ...] = ()
-    task_types: tuple[str, ...] = ()
+    service_areas: Sequence[str] | None = ()
+    task_types: Sequence[str] | None = ()
     capacity: int | None = None
     away: bool = False
     delegate_id: int | None = None
@@ -75,16 +75,48 @@ class Ranked:
     reasons: list[dict[str, Any]]
 
 
-@dataclass
 class Decision:
-    rule: RuleView | None
-    ranked: list[Ranked] = field(default_factory=list)
-    excluded: list[Ranked] = field(default_factory=list)
-    reasons: list[dict[str, Any]] = field(default_factory=list)
+    """A decision: the rule, the eligible workers ranked (``ranked``, best first), the excluded ones with
+    why (``excluded``) and the reasons about the decision as a whole.
+
+    The order is computed for every eligible worker; each ``Ranked`` (score and reasons) is built when it
+    is first read: a route reads the first (``chosen``), the suggestions read them all (``ranked``)."""
+
+    def __init__(self, rule: RuleView | None, reasons: list[dict[str, Any]] | None = None) -> None:
+        self.rule = rule
+        self.excluded: list[Ranked] = []
+        self.reasons: list[dict[str, Any]] = reasons or []
+        self._order: list[int] = []  # eligible ids, best first
+        self._next = 0  # the first of ``_order`` not built yet
+        self._build: Callable[[int], Ranked] | None = None
+        self._built: list[Ranked] = []  # built, still ranked (a prefix of the order)
+
+    def _rank(self, order: list[int], build: Callable[[int], Ranked]) -> None:
+        self._order, self._next, self._build, self._built = order, 0, build, []
+
+    def _build_up_to(self, count: int) -> None:
+        while len(self._built) < count and self._next < len(self._order):
+            assert self._build is not None
+            self._built.append(self._build(self._order[self._next]))
+            self._next += 1
+
+    @property
+    def ranked(self) -> list[Ranked]:
+        """Every eligible worker, best first (built now if not yet)."""
+        self._build_up_to(len(self._order))
+        return self._built
 
     @property
     def chosen(self) -> Ranked | None:
-        return self.ranked[0] if self.ranked else None
+        """The first of the ranking (``None``: nobody eligible), built alone."""
+        self._build_up_to(1)
+        return self._built[0] if self._built else None
+
+    def exclude_chosen(self, refused: list[dict[str, Any]]) -> None:
+        """The chosen worker turned out not to be eligible (a re-check under lock): move them to
+        ``excluded`` with ``refused``; the next in the ranking becomes the choice."""
+        item = self._built.pop(0)
+        self.excluded.append(Ranked(item.user_id, item.username, 0.0, refused))
 
 
 def _own_load(worker: Worker, task: TaskView) -> tuple[int, int]:
@@ -117,16 +149,17 @@ def refusals(worker: Worker, rule: RuleView, task: TaskView) -> list[dict[str, A
                 )
             )
     capacity = worker.capacity if worker.capacity is not None else rule.capacity
-    open_tasks, _ = _own_load(worker, task)
-    if capacity is not None and open_tasks >= capacity:
-        found.append(
-            reason(
-                "AT_CAPACITY",
-                f"{worker.username} has {open_tasks} open tasks (capacity {capacity}).",
-                open_tasks=open_tasks,
-                capacity=capacity,
+    if capacity is not None:
+        open_tasks, _ = _own_load(worker, task)
+        if open_tasks >= capacity:
+            found.append(
+                reason(
+                    "AT_CAPACITY",
+                    f"{worker.username} has {open_tasks} open tasks (capacity {capacity}).",
+                    open_tasks=open_tasks,
+                    capacity=capacity,
+                )
             )
-        )
     return found
 
 
@@ -140,16 +173,15 @@ def decide(rule: RuleView | None, task: TaskView, workers: dict[int, Worker]) ->
     """Rank the workers ``rule`` allows for ``task``; the first is the choice. ``workers``: the agency's
     active staff by id (candidates and delegates are looked up in it: nobody outside it is ever chosen)."""
     if rule is None:
-        return Decision(
-            None, reasons=[reason("NO_RULE_MATCHED", "No enabled routing rule matches this task.")]
-        )
+        return Decision(None, [reason("NO_RULE_MATCHED", "No enabled routing rule matches this task.")])
     decision = Decision(rule)
+    # The eligible workers' ids, each with the reasons they carry in from a delegation (usually none).
     eligible: dict[int, list[dict[str, Any]]] = {}
     for worker_id in _pool(rule, workers):
         worker = workers[worker_id]
         refused = refusals(worker, rule, task)
         if not refused:
-            eligible.setdefault(worker_id, [])
+            eligible.setdefault(worker_id, _NONE)
             continue
         decision.excluded.append(Ranked(worker_id, worker.username, 0.0, refused))
         delegate = workers.get(worker.delegate_id) if worker.away and worker.delegate_id else None
@@ -164,13 +196,15 @@ def decide(rule: RuleView | None, task: TaskView, workers: dict[int, Worker]) ->
                     )
                 )
             else:
-                eligible.setdefault(delegate.id, []).append(
+                carried = eligible.get(delegate.id, _NONE)
+                eligible[delegate.id] = [
+                    *carried,
                     reason(
                         "DELEGATE_FOR",
                         f"Stands in for {worker.username}, who is away.",
                         away_worker=worker_id,
-                    )
-                )
+                    ),
+                ]
     if not eligible:
         codes = sorted({item["code"] for ranked in decision.excluded for item in ranked.reasons})
         decision.reasons.append(
@@ -182,7 +216,7 @@ def decide(rule: RuleView | None, task: TaskView, workers: dict[int, Worker]) ->
             )
         )
         return decision
-    decision.ranked = _rank(rule, task, workers, eligible)
+    _rank(decision, rule, task, workers, eligible)
     decision.reasons.append(
         reason(
             "RULE_MATCHED",
@@ -194,94 +228,100 @@ def decide(rule: RuleView | None, task: TaskView, workers: dict[int, Worker]) ->
     return decision
 
 
+# Shared by every eligible worker who carries no reason in (never appended to: a delegation copies it).
+_NONE: list[dict[str, Any]] = []
+
+
 def _rank(
-    rule: RuleView, task: TaskView, workers: dict[int, Worker], eligible: dict[int, list[dict[str, Any]]]
-) -> list[Ranked]:
+    decision: Decision,
+    rule: RuleView,
+    task: TaskView,
+    workers: dict[int, Worker],
+    eligible: dict[int, list[dict[str, Any]]],
+) -> None:
+    """Order the eligible workers by the strategy, the client's worker first (``_affinity_target``); the
+    ``Ranked`` of each, with its score and reasons, is built when the decision is read (``_ranked``)."""
     ids = sorted(eligible)
-    ranked: list[Ranked] = []
+    positions: dict[int, int] = {}
     if rule.strategy == "round_robin":
         last = rule.last_assignee_id
         start = next((i for i, worker_id in enumerate(ids) if last is None or worker_id > last), 0)
         order = ids[start:] + ids[:start]
-        for position, worker_id in enumerate(order):
-            ranked.append(
-                Ranked(
-                    worker_id,
-                    workers[worker_id].username,
-                    float(len(order) - position),
-                    [
-                        *eligible[worker_id],
-                        reason(
-                            "ROUND_ROBIN_TURN",
-                            "Next in turn." if position == 0 else f"{position} others are before in turn.",
-                            position=position,
-                        ),
-                    ],
-                )
-            )
+        positions = {worker_id: position for position, worker_id in enumerate(order)}
     else:
 
         def load(worker_id: int) -> tuple[int, int, int]:
             open_tasks, weighted = _own_load(workers[worker_id], task)
             return weighted, open_tasks, worker_id
 
-        for worker_id in sorted(ids, key=load):
-            weighted, open_tasks, _ = load(worker_id)
-            ranked.append(
-                Ranked(
-                    worker_id,
-                    workers[worker_id].username,
-                    round(100.0 / (1 + max(weighted, 0)), 3),
-                    [
-                        *eligible[worker_id],
-                        reason(
-                            "LOAD",
-                            f"Weighted load {weighted} over {open_tasks} open tasks.",
-                            weighted_load=weighted,
-                            open_tasks=open_tasks,
-                        ),
-                    ],
-                )
+        order = sorted(ids, key=load)
+    target = _affinity_target(rule, task, workers)
+    if target is not None and target in eligible and order[0] != target:
+        order.remove(target)
+        order.insert(0, target)
+
+    def build(worker_id: int) -> Ranked:
+        return _ranked(rule, task, workers[worker_id], eligible[worker_id], positions, len(order), target)
+
+    decision._rank(order, build)
+
+
+def _ranked(
+    rule: RuleView,
+    task: TaskView,
+    worker: Worker,
+    carried: list[dict[str, Any]],
+    positions: dict[int, int],
+    count: int,
+    affinity_target: int | None,
+) -> Ranked:
+    """One eligible worker's place in the ranking: score and reasons (carried in, the strategy's, skills,
+    client affinity first)."""
+    reasons = list(carried)
+    if rule.strategy == "round_robin":
+        position = positions[worker.id]
+        score = float(count - position)
+        reasons.append(
+            reason(
+                "ROUND_ROBIN_TURN",
+                "Next in turn." if position == 0 else f"{position} others are before in turn.",
+                position=position,
             )
-    _skills_reasons(rule, task, workers, ranked)
-    return _affinity_first(rule, task, workers, ranked)
-
-
-def _skills_reasons(
-    rule: RuleView, task: TaskView, workers: dict[int, Worker], ranked: Iterable[Ranked]
-) -> None:
-    if not rule.use_skills:
-        return
-    for item in ranked:
-        worker = workers[item.user_id]
-        if worker.service_areas or worker.task_types:
-            item.reasons.append(
-                reason("SKILLS_MATCH", "Their skills cover this task's type and service area.")
+        )
+    else:
+        open_tasks, weighted = _own_load(worker, task)
+        score = round(100.0 / (1 + max(weighted, 0)), 3)
+        reasons.append(
+            reason(
+                "LOAD",
+                f"Weighted load {weighted} over {open_tasks} open tasks.",
+                weighted_load=weighted,
+                open_tasks=open_tasks,
             )
+        )
+    if rule.use_skills and (worker.service_areas or worker.task_types):
+        reasons.append(reason("SKILLS_MATCH", "Their skills cover this task's type and service area."))
+    if worker.id == affinity_target:
+        score = AFFINITY_SCORE
+        reasons.insert(
+            0,
+            reason(
+                "CLIENT_AFFINITY",
+                "Works on this client's other open tasks."
+                if worker.id == task.affinity_worker_id
+                else "Stands in for the worker of this client's other open tasks.",
+                client_worker=task.affinity_worker_id,
+            ),
+        )
+    return Ranked(worker.id, worker.username, score, reasons)
 
 
-def _affinity_first(
-    rule: RuleView, task: TaskView, workers: dict[int, Worker], ranked: list[Ranked]
-) -> list[Ranked]:
-    """The client's worker (or, while they are away, their delegate) first, when eligible."""
+def _affinity_target(rule: RuleView, task: TaskView, workers: dict[int, Worker]) -> int | None:
+    """Who client affinity puts first when eligible: the client's worker, or while they are away their
+    delegate (``None``: no affinity)."""
     if not rule.client_affinity or task.affinity_worker_id is None:
-        return ranked
+        return None
     keeper = workers.get(task.affinity_worker_id)
-    target = task.affinity_worker_id
     if keeper is not None and keeper.away and keeper.delegate_id:
-        target = keeper.delegate_id
-    for index, item in enumerate(ranked):
-        if item.user_id == target:
-            item.score = AFFINITY_SCORE
-            item.reasons.insert(
-                0,
-                reason(
-                    "CLIENT_AFFINITY",
-                    "Works on this client's other open tasks."
-                    if target == task.affinity_worker_id
-                    else "Stands in for the worker of this client's other open tasks.",
-                    client_worker=task.affinity_worker_id,
-                ),
-            )
-            return [item, *ranked[:index], *ranked[index + 1 :]]
-    return ranked
+        return keeper.delegate_id
+    return task.affinity_worker_id

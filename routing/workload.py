@@ -1,9 +1,11 @@
 """The workload of an agency, for its supervisors: per worker (open, weighted load from the counters;
 overdue, at risk, oldest open age from the open tasks), the unassigned queue by age, totals by service area.
 
-Bounded by the agency's open tasks, never its history: every task query filters ``agency`` and the open
-states (the ``(agency, state)`` index), and groups in SQL. At risk is the SLA app's own filter, through the
-workflow's extension registry (routing does not import sla).
+Bounded by the agency's open tasks, never its history: three statements, whatever the agency's size. One
+pass over its open tasks (the open tasks' covering index, ``task_open_workload_idx``) grouped in SQL, with
+the at-risk SLA records joined in the same pass; the unassigned queue's own rows (the same index, no
+assignee); the staff with their counters. At risk is the SLA app's own rule, through the workflow's
+extension registry (``task_relations``: routing does not import sla).
 """
 
 from __future__ import annotations
@@ -73,21 +75,26 @@ def workload(*, agency: Agency, now: datetime | None = None) -> dict[str, Any]:
     """The figures of the workload page and endpoint (see the module docstring)."""
     now = now or timezone.now()
     open_tasks = Task.objects.filter(agency_id=agency.pk, state__in=OPEN_STATES)
-    # One pass over the agency's open tasks, grouped by (assignee, service area): the per-worker, the
-    # per-area and the unassigned figures are sums of these few hundred groups.
+    # One pass over the agency's open tasks (an index-only scan of the open tasks' index when the table is
+    # vacuumed), grouped by (assignee, service area), with the at-risk SLA records joined in the same pass:
+    # the per-worker and per-area figures are sums of these few hundred groups.
+    at_risk: dict[str, Count] = {}
+    at_risk_relation = extensions.task_relations.get("sla_at_risk")
+    if at_risk_relation is not None:
+        open_tasks = open_tasks.annotate(sla_at_risk=at_risk_relation(now))
+        at_risk["at_risk"] = Count("sla_at_risk")
     groups = (
         open_tasks.values("assignee_id", "service_area")
         .annotate(
             open=Count("id"),
             overdue=Count("id", filter=Q(due_at__lt=now)),
             oldest=Min("created_at"),
-            **_bucket_counts(now),
+            **at_risk,
         )
         .order_by()
     )
     per_worker: dict[Any, dict[str, Any]] = {}
     areas: dict[str, dict[str, Any]] = {}
-    unassigned: dict[str, Any] = {"total": 0, "oldest": None, **{name: 0 for name, _ in AGE_BUCKETS}}
     for group in groups:
         area = areas.setdefault(
             group["service_area"],
@@ -97,23 +104,20 @@ def workload(*, agency: Agency, now: datetime | None = None) -> dict[str, Any]:
         area["overdue"] += group["overdue"]
         if group["assignee_id"] is None:
             area["unassigned"] += group["open"]
-            unassigned["total"] += group["open"]
-            for name, _ in AGE_BUCKETS:
-                unassigned[name] += group[name]
-            target = unassigned
-        else:
-            target = per_worker.setdefault(group["assignee_id"], {"overdue": 0, "oldest": None})
-            target["overdue"] += group["overdue"]
-        if group["oldest"] is not None and (target["oldest"] is None or group["oldest"] < target["oldest"]):
+            continue
+        target = per_worker.setdefault(group["assignee_id"], {"overdue": 0, "at_risk": 0, "oldest": None})
+        target["overdue"] += group["overdue"]
+        target["at_risk"] += group.get("at_risk", 0)
+        if target["oldest"] is None or group["oldest"] < target["oldest"]:
             target["oldest"] = group["oldest"]
-    unassigned["oldest_age_seconds"] = _age(now, unassigned.pop("oldest"))
-    at_risk: dict[int, int] = {}
-    sla_filter = extensions.task_filters.get("sla_status")
-    if sla_filter is not None:
-        risky = sla_filter(open_tasks.filter(assignee__isnull=False), "at_risk")
-        at_risk = dict(
-            risky.values("assignee_id").annotate(n=Count("id")).order_by().values_list("assignee_id", "n")
-        )
+    # The unassigned queue by age: its own rows only (the index's leading columns: agency, no assignee).
+    queue = (
+        Task.objects.filter(agency_id=agency.pk, state__in=OPEN_STATES, assignee__isnull=True)
+        .order_by()
+        .aggregate(total=Count("id"), oldest=Min("created_at"), **_bucket_counts(now))
+    )
+    unassigned = {name: queue[name] for name in ("total", *(name for name, _ in AGE_BUCKETS))}
+    unassigned["oldest_age_seconds"] = _age(now, queue["oldest"])
     workers = []
     rows = (
         staff_of(agency.pk)
@@ -141,7 +145,7 @@ def workload(*, agency: Agency, now: datetime | None = None) -> dict[str, Any]:
                 "weighted_load": weighted or 0,
                 "capacity": capacity,
                 "overdue": facts.get("overdue", 0),
-                "at_risk": at_risk.get(user_id, 0),
+                "at_risk": facts.get("at_risk", 0),
                 "oldest_open_age_seconds": _age(now, oldest),
                 "away": bool(away),
                 "delegate": delegate,

@@ -20,6 +20,7 @@ class SlaConfig(AppConfig):
         from .models import SLAConfig, SLARecord
         from .retention import open_sla_events
         from .selectors import (
+            sla_at_risk_relation,
             sla_block,
             sla_config_names_forget,
             task_filter_sla_status,
@@ -28,6 +29,7 @@ class SlaConfig(AppConfig):
 
         extensions.task_fields["sla"] = sla_block
         extensions.task_filters["sla_status"] = task_filter_sla_status
+        extensions.task_relations["sla_at_risk"] = sla_at_risk_relation
         if task_queryset_with_sla not in extensions.task_queryset_hooks:
             extensions.task_queryset_hooks.append(task_queryset_with_sla)
         # A task's transitions and edits lock its SLA record in their compare-and-swap statement.

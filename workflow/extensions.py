@@ -6,6 +6,9 @@
   prefetch via ``task_queryset_hooks``;
 - a list filter: ``task_filters["sla_status"] = func(queryset, value) -> queryset``
   (raise ``polaris.errors.ValidationFailed`` for a bad value), taking the values ``SLA_STATUS_VALUES``;
+- a relation to count: ``task_relations["sla_at_risk"] = func(now) -> FilteredRelation``, the task's
+  SLA record only while it is at risk at ``now`` (the same rule as the filter's ``at_risk``), so a grouped
+  read of tasks counts them in its own pass (``Count`` of the annotated relation; routing's workload);
 - a row locked with every task write: ``task_locked_rows`` (its SLA record).
 
 ``careplans`` registers ``plan_instantiators``: how ``POST /action-plans`` with a ``template`` makes the plan.
@@ -18,9 +21,10 @@ Event types are registered with the outbox (``outbox.events.event_types_register
 """
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Model, QuerySet
+from django.db.models import FilteredRelation, Model, QuerySet
 
 # The ``sla_status`` filter's values. The SLA app implements the filter; the values live here so the
 # workflow API can declare them (list parameter, bulk ``filter``) without importing sla, and sla checks
@@ -29,6 +33,7 @@ SLA_STATUS_VALUES = ("running", "paused", "met", "breached", "at_risk")
 
 task_fields: dict[str, Callable[[Any, Any], Any]] = {}
 task_filters: dict[str, Callable[[QuerySet, str], QuerySet]] = {}
+task_relations: dict[str, Callable[[datetime], FilteredRelation]] = {}
 task_queryset_hooks: list[Callable[[QuerySet], QuerySet]] = []
 # A row of another app's model that a task write locks in its own compare-and-swap statement (one round
 # trip fewer): ``(model, name of its field holding the task's id)``, at most one row per task, at most one

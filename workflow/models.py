@@ -159,6 +159,15 @@ class Task(FSMModelMixin, models.Model):
             models.Index(fields=["-created_at", "id"], name="task_created_idx"),
             models.Index(fields=["task_type"], name="task_type_idx"),
             models.Index(fields=["service_area"], name="task_service_area_idx"),
+            # An agency's open tasks by assignee and service area, with what the workload counts of them
+            # (routing.workload): its pass reads only the index when the table is vacuumed, and the
+            # unassigned queue is a range of it (assignee IS NULL). Open tasks only: it stays small.
+            models.Index(
+                fields=["agency", "assignee", "service_area"],
+                include=["id", "created_at", "due_at"],
+                condition=models.Q(state__in=[TaskState.NEW, TaskState.IN_PROGRESS, TaskState.BLOCKED]),
+                name="task_open_workload_idx",
+            ),
             # ?search= reads the generated column search_vector through task_search_idx (GIN): both
             # are created by migration 0008 and not declared here, so no ORM read or write of a task
             # carries the vector (workflow.search says why).

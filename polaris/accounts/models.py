@@ -75,6 +75,15 @@ class User(AbstractUser):
                 name="agency_user_has_agency",
             ),
         ]
+        # An agency's staff without its clients' rows (a routing decision reads them all; clients are
+        # most of an agency's users). Partial: only staff rows, and no other read of users is drawn to it.
+        indexes = [
+            models.Index(
+                fields=["agency"],
+                condition=models.Q(role__in=["supervisor", "agency"]),
+                name="user_agency_staff_idx",
+            )
+        ]
 
     @classmethod
     def from_db(

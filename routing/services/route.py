@@ -10,7 +10,7 @@ is seen too. Counters move in the same transaction (``routing.load``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
@@ -78,18 +78,17 @@ def _routing_payload(rule: RoutingRule, decision: Decision, chosen_reasons: list
     }
 
 
-def _choose_locked(task: Task, rule: RoutingRule, decision: Decision, view: RuleView, workers: dict) -> Any:
+def _choose_locked(task: Task, decision: Decision, view: RuleView, workers: dict) -> Ranked | None:
     """The first ranked worker still eligible once their counter row is locked (``None``: nobody)."""
-    for item in list(decision.ranked):
+    while (item := decision.chosen) is not None:
         rows = _lock_loads({item.user_id, *([task.assignee_id] if task.assignee_id else [])})
         row = rows[item.user_id]
         worker = workers[item.user_id]
-        fresh = replace(worker, open_tasks=row.open_tasks, weighted_load=row.weighted_load)
+        fresh = worker._replace(open_tasks=row.open_tasks, weighted_load=row.weighted_load)
         refused = refusals(fresh, view, task_view(task, None))
         if not refused:
             return item
-        decision.ranked.remove(item)
-        decision.excluded.append(Ranked(item.user_id, item.username, 0.0, refused))
+        decision.exclude_chosen(refused)
     return None
 
 
@@ -134,9 +133,9 @@ def task_route(
     _agency_lock(task.agency_id)
     _, decision, workers = decision_for(task, rule=rule)
     context = EventContext.build(actor=actor, correlation_id=correlation_id, caused_by=caused_by)
-    chosen = _choose_locked(task, rule, decision, rule_view(rule), workers) if decision.ranked else None
+    chosen = _choose_locked(task, decision, rule_view(rule), workers)
     if chosen is None:
-        if not decision.ranked and not any(r["code"] == "NO_ELIGIBLE_WORKER" for r in decision.reasons):
+        if not any(r["code"] == "NO_ELIGIBLE_WORKER" for r in decision.reasons):
             decision.reasons = [reason("NO_ELIGIBLE_WORKER", "Nobody can take this task now.")]
         event = _failed(task, rule, decision, context)
         return RoutingOutcome(task, None, rule, decision, event, decision.reasons)

@@ -5,13 +5,15 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.db.models import Count
 
 from sla.models import SLARecord, SLARecordStatus
 from sla.scan import sla_scan
-from sla.selectors import sla_at_risk_q, sla_record_at_risk
+from sla.selectors import sla_at_risk_q, sla_at_risk_relation, sla_record_at_risk
 from tests.sla.conftest import MONDAY_10
 from tests.support.api import bearer_client
 from workflow.extensions import SLA_STATUS_VALUES
+from workflow.models import Task
 
 pytestmark = pytest.mark.django_db
 TASKS = "/api/workflow/tasks"
@@ -87,3 +89,7 @@ def test_the_python_rule_and_the_sql_rule_agree_record_by_record(make_task, inta
     in_python = {record.pk for record in SLARecord.objects.all() if sla_record_at_risk(record, now=now)}
     assert in_sql == in_python
     assert len(in_sql) == 3  # warned, past the warning time, past due; not the calm, not the paused one
+    # The relation the workload counts in its grouped pass (``task_relations``) keeps the same records.
+    counted = Task.objects.filter(pk__in=[t.pk for t in tasks]).annotate(risky=sla_at_risk_relation(now))
+    assert set(counted.filter(risky__isnull=False).values_list("risky", flat=True)) == in_sql
+    assert counted.aggregate(n=Count("risky"), all=Count("id")) == {"n": 3, "all": 6}
