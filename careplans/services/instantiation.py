@@ -18,10 +18,10 @@ from outbox.append import NewEvent, events_append
 from outbox.events import EventContext
 from polaris.accounts.models import Agency, User
 from polaris.errors import ValidationFailed
-from sla.clock import sla_record_start
+from sla.clock import sla_records_start
 from workflow.events import EventType, task_facts
 from workflow.models import ActionPlan, Task
-from workflow.services.action_plans import action_plan_create
+from workflow.services.action_plans import action_plan_insert
 from workflow.services.approvals import approval_policy_validate
 from workflow.services.checklists import checklist_items_add_many
 
@@ -64,6 +64,7 @@ def plan_tasks_build(
     """Unsaved tasks for ``blueprints`` (and their dependency rows) in ``plan``. ``existing``: the plan's
     tasks by key already there (a migration adding tasks): a dependency on a completed one is met."""
     existing = existing or {}
+    calendars.preload((blueprint["task_type"], blueprint["service_area"]) for blueprint in blueprints)
     ids = {blueprint["key"]: uuid.uuid4() for blueprint in blueprints}
     by_key = {**{key: task.pk for key, task in existing.items()}, **ids}
     done = {task.pk for task in existing.values() if task.state in ("completed", "cancelled")}
@@ -106,9 +107,11 @@ def plan_tasks_insert(
     version: PlanTemplateVersion,
     context: EventContext,
     now: Any,
+    calendars: CalendarCache,
 ) -> None:
-    """Insert the built tasks, their blueprint links, dependencies and ``TaskCreated`` events (one statement
-    each), and start the SLA clocks of the tasks that are ready."""
+    """Insert the built tasks, their blueprint links, dependencies, ``TaskCreated`` events and the SLA
+    records of the tasks that are ready (one statement each; the configs from ``calendars``, which
+    ``plan_tasks_build`` filled)."""
     Task.objects.bulk_create(tasks)
     TemplatedTask.objects.bulk_create(
         TemplatedTask(
@@ -126,9 +129,9 @@ def plan_tasks_insert(
             for task in tasks
         ]
     )
-    for task in tasks:
-        if not task.waiting_on:
-            sla_record_start(task=task, now=now)
+    ready = [task for task in tasks if not task.waiting_on]
+    calendars.preload((task.task_type, task.service_area) for task in ready)
+    sla_records_start(tasks=ready, configs=calendars.configs, now=now)
 
 
 def _plan_extras_apply(
@@ -166,11 +169,13 @@ def plan_instantiate(
     The template must be in the caller's scope (``NotFound``) and of the plan's agency
     (``ValidationFailed``); the plan's own rules apply (``action_plan_create``: staff of the agency, a
     linked client). Registered as ``workflow.extensions.plan_instantiators`` (``POST /action-plans``).
+    The plan comes back with its tasks and approvals (none yet) loaded as written: rendering it reads
+    nothing again.
     """
     template = plan_template_get(user=actor, template_id=template_id)
     if template.agency_id != agency.pk:
         raise ValidationFailed(details={"template": ["The template belongs to another agency."]})
-    plan = action_plan_create(
+    plan = action_plan_insert(
         actor=actor,
         title=title or template.name,
         description=description,
@@ -185,11 +190,28 @@ def plan_instantiate(
     version = PlanTemplateVersion.objects.get(pk=version_id)
     now = timezone.now()
     context = EventContext.build(actor=actor, correlation_id=correlation_id)
+    calendars = CalendarCache()
     tasks, dependencies = plan_tasks_build(
-        plan=plan, blueprints=version.blueprints, actor=actor, now=now, calendars=CalendarCache()
+        plan=plan, blueprints=version.blueprints, actor=actor, now=now, calendars=calendars
     )
     plan_tasks_insert(
-        plan=plan, tasks=tasks, dependencies=dependencies, version=version, context=context, now=now
+        plan=plan,
+        tasks=tasks,
+        dependencies=dependencies,
+        version=version,
+        context=context,
+        now=now,
+        calendars=calendars,
     )
     _plan_extras_apply(plan, tasks, version, correlation_id=correlation_id)
+    _loaded(plan, "tasks", tasks)
+    _loaded(plan, "approvals", [])
     return plan
+
+
+def _loaded(plan: ActionPlan, relation: str, rows: list[Any]) -> None:
+    """Mark ``plan.<relation>`` as loaded with ``rows`` (what a ``prefetch_related`` would have read)."""
+    queryset = getattr(plan, relation).all()
+    queryset._result_cache = rows
+    queryset._prefetch_done = True
+    plan._prefetched_objects_cache = {**getattr(plan, "_prefetched_objects_cache", {}), relation: queryset}
