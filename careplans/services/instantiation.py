@@ -20,10 +20,10 @@ from polaris.accounts.models import Agency, User
 from polaris.errors import ValidationFailed
 from sla.clock import sla_records_start
 from workflow.events import EventType, task_facts
-from workflow.models import ActionPlan, Task
+from workflow.models import ActionPlan, Task, TaskChecklistItem
 from workflow.services.action_plans import action_plan_insert
 from workflow.services.approvals import approval_policy_validate
-from workflow.services.checklists import checklist_items_add_many
+from workflow.services.checklists import checklist_items_for_new_tasks
 
 from ..due_dates import CalendarCache
 from ..models import PlanTemplateVersion, TaskDependency, TemplatedPlan, TemplatedTask
@@ -33,12 +33,13 @@ from ..selectors import plan_template_get
 def task_created_event(
     task: Task, *, key: str, version: PlanTemplateVersion, context: EventContext
 ) -> NewEvent:
-    """The ``TaskCreated`` of a template task: the task's facts, what it waits for, where it came from."""
+    """The ``TaskCreated`` of a template task: the task's facts, what it waits for, where it came from. The
+    first event of the task's stream (its checklist's, if any, follows at sequence 2)."""
     return NewEvent(
         event_type=EventType.TASK_CREATED,
         aggregate_type=Task.aggregate_type,
         aggregate_id=task.pk,
-        sequence=task.version,
+        sequence=1,
         context=context,
         payload={
             **task_facts(task),
@@ -108,10 +109,11 @@ def plan_tasks_insert(
     context: EventContext,
     now: Any,
     calendars: CalendarCache,
+    events: tuple[NewEvent, ...] | list[NewEvent] = (),
 ) -> None:
-    """Insert the built tasks, their blueprint links, dependencies, ``TaskCreated`` events and the SLA
-    records of the tasks that are ready (one statement each; the configs from ``calendars``, which
-    ``plan_tasks_build`` filled)."""
+    """Insert the built tasks, their blueprint links, dependencies, ``TaskCreated`` events (followed, in the
+    same statement, by the tasks' further ``events``) and the SLA records of the tasks that are ready (one
+    statement each; the configs from ``calendars``, which ``plan_tasks_build`` filled)."""
     Task.objects.bulk_create(tasks)
     TemplatedTask.objects.bulk_create(
         TemplatedTask(
@@ -125,8 +127,11 @@ def plan_tasks_insert(
     TaskDependency.objects.bulk_create(dependencies)
     events_append(
         [
-            task_created_event(task, key=task._blueprint_key, version=version, context=context)  # type: ignore[attr-defined]
-            for task in tasks
+            *(
+                task_created_event(task, key=task._blueprint_key, version=version, context=context)  # type: ignore[attr-defined]
+                for task in tasks
+            ),
+            *events,
         ]
     )
     ready = [task for task in tasks if not task.waiting_on]
@@ -134,20 +139,28 @@ def plan_tasks_insert(
     sla_records_start(tasks=ready, configs=calendars.configs, now=now)
 
 
-def _plan_extras_apply(
-    plan: ActionPlan, tasks: list[Task], version: PlanTemplateVersion, *, correlation_id: str | None
-) -> None:
-    """The blueprints' checklists (one batch for every task: three statements, one event per task with
-    items) and the version's approval policy, checked again against the plan's agency (an approver listed
-    when the template was written may have left it since: the plan is then refused, naming them)."""
+def _plan_checklists(
+    tasks: list[Task], version: PlanTemplateVersion, *, correlation_id: str | None
+) -> tuple[list[TaskChecklistItem], list[NewEvent]]:
+    """The blueprints' checklist items of the built tasks and their ``TaskChecklistItemsAdded`` (by the
+    system, one per task with items; the tasks move to version 2 with their counters), to be inserted with
+    the tasks."""
     checklists = {blueprint["key"]: blueprint.get("checklist") or [] for blueprint in version.blueprints}
     pairs = [
         (task, checklists[task._blueprint_key])  # type: ignore[attr-defined]
         for task in tasks
         if checklists.get(task._blueprint_key)  # type: ignore[attr-defined]
     ]
-    if pairs:
-        checklist_items_add_many(pairs, None, correlation_id=correlation_id)
+    return checklist_items_for_new_tasks(pairs, EventContext.build(correlation_id=correlation_id))
+
+
+def _plan_extras_apply(
+    plan: ActionPlan, items: list[TaskChecklistItem], version: PlanTemplateVersion
+) -> None:
+    """The checklist items (one INSERT) and the version's approval policy, checked again against the plan's
+    agency (an approver listed when the template was written may have left it since: the plan is then
+    refused, naming them)."""
+    TaskChecklistItem.objects.bulk_create(items)
     if version.requires_approval:
         plan.approval_policy = approval_policy_validate(version.requires_approval, plan.agency_id)
         plan.save(update_fields=["approval_policy"])
@@ -194,6 +207,7 @@ def plan_instantiate(
     tasks, dependencies = plan_tasks_build(
         plan=plan, blueprints=version.blueprints, actor=actor, now=now, calendars=calendars
     )
+    items, checklist_events = _plan_checklists(tasks, version, correlation_id=correlation_id)
     plan_tasks_insert(
         plan=plan,
         tasks=tasks,
@@ -202,8 +216,9 @@ def plan_instantiate(
         context=context,
         now=now,
         calendars=calendars,
+        events=checklist_events,
     )
-    _plan_extras_apply(plan, tasks, version, correlation_id=correlation_id)
+    _plan_extras_apply(plan, items, version)
     _loaded(plan, "tasks", tasks)
     _loaded(plan, "approvals", [])
     return plan

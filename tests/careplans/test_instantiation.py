@@ -112,10 +112,10 @@ def pin_configs():
 # What making a plan costs, whatever its number of tasks: authentication (1); the request's transaction
 # (2: here a savepoint in the test's); the client and the agency (2); the template (1); the client's link to
 # the agency (1); the plan and its event (2); the version's id, the plan's link to it and the version (3);
-# the SLA configs of every task type (1); the tasks, their blueprint links, dependencies and events, the
-# ready tasks' SLA records (5); the checklists: the tasks' lock, the items, the tasks' counters and the
-# events, in a savepoint (6). The response reads nothing: the plan comes back with what was written.
-STATEMENTS = 24
+# the SLA configs of every task type (1); the tasks (with their checklist counters), their blueprint links,
+# dependencies, events (their TaskCreated and TaskChecklistItemsAdded) and the ready tasks' SLA records (5);
+# the checklist items (1). The response reads nothing: the plan comes back with what was written.
+STATEMENTS = 19
 
 
 def test_instantiation_is_a_fixed_number_of_statements(agent_api, make_template, client_user, pin_configs):
