@@ -229,4 +229,5 @@ def _loaded(plan: ActionPlan, relation: str, rows: list[Any]) -> None:
     queryset = getattr(plan, relation).all()
     queryset._result_cache = rows
     queryset._prefetch_done = True
-    plan._prefetched_objects_cache = {**getattr(plan, "_prefetched_objects_cache", {}), relation: queryset}
+    cache = plan.__dict__.setdefault("_prefetched_objects_cache", {})
+    cache[relation] = queryset
