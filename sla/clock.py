@@ -18,12 +18,13 @@ from outbox.events import EventContext
 from outbox.models import OutboxEvent
 from polaris.sql.precompiled import row_get
 from sla.metrics import SLA_RECORDS_BREACHED
+from sla.models import SLAConfig
 from workflow.models import Task, TaskState
 
 from .calendar import Calendar, add_working_seconds, working_seconds_between
 from .configs import sla_config_match
 from .events import SLAEventType, sla_breach_payload
-from .models import SLAConfig, SLARecord, SLARecordStatus
+from .models import SLARecord, SLARecordStatus
 
 Status = SLARecordStatus
 
