@@ -18,6 +18,7 @@ from outbox.events import EventContext
 from outbox.models import OutboxEvent
 from polaris.sql.precompiled import row_get
 from sla.metrics import SLA_RECORDS_BREACHED
+from sla.models import SLAConfig
 from workflow.models import Task, TaskState
 
 from .calendar import Calendar, add_working_seconds, working_seconds_between
@@ -69,7 +70,26 @@ def sla_record_start(*, task: Task, now: datetime | None = None) -> SLARecord | 
     config = sla_config_match(task_type=task.task_type, service_area=task.service_area)
     if config is None:
         return None
-    now = now or timezone.now()
+    record = _record_started(task, config, now or timezone.now())
+    record.save()
+    return record
+
+
+def sla_records_start(
+    *, tasks: list[Task], configs: dict[tuple[str, str], SLAConfig | None], now: datetime
+) -> list[SLARecord]:
+    """``sla_record_start`` for tasks created together, in one INSERT: ``configs`` maps each task's
+    ``(task_type, service_area)`` to its config (``sla.configs.sla_configs_match``, read once)."""
+    records = []
+    for task in tasks:
+        config = configs[(task.task_type, task.service_area)]
+        if config is not None:
+            records.append(_record_started(task, config, now))
+    return SLARecord.objects.bulk_create(records)
+
+
+def _record_started(task: Task, config: SLAConfig, now: datetime) -> SLARecord:
+    """A new (unsaved) record of ``task`` on ``config``, its clock started at ``now``."""
     record = SLARecord(
         task=task,
         config=config,
@@ -82,7 +102,6 @@ def sla_record_start(*, task: Task, now: datetime | None = None) -> SLARecord | 
     sla_record_schedule(record)
     if task.state in record.pause_states:
         record.status, record.paused_at = Status.PAUSED, now
-    record.save()
     return record
 
 

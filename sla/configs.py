@@ -7,6 +7,7 @@ reads raise ``NotFound``/``PermissionDenied``. Defaults come from ``sla.defaults
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -64,6 +65,33 @@ def sla_config_match(*, task_type: str, service_area: str) -> SLAConfig | None:
         active=True,
     )
     return max(candidates, key=lambda config: config.specificity, default=None)
+
+
+def sla_configs_match(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], SLAConfig | None]:
+    """``sla_config_match`` for many ``(task_type, service_area)`` pairs at once, in one query (the
+    candidates of every pair), for a batch of tasks created together (a plan made from a template)."""
+    wanted = set(pairs)
+    if not wanted:
+        return {}
+    candidates = list(
+        SLAConfig.objects.select_related("calendar").filter(
+            task_type__in={task_type for task_type, _ in wanted} | {""},
+            service_area__in={service_area for _, service_area in wanted} | {""},
+            active=True,
+        )
+    )
+    return {
+        (task_type, service_area): max(
+            (
+                config
+                for config in candidates
+                if config.task_type in (task_type, "") and config.service_area in (service_area, "")
+            ),
+            key=lambda config: config.specificity,
+            default=None,
+        )
+        for task_type, service_area in wanted
+    }
 
 
 def _require_staff(user: User | None) -> None:

@@ -18,12 +18,12 @@ from outbox.append import NewEvent, events_append
 from outbox.events import EventContext
 from polaris.accounts.models import Agency, User
 from polaris.errors import ValidationFailed
-from sla.clock import sla_record_start
+from sla.clock import sla_records_start
 from workflow.events import EventType, task_facts
-from workflow.models import ActionPlan, Task
-from workflow.services.action_plans import action_plan_create
+from workflow.models import ActionPlan, Task, TaskChecklistItem
+from workflow.services.action_plans import action_plan_insert
 from workflow.services.approvals import approval_policy_validate
-from workflow.services.checklists import checklist_items_add_many
+from workflow.services.checklists import checklist_items_for_new_tasks
 
 from ..due_dates import CalendarCache
 from ..models import PlanTemplateVersion, TaskDependency, TemplatedPlan, TemplatedTask
@@ -33,12 +33,13 @@ from ..selectors import plan_template_get
 def task_created_event(
     task: Task, *, key: str, version: PlanTemplateVersion, context: EventContext
 ) -> NewEvent:
-    """The ``TaskCreated`` of a template task: the task's facts, what it waits for, where it came from."""
+    """The ``TaskCreated`` of a template task: the task's facts, what it waits for, where it came from. The
+    first event of the task's stream (its checklist's, if any, follows at sequence 2)."""
     return NewEvent(
         event_type=EventType.TASK_CREATED,
         aggregate_type=Task.aggregate_type,
         aggregate_id=task.pk,
-        sequence=task.version,
+        sequence=1,
         context=context,
         payload={
             **task_facts(task),
@@ -64,6 +65,7 @@ def plan_tasks_build(
     """Unsaved tasks for ``blueprints`` (and their dependency rows) in ``plan``. ``existing``: the plan's
     tasks by key already there (a migration adding tasks): a dependency on a completed one is met."""
     existing = existing or {}
+    calendars.preload((blueprint["task_type"], blueprint["service_area"]) for blueprint in blueprints)
     ids = {blueprint["key"]: uuid.uuid4() for blueprint in blueprints}
     by_key = {**{key: task.pk for key, task in existing.items()}, **ids}
     done = {task.pk for task in existing.values() if task.state in ("completed", "cancelled")}
@@ -106,9 +108,12 @@ def plan_tasks_insert(
     version: PlanTemplateVersion,
     context: EventContext,
     now: Any,
+    calendars: CalendarCache,
+    events: tuple[NewEvent, ...] | list[NewEvent] = (),
 ) -> None:
-    """Insert the built tasks, their blueprint links, dependencies and ``TaskCreated`` events (one statement
-    each), and start the SLA clocks of the tasks that are ready."""
+    """Insert the built tasks, their blueprint links, dependencies, ``TaskCreated`` events (followed, in the
+    same statement, by the tasks' further ``events``) and the SLA records of the tasks that are ready (one
+    statement each; the configs from ``calendars``, which ``plan_tasks_build`` filled)."""
     Task.objects.bulk_create(tasks)
     TemplatedTask.objects.bulk_create(
         TemplatedTask(
@@ -122,29 +127,40 @@ def plan_tasks_insert(
     TaskDependency.objects.bulk_create(dependencies)
     events_append(
         [
-            task_created_event(task, key=task._blueprint_key, version=version, context=context)  # type: ignore[attr-defined]
-            for task in tasks
+            *(
+                task_created_event(task, key=task._blueprint_key, version=version, context=context)  # type: ignore[attr-defined]
+                for task in tasks
+            ),
+            *events,
         ]
     )
-    for task in tasks:
-        if not task.waiting_on:
-            sla_record_start(task=task, now=now)
+    ready = [task for task in tasks if not task.waiting_on]
+    calendars.preload((task.task_type, task.service_area) for task in ready)
+    sla_records_start(tasks=ready, configs=calendars.configs, now=now)
 
 
-def _plan_extras_apply(
-    plan: ActionPlan, tasks: list[Task], version: PlanTemplateVersion, *, correlation_id: str | None
-) -> None:
-    """The blueprints' checklists (one batch for every task: three statements, one event per task with
-    items) and the version's approval policy, checked again against the plan's agency (an approver listed
-    when the template was written may have left it since: the plan is then refused, naming them)."""
+def _plan_checklists(
+    tasks: list[Task], version: PlanTemplateVersion, *, correlation_id: str | None
+) -> tuple[list[TaskChecklistItem], list[NewEvent]]:
+    """The blueprints' checklist items of the built tasks and their ``TaskChecklistItemsAdded`` (by the
+    system, one per task with items; the tasks move to version 2 with their counters), to be inserted with
+    the tasks."""
     checklists = {blueprint["key"]: blueprint.get("checklist") or [] for blueprint in version.blueprints}
     pairs = [
         (task, checklists[task._blueprint_key])  # type: ignore[attr-defined]
         for task in tasks
         if checklists.get(task._blueprint_key)  # type: ignore[attr-defined]
     ]
-    if pairs:
-        checklist_items_add_many(pairs, None, correlation_id=correlation_id)
+    return checklist_items_for_new_tasks(pairs, EventContext.build(correlation_id=correlation_id))
+
+
+def _plan_extras_apply(
+    plan: ActionPlan, items: list[TaskChecklistItem], version: PlanTemplateVersion
+) -> None:
+    """The checklist items (one INSERT) and the version's approval policy, checked again against the plan's
+    agency (an approver listed when the template was written may have left it since: the plan is then
+    refused, naming them)."""
+    TaskChecklistItem.objects.bulk_create(items)
     if version.requires_approval:
         plan.approval_policy = approval_policy_validate(version.requires_approval, plan.agency_id)
         plan.save(update_fields=["approval_policy"])
@@ -166,11 +182,13 @@ def plan_instantiate(
     The template must be in the caller's scope (``NotFound``) and of the plan's agency
     (``ValidationFailed``); the plan's own rules apply (``action_plan_create``: staff of the agency, a
     linked client). Registered as ``workflow.extensions.plan_instantiators`` (``POST /action-plans``).
+    The plan comes back with its tasks and approvals (none yet) loaded as written: rendering it reads
+    nothing again.
     """
     template = plan_template_get(user=actor, template_id=template_id)
     if template.agency_id != agency.pk:
         raise ValidationFailed(details={"template": ["The template belongs to another agency."]})
-    plan = action_plan_create(
+    plan = action_plan_insert(
         actor=actor,
         title=title or template.name,
         description=description,
@@ -185,11 +203,31 @@ def plan_instantiate(
     version = PlanTemplateVersion.objects.get(pk=version_id)
     now = timezone.now()
     context = EventContext.build(actor=actor, correlation_id=correlation_id)
+    calendars = CalendarCache()
     tasks, dependencies = plan_tasks_build(
-        plan=plan, blueprints=version.blueprints, actor=actor, now=now, calendars=CalendarCache()
+        plan=plan, blueprints=version.blueprints, actor=actor, now=now, calendars=calendars
     )
+    items, checklist_events = _plan_checklists(tasks, version, correlation_id=correlation_id)
     plan_tasks_insert(
-        plan=plan, tasks=tasks, dependencies=dependencies, version=version, context=context, now=now
+        plan=plan,
+        tasks=tasks,
+        dependencies=dependencies,
+        version=version,
+        context=context,
+        now=now,
+        calendars=calendars,
+        events=checklist_events,
     )
-    _plan_extras_apply(plan, tasks, version, correlation_id=correlation_id)
+    _plan_extras_apply(plan, items, version)
+    _loaded(plan, "tasks", tasks)
+    _loaded(plan, "approvals", [])
     return plan
+
+
+def _loaded(plan: ActionPlan, relation: str, rows: list[Any]) -> None:
+    """Mark ``plan.<relation>`` as loaded with ``rows`` (what a ``prefetch_related`` would have read)."""
+    queryset = getattr(plan, relation).all()
+    queryset._result_cache = rows
+    queryset._prefetch_done = True
+    cache = plan.__dict__.setdefault("_prefetched_objects_cache", {})
+    cache[relation] = queryset

@@ -200,7 +200,13 @@ def _plan_move(
             plan=plan, blueprints=blueprints, actor=actor, now=now, calendars=calendars, existing=tasks_by_key
         )
         plan_tasks_insert(
-            plan=plan, tasks=tasks, dependencies=dependencies, version=target, context=context, now=now
+            plan=plan,
+            tasks=tasks,
+            dependencies=dependencies,
+            version=target,
+            context=context,
+            now=now,
+            calendars=calendars,
         )
     for task_id, _key in changes.cancel:
         task_transition(

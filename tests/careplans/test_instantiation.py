@@ -9,7 +9,8 @@ from django.test.utils import CaptureQueriesContext
 
 from careplans.models import TaskDependency, TemplatedPlan, TemplatedTask
 from outbox.models import OutboxEvent
-from sla.models import SLARecord
+from sla.configs import sla_config_create
+from sla.models import BusinessCalendar, SLARecord
 from tests.support.api import assert_envelope
 from workflow.models import ActionPlan, Task
 
@@ -83,23 +84,65 @@ def test_the_guard_is_listed_in_metadata(agent_api):
     assert "dependencies_met" in text
 
 
-def test_instantiation_is_a_fixed_number_of_statements(agent_api, make_template, client_user):
-    template = make_template(
-        [
-            {"key": f"t{n}", "title": f"T{n}", "task_type": "t", "depends_on": [f"t{n - 1}"] if n else []}
-            for n in range(20)
-        ]
+def _blueprints(size):
+    """``size`` tasks: four roots of four task types (two with an SLA config), the rest each waiting for
+    two earlier tasks, a required checklist item on every third."""
+    return [
+        {
+            "key": f"t{n}",
+            "title": f"Step {n}",
+            "task_type": f"pin-{'abcd'[n % 4]}",
+            "due_in_business_hours": 8,
+            "depends_on": [] if n < 4 else [f"t{n - 4}", f"t{n - 3}"],
+            "checklist": [{"text": "Signed", "required": True}] if n % 3 == 0 else [],
+        }
+        for n in range(size)
+    ]
+
+
+@pytest.fixture
+def pin_configs():
+    calendar = BusinessCalendar.objects.create(name="Pin office", time_zone="Europe/London")
+    return (
+        sla_config_create(actor=None, name="Pin A", task_type="pin-a", target_minutes=60, calendar=calendar),
+        sla_config_create(actor=None, name="Pin B", task_type="pin-b", target_minutes=120),
     )
-    instantiate(agent_api, template, client_user)  # warm caches
-    with CaptureQueriesContext(connection) as captured:
-        response = instantiate(agent_api, template, client_user)
-    assert response.status_code == 201
-    inserts = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("INSERT")]
-    # plan, its event, link, 20 tasks, 20 links, 19 dependencies, 20 events, the idempotency row aside:
-    # each group is one statement whatever the number of tasks.
-    assert len([sql for sql in inserts if '"workflow_task"' in sql.split("(")[0]]) == 1
-    assert len([sql for sql in inserts if "outbox_outboxevent" in sql.split("(")[0]]) == 2
-    assert len(captured.captured_queries) < 30, len(captured.captured_queries)
+
+
+# What making a plan costs, whatever its number of tasks: authentication (1); the request's transaction
+# (2: here a savepoint in the test's); the client and the agency (2); the template (1); the client's link to
+# the agency (1); the plan and its event (2); the version's id, the plan's link to it and the version (3);
+# the SLA configs of every task type (1); the tasks (with their checklist counters), their blueprint links,
+# dependencies, events (their TaskCreated and TaskChecklistItemsAdded) and the ready tasks' SLA records (5);
+# the checklist items (1). The response reads nothing: the plan comes back with what was written.
+STATEMENTS = 19
+
+
+def test_instantiation_is_a_fixed_number_of_statements(agent_api, make_template, client_user, pin_configs):
+    small, large = make_template(_blueprints(5), name="Five"), make_template(_blueprints(20), name="Twenty")
+    instantiate(agent_api, small, client_user)  # warm caches
+    counts = {}
+    for template in (small, large):
+        with CaptureQueriesContext(connection) as captured:
+            response = instantiate(agent_api, template, client_user)
+        assert response.status_code == 201, response.json()
+        counts[template.name] = [query["sql"] for query in captured.captured_queries]
+    assert len(counts["Twenty"]) == len(counts["Five"]) == STATEMENTS, "\n".join(counts["Twenty"])
+    body = response.json()
+    assert len(body["tasks"]) == 20
+    assert body["task_counts"]["new"] == 20
+    # Every ready task has the record of its own type's config (none for the types without one).
+    plan = ActionPlan.objects.get(pk=body["id"])
+    records = SLARecord.objects.filter(task__action_plan=plan).select_related("task", "config")
+    assert sorted((record.task.task_type, record.config.name) for record in records) == [
+        ("pin-a", "Pin A"),
+        ("pin-b", "Pin B"),
+    ]
+    assert {record.calendar_snapshot is not None for record in records} == {True, False}
+    rendered = {task["id"]: task for task in body["tasks"]}
+    stored = Task.objects.filter(action_plan=plan)
+    assert all(rendered[str(task.pk)]["waiting_on"] == [str(pk) for pk in task.waiting_on] for task in stored)
+    assert sum(task.checklist_open_required for task in stored) == 7  # t0, t3, …, t18
 
 
 def test_bad_references_and_scopes(

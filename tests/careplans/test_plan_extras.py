@@ -5,9 +5,10 @@ import pytest
 
 from careplans.services.instantiation import plan_instantiate
 from careplans.services.templates import plan_template_create
+from outbox.models import OutboxEvent
 from polaris.errors import GuardFailed, ValidationFailed
 from tests.factories import SupervisorFactory
-from workflow.models import ActionPlan, TaskChecklistItem
+from workflow.models import ActionPlan, Task, TaskChecklistItem
 from workflow.services.action_plans import action_plan_activate
 from workflow.services.approvals import action_plan_approval_record
 
@@ -40,6 +41,17 @@ def test_tasks_get_their_checklists_and_the_plan_its_approval_policy(agent, agen
     assert [(item.text, item.required) for item in items] == [("ID seen", True), ("Leaflet given", False)]
     assert tasks["Intake"].checklist_open_required == 1
     assert tasks["Assessment"].checklist_size == 0
+    # The items' event follows the task's creation in its stream (by the system, as any batch add).
+    intake = Task.objects.get(pk=tasks["Intake"].pk)
+    assert (intake.version, intake.checklist_size, intake.checklist_open_required) == (2, 2, 1)
+    stream = OutboxEvent.objects.filter(aggregate_id=intake.pk).order_by("sequence")
+    assert [(e.event_type, e.sequence, e.actor_id) for e in stream] == [
+        ("TaskCreated", 1, agent.pk),
+        ("TaskChecklistItemsAdded", 2, None),
+    ]
+    added = stream[1].payload
+    assert [item["item_id"] for item in added["items"]] == [str(item.pk) for item in items]
+    assert (added["checklist_size"], added["checklist_open_required"]) == (2, 1)
 
     plan.refresh_from_db()
     assert plan.approval_policy == {"count": 1, "approvers": [supervisor.pk]}

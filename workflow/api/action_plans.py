@@ -49,7 +49,8 @@ PLAN_ID = uuid_path_parameter("action_plan_id", "The action plan's id.")
 
 def plan_detail(plan: ActionPlan, request: Request) -> dict:
     """The plan's detail representation. One query each for the task summary, the per-state counts and the
-    has_tasks guard alike, and for the approval block and the approved guard."""
+    has_tasks guard alike, and for the approval block and the approved guard (none for relations the
+    service already loaded: a plan made from a template comes back with its tasks)."""
     prefetch_related_objects([plan], "tasks", "approvals")
     return ActionPlanDetailSerializer(plan, context=serializer_context(request)).data
 
@@ -107,7 +108,10 @@ class ActionPlanListCreateView(APIView):
                 plan = _plan_from_template(request, template_id=template_id, values=values)
             return Response(plan_detail(plan, request), status=status.HTTP_201_CREATED)
 
-        return idempotent_response(request=request, scope="POST workflow/action-plans", perform=perform)
+        # One service call (action_plan_create or the template's instantiator): no savepoint of its own.
+        return idempotent_response(
+            request=request, scope="POST workflow/action-plans", perform=perform, single_write=True
+        )
 
 
 class ActionPlanDetailView(APIView):

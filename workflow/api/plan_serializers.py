@@ -21,6 +21,7 @@ from workflow.api.serializers import (
     EventSerializer,
     ScopedUserField,
     _caller,
+    _datetime_or_none,
     _ListQuerySerializer,
     default_agency,
 )
@@ -86,6 +87,12 @@ class ApprovalStatusSerializer(serializers.Serializer):
     )
 
 
+# The plan representations are ModelSerializers (their fields are the schema) that render their dicts
+# directly: a ModelSerializer builds its fields from the model's metadata on every use, which cost a plan
+# made from a template (with its 20 task summaries) about two milliseconds of CPU.
+# tests/workflow/api/test_representation_parity.py pins the output to what the fields would render.
+
+
 class ActionPlanSerializer(serializers.ModelSerializer):
     approval_policy = ApprovalPolicySerializer(
         read_only=True, allow_null=True, help_text="Approvals activation needs; null: none."
@@ -118,12 +125,46 @@ class ActionPlanSerializer(serializers.ModelSerializer):
     def get_available_transitions(self, plan: ActionPlan) -> list[str]:
         return selectors.available_targets(instance=plan, user=_caller(self))
 
+    def to_representation(self, instance: ActionPlan) -> dict[str, Any]:
+        policy = instance.approval_policy
+        return {
+            "id": str(instance.pk),
+            "title": instance.title,
+            "description": instance.description,
+            "state": instance.state,
+            "version": instance.version,
+            "client": instance.client_id,
+            "agency": instance.agency_id,
+            "created_by": instance.created_by_id,
+            "created_at": _datetime_or_none(instance.created_at),
+            "updated_at": _datetime_or_none(instance.updated_at),
+            "approval_policy": None if policy is None else ApprovalPolicySerializer(policy).data,
+            "available_transitions": self.get_available_transitions(instance),
+        }
+
 
 class TaskSummarySerializer(serializers.ModelSerializer):
     class Meta:
         model = Task
         fields = ("id", "title", "task_type", "priority", "state", "assignee", "due_at", "waiting_on")
         read_only_fields = fields
+
+    def to_representation(self, instance: Task) -> dict[str, Any]:
+        return task_summary(instance)
+
+
+def task_summary(task: Task) -> dict[str, Any]:
+    """A task as a plan's detail lists it (``TaskSummarySerializer``'s fields)."""
+    return {
+        "id": str(task.pk),
+        "title": task.title,
+        "task_type": task.task_type,
+        "priority": task.priority,
+        "state": task.state,
+        "assignee": task.assignee_id,
+        "due_at": _datetime_or_none(task.due_at),
+        "waiting_on": [str(pk) for pk in task.waiting_on],
+    }
 
 
 class ActionPlanDetailSerializer(ActionPlanSerializer):
@@ -148,7 +189,7 @@ class ActionPlanDetailSerializer(ActionPlanSerializer):
     @extend_schema_field(TaskSummarySerializer(many=True))
     def get_tasks(self, plan: ActionPlan) -> Any:
         tasks = sorted(plan.tasks.all(), key=lambda task: (task.created_at, str(task.pk)))
-        return TaskSummarySerializer(tasks, many=True).data
+        return [task_summary(task) for task in tasks]
 
     @extend_schema_field(
         {"type": "object", "additionalProperties": {"type": "integer"}, "example": {"new": 2, "completed": 1}}
@@ -158,6 +199,14 @@ class ActionPlanDetailSerializer(ActionPlanSerializer):
         for task in plan.tasks.all():
             counts[task.state] += 1
         return counts
+
+    def to_representation(self, instance: ActionPlan) -> dict[str, Any]:
+        return {
+            **super().to_representation(instance),
+            "approval": self.get_approval(instance),
+            "task_counts": self.get_task_counts(instance),
+            "tasks": self.get_tasks(instance),
+        }
 
 
 PLAN_READ_ONLY_NAMES = (

@@ -43,6 +43,30 @@ def action_plan_create(
     caused_by: OutboxEvent | None = None,
 ) -> ActionPlan:
     """Create a plan in state ``draft`` and write its ``ActionPlanCreated`` event."""
+    return action_plan_insert(
+        actor=actor,
+        title=title,
+        client=client,
+        agency=agency,
+        description=description,
+        correlation_id=correlation_id,
+        caused_by=caused_by,
+    )
+
+
+def action_plan_insert(
+    *,
+    actor: User | None,
+    title: str,
+    client: User,
+    agency: Agency,
+    description: str = "",
+    correlation_id: str | None = None,
+    caused_by: OutboxEvent | None = None,
+) -> ActionPlan:
+    """``action_plan_create``'s work in the caller's transaction, without a savepoint of its own (two round
+    trips saved): for an atomic service that makes the plan as one step of its own write and rolls back
+    whole on any failure (``careplans``' instantiation)."""
     errors: dict[str, list[str]] = {}
     if title_problems := title_errors(title):
         errors["title"] = title_problems

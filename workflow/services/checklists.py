@@ -13,8 +13,9 @@ its words; the rows are scrubbed by the eraser registered here. Clients see thei
 task's steps, like its title and description: staff-only words belong in ``staff_notes``) but cannot
 tick it.
 
-``checklist_items_add_many`` is the entry point for making many tasks at once (plan templates): one
-INSERT of every item, one UPDATE of every task, one INSERT of every event.
+``checklist_items_add_many`` adds items to many tasks at once: one INSERT of every item, one UPDATE of every
+task, one INSERT of every event. Tasks being made (a plan from a template) get theirs from
+``checklist_items_for_new_tasks``, inserted with the tasks.
 """
 
 from __future__ import annotations
@@ -158,31 +159,61 @@ def checklist_items_add_many(
     fields = ["version", "checklist_size", "checklist_open_required", "updated_at"]
     Task.objects.bulk_update(locked, fields)
     context = EventContext.build(actor=actor, correlation_id=correlation_id, caused_by=caused_by)
-    events_append(
-        [
-            NewEvent(
-                event_type=EventType.TASK_CHECKLIST_ITEMS_ADDED,
-                aggregate_type=Task.aggregate_type,
-                aggregate_id=task.pk,
-                sequence=task.version,
-                context=context,
-                payload={
-                    **task_facts(task),
-                    "state": task.state,
-                    "items": [_item_facts(row) for row in added[task.pk]],
-                    "checklist_size": task.checklist_size,
-                    "checklist_open_required": task.checklist_open_required,
-                },
-            )
-            for task in locked
-        ]
-    )
+    events_append([_items_added_event(task, added[task.pk], context) for task in locked])
     for task in locked:
         for instance in instances[task.pk]:
             for name in fields:
                 setattr(instance, name, getattr(task, name))
             instance.__dict__.pop("_checklist_cache", None)
     return rows
+
+
+def _items_added_event(task: Task, rows: list[TaskChecklistItem], context: EventContext) -> NewEvent:
+    """``TaskChecklistItemsAdded`` of ``rows`` on ``task`` (already at its new version and counters)."""
+    return NewEvent(
+        event_type=EventType.TASK_CHECKLIST_ITEMS_ADDED,
+        aggregate_type=Task.aggregate_type,
+        aggregate_id=task.pk,
+        sequence=task.version,
+        context=context,
+        payload={
+            **task_facts(task),
+            "state": task.state,
+            "items": [_item_facts(row) for row in rows],
+            "checklist_size": task.checklist_size,
+            "checklist_open_required": task.checklist_open_required,
+        },
+    )
+
+
+def checklist_items_for_new_tasks(
+    pairs: list[tuple[Task, list[dict[str, Any]]]], context: EventContext
+) -> tuple[list[TaskChecklistItem], list[NewEvent]]:
+    """The checklists of tasks built but not inserted yet (many made at once: a plan from a template), as
+    ``checklist_items_add_many`` would add them right after the tasks' creation: each task with items
+    moves to its next version with its counters set, and gets its ``TaskChecklistItemsAdded``. Returns the
+    item rows and the events for the caller to insert with the tasks (no lock and no UPDATE: nobody else
+    can see the tasks yet). ``ValidationFailed`` for bad items."""
+    rows: list[TaskChecklistItem] = []
+    events: list[NewEvent] = []
+    for task, items in pairs:
+        added = [
+            TaskChecklistItem(
+                task_id=task.pk,
+                position=task.checklist_size + offset,
+                text=item["text"],
+                required=item["required"],
+            )
+            for offset, item in enumerate(checklist_items_validate(items))
+        ]
+        if not added:
+            continue
+        task.version += 1
+        task.checklist_size += len(added)
+        task.checklist_open_required += sum(1 for row in added if row.required)
+        rows += added
+        events.append(_items_added_event(task, added, context))
+    return rows, events
 
 
 def checklist_items_add(

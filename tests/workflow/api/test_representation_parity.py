@@ -63,3 +63,34 @@ def test_an_event_renders_as_its_declared_fields_would(make_task, agent):
         fast = EventSerializer(event, context=context).data
         assert fast == generic(EventSerializer, event, context)
         assert list(fast) == [*EventSerializer().fields]
+
+
+@pytest.mark.parametrize("persona", ["agent", "client_user", "admin_user"])
+@pytest.mark.parametrize("policy", [None, {"count": 1, "role": "supervisor"}])
+def test_a_plan_renders_as_its_declared_fields_would(request, persona, policy, make_plan, make_task, agent):
+    from workflow.api.plan_serializers import (
+        ActionPlanDetailSerializer,
+        ActionPlanSerializer,
+        TaskSummarySerializer,
+    )
+    from workflow.models import ActionPlan
+
+    user = request.getfixturevalue(persona)
+    plan = make_plan()
+    ActionPlan.objects.filter(pk=plan.pk).update(approval_policy=policy)
+    first = make_task(action_plan=plan, due_at=timezone.now() + timedelta(days=2))
+    waiting = make_task(action_plan=plan, assignee=None)
+    Task.objects.filter(pk=waiting.pk).update(waiting_on=[first.pk])
+    context = {"request": request_for(user)}
+    plan = ActionPlan.objects.prefetch_related("tasks", "approvals").get(pk=plan.pk)
+    for serializer_class in (ActionPlanSerializer, ActionPlanDetailSerializer):
+        fast = serializer_class(plan, context=context).data
+        generic_path = serializers.Serializer.to_representation(serializer_class(plan, context=context), plan)
+        assert fast == dict(generic_path)
+        assert list(fast) == [*serializer_class().fields]
+    for task in plan.tasks.all():
+        summary = serializers.Serializer.to_representation(TaskSummarySerializer(task), task)
+        assert TaskSummarySerializer(task).data == summary
+        assert list(TaskSummarySerializer(task).data) == [*TaskSummarySerializer().fields]
+    tasks = ActionPlanDetailSerializer(plan, context=context).data["tasks"]
+    assert [row["waiting_on"] for row in tasks] == [[], [str(first.pk)]]
