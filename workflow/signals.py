@@ -15,9 +15,15 @@ sent once a task's transition or edit is written (the compare-and-swap and its e
 ``task_created(sender=Task, task=…, event=…, context=…)`` is sent by ``task_create`` once the task and its
 ``TaskCreated`` event are written, inside the creating transaction (``routing`` assigns an unassigned task
 there: its ``TaskAssigned`` follows ``TaskCreated`` in the stream and commits or rolls back with it).
+
+``tasks_created(sender=Task, tasks=[…], context=…)`` is sent when several tasks are written at once, by
+multi-row inserts rather than ``task_create`` (a plan made from a template), inside the creating
+transaction once their ``TaskCreated`` events are written: what ``task_created`` does for one task, a
+receiver does for these (``routing`` assigns the unassigned ones a rule matches).
 """
 
 from django.dispatch import Signal
 
 task_changed = Signal()
 task_created = Signal()
+tasks_created = Signal()

@@ -24,6 +24,7 @@ from workflow.models import ActionPlan, Task, TaskChecklistItem
 from workflow.services.action_plans import action_plan_insert
 from workflow.services.approvals import approval_policy_validate
 from workflow.services.checklists import checklist_items_for_new_tasks
+from workflow.signals import tasks_created
 
 from ..due_dates import CalendarCache
 from ..models import PlanTemplateVersion, TaskDependency, TemplatedPlan, TemplatedTask
@@ -219,6 +220,8 @@ def plan_instantiate(
         events=checklist_events,
     )
     _plan_extras_apply(plan, items, version)
+    # Routing and whoever else acts on new tasks, as ``task_create`` lets them for one (in this transaction).
+    tasks_created.send(sender=Task, tasks=tasks, context=context)
     _loaded(plan, "tasks", tasks)
     _loaded(plan, "approvals", [])
     return plan

@@ -32,6 +32,7 @@ from ..decide import Decision, Ranked, RuleView, reason, refusals
 from ..events import PendingAssignment, RoutingEventType, pending_reset, pending_set
 from ..models import RoutingLock, RoutingRule, RoutingStrategy, TaskRouting, WorkerLoad
 from ..selectors import decision_for, rule_matching, rule_view, task_view
+from ..statements import enabled_rules
 
 
 @dataclass
@@ -169,6 +170,27 @@ def task_route_on_create(*, task: Task, context: EventContext) -> None:
     by the system in the creating transaction; the creator's correlation id is kept."""
     if task.assignee_id is not None or rule_matching(task) is None:
         return  # one indexed query for the agencies that route nothing
+    _route_in_step(task, context)
+
+
+def tasks_route_on_create(*, tasks: list[Task], context: EventContext) -> None:
+    """Routing of tasks created together (``workflow.signals.tasks_created``: a plan made from a template):
+    each agency's rules are read once, and each unassigned task a rule matches is routed as
+    ``task_route_on_create`` routes one — waiting tasks too, so their worker knows what is coming."""
+    rules: dict[Any, list[RoutingRule]] = {}
+    for task in tasks:
+        if task.assignee_id is not None:
+            continue
+        if task.agency_id not in rules:
+            rules[task.agency_id] = enabled_rules(task.agency_id)  # one statement per agency
+        if any(
+            rule.matches(task_type=task.task_type, service_area=task.service_area, priority=task.priority)
+            for rule in rules[task.agency_id]
+        ):
+            _route_in_step(task, context)
+
+
+def _route_in_step(task: Task, context: EventContext) -> None:
     outcome = task_route(task_id=task.pk, actor=None, correlation_id=context.correlation_id)
     # The caller holds the instance it created: keep its version and assignee in step with the rows.
     task.version, task.assignee_id = outcome.task.version, outcome.task.assignee_id

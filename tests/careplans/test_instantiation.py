@@ -115,7 +115,7 @@ def pin_configs():
 # the SLA configs of every task type (1); the tasks (with their checklist counters), their blueprint links,
 # dependencies, events (their TaskCreated and TaskChecklistItemsAdded) and the ready tasks' SLA records (5);
 # the checklist items (1). The response reads nothing: the plan comes back with what was written.
-STATEMENTS = 19
+STATEMENTS = 20  # 19, and the agency's routing rules read once (none here)
 
 
 def test_instantiation_is_a_fixed_number_of_statements(agent_api, make_template, client_user, pin_configs):
