@@ -338,7 +338,7 @@ def _seed(*, tasks: int) -> None:
 
 # A query's phase: the innermost of these functions on the stack that runs it (the selector's client-name
 # lookup, its narrow check, the paginator's page and its count); anything else is "other".
-PHASES = {"term_q": "clients", "search_is_narrow": "narrow", "_rows": "page", "_count": "count"}
+PHASES = {"clients_listed": "clients", "search_matches": "narrow", "_rows": "page", "_count": "count"}
 PHASE_NAMES = ("clients", "narrow", "page", "count", "other")
 
 

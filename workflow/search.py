@@ -27,14 +27,17 @@ search cannot probe it.
 
 from __future__ import annotations
 
+import itertools
 import re
+import uuid
 from typing import cast
 
-from django.contrib.postgres.search import SearchQuery, SearchVector, SearchVectorField
-from django.db.models import Q, QuerySet
+from django.contrib.postgres.search import SearchQuery, SearchVector, SearchVectorExact, SearchVectorField
+from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from polaris.accounts.models import User
+from polaris.sql.querysets import pks_counted_up_to
 
 SEARCH_CONFIG = "simple"
 SEARCH_MAX_LENGTH = 100
@@ -68,12 +71,27 @@ def term_words(term: str) -> list[str]:
     return [word.lower() for word in _WORD.findall(term)]
 
 
+def term_tsquery(term: str) -> str | None:
+    """``word:* & word:*`` for the words of ``term``, as tsquery text (``None``: it has none)."""
+    words = term_words(term)
+    return " & ".join(f"{word}:*" for word in words) if words else None
+
+
+def tsquery(text: str) -> SearchQuery:
+    return SearchQuery(text, config=SEARCH_CONFIG, search_type="raw")
+
+
 def term_query(term: str) -> SearchQuery | None:
     """``word:* & word:*`` for the words of ``term`` (``None``: it has none)."""
-    words = term_words(term)
-    if not words:
-        return None
-    return SearchQuery(" & ".join(f"{word}:*" for word in words), config=SEARCH_CONFIG, search_type="raw")
+    text = term_tsquery(term)
+    return None if text is None else tsquery(text)
+
+
+def text_matches(text: str) -> Q:
+    """The tsquery ``text`` matches the task's title or description (its stored vector, read through
+    ``task_search_idx``). A lookup, not an alias: a list with no annotation keeps its compiled statement
+    (``polaris.sql.querysets``)."""
+    return Q(SearchVectorExact(TASK_SEARCH_VECTOR, tsquery(text)))
 
 
 def clients_named(query: SearchQuery) -> QuerySet[User]:
@@ -82,29 +100,81 @@ def clients_named(query: SearchQuery) -> QuerySet[User]:
     return cast("QuerySet[User]", clients.filter(name_vector=query))
 
 
-def term_q(query: SearchQuery) -> Q:
-    """The tasks ``query`` matches: in the title or description (``text_vector``), or the client's name."""
-    matched = Q(text_vector=query)
+def clients_listed(query: SearchQuery) -> frozenset[int] | None:
+    """The ids of the clients ``query`` names (one indexed read), or ``None`` when they are more than
+    ``CLIENT_IDS_INLINE``."""
     ids = list(clients_named(query).values_list("pk", flat=True)[: CLIENT_IDS_INLINE + 1])
-    if len(ids) > CLIENT_IDS_INLINE:
-        return matched | Q(client_id__in=clients_named(query).values("pk"))
-    if ids:
-        return matched | Q(client_id__in=ids)
-    return matched
+    return None if len(ids) > CLIENT_IDS_INLINE else frozenset(ids)
+
+
+def client_among(ids: frozenset[int]) -> Q:
+    """The task's client is one of ``ids``: one array parameter (``= ANY``), whatever their number, so
+    the statement is the same text for any list (compiled once: ``polaris.sql.querysets``)."""
+    among = RawSQL(
+        '"workflow_task"."client_id" = ANY(%s::bigint[])', [sorted(ids)], output_field=BooleanField()
+    )
+    return Q(among)
+
+
+def search_q(words_only: list[str], named: list[tuple[str, frozenset[int]]]) -> Q:
+    """Every term matches: ``words_only`` (tsquery texts) in the title or description; each of ``named``
+    there or by the client's name (one of its client ids).
+
+    That is a product of ORs, written here as its expansion: an OR over which of the named terms match
+    by the client, each arm one text query (all its terms ANDed in one tsquery: one lookup in the text
+    index) and the clients every one of its named terms names (intersected here; an arm whose
+    intersection is empty is left out). PostgreSQL reads each arm through its indexes and ANDs them
+    within the arm; the product it does not: for ``eviction lopez`` it folded the word into the OR's
+    text arm and filtered the heap for it, 18,000 rows read for 436 matches (docs/performance.md).
+    At most 2 ** SEARCH_MAX_TERMS arms; a term names a client only when a client's name starts so.
+    """
+    arms: Q | None = None
+    for by_client in itertools.product((False, True), repeat=len(named)):
+        texts = words_only + [text for (text, _), client in zip(named, by_client, strict=True) if not client]
+        clients = [ids for (_, ids), client in zip(named, by_client, strict=True) if client]
+        arm = text_matches(" & ".join(texts)) if texts else Q()
+        if clients:
+            common = frozenset.intersection(*clients)
+            if not common:
+                continue
+            arm &= client_among(common)
+        arms = arm if arms is None else arms | arm
+    assert arms is not None  # the arm matching every term by its words is never left out
+    return arms
 
 
 def tasks_search(tasks: QuerySet, text: str) -> QuerySet:
     """``tasks`` narrowed to those every term of ``text`` matches."""
-    tasks = tasks.alias(text_vector=TASK_SEARCH_VECTOR)
-    queries = [query for term in search_terms(text) if (query := term_query(term)) is not None]
-    if not queries:  # nothing but punctuation: no word to find, so nothing is found
+    texts = [query for term in search_terms(text) if (query := term_tsquery(term)) is not None]
+    if not texts:  # nothing but punctuation: no word to find, so nothing is found
         return tasks.none()
-    for query in queries:  # a term without a word (``!!``) narrows nothing
-        tasks = tasks.filter(term_q(query))
-    return tasks
+    words_only: list[str] = []
+    named: list[tuple[str, frozenset[int]]] = []
+    for query_text in texts:  # a term without a word (``!!``) narrows nothing
+        query = tsquery(query_text)
+        ids = clients_listed(query)
+        if ids is None:  # too many clients to list: this term is a condition of its own, with a subquery
+            tasks = tasks.filter(
+                text_matches(query_text) | Q(client_id__in=clients_named(query).values("pk"))
+            )
+        elif ids:
+            named.append((query_text, ids))
+        else:
+            words_only.append(query_text)
+    if not (words_only or named):
+        return tasks
+    return tasks.filter(search_q(words_only, named))
 
 
-def search_is_narrow(tasks: QuerySet) -> bool:
-    """Does the (searched) ``tasks`` match at most ``NARROW_MATCHES`` rows? A bounded count: it reads the
-    index and at most that many rows (``task_list`` picks the plan from it)."""
-    return tasks.order_by().values("pk")[: NARROW_MATCHES + 1].count() <= NARROW_MATCHES
+def search_matches(tasks: QuerySet) -> tuple[int, list[uuid.UUID] | None]:
+    """How many tasks the searched ``tasks`` matches, counted no further than ``NARROW_MATCHES + 1``, and
+    their ids when they are at most ``NARROW_MATCHES``: one bounded read through the indexes. ``task_list``
+    reads a page of few matches by these ids (the index lookups are not run again), and the paginator takes
+    the count as the list's (exact up to ``NARROW_MATCHES``, an estimate beyond) rather than count again."""
+    return pks_counted_up_to(tasks, NARROW_MATCHES)
+
+
+def task_among(ids: list[uuid.UUID]) -> Q:
+    """The task is one of ``ids`` (one array parameter, like ``client_among``)."""
+    among = RawSQL('"workflow_task"."id" = ANY(%s::uuid[])', [ids], output_field=BooleanField())
+    return Q(among)
