@@ -19,10 +19,17 @@ Why this shape (docs/api.md, "Search", says it for users):
   a bitmap scan of the index, never a walk, so nothing is recomputed per row.
 
 Each term must match (AND); a term matches a task when it prefixes a word of its title or description,
-or of its client's first or last name. The clients are resolved first (one small indexed read) so the
-task query is an OR of two index scans (the text index and ``client_id``) that PostgreSQL combines in a
-BitmapOr. Staff-only text (``staff_notes``, internal block reasons) is never searched, so a client's
-search cannot probe it.
+or of its client's first or last name. The clients are resolved first (one small indexed read per term),
+and the terms that name some are expanded into an OR of arms (``search_q``), each one text query and one
+list of client ids, that PostgreSQL reads through the text index and ``client_id`` (BitmapAnd within an
+arm, BitmapOr across them). Staff-only text (``staff_notes``, internal block reasons) is never searched,
+so a client's search cannot probe it.
+
+What a search costs (docs/performance.md, "Search"): one bounded read of its matches through the indexes
+(``search_matches``: up to ``NARROW_MATCHES + 1``) decides the plan and is the list's count; a few
+matches' page is then read by id, many matches' by walking the list's order. The text index's lookup of a
+common word (every matching row's id, a fraction of a microsecond each) is most of a search's cost; it
+runs once per search.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from polaris.sql.precompiled import row_get
 from polaris.sql.querysets import rows_counted_note, statement_cached
 from workflow import extensions
 
+from . import search
 from .machines import transitions_of
 from .models import (
     ActionPlan,
@@ -31,7 +32,6 @@ from .models import (
     TaskPriority,
     TaskState,
 )
-from . import search
 
 M = TypeVar("M", Task, ActionPlan)
 

@@ -148,8 +148,8 @@ class StandardPagination(PageNumberPagination):
     def get_paginated_response_schema(self, schema):
         response = super().get_paginated_response_schema(schema)
         response["properties"]["count"]["description"] = (
-            "Matching items: exact up to API_EXACT_COUNT_LIMIT (10,000 by default), PostgreSQL's estimate "
-            "beyond. `next` is always exact."
+            "Matching items: exact up to API_EXACT_COUNT_LIMIT (10,000 by default; a task search's up to "
+            "the number its `search` parameter states), PostgreSQL's estimate beyond. `next` is always exact."
         )
         return response
 
