@@ -152,7 +152,7 @@ def search_q(words_only: list[str], named: list[tuple[str, frozenset[int]]]) -> 
 
 def tasks_search(tasks: QuerySet, text: str) -> QuerySet:
     """``tasks`` narrowed to those every term of ``text`` matches."""
-    texts = [query for term in search_terms(text) if (query := term_tsquery(term)) is not None]
+    texts = [words for term in search_terms(text) if (words := term_tsquery(term)) is not None]
     if not texts:  # nothing but punctuation: no word to find, so nothing is found
         return tasks.none()
     words_only: list[str] = []
