@@ -40,6 +40,7 @@ import uuid
 from typing import cast
 
 from django.contrib.postgres.search import SearchQuery, SearchVector, SearchVectorExact, SearchVectorField
+from django.db import connections, transaction
 from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
@@ -56,6 +57,16 @@ CLIENT_IDS_INLINE = 1000
 # A search matching at most this many tasks in scope is read through its index and sorted; one matching
 # more walks the list's order, testing each row, and finds a page within a few thousand rows.
 NARROW_MATCHES = 2000
+
+# The bounded read's planner costs a random page read at most 1.1 sequential ones (PostgreSQL's advice for
+# cached or solid-state storage; its default, 4, is a spinning disk's): at 4 it read a client's name
+# through a sequential scan testing every row (55,000 rows for "Mart", 30-50 ms) rather than through the
+# client index (15-20 ms); no kind of search measured read more (docs/performance.md, "Search").
+SEARCH_RANDOM_PAGE_COST = 1.1
+RANDOM_PAGE_COST_AT_MOST = (  # the value it had, and it lowered for the rest of the transaction
+    "SELECT current_setting('random_page_cost'), set_config('random_page_cost', "
+    "least(current_setting('random_page_cost')::float8, %s)::text, true)"
+)
 
 # The task's generated column (migration 0008), qualified by the table the task list selects from; and
 # the expression the clients' name index is built on (migration 0008 builds it from this very expression,
@@ -178,7 +189,14 @@ def search_matches(tasks: QuerySet) -> tuple[int, list[uuid.UUID] | None]:
     their ids when they are at most ``NARROW_MATCHES``: one bounded read through the indexes. ``task_list``
     reads a page of few matches by these ids (the index lookups are not run again), and the paginator takes
     the count as the list's (exact up to ``NARROW_MATCHES``, an estimate beyond) rather than count again."""
-    return pks_counted_up_to(tasks, NARROW_MATCHES)
+    with transaction.atomic(using=tasks.db):
+        with connections[tasks.db].cursor() as cursor:
+            cursor.execute(RANDOM_PAGE_COST_AT_MOST, [SEARCH_RANDOM_PAGE_COST])
+            before = cursor.fetchone()[0]
+        matches = pks_counted_up_to(tasks, NARROW_MATCHES)
+        with connections[tasks.db].cursor() as cursor:  # the rest of an enclosing transaction as before
+            cursor.execute("SELECT set_config('random_page_cost', %s, true)", [before])
+    return matches
 
 
 def task_among(ids: list[uuid.UUID]) -> Q:

@@ -100,3 +100,31 @@ def test_a_search_counts_exactly_only_up_to_narrow_matches(agent_api, make_task,
     past = agent_api.get(TASKS, {"search": "eviction", "page_size": 2, "page": 9}).json()
     assert past["results"] == []
     assert past["next"] is None
+
+
+def test_the_search_read_plans_random_reads_as_cached_and_then_no_more(admin_user, named_tasks):
+    """``workflow.search.SEARCH_RANDOM_PAGE_COST`` holds for the search's own read only: the statements
+    after it, in the same transaction too, plan with the server's setting (never raised by it either)."""
+    from django.db import transaction
+
+    from workflow.selectors import task_list
+
+    def setting() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW random_page_cost")
+            return cursor.fetchone()[0]
+
+    with transaction.atomic():
+        before = setting()
+        with CaptureQueriesContext(connection) as captured:
+            assert len(task_list(user=admin_user, filters={"search": "eviction"})) == 3
+        assert setting() == before
+    assert statements(captured, "SET_CONFIG('RANDOM_PAGE_COST'")
+    with connection.cursor() as cursor:
+        cursor.execute("SET random_page_cost = 0.5")
+    try:
+        task_list(user=admin_user, filters={"search": "eviction"})
+        assert setting() == "0.5"
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET random_page_cost")
