@@ -3,6 +3,7 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.db import connections
 from django.db.models import QuerySet
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
@@ -21,9 +22,14 @@ _ESTIMATES_KEPT = 1000
 _estimates: dict[tuple, tuple[float, int]] = {}
 
 
-def _estimated_rows(queryset: QuerySet) -> int:
-    """PostgreSQL's estimate of the rows ``queryset`` matches (its plan, not a scan)."""
-    plan = json.loads(queryset.explain(format="json"))
+def _estimated_rows(using: str, sql: str, params: tuple) -> int:
+    """PostgreSQL's estimate of the rows the compiled query ``sql`` matches (its plan, not a scan; the
+    statement compiled once for the estimate's key, the bounded count and this)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):  # a driver that does not decode json
+        plan = json.loads(plan)
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
@@ -128,7 +134,7 @@ class StandardPagination(PageNumberPagination):
             exact = rows_counted_up_to(rows.db, *compiled, limit + 1)
             if exact <= limit:
                 return exact, True
-        estimate = max(_estimated_rows(rows), limit + 1)
+        estimate = max(_estimated_rows(rows.db, *compiled), limit + 1)
         _estimate_keep(key, estimate)
         return max(estimate, at_least), False
 
