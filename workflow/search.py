@@ -189,13 +189,16 @@ def search_matches(tasks: QuerySet) -> tuple[int, list[uuid.UUID] | None]:
     their ids when they are at most ``NARROW_MATCHES``: one bounded read through the indexes. ``task_list``
     reads a page of few matches by these ids (the index lookups are not run again), and the paginator takes
     the count as the list's (exact up to ``NARROW_MATCHES``, an estimate beyond) rather than count again."""
+    connection = connections[tasks.db]
+    enclosed = connection.in_atomic_block  # else the setting ends with this read's own transaction
     with transaction.atomic(using=tasks.db):
-        with connections[tasks.db].cursor() as cursor:
+        with connection.cursor() as cursor:
             cursor.execute(RANDOM_PAGE_COST_AT_MOST, [SEARCH_RANDOM_PAGE_COST])
             before = cursor.fetchone()[0]
         matches = pks_counted_up_to(tasks, NARROW_MATCHES)
-        with connections[tasks.db].cursor() as cursor:  # the rest of an enclosing transaction as before
-            cursor.execute("SELECT set_config('random_page_cost', %s, true)", [before])
+        if enclosed:  # the rest of the enclosing transaction plans as before
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('random_page_cost', %s, true)", [before])
     return matches
 
 

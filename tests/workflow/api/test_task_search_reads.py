@@ -128,3 +128,16 @@ def test_the_search_read_plans_random_reads_as_cached_and_then_no_more(admin_use
     finally:
         with connection.cursor() as cursor:
             cursor.execute("RESET random_page_cost")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_the_setting_ends_with_the_search_read(admin_user, named_tasks):
+    from workflow.selectors import task_list
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW random_page_cost")
+        before = cursor.fetchone()[0]
+    assert len(task_list(user=admin_user, filters={"search": "eviction"})) == 3
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW random_page_cost")
+        assert cursor.fetchone()[0] == before
