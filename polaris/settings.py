@@ -397,8 +397,8 @@ BACKTEST_MAX_DAYS = env_int("BACKTEST_MAX_DAYS", 366)
 
 # --- Idempotency ---
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24)
-# Lists count matching rows exactly up to this many, and take PostgreSQL's estimate beyond (a page then
-# costs the same at 10,000 or 1,000,000 rows: polaris.api.pagination).
+# Lists count matching rows exactly up to this many (a task search: workflow.search.NARROW_MATCHES), and
+# take PostgreSQL's estimate beyond (a page then costs the same at any size: polaris.api.pagination).
 API_EXACT_COUNT_LIMIT = env_int("API_EXACT_COUNT_LIMIT", 10_000)
 
 # --- Outages ---

@@ -18,9 +18,10 @@ from polaris.access import agency_scope, is_admin, is_agent, is_client, scope_fi
 from polaris.accounts.models import Agency, ClientAgencyLink, User
 from polaris.errors import NotFound
 from polaris.sql.precompiled import row_get
-from polaris.sql.querysets import statement_cached
+from polaris.sql.querysets import rows_counted_note, statement_cached
 from workflow import extensions
 
+from . import search
 from .machines import transitions_of
 from .models import (
     ActionPlan,
@@ -31,7 +32,6 @@ from .models import (
     TaskPriority,
     TaskState,
 )
-from .search import search_is_narrow, tasks_search
 
 M = TypeVar("M", Task, ActionPlan)
 
@@ -124,8 +124,8 @@ def overdue_q(*, now: datetime) -> Q:
 
 
 def tasks_filter(tasks: QuerySet[Task], *, user: User, filters: Mapping[str, Any]) -> QuerySet[Task]:
-    """``tasks`` narrowed by the list's validated filters (``workflow.api.filters``); ``assignee: "me"`` is
-    ``user``."""
+    """``tasks`` narrowed by the list's validated filters (``workflow.api.filters``) but ``search``, which
+    ``task_list`` applies last; ``assignee: "me"`` is ``user``."""
     for name in ("state", "priority"):  # comma lists
         if name in filters:
             tasks = tasks.filter(**{f"{name}__in": filters[name]})
@@ -145,8 +145,6 @@ def tasks_filter(tasks: QuerySet[Task], *, user: User, filters: Mapping[str, Any
     if "overdue" in filters:
         overdue = overdue_q(now=timezone.now())
         tasks = tasks.filter(overdue if filters["overdue"] else ~overdue)
-    if search := filters.get("search"):
-        tasks = tasks_search(tasks, search)
     return tasks
 
 
@@ -158,6 +156,18 @@ def task_list(
     for name, value in (extension_filters or {}).items():
         tasks = extensions.task_filters[name](tasks, value)
 
+    # A search counts its matches first (up to NARROW_MATCHES + 1): the plan depends on it, and it is the
+    # list's count (the paginator counts no further: exact up to NARROW_MATCHES, its estimate beyond).
+    # Few matches come with their ids, and the page reads them by id: the search's index lookups (a
+    # common word's is most of a search's cost) run once. The other filters stay in the page's query.
+    matches: int | None = None
+    if text := filters.get("search"):
+        searched = search.tasks_search(tasks, text)
+        matches, ids = search.search_matches(searched)
+        if ids is not None:
+            searched = tasks.filter(search.task_among(ids)) if ids else tasks.none()
+        tasks = searched
+
     ordering = filters.get("ordering", "-created_at")
     descending, key = ordering.startswith("-"), ordering.lstrip("-")
     if key == "priority":
@@ -168,13 +178,15 @@ def task_list(
     nulls: dict[str, bool] = {}
     if key != "priority_rank" and Task._meta.get_field(key).null:
         nulls = {"nulls_last": True}
-    elif filters.get("search") and search_is_narrow(tasks):
-        # Few matches: read them through the search index and sort them, rather than walk the order's
-        # index testing every row (PostgreSQL cannot tell, as it estimates every prefix query alike).
-        # Naming the NULLs' place, meaningless on a NOT NULL column, is what keeps that index out.
+    elif matches is not None and matches <= search.NARROW_MATCHES:
+        # Few matches: read them by id and sort them, rather than walk the order's index testing every
+        # row. Naming the NULLs' place, meaningless on a NOT NULL column, is what keeps that index out.
         nulls = {"nulls_last": True} if descending else {"nulls_first": True}
     expression = F(key).desc(**nulls) if descending else F(key).asc(**nulls)
-    return _with_hooks(tasks.order_by(expression, "id"))
+    listed = _with_hooks(tasks.order_by(expression, "id"))
+    if matches is not None:
+        rows_counted_note(listed, rows=matches, exact_up_to=search.NARROW_MATCHES)
+    return listed
 
 
 def task_detail(*, user: User, task_id: Any) -> Task:

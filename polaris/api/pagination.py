@@ -3,13 +3,14 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.db import connections
 from django.db.models import QuerySet
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
-from polaris.sql.querysets import rows_counted_up_to
+from polaris.sql.querysets import rows_counted_noted, rows_counted_up_to
 
 MAX_PAGE = 2**63 - 1
 
@@ -21,9 +22,14 @@ _ESTIMATES_KEPT = 1000
 _estimates: dict[tuple, tuple[float, int]] = {}
 
 
-def _estimated_rows(queryset: QuerySet) -> int:
-    """PostgreSQL's estimate of the rows ``queryset`` matches (its plan, not a scan)."""
-    plan = json.loads(queryset.explain(format="json"))
+def _estimated_rows(using: str, sql: str, params: tuple) -> int:
+    """PostgreSQL's estimate of the rows the compiled query ``sql`` matches (its plan, not a scan; the
+    statement compiled once for the estimate's key, the bounded count and this)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):  # a driver that does not decode json
+        plan = json.loads(plan)
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
@@ -62,7 +68,10 @@ class StandardPagination(PageNumberPagination):
     whether a next page exists), a first page that holds everything needs no count, and the count is
     exact up to ``API_EXACT_COUNT_LIMIT`` rows (counted no further) and PostgreSQL's estimate beyond —
     an exact ``COUNT(*)`` of a million-task agency would cost more than the page. An estimate is kept
-    for ``ESTIMATE_SECONDS`` per process, and that list's pages meanwhile run no count.
+    for ``ESTIMATE_SECONDS`` per process, and that list's pages meanwhile run no count. A queryset whose
+    selector already counted its rows (``polaris.sql.querysets.rows_counted_note``: a task search, up to
+    ``workflow.search.NARROW_MATCHES``) is not counted again: exact up to where it was counted, the
+    estimate beyond.
     """
 
     page_size = 50
@@ -89,11 +98,10 @@ class StandardPagination(PageNumberPagination):
         offset = (number - 1) * page_size
         if number == 1:
             rows = self._rows(queryset, offset, page_size)
-            self.count = len(rows) if not self.has_next else self._count(queryset, at_least=page_size + 1)
+            self.count = len(rows) if not self.has_next else self._count(queryset, at_least=page_size + 1)[0]
         else:
             # Count first: a page past an exactly counted end is answered without reading at its offset.
-            self.count = self._count(queryset, at_least=0)
-            exact = self.count <= settings.API_EXACT_COUNT_LIMIT
+            self.count, exact = self._count(queryset, at_least=0)
             if (exact and offset >= self.count) or offset + page_size >= MAX_PAGE:
                 rows, self.has_next = [], False
             else:
@@ -108,21 +116,27 @@ class StandardPagination(PageNumberPagination):
         self.has_next = len(rows) > page_size
         return rows[:page_size]
 
-    def _count(self, queryset: Any, *, at_least: int) -> int:
+    def _count(self, queryset: Any, *, at_least: int) -> tuple[int, bool]:
+        """The count and whether it is exact (else PostgreSQL's estimate, never below what is known)."""
         if not isinstance(queryset, QuerySet):
-            return len(queryset)
+            return len(queryset), True
         limit = settings.API_EXACT_COUNT_LIMIT
+        if (noted := rows_counted_noted(queryset)) is not None:
+            counted, limit = noted
+            if counted <= limit:
+                return counted, True
         rows = queryset.order_by().values("pk")
         compiled = _compiled(rows)  # once: the estimate's key and the bounded count share it
         key = _estimate_key(rows, compiled)
         if (estimate := _estimate_fresh(key)) is not None:
-            return max(estimate, at_least, limit + 1)
-        exact = rows_counted_up_to(rows.db, *compiled, limit + 1)
-        if exact <= limit:
-            return exact
-        estimate = max(_estimated_rows(rows), limit + 1)
+            return max(estimate, at_least, limit + 1), False
+        if noted is None:
+            exact = rows_counted_up_to(rows.db, *compiled, limit + 1)
+            if exact <= limit:
+                return exact, True
+        estimate = max(_estimated_rows(rows.db, *compiled), limit + 1)
         _estimate_keep(key, estimate)
-        return max(estimate, at_least)
+        return max(estimate, at_least), False
 
     def _last_page(self) -> int:
         return max(1, -(-self.count // self.page_size_used))
@@ -140,8 +154,8 @@ class StandardPagination(PageNumberPagination):
     def get_paginated_response_schema(self, schema):
         response = super().get_paginated_response_schema(schema)
         response["properties"]["count"]["description"] = (
-            "Matching items: exact up to API_EXACT_COUNT_LIMIT (10,000 by default), PostgreSQL's estimate "
-            "beyond. `next` is always exact."
+            "Matching items: exact up to API_EXACT_COUNT_LIMIT (10,000 by default; a task search's up to "
+            "the number its `search` parameter states), PostgreSQL's estimate beyond. `next` is always exact."
         )
         return response
 

@@ -150,3 +150,38 @@ def rows_counted_up_to(using: str, sql: str, params: tuple, limit: int) -> int:
     with connections[using].cursor() as cursor:
         cursor.execute(f"SELECT COUNT(*) FROM ({sql} LIMIT %s) AS bounded", [*params, int(limit)])  # noqa: S608
         return int(cursor.fetchone()[0])
+
+
+def pks_counted_up_to(queryset: QuerySet, limit: int) -> tuple[int, list | None]:
+    """How many rows ``queryset`` returns, counted no further than ``limit + 1``, and their primary keys
+    when they are at most ``limit`` (else ``None``): one statement, which sends the keys only when few."""
+    bounded = queryset.order_by().values("pk")[: limit + 1]
+    try:
+        sql, params = bounded.query.sql_with_params()
+    except EmptyResultSet:  # ``none()``, or a filter nothing can match: no query to run
+        return 0, []
+    with connections[bounded.db].cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*), CASE WHEN COUNT(*) <= %s THEN array_agg(pk) END FROM ({sql}) AS bounded(pk)",  # noqa: S608
+            [int(limit), *params],
+        )
+        count, pks = cursor.fetchone()
+    return int(count), (pks or []) if count <= limit else None
+
+
+# A count a selector already ran, kept on the queryset object it returns (not on its clones).
+_ROWS_COUNTED = "_rows_counted"
+
+
+def rows_counted_note(queryset: QuerySet, *, rows: int, exact_up_to: int) -> QuerySet:
+    """Note on ``queryset`` itself a count its selector has already run (a bounded one): ``rows`` is exact
+    when at most ``exact_up_to``, and above it says only "more than ``exact_up_to``". The paginator
+    (``polaris.api.pagination``) then runs no count of its own: exact up to ``exact_up_to``, PostgreSQL's
+    estimate beyond. Any clone (a filter, a slice) is a new query and carries no note."""
+    setattr(queryset, _ROWS_COUNTED, (rows, exact_up_to))
+    return queryset
+
+
+def rows_counted_noted(queryset: QuerySet) -> tuple[int, int] | None:
+    """The ``(rows, exact_up_to)`` noted on ``queryset`` by ``rows_counted_note``, or ``None``."""
+    return getattr(queryset, _ROWS_COUNTED, None)

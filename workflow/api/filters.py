@@ -24,7 +24,13 @@ from polaris.api.strict import StrictFieldsMixin
 from polaris.errors import ValidationFailed
 from workflow import extensions
 from workflow.models import Task, TaskPriority, TaskState
-from workflow.search import SEARCH_MAX_LENGTH, SEARCH_MAX_TERMS, SEARCH_MIN_TERM, search_terms
+from workflow.search import (
+    NARROW_MATCHES,
+    SEARCH_MAX_LENGTH,
+    SEARCH_MAX_TERMS,
+    SEARCH_MIN_TERM,
+    search_terms,
+)
 
 MAX_BIGINT = 2**63 - 1
 ASSIGNEE_WORDS = ("none", "me")
@@ -113,7 +119,8 @@ class SearchField(serializers.CharField):
             f"Up to {SEARCH_MAX_TERMS} space-separated terms of {SEARCH_MIN_TERM}+ characters (at most "
             f"{SEARCH_MAX_LENGTH} in all); each matches the start of a word of the title, the description "
             "or the client's first or last name (case-insensitive), and all must match. Punctuation "
-            "separates words; a term with no letter or digit narrows nothing.",
+            "separates words; a term with no letter or digit narrows nothing. With a search, the list's "
+            f"`count` is exact up to {NARROW_MATCHES:,} matches and PostgreSQL's estimate beyond.",
         )
         super().__init__(max_length=SEARCH_MAX_LENGTH, trim_whitespace=False, **kwargs)
 

@@ -11,7 +11,6 @@ from django.utils import timezone
 from tests.factories import ClientFactory
 from tests.support.api import assert_envelope
 from workflow.models import Task
-from workflow.selectors import task_list
 from workflow.services.tasks import task_transition, task_update
 
 pytestmark = pytest.mark.django_db
@@ -210,10 +209,12 @@ def test_bulk_filters_take_the_new_filters(agent_api, seeded):
 
 
 def test_search_reads_the_indexes(seeded, admin_user):
-    """The plans use the tasks' text index and the clients' name index."""
-    from workflow.search import clients_named, term_query
+    """The search's read (its bounded count, ``search_matches``) uses the tasks' text index, the clients'
+    name index and the tasks' client index (a word and a client's name: ``search_q``'s arms)."""
+    from workflow.search import clients_named, tasks_search, term_query
+    from workflow.selectors import task_queryset
 
-    tasks = task_list(user=admin_user, filters={"search": "eviction"})
+    tasks = tasks_search(task_queryset(user=admin_user), "eviction lopez")
     query = term_query("mart")
     assert query is not None
     with connection.cursor() as cursor:
@@ -223,4 +224,5 @@ def test_search_reads_the_indexes(seeded, admin_user):
         task_plan = tasks.explain()
         name_plan = clients_named(query).explain()
     assert "task_search_idx" in task_plan
+    assert "task_client_created_idx" in task_plan
     assert "accounts_user_name_search_idx" in name_plan
