@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -72,6 +73,9 @@ class TrendsAdmin(admin.ModelAdmin):
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
+        # Every agency's figures: the admin role's (the site also admits supervisors, to their own pages).
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         query = _query(request)
         context = {
             **self.admin_site.each_context(request),

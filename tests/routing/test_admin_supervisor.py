@@ -162,3 +162,31 @@ def test_a_demoted_supervisor_is_closed_out_at_the_next_request(supervisor):
         response = browser.get(url)
         assert response.status_code == 302, url
         assert "/admin/login/" in response["Location"], url
+
+
+def _every_admin_page() -> list[str]:
+    """Every URL the admin site serves without an object id: each model admin's changelist and add page,
+    and the pages model admins add of their own (``get_urls``), resolved from the site itself."""
+    from django.contrib import admin
+    from django.urls import URLPattern, URLResolver
+
+    pages = []
+    for model, model_admin in admin.site._registry.items():
+        base = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        pages += [base, f"{base}add/"]
+        for pattern in model_admin.get_urls():
+            route = str(pattern.pattern) if isinstance(pattern, (URLPattern, URLResolver)) else ""
+            if route and "<" not in route and route not in ("", "add/"):
+                pages.append(base + route.lstrip("^").rstrip("$"))
+    return sorted(set(pages))
+
+
+OPEN_TO_A_SUPERVISOR = {WORKLOAD, TASKS, "/admin/routing/workerload/"}
+
+
+def test_every_admin_page_but_the_supervisors_own_is_closed_to_them(supervisor):
+    browser = signed_in(supervisor)
+    pages = _every_admin_page()
+    assert "/admin/reports/rollup/" in pages  # the enumeration sees the custom pages too
+    opened = [url for url in pages if browser.get(url).status_code not in (302, 403, 404, 405)]
+    assert set(opened) <= OPEN_TO_A_SUPERVISOR, opened
