@@ -372,7 +372,7 @@ AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 730)  # the audit log: tw
 # Retention trims: rows per batch (each its own transaction), the share of wall time batches may take
 # (the rest is rest), and how long one hourly run goes on (polaris/retention.py).
 RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 1000)
-RETENTION_DUTY_CYCLE = env_float("RETENTION_DUTY_CYCLE", 0.5)
+RETENTION_DUTY_CYCLE = env_float("RETENTION_DUTY_CYCLE", 0.25)
 RETENTION_RUN_SECONDS = env_float("RETENTION_RUN_SECONDS", 480.0)
 AUTOMATION_RECORD_NOT_MATCHED = env_bool("AUTOMATION_RECORD_NOT_MATCHED", False)
 AUTOMATION_TRIGGER_CACHE_SECONDS = env_float("AUTOMATION_TRIGGER_CACHE_SECONDS", 1.0)

@@ -44,12 +44,20 @@ def _old_events(make_event, n: int) -> None:
         make_event(status="dispatched", dispatched_at=LONG_AGO, occurred_at=LONG_AGO)
 
 
-def test_a_trim_rests_as_long_as_it_works_at_the_default_duty_cycle(make_event, settings, clock):
+def test_a_trim_rests_three_times_its_work_at_the_default_duty_cycle(make_event, settings, clock):
     settings.OUTBOX_EVENT_RETENTION_DAYS = 30
     _old_events(make_event, 5)
     assert history_trim(batch=2) == 5
     assert len(clock.rests) == 3  # one rest per batch
-    assert clock.rests == pytest.approx([0.1, 0.1, 0.1])  # duty 0.5: each rest as long as its batch's work
+    assert clock.rests == pytest.approx([0.3, 0.3, 0.3])  # duty 0.25: three times its batch's work
+
+
+def test_at_half_duty_a_trim_rests_as_long_as_it_works(make_event, settings, clock):
+    settings.OUTBOX_EVENT_RETENTION_DAYS = 30
+    settings.RETENTION_DUTY_CYCLE = 0.5
+    _old_events(make_event, 3)
+    assert history_trim(batch=2) == 3
+    assert clock.rests == pytest.approx([0.1, 0.1])
 
 
 def test_a_duty_cycle_of_one_never_rests(make_event, settings, clock):
