@@ -16,7 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from polaris.accounts.admin_site import site_supervisor
+from polaris.accounts.admin_site import SupervisorAgencyAdmin, site_supervisor
 from polaris.accounts.models import Agency
 
 from .decide import OPEN_STATES
@@ -84,22 +84,13 @@ def workload_links(data: dict[str, Any], agency: Agency) -> dict[str, Any]:
 
 
 @admin.register(WorkerLoad)
-class WorkerLoadAdmin(ReadOnlyAdmin):
+class WorkerLoadAdmin(SupervisorAgencyAdmin, ReadOnlyAdmin):
     list_display = ("user", "agency", "open_tasks", "weighted_load")
     list_filter = ("agency",)
 
     def get_urls(self):
         page = path("workload/", self.admin_site.admin_view(self.workload_view), name="routing_workload")
         return [page, *super().get_urls()]
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return site_supervisor(request) is not None or super().has_module_permission(request)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        supervisor = site_supervisor(request)
-        if supervisor is None:
-            return super().has_view_permission(request, obj)
-        return obj is None or obj.agency_id == supervisor.agency_id
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WorkerLoad]:
         supervisor = site_supervisor(request)

@@ -22,7 +22,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 
-from polaris.accounts.admin_site import site_supervisor
+from polaris.accounts.admin_site import SupervisorAgencyAdmin, site_supervisor
 from polaris.accounts.models import User
 from polaris.admin_tools import ReadOnlyAdmin, run_for_each
 from polaris.errors import DomainError
@@ -184,7 +184,7 @@ class _TaskServiceForm(_service_form(Task, EDITABLE_FIELDS, _task_update)):  # t
 
 
 @admin.register(Task)
-class TaskAdmin(TaskListColumns, ServiceEditAdmin):
+class TaskAdmin(TaskListColumns, SupervisorAgencyAdmin, ServiceEditAdmin):
     edit_fields = EDITABLE_FIELDS
     service_form = _TaskServiceForm
 
@@ -194,17 +194,9 @@ class TaskAdmin(TaskListColumns, ServiceEditAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Task]:
         return task_queryset(user=cast(User, request.user)).select_related(*self.list_select_related)
 
-    # A supervisor (admitted by the site for their agency) sees and works their agency's tasks; the rows
-    # are already scoped (``task_queryset``), and the services judge each change as the API does.
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return site_supervisor(request) is not None or super().has_module_permission(request)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        supervisor = site_supervisor(request)
-        if supervisor is None:
-            return super().has_view_permission(request, obj)
-        return obj is None or obj.agency_id == supervisor.agency_id
-
+    # A supervisor (admitted by the site for their agency) sees and works their agency's tasks
+    # (``SupervisorAgencyAdmin``); the rows are already scoped (``task_queryset``), and the services judge
+    # each change as the API does.
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         if site_supervisor(request) is None:
             return super().has_change_permission(request, obj)

@@ -38,6 +38,20 @@ def site_supervisor(request: HttpRequest) -> Any:
     return user if is_site_supervisor(user) else None
 
 
+class SupervisorAgencyAdmin(admin.ModelAdmin):
+    """A model admin a supervisor also uses, for their own agency's rows (``agency_id``): listed on their
+    index and viewable; put it before the admin's other bases. Anyone else gets the base's permissions."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return site_supervisor(request) is not None or super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        supervisor = site_supervisor(request)
+        if supervisor is None:
+            return super().has_view_permission(request, obj)
+        return obj is None or obj.agency_id == supervisor.agency_id
+
+
 class PolarisAdminSite(admin.AdminSite):
     @property
     def login_form(self) -> Any:  # type: ignore[override]
