@@ -2,6 +2,7 @@
 an open SLA record still needs is kept; the rest of the history, automation's finished logs and
 acknowledged alerts are trimmed, in bounded batches, each its own transaction."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -184,3 +185,51 @@ def test_batches_delete_commits_each_batch(trigger, make_event):
     with CaptureQueriesContext(connection) as queries:
         assert batches_delete(TriggerExecution.objects.all(), batch=2) == 5
     assert sum(1 for q in queries if q["sql"].startswith("SAVEPOINT")) >= 3
+
+
+def _plan_rows(node: dict, table: str) -> int:
+    """Rows that the plan's nodes reading ``table`` (and the Materialize nodes over them) produced, over
+    all their loops."""
+    reads = node.get("Relation Name") == table
+    below = sum(_plan_rows(child, table) for child in node.get("Plans", []))
+    if node["Node Type"] == "Materialize" and below:
+        reads = True
+    return below + (node["Actual Rows"] * node["Actual Loops"] if reads else 0)
+
+
+def test_the_open_sla_keeper_costs_a_probe_per_event_not_a_pass_over_open_records(old_event, make_task):
+    """Many open SLA clocks (10,000) and a batch of 100 old task events: what the keeper reads of the SLA
+    records stays within one pass over them plus a probe per event. Written as ``IN (every open record's
+    task)`` it rescanned them for every event once they no longer fitted ``work_mem`` (held low here)."""
+    from outbox.retention import history_trimmable
+    from sla.models import SLARecord
+    from workflow.models import Task
+
+    make_task()  # intake: one open SLA record, copied below
+    table = SLARecord._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT array_agg(quote_ident(column_name)) FROM information_schema.columns "
+            "WHERE table_name = %s AND column_name NOT IN ('id', 'task_id')",
+            [table],
+        )
+        columns = ", ".join(cursor.fetchone()[0])
+        # Records of tasks that do not exist: the foreign key is checked at commit, which never comes.
+        cursor.execute(
+            f"INSERT INTO {table} (id, task_id, {columns}) SELECT gen_random_uuid(), gen_random_uuid(), "  # noqa: S608
+            f"{columns} FROM {table}, generate_series(1, 10000)"
+        )
+        cursor.execute(f"ANALYZE {table}")
+    try:
+        ids = [old_event().pk for _ in range(100)]
+        OutboxEvent.objects.filter(pk__in=ids).update(aggregate_type="task")  # tasks without a record
+        sql, params = history_trimmable().filter(pk__in=ids).values("pk").query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL work_mem = '64kB'")
+            cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
+            plan = cursor.fetchone()[0]
+        plan = plan if isinstance(plan, list) else json.loads(plan)
+        assert _plan_rows(plan[0]["Plan"], table) <= 10_001 + 100
+        assert set(history_trimmable().filter(pk__in=ids).values_list("pk", flat=True)) == set(ids)
+    finally:  # Django checks the deferred foreign keys before rolling back
+        SLARecord.objects.exclude(task__in=Task.objects.all()).delete()
