@@ -24,9 +24,14 @@ def _state_counts_serializer(name: str, states: list[str]) -> type[serializers.S
 
 
 class SLAStatsSerializer(serializers.Serializer):
-    running = serializers.IntegerField()
+    running = serializers.IntegerField(
+        help_text="Clocks running now, at-risk ones included (the task list's ?sla_status=running leaves "
+        "those out: it lists running minus at_risk)."
+    )
     paused = serializers.IntegerField()
-    at_risk = serializers.IntegerField(help_text="Open records past a warning threshold or their due time.")
+    at_risk = serializers.IntegerField(
+        help_text="Running clocks past a warning threshold or their due time (?sla_status=at_risk)."
+    )
     breached = serializers.IntegerField()
 
 
