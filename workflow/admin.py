@@ -18,6 +18,7 @@ from django.contrib import admin
 from django.contrib.admin import RelatedOnlyFieldListFilter
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import URLPattern, path
@@ -183,6 +184,19 @@ class _TaskServiceForm(_service_form(Task, EDITABLE_FIELDS, _task_update)):  # t
         self.fields["action_plan"].queryset = task_plan_choices(self.instance)
 
 
+UNLINKED = ("client", "agency", "created_by", "assignee", "action_plan")
+
+
+def _unlinked_display(name: str) -> Any:
+    """A read-only display of the task's ``name`` relation as text (no link to its admin page)."""
+
+    @admin.display(description=cast(models.Field, Task._meta.get_field(name)).verbose_name)
+    def display(self: Any, obj: Task) -> Any:
+        return getattr(obj, name)
+
+    return display
+
+
 @admin.register(Task)
 class TaskAdmin(TaskListColumns, SupervisorAgencyAdmin, ServiceEditAdmin):
     edit_fields = EDITABLE_FIELDS
@@ -201,6 +215,29 @@ class TaskAdmin(TaskListColumns, SupervisorAgencyAdmin, ServiceEditAdmin):
         if site_supervisor(request) is None:
             return super().has_change_permission(request, obj)
         return self.has_view_permission(request, obj) and (obj is None or self.editable(obj))
+
+    # Django links a read-only related field to the row's admin page; a supervisor's task page names the
+    # client, agency, author, assignee and plan without the links, whose pages are the admin role's.
+    client_unlinked = _unlinked_display("client")
+    agency_unlinked = _unlinked_display("agency")
+    created_by_unlinked = _unlinked_display("created_by")
+    assignee_unlinked = _unlinked_display("assignee")
+    action_plan_unlinked = _unlinked_display("action_plan")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = super().get_fields(request, obj)
+        if site_supervisor(request) is None:
+            return fields
+        editable = self.edit_fields if obj is not None and self.editable(obj) else ()
+        names = (f"{name}_unlinked" if name in UNLINKED and name not in editable else name for name in fields)
+        return list(dict.fromkeys(names))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = super().get_readonly_fields(request, obj)
+        if site_supervisor(request) is None:
+            return readonly
+        kept = [name for name in readonly if name not in UNLINKED]
+        return [*kept, *(f"{name}_unlinked" for name in UNLINKED)]
 
     def get_list_filter(self, request: HttpRequest) -> Any:
         if site_supervisor(request) is None:

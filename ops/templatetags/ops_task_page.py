@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
+from django.contrib import admin
+from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
@@ -23,8 +25,17 @@ register = template.Library()
 TIMERS_LIMIT = 20  # newest first; the timer list in admin has the rest
 
 
-@register.inclusion_tag("ops/task_sla.html")
-def task_sla_panel(task: Any) -> dict[str, Any]:
+def _viewable(context: template.Context, model: type[models.Model]) -> bool:
+    """Whether the page's viewer may open ``model``'s admin pages (a supervisor sees the task page, not
+    the SLA records or timers of every agency): links they would find closed are not drawn."""
+    request = context.get("request")
+    if request is None or not admin.site.is_registered(model):
+        return False
+    return admin.site.get_model_admin(model).has_view_permission(request)
+
+
+@register.inclusion_tag("ops/task_sla.html", takes_context=True)
+def task_sla_panel(context: template.Context, task: Any) -> dict[str, Any]:
     """The task's SLA clock: status, due time, time left; at risk and breached highlighted."""
     block = sla_block(task, None)
     if block is None:
@@ -44,12 +55,14 @@ def task_sla_panel(task: Any) -> dict[str, Any]:
         "highlight": "breached" if breached else "at-risk" if at_risk else record.status,
         "minutes_left": None if remaining is None else max(round(remaining / 60), 0),
         "minutes_past": None if remaining is None else max(round(-remaining / 60), 0),
-        "record_url": reverse("admin:sla_slarecord_change", args=[record.pk]),
+        "record_url": (
+            reverse("admin:sla_slarecord_change", args=[record.pk]) if _viewable(context, SLARecord) else None
+        ),
     }
 
 
-@register.inclusion_tag("ops/task_timers.html")
-def task_timers_panel(task: Any) -> dict[str, Any]:
+@register.inclusion_tag("ops/task_timers.html", takes_context=True)
+def task_timers_panel(context: template.Context, task: Any) -> dict[str, Any]:
     """The task's timed-trigger timers (pending, fired, cancelled), latest due first, bounded."""
     timers = list(
         TriggerTimer.objects.filter(task_id=task.pk)
@@ -59,5 +72,9 @@ def task_timers_panel(task: Any) -> dict[str, Any]:
     return {
         "timers": timers[:TIMERS_LIMIT],
         "timers_more": len(timers) > TIMERS_LIMIT,
-        "timers_url": reverse("admin:automation_triggertimer_changelist") + f"?task__id__exact={task.pk}",
+        "timers_url": (
+            reverse("admin:automation_triggertimer_changelist") + f"?task__id__exact={task.pk}"
+            if _viewable(context, TriggerTimer)
+            else None
+        ),
     }

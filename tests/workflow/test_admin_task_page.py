@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from automation.models import Trigger, TriggerTimer
-from ops.templatetags.ops_task_page import task_timers_panel
+from ops.templatetags.ops_task_page import TIMERS_LIMIT, task_timers_panel
 from outbox.models import OutboxEvent
 from sla.models import SLAConfig, SLARecord
 from tests.factories import AgentFactory, SupervisorFactory
@@ -219,7 +219,7 @@ def test_the_sla_panel_highlights_at_risk_and_breached(admin_client, make_task):
     assert "No SLA applies" in admin_client.get(page_url(no_sla)).content.decode()
 
 
-def test_the_timers_panel_lists_the_tasks_timers(admin_client, make_task):
+def test_the_timers_panel_lists_the_tasks_timers(admin_client, admin_user, make_task):
     task = make_task()
     other = make_task()
     trigger = Trigger.objects.create(name="Chase the landlord", event_type="TaskCreated", wait_minutes=60)
@@ -238,7 +238,9 @@ def test_the_timers_panel_lists_the_tasks_timers(admin_client, make_task):
     assert timers.count("Chase the landlord") == 1
     assert "Pending" in timers
     assert "No timers." in admin_client.get(page_url(make_task())).content.decode()
-    listed = admin_client.get(task_timers_panel(task)["timers_url"])
+    request = RequestFactory().get("/")
+    request.user = admin_user
+    listed = admin_client.get(task_timers_panel({"request": request}, task)["timers_url"])
     assert listed.status_code == 200
     assert re.search(r'<p class="paginator">\s*1 trigger timer\s', listed.content.decode())
 
@@ -354,3 +356,52 @@ def test_the_task_admin_is_scoped_like_the_api(make_task, other_supervisor, supe
     request.user = other_task_agent
     assert model_admin.get_object(request, str(task.pk)) is None
     assert Task.objects.get(pk=task.pk).state == "new"
+
+
+def test_a_supervisors_task_page_draws_only_links_that_open_for_them(admin_client, make_task, supervisor):
+    """The SLA record and the timer list are the admin role's pages: a supervisor's task page leaves out
+    the links to them (an admin sees them), and every admin link it draws opens (200) for the supervisor."""
+    task = make_task()  # intake: an SLA record
+    event = OutboxEvent.objects.get(aggregate_id=task.pk, sequence=1)
+    TriggerTimer.objects.bulk_create(  # one timer per trigger and event: more triggers than the panel lists
+        TriggerTimer(
+            trigger=Trigger.objects.create(name=f"Chase {n}", event_type="TaskCreated", wait_minutes=60),
+            event=event,
+            aggregate_type="task",
+            aggregate_id=task.pk,
+            task=task,
+            due_at=timezone.now() + timedelta(minutes=n),
+        )
+        for n in range(1, TIMERS_LIMIT + 3)
+    )
+    record_url = reverse("admin:sla_slarecord_change", args=[task.sla_record.pk])
+    timers_url = reverse("admin:automation_triggertimer_changelist")
+
+    admins = admin_client.get(page_url(task)).content.decode()
+    assert record_url in admins
+    assert timers_url in admins
+
+    client = Client()
+    client.force_login(supervisor)
+    page = client.get(page_url(task))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "task-sla-running" in html  # the panels are there, without the closed links
+    assert html.count("Chase") == TIMERS_LIMIT
+    assert record_url not in html
+    assert timers_url not in html
+    assert_every_admin_link_opens(client, html)
+    assert task.client.username in html  # named, not linked
+
+    task_transition(task_id=task.pk, target_state="cancelled", actor=supervisor, reason="duplicate")
+    page = client.get(page_url(task))  # a closed task: every field read-only
+    assert page.status_code == 200
+    assert_every_admin_link_opens(client, page.content.decode())
+    assert task.client.username in page.content.decode()
+
+
+def assert_every_admin_link_opens(client, html):
+    links = {href for href in re.findall(r'href="(/admin/[^"#]*)"', html) if "logout" not in href}
+    assert links
+    closed = {href: client.get(href.replace("&amp;", "&")).status_code for href in links}
+    assert {href: code for href, code in closed.items() if code != 200} == {}
