@@ -23,7 +23,8 @@ from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 
-from polaris.accounts.admin_site import SupervisorAgencyAdmin, site_supervisor
+from outbox.models import OutboxEvent
+from polaris.accounts.admin_site import SupervisorAgencyAdmin, admin_viewable, site_supervisor
 from polaris.accounts.models import User
 from polaris.admin_tools import ReadOnlyAdmin, run_for_each
 from polaris.errors import DomainError
@@ -216,28 +217,31 @@ class TaskAdmin(TaskListColumns, SupervisorAgencyAdmin, ServiceEditAdmin):
             return super().has_change_permission(request, obj)
         return self.has_view_permission(request, obj) and (obj is None or self.editable(obj))
 
-    # Django links a read-only related field to the row's admin page; a supervisor's task page names the
-    # client, agency, author, assignee and plan without the links, whose pages are the admin role's.
+    # Django links a read-only related field to the row's admin page; a viewer who may not open that page
+    # (a supervisor: users, agencies and plans are the admin role's) gets the related row named instead.
     client_unlinked = _unlinked_display("client")
     agency_unlinked = _unlinked_display("agency")
     created_by_unlinked = _unlinked_display("created_by")
     assignee_unlinked = _unlinked_display("assignee")
     action_plan_unlinked = _unlinked_display("action_plan")
 
+    def _unlinked(self, request: HttpRequest) -> list[str]:
+        """The relations whose admin pages are closed to this viewer."""
+        return [
+            name for name in UNLINKED if not admin_viewable(request, Task._meta.get_field(name).related_model)
+        ]
+
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = super().get_fields(request, obj)
-        if site_supervisor(request) is None:
-            return fields
-        editable = self.edit_fields if obj is not None and self.editable(obj) else ()
-        names = (f"{name}_unlinked" if name in UNLINKED and name not in editable else name for name in fields)
-        return list(dict.fromkeys(names))
+        unlinked = set(self._unlinked(request))
+        if obj is not None and self.editable(obj):
+            unlinked -= set(self.edit_fields)  # form fields: a chooser, no link
+        return list(dict.fromkeys(f"{name}_unlinked" if name in unlinked else name for name in fields))
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        readonly = super().get_readonly_fields(request, obj)
-        if site_supervisor(request) is None:
-            return readonly
-        kept = [name for name in readonly if name not in UNLINKED]
-        return [*kept, *(f"{name}_unlinked" for name in UNLINKED)]
+        unlinked = self._unlinked(request)
+        readonly = [name for name in super().get_readonly_fields(request, obj) if name not in unlinked]
+        return [*readonly, *(f"{name}_unlinked" for name in unlinked)]
 
     def get_list_filter(self, request: HttpRequest) -> Any:
         if site_supervisor(request) is None:
@@ -271,7 +275,7 @@ class TaskAdmin(TaskListColumns, SupervisorAgencyAdmin, ServiceEditAdmin):
                 **(extra_context or {}),
                 **task_page_context(task=task, user=cast(User, request.user)),
             }
-            if site_supervisor(request) is not None:  # the outbox pages are the admins'
+            if not admin_viewable(request, OutboxEvent):
                 extra_context["history_url"] = None
         return super().change_view(request, object_id, form_url, extra_context)
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
-from django.contrib import admin
-from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
 from automation.models import TriggerTimer
+from polaris.accounts.admin_site import admin_viewable
 from sla.models import SLARecord, SLARecordStatus
 from sla.selectors import sla_at_risk_q, sla_block
 
@@ -25,13 +24,9 @@ register = template.Library()
 TIMERS_LIMIT = 20  # newest first; the timer list in admin has the rest
 
 
-def _viewable(context: template.Context, model: type[models.Model]) -> bool:
-    """Whether the page's viewer may open ``model``'s admin pages (a supervisor sees the task page, not
-    the SLA records or timers of every agency): links they would find closed are not drawn."""
+def _viewable(context: template.Context, model: Any) -> bool:
     request = context.get("request")
-    if request is None or not admin.site.is_registered(model):
-        return False
-    return admin.site.get_model_admin(model).has_view_permission(request)
+    return request is not None and admin_viewable(request, model)
 
 
 @register.inclusion_tag("ops/task_sla.html", takes_context=True)

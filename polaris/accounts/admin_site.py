@@ -38,6 +38,14 @@ def site_supervisor(request: HttpRequest) -> Any:
     return user if is_site_supervisor(user) else None
 
 
+def admin_viewable(request: HttpRequest, model: Any) -> bool:
+    """Whether ``request``'s user may open ``model``'s admin pages: a page draws no link to one closed to
+    its viewer (a supervisor's task page names the client, not the user admin's page)."""
+    if not admin.site.is_registered(model):
+        return False
+    return admin.site.get_model_admin(model).has_view_permission(request)
+
+
 class SupervisorAgencyAdmin(admin.ModelAdmin):
     """A model admin a supervisor also uses, for their own agency's rows (``agency_id``): listed on their
     index and viewable; put it before the admin's other bases. Anyone else gets the base's permissions."""
