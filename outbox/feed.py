@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, transaction
@@ -73,9 +73,12 @@ def feed_sequence() -> int:
     """One round of position assignment (see the module docstring); returns how many events got one
     (at most ``ROUND_LIMIT``, plus the earlier events of its aggregates when it hit that bound)."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_SQL.state_ensure)
         cursor.execute(_SQL.state_lock)
-        watermark, resume_sequence, resume, xmin = cursor.fetchone()
+        if (state := cursor.fetchone()) is None:  # the first round ever (a round trip saved on the others)
+            cursor.execute(_SQL.state_ensure)
+            cursor.execute(_SQL.state_lock)
+            state = cursor.fetchone()
+        watermark, resume_sequence, resume, xmin = state
         params = {
             "watermark": watermark,
             "resume_sequence": resume_sequence,
@@ -170,6 +173,10 @@ class FeedPage:
     raw: list[str]
     next: int
     head: int
+    # Its opaque cursor and response bodies (by projection: client or not), made once by
+    # ``outbox.api.feed.feed_response``: one page may answer many waiters.
+    cursor: str | None = field(default=None, compare=False, repr=False)
+    bodies: dict[bool, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def has_more(self) -> bool:

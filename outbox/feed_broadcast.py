@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,20 +69,38 @@ class ProcessFull(Exception):
 class Waiter:
     matches: Callable[[Envelope], bool] | None
     limit: int = 100
+    # Waiters with equal keys have equal ``matches``: a commit builds their page once, and they share it.
+    key: Hashable | None = None
     woken: asyncio.Event = field(default_factory=asyncio.Event)
     covered: int | None = None  # its last read found nothing for it up to here (set by the waiter)
     page: FeedPage | None = None  # its answer, when the fan-out could build it
     owes_delivery: bool = False  # handed a page not yet sent (``FeedBroadcaster.delivery_done``)
+    slot: Any = None  # the caller's: what its ``before_answers`` hook needs of this waiter
 
 
 class FeedBroadcaster:
     """The process's one listener and its waiters. Create it inside the event loop that serves requests.
     Without ``read_new`` every commit wakes every waiter."""
 
-    def __init__(self, *, max_waiters: int, read_new: ReadNew | None = None, run_sync: RunSync | None = None):
+    def __init__(
+        self,
+        *,
+        max_waiters: int,
+        read_new: ReadNew | None = None,
+        run_sync: RunSync | None = None,
+        channels: dict[str, Callable[[str], None]] | None = None,
+        on_gap: Callable[[], None] | None = None,
+        before_answers: Callable[[list[Waiter]], Awaitable[None]] | None = None,
+    ):
         self.max_waiters = max_waiters
         self._read_new = read_new
         self._run_sync = run_sync
+        # More channels on the same connection: each notification's payload goes to its handler, and
+        # ``on_gap`` runs whenever the LISTEN starts or stops (what was heard before is no longer complete).
+        self._channels = channels or {}
+        self._on_gap = on_gap or (lambda: None)
+        # Awaited with the waiters a fan-out answers, just before they are woken.
+        self._before_answers = before_answers
         self._waiters: set[Waiter] = set()
         self._listening = asyncio.Event()
         self._pending = asyncio.Event()  # notifications not yet fanned out
@@ -126,7 +144,9 @@ class FeedBroadcaster:
                 async with await psycopg.AsyncConnection.connect(
                     **listener_params(), autocommit=True
                 ) as conn:
-                    await listen_async(conn, CHANNEL)
+                    for channel in (CHANNEL, *self._channels):
+                        await listen_async(conn, channel)
+                    self._on_gap()
                     self.connects += 1
                     self._head = None  # unknown after a gap: the next fan-out wakes everyone
                     if self._read_new is not None:
@@ -134,7 +154,10 @@ class FeedBroadcaster:
                     self._listening.set()
                     self._wake()  # anything committed while we were not listening: re-read
                     delay = RECONNECT_MIN_SECONDS
-                    async for _notify in conn.notifies():
+                    async for notify in conn.notifies():
+                        if (handler := self._channels.get(notify.channel)) is not None:
+                            handler(notify.payload)
+                            continue
                         self.notifications += 1
                         if self._read_new is None:
                             self._wake()
@@ -147,6 +170,7 @@ class FeedBroadcaster:
                     "feed listener lost (%s); reconnecting in %.1f s", exc.__class__.__name__, delay
                 )
             self._listening.clear()
+            self._on_gap()
             self._head = None
             self._wake()
             await asyncio.sleep(delay)
@@ -171,7 +195,14 @@ class FeedBroadcaster:
             if after < 0 or events is None:
                 self._wake()
             else:
-                self._hand_out(after, head, events)
+                answered = self._hand_out(after, head, events)
+                if answered and self._before_answers is not None:
+                    try:
+                        await self._before_answers(answered)
+                    except Exception:
+                        logger.exception("feed fan-out: before_answers failed")
+                for waiter in answered:
+                    waiter.woken.set()
             self._head = head
 
     def _wake(self) -> None:
@@ -179,33 +210,54 @@ class FeedBroadcaster:
         for waiter in self._waiters:
             waiter.woken.set()
 
-    def _hand_out(self, start: int, head: int, events: list[NewEvent]) -> None:
-        """Each waiter's page from the window ``(start, head]`` of ``events``, or a wake to read it."""
+    def _hand_out(self, start: int, head: int, events: list[NewEvent]) -> list[Waiter]:
+        """Each waiter's page from the window ``(start, head]`` of ``events``, or a wake to read it; returns
+        the waiters given a page (the caller wakes them). Waiters with the same key, ``covered`` and
+        ``limit`` get one page object (its rendered body is kept on it)."""
+        pages: dict[tuple, FeedPage | None] = {}
+        answered: list[Waiter] = []
         for waiter in self._waiters:
             if waiter.woken.is_set():
                 continue
             if waiter.matches is None or waiter.covered is None or waiter.covered < start:
                 waiter.woken.set()  # a gap before the window: it reads its page itself
                 continue
-            mine = [
-                (position, text)
-                for position, envelope, text in events
-                if position > waiter.covered and waiter.matches(envelope)
-            ]
-            if not mine:
+            shared = None if waiter.key is None else (waiter.key, waiter.covered, waiter.limit)
+            if shared is None or shared not in pages:
+                page = self._page_for(waiter, head, events)
+                if shared is not None:
+                    pages[shared] = page
+            else:
+                page = pages[shared]
+            if page is None:
                 waiter.covered = max(waiter.covered, head)
                 continue
-            page = mine[: waiter.limit]
-            waiter.page = FeedPage(
-                raw=[text for _, text in page],
-                next=page[-1][0] if len(page) == waiter.limit else head,
-                head=head,
-            )
+            waiter.page = page
             if not waiter.owes_delivery:
                 waiter.owes_delivery = True
                 self._owed += 1
                 self._settled.clear()
-            waiter.woken.set()
+            answered.append(waiter)
+        return answered
+
+    @staticmethod
+    def _page_for(waiter: Waiter, head: int, events: list[NewEvent]) -> FeedPage | None:
+        covered, matches = waiter.covered, waiter.matches
+        assert matches is not None
+        assert covered is not None
+        mine = [
+            (position, text)
+            for position, envelope, text in events
+            if position > covered and matches(envelope)
+        ]
+        if not mine:
+            return None
+        page = mine[: waiter.limit]
+        return FeedPage(
+            raw=[text for _, text in page],
+            next=page[-1][0] if len(page) == waiter.limit else head,
+            head=head,
+        )
 
     def delivery_done(self, waiter: Waiter) -> None:
         """``waiter``'s answer went out (or never will: its client left, it failed); idempotent."""
@@ -224,7 +276,12 @@ class FeedBroadcaster:
 
     @contextlib.asynccontextmanager
     async def subscription(
-        self, *, timeout: float, matches: Callable[[Envelope], bool] | None = None, limit: int = 100
+        self,
+        *,
+        timeout: float,
+        matches: Callable[[Envelope], bool] | None = None,
+        limit: int = 100,
+        key: Hashable | None = None,
     ) -> AsyncIterator[Waiter]:
         """A registered ``Waiter`` while the block runs: ``woken`` is set when a commit writes an event
         ``matches`` accepts (any, without ``matches``; with ``page`` set when the fan-out built it) or
@@ -232,7 +289,7 @@ class FeedBroadcaster:
         ``timeout`` for the LISTEN to be up."""
         if len(self._waiters) >= self.max_waiters:
             raise ProcessFull
-        waiter = Waiter(matches=matches, limit=limit)
+        waiter = Waiter(matches=matches, limit=limit, key=key)
         self._waiters.add(waiter)
         try:
             self._ensure_started()

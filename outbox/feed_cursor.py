@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import secrets
@@ -36,6 +37,7 @@ class InvalidCursor(ValidationFailed):
     error_code = "INVALID_CURSOR"
 
 
+@functools.lru_cache(maxsize=8)
 def _keys(secret: str) -> tuple[bytes, bytes]:
     pad = salted_hmac(_SALT + ".pad", b"", secret=secret, algorithm="sha256").digest()
     mac = salted_hmac(_SALT + ".mac", b"", secret=secret, algorithm="sha256").digest()

@@ -29,6 +29,7 @@ from outbox.feed import FeedPage, FeedScope, feed_page, feed_scope
 from outbox.feed_cursor import MAX_CURSOR_LENGTH, cursor_decode, cursor_encode
 from outbox.feed_wait import feed_wait
 from outbox.projection import feed_events_project
+from polaris.access import is_client
 from polaris.accounts.models import User
 from polaris.api.query_params import query_params_parse
 from polaris.api.schema import error_response
@@ -138,9 +139,17 @@ def feed_request_parse(request: Request) -> FeedRequest:
 
 
 def feed_response(page: FeedPage, *, viewer: Any) -> HttpResponse:
-    """The page as ``viewer`` may see it (a client: each event's projection; staff: the rows as stored)."""
-    page.raw = feed_events_project(page.raw, viewer=viewer)
-    return HttpResponse(page.body(cursor=cursor_encode(page.next)), content_type="application/json")
+    """The page as ``viewer`` may see it (a client: each event's projection; staff: the rows as stored).
+    The body is kept on the page by projection, so the waiters one commit answers with the same page
+    share one rendering (and one cursor: it carries only the position, the same for all of them)."""
+    client = is_client(viewer)
+    body = page.bodies.get(client)
+    if body is None:
+        if page.cursor is None:
+            page.cursor = cursor_encode(page.next)
+        shown = FeedPage(raw=feed_events_project(page.raw, viewer=viewer), next=page.next, head=page.head)
+        body = page.bodies[client] = shown.body(cursor=page.cursor)
+    return HttpResponse(body, content_type="application/json")
 
 
 # Not in the request's transaction: the reads must see new commits, and a feed round commits its own.

@@ -1,9 +1,12 @@
 """The event feed on the async tier (``polaris.asgi`` routes ``GET /api/workflow/events`` here).
 
-Only the waiting is async. The rest is the sync view's own code in a small thread pool
-(``EVENT_FEED_ASYNC_THREADS`` database connections at most): DRF's authentication, permissions, throttles
-and error envelope, the query string, the scope, the cursor, each page read. Around it, what the sync
-tier's middleware does: the correlation id, the request log line, django-prometheus's request metrics.
+Only the waiting is async. A request's first half is the sync view's own code in a small thread pool
+(``outbox.api.feed_thread``, ``EVENT_FEED_ASYNC_THREADS`` database connections at most): DRF's
+authentication, permissions, throttles and error envelope, the query string, the scope, the cursor, each
+page read — except a long-poll's re-poll from where the fan-out has examined, which needs no read and is
+admitted on the loop from what this process learnt of its token, user and query
+(``outbox.api.feed_repoll``). Around it, what the sync tier's middleware does: the correlation id, the
+request log line, django-prometheus's request metrics.
 
 A request whose first read finds nothing and that asks to ``wait``: takes a slot of its user's cap
 (``EVENT_FEED_MAX_WAITS_PER_USER``, a Redis sorted set shared by every process, each entry expiring at its
@@ -12,11 +15,18 @@ beyond) and of the process's (``EVENT_FEED_MAX_WAITS_PER_PROCESS``; 503 ``FEED_B
 process's one LISTEN connection (``outbox.feed_broadcast``: one read per commit for the whole process, and
 only the waiters whose scope and filters match a new event are woken) and re-reads when woken, until it
 finds something or its time is up. While it waits it holds no thread and no database connection.
+
+A commit's answers: waiters with the same scope, filters and cursor share one page, one rendered body
+per projection and one cursor; their slots are given back in one Redis command written before the first
+answer leaves (``outbox.api.feed_caps.SlotReleases``); each answer is sent before any answer's log line
+and metrics; the Redis commands of one loop iteration (re-polls' throttle counts and slot takes) go in one
+pipeline (``RedisBatch``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import io
@@ -24,19 +34,16 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from importlib import import_module
 from typing import Any
 
 import redis
 import redis.asyncio
 import structlog
 from django.conf import settings
-from django.contrib.auth import get_user
 from django.core.handlers.asgi import ASGIRequest
 from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse
 from django.urls import ResolverMatch, resolve
-from django.utils.functional import SimpleLazyObject
 from django_prometheus.middleware import PrometheusAfterMiddleware, PrometheusBeforeMiddleware
 
 from outbox.feed import FeedPage, FeedScope, feed_matches, feed_page
@@ -46,8 +53,10 @@ from polaris.api.middleware import HEADER as CORRELATION_HEADER
 from polaris.correlation import clean_correlation_id, reset_correlation_id, set_correlation_id
 from polaris.logging import current_request
 
-from .feed import EventFeedView, FeedRequest, feed_request_parse, feed_response
-from .feed_caps import refusal, user_slot_free, user_slot_take
+from .feed import feed_response
+from .feed_caps import USER_WAITS_KEY, RedisBatch, SlotReleases, refusal, user_slot_free, user_slot_take
+from .feed_repoll import USER_CHANNEL, Repolls, scope_key
+from .feed_thread import Begun, feed_begin, feed_finish
 
 logger = logging.getLogger(__name__)
 request_logger = structlog.get_logger("polaris.request")
@@ -60,11 +69,13 @@ class FeedTier:
     loop: asyncio.AbstractEventLoop
     broadcaster: FeedBroadcaster
     executor: ThreadPoolExecutor
-    redis: redis.asyncio.Redis
+    redis: RedisBatch
+    repolls: Repolls
+    releases: SlotReleases
 
 
 _tier: FeedTier | None = None
-REDIS_CONNECTIONS = 16  # per async process, for the per-user wait counts
+REDIS_CONNECTIONS = 4  # per async process: the wait caps and throttles, batched per loop iteration
 FAN_OUT_MAX_EVENTS = 5000  # more new events than this at once: wake every waiter rather than match
 
 
@@ -91,25 +102,33 @@ def feed_tier() -> FeedTier:
     loop = asyncio.get_running_loop()
     if _tier is None or _tier.loop is not loop:
         executor = ThreadPoolExecutor(settings.EVENT_FEED_ASYNC_THREADS, thread_name_prefix="feed")
+        repolls = Repolls()
+        client = redis.asyncio.Redis(
+            connection_pool=redis.asyncio.BlockingConnectionPool.from_url(
+                str(settings.CACHES["default"]["LOCATION"]),
+                max_connections=REDIS_CONNECTIONS,
+                timeout=5,
+                socket_timeout=2,
+                socket_connect_timeout=2,
+            )
+        )
+        releases = SlotReleases(client)
         _tier = FeedTier(
             loop=loop,
             broadcaster=FeedBroadcaster(
                 max_waiters=settings.EVENT_FEED_MAX_WAITS_PER_PROCESS,
                 read_new=feed_read_new,
                 run_sync=functools.partial(_run_in, loop, executor),
+                channels={USER_CHANNEL: repolls.user_changed},
+                on_gap=repolls.gap,
+                before_answers=functools.partial(_slots_release, releases),
             ),
+            repolls=repolls,
             executor=executor,
-            # A bounded pool: a burst of waits (a thousand clients re-polling after one commit) queues for
-            # a few connections instead of opening one each.
-            redis=redis.asyncio.Redis(
-                connection_pool=redis.asyncio.BlockingConnectionPool.from_url(
-                    str(settings.CACHES["default"]["LOCATION"]),
-                    max_connections=REDIS_CONNECTIONS,
-                    timeout=5,
-                    socket_timeout=2,
-                    socket_connect_timeout=2,
-                )
-            ),
+            # A bounded pool, each loop iteration's commands in one pipeline: a burst of waits (a thousand
+            # clients re-polling after one commit) is a few round trips, not one connection each.
+            redis=RedisBatch(client),
+            releases=releases,
         )
     return _tier
 
@@ -119,7 +138,8 @@ async def feed_tier_close() -> None:
     global _tier
     if _tier is not None:
         await _tier.broadcaster.close()
-        await _tier.redis.aclose()
+        await _tier.releases.close()
+        await _tier.redis.client.aclose()
         _tier.executor.shutdown(wait=False)
         _tier = None
 
@@ -139,84 +159,6 @@ async def _run_in(loop: asyncio.AbstractEventLoop, executor: ThreadPoolExecutor,
     return await loop.run_in_executor(executor, functools.partial(context.run, run))
 
 
-# -- the sync pieces (in the pool) ------------------------------------------------------------------------
-
-
-@dataclass
-class Begun:
-    """The first half of a request: an answer already, or what to wait for and for whom."""
-
-    response: HttpResponse | None = None
-    query: FeedRequest | None = None
-    user_id: Any = None
-    page: FeedPage | None = None  # the first read's (empty) page
-
-
-def _attach_session_user(request: HttpRequest) -> None:
-    """What SessionMiddleware and AuthenticationMiddleware give a request (for DRF's session auth)."""
-    engine = import_module(settings.SESSION_ENGINE)
-    request.session = engine.SessionStore(request.COOKIES.get(settings.SESSION_COOKIE_NAME))
-    request.user = SimpleLazyObject(lambda: get_user(request))  # type: ignore[assignment]
-
-
-def _view_run(request: HttpRequest, body: Any) -> HttpResponse:
-    """Run ``body(view, drf_request)`` as DRF's dispatch would: the view's checks first, DRF's exception
-    handler (the error envelope) for whatever it raises, the response finalised and rendered."""
-    view = EventFeedView()
-    view.setup(request)
-    view.headers = view.default_response_headers
-    drf_request = view.initialize_request(request)
-    view.request = drf_request
-    try:
-        response = body(view, drf_request)
-    except Exception as exc:
-        response = view.handle_exception(exc)
-    response = view.finalize_response(drf_request, response)
-    if hasattr(response, "render"):
-        response.render()
-    return response
-
-
-def feed_begin(request: HttpRequest, *, listening: bool, examined_to: int | None = None) -> Begun:
-    """Authentication, throttles, the query string, the scope, the cursor and the first read. A request
-    that may wait skips the position round while this process's listener is up: the broadcaster runs one
-    for every commit before it wakes anyone, so nothing committed stays unpositioned for a waiter; rounds
-    serialise on one row. A waiter whose cursor is where the fan-out has examined (``examined_to``: one
-    re-polling with the ``next`` it was given) skips the read: nothing lies between (``_wait_and_read``
-    reads if the fan-out moved on meanwhile), and that cursor is not ahead of the feed."""
-    _attach_session_user(request)
-    begun = Begun()
-
-    def body(view: EventFeedView, drf_request: Any) -> HttpResponse:
-        view.initial(drf_request)  # authentication, permissions, throttles
-        query = feed_request_parse(drf_request)
-        if query.wait > 0 and listening and examined_to is not None and query.after == examined_to:
-            page = FeedPage(raw=[], next=query.after, head=examined_to)
-        else:
-            page = query.read(sequence=query.wait <= 0 or not listening)
-        if page.raw or page.has_more or query.wait <= 0:  # has_more: a sparse filter, the client goes on
-            return feed_response(page, viewer=query.viewer)
-        begun.query, begun.user_id, begun.page = query, drf_request.user.pk, page
-        return HttpResponse(status=204)  # a placeholder: the caller waits, then calls feed_finish
-
-    response = _view_run(request, body)
-    if begun.query is None:
-        begun.response = response
-    return begun
-
-
-def feed_finish(request: HttpRequest, query: FeedRequest) -> tuple[HttpResponse, FeedPage | None]:
-    """A waiter's read once subscribed: no position round of its own (the broadcaster runs one for each
-    commit before it wakes anyone); the response, and the page when there is one."""
-    pages: list[FeedPage] = []
-
-    def body(view: EventFeedView, drf_request: Any) -> HttpResponse:
-        pages.append(query.read(sequence=False))
-        return feed_response(pages[0], viewer=query.viewer)
-
-    return _view_run(request, body), (pages[0] if pages else None)
-
-
 async def _disconnected(receive: Any) -> None:
     """Returns when the client goes away (an abandoned long-poll then frees its slots at once)."""
     while (await receive())["type"] != "http.disconnect":
@@ -224,12 +166,11 @@ async def _disconnected(receive: Any) -> None:
 
 
 async def _woken_or_gone(woken: asyncio.Event, gone: asyncio.Task, timeout: float) -> bool:
-    """Wait for ``woken`` up to ``timeout``; True if woken, False on timeout or when the client left."""
-    waiting = asyncio.ensure_future(woken.wait())
-    try:
-        await asyncio.wait({waiting, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiting.cancel()
+    """Wait for ``woken`` (which ``gone`` sets too) up to ``timeout``; True if woken, False on timeout or
+    when the client left. No task of its own: a commit wakes hundreds of these at once."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await woken.wait()
     return woken.is_set() and not gone.done()
 
 
@@ -241,7 +182,7 @@ async def _wait_and_read(
     assert query is not None
     assert first is not None
     deadline = time.monotonic() + query.wait
-    slot, retry_after = await user_slot_take(tier.redis, begun.user_id, query.wait)
+    slot, retry_after = begun.slot or await user_slot_take(tier.redis, begun.user_id, query.wait)
     if slot is None:
         EVENT_FEED_WAITS_REFUSED.labels(reason="user").inc()
         return refusal(
@@ -259,9 +200,11 @@ async def _wait_and_read(
             aggregate_type=query.aggregate_type,
         )
         async with tier.broadcaster.subscription(
-            timeout=query.wait, matches=matches, limit=query.limit
+            timeout=query.wait, matches=matches, limit=query.limit, key=scope_key(query)
         ) as waiter:
             held.append(waiter)
+            waiter.slot = (USER_WAITS_KEY.format(user=begun.user_id), slot) if slot else None
+            gone.add_done_callback(lambda _: waiter.woken.set())
             EVENT_FEED_WAITERS.inc()
             try:
                 # Subscribed (listening) before this read: a commit after it wakes us. The first read
@@ -284,6 +227,8 @@ async def _wait_and_read(
                         response = feed_response(page, viewer=query.viewer)
                     else:
                         response, page = await _run_in(tier.loop, tier.executor, feed_finish, request, query)
+                if page is not None and page.cursor is not None:
+                    tier.repolls.minted(page.cursor, page.next)  # its re-polls need not decode it
                 return response
             finally:
                 EVENT_FEED_WAITERS.dec()
@@ -296,7 +241,17 @@ async def _wait_and_read(
             1,
         )
     finally:
-        await user_slot_free(tier.redis, begun.user_id, slot)
+        if not held or held[0].slot is not None:  # not given back by the fan-out (``_slots_release``)
+            await user_slot_free(tier.redis, begun.user_id, slot)  # before the answer: the re-poll takes one
+
+
+async def _slots_release(releases: SlotReleases, answered: list[Waiter]) -> None:
+    """The fan-out's hook: the slots of the waiters it answers are given back before they are woken."""
+    slots = [waiter.slot for waiter in answered if waiter.slot]
+    for waiter in answered:
+        waiter.slot = None
+    if slots:
+        await releases.release(slots)
 
 
 # -- the ASGI application ---------------------------------------------------------------------------------
@@ -331,16 +286,7 @@ async def event_feed_application(scope: dict, receive: Any, send: Any) -> None:
         _metrics_after.process_view(request, request.resolver_match.func, (), {})
         with structlog.contextvars.bound_contextvars(method=request.method, path=request.path):
             try:
-                begun = await _run_in(
-                    tier.loop,
-                    tier.executor,
-                    functools.partial(
-                        feed_begin,
-                        listening=tier.broadcaster.listening,
-                        examined_to=tier.broadcaster.examined_to,
-                    ),
-                    request,
-                )
+                begun = await _repoll(tier, request) or await _begin(tier, request)
                 if begun.response is not None:
                     response = begun.response
                 else:
@@ -353,6 +299,12 @@ async def event_feed_application(scope: dict, receive: Any, send: Any) -> None:
                 logger.exception("event feed request failed")
                 response = refusal(500, "INTERNAL_ERROR", "An unexpected error occurred.", 1)
                 del response["Retry-After"]
+            response[CORRELATION_HEADER] = correlation_id
+            await _send(send, response)
+            if held:  # a fan-out's answer: the rest of its answers go out before this one's bookkeeping
+                tier.broadcaster.delivery_done(held[0])
+                await asyncio.sleep(0)
+            # After the answer is out (a fan-out's answers wait for nothing but their own sending).
             level = "warning" if response.status_code >= 500 else "info"
             getattr(request_logger, level)(
                 "request.finished",
@@ -361,13 +313,37 @@ async def event_feed_application(scope: dict, receive: Any, send: Any) -> None:
             )
         _metrics_after.process_response(request, response)
         _metrics_before.process_response(request, response)
-        response[CORRELATION_HEADER] = correlation_id
-        await _send(send, response)
     finally:
         for waiter in held:
             tier.broadcaster.delivery_done(waiter)
         current_request.reset(request_token)
         reset_correlation_id(correlation_token)
+
+
+async def _repoll(tier: FeedTier, request: HttpRequest) -> Begun | None:
+    """A re-poll at the fan-out's position from a known token, user and query: no thread, no database
+    (``outbox.api.feed_repoll``); None: the full path."""
+    examined_to = tier.broadcaster.examined_to
+    query = tier.repolls.request_of(request, examined_to)
+    if query is None or examined_to is None:
+        return None
+    slot = await tier.repolls.admit(tier.redis, request, query)
+    if slot is None:
+        return None
+    page = FeedPage(raw=[], next=examined_to, head=examined_to)
+    return Begun(query=query, user_id=query.viewer.pk, page=page, slot=slot)
+
+
+async def _begin(tier: FeedTier, request: HttpRequest) -> Begun:
+    """The full path's first half in the pool; what it shows is kept for the fast path."""
+    epoch = tier.repolls.epoch  # before the user's row is read (changes heard after it are not kept)
+    begin = functools.partial(
+        feed_begin, listening=tier.broadcaster.listening, examined_to=tier.broadcaster.examined_to
+    )
+    begun = await _run_in(tier.loop, tier.executor, begin, request)
+    if begun.learnt is not None and tier.broadcaster.listening:
+        tier.repolls.learn(request, begun.learnt, begun.learnt.viewer, epoch)
+    return begun
 
 
 async def _send(send: Any, response: HttpResponse) -> None:

@@ -4,11 +4,15 @@ process leaks nothing for long), and the refusals' envelope."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import json
 import logging
 import math
 import time
 import uuid
+from collections import deque
 from typing import Any
 
 import redis
@@ -31,31 +35,178 @@ def refusal(status: int, error_code: str, message: str, retry_after: int, **deta
     return response
 
 
-async def user_slot_take(client: redis.asyncio.Redis, user_id: Any, wait: float) -> tuple[str | None, int]:
+# One round trip, atomic: drop the expired entries, add this wait, count; over the cap take it back and
+# answer when the earliest entry expires (nil: the slot is taken).
+_SLOT_SCRIPT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+if redis.call('ZCARD', KEYS[1]) <= tonumber(ARGV[4]) then return false end
+redis.call('ZREM', KEYS[1], ARGV[3])
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return first[2] or ARGV[2]
+"""
+_SLOT_SHA = hashlib.sha1(_SLOT_SCRIPT.encode()).hexdigest()  # noqa: S324 (Redis names scripts by SHA-1)
+
+Script = tuple[str, str, list[str], list[Any]]  # (SHA-1, the script, keys, arguments)
+
+# ZREM ARGV[i] from KEYS[i], for each i: a batch's removals in one command.
+_REMOVE_SCRIPT = """
+local removed = {}
+for i, key in ipairs(KEYS) do removed[i] = redis.call('ZREM', key, ARGV[i]) end
+return removed
+"""
+_REMOVE_SHA = hashlib.sha1(_REMOVE_SCRIPT.encode()).hexdigest()  # noqa: S324 (Redis names scripts by SHA-1)
+
+
+class RedisBatch:
+    """The commands a loop iteration sends, in one pipeline and one round trip: the waiters one commit
+    answers each give their slot back, and their re-polls each take one, at the same moment; one at a
+    time they queued for the pool's connections and the answers went out a round trip apart."""
+
+    def __init__(self, client: redis.asyncio.Redis):
+        self.client = client
+        self._commands: list[tuple[Any, ...]] = []
+        self._replies: asyncio.Future | None = None
+
+    async def command(self, *args: Any) -> Any:
+        """``args``' reply (an error reply is returned, not raised); connection errors are raised."""
+        if self._replies is None:
+            self._replies = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(self._flush)
+        replies, index = self._replies, len(self._commands)
+        self._commands.append(args)
+        return (await asyncio.shield(replies))[index]
+
+    def _flush(self) -> None:
+        commands, replies = self._commands, self._replies
+        self._commands, self._replies = [], None
+        assert replies is not None
+        task = asyncio.ensure_future(self._send(commands))
+        task.add_done_callback(lambda done: _settle(replies, done))
+
+    async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        pipeline = self.client.pipeline(transaction=False)
+        for args in commands:
+            pipeline.execute_command(*args)
+        return await pipeline.execute(raise_on_error=False)
+
+
+def _settle(future: asyncio.Future, done: asyncio.Task) -> None:
+    if future.cancelled():
+        return
+    if done.cancelled():
+        future.cancel()
+    elif (exc := done.exception()) is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(done.result())
+
+
+class SlotReleases:
+    """Gives wait slots back without waiting for Redis's reply. A commit's answers are each preceded by
+    their slot's release (the client's re-poll takes a slot, maybe from another process): the releases
+    are written, as one command, to a connection of their own before any of those answers is sent, so
+    Redis reads them before any re-poll can reach it, yet no answer waits a round trip. The replies are
+    read in the background; a failed release is logged (each entry also expires at its wait's deadline)."""
+
+    def __init__(self, client: redis.asyncio.Redis):
+        self.client = client
+        self._connection: Any = None
+        self._sent: deque[tuple[list[str], list[str]]] = deque()
+        self._reader: asyncio.Task | None = None
+
+    async def release(self, slots: list[tuple[str, str]]) -> None:
+        """ZREM each (key, slot id): written before this returns."""
+        keys, members = [key for key, _ in slots], [member for _, member in slots]
+        try:
+            if self._connection is None:
+                self._connection = await self.client.connection_pool.get_connection()
+            await self._connection.send_command("EVALSHA", _REMOVE_SHA, len(keys), *keys, *members)
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            logger.warning("feed wait slots not freed (Redis unavailable: %s)", exc)
+            await self._drop()
+            return
+        self._sent.append((keys, members))
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        while self._sent and self._connection is not None:
+            keys, members = self._sent[0]
+            try:
+                try:
+                    await self._connection.read_response()
+                except redis.exceptions.NoScriptError:  # a restarted Redis: run it by EVAL, late
+                    await self.client.eval(_REMOVE_SCRIPT, len(keys), *keys, *members)
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                logger.warning("feed wait slots not freed (Redis unavailable: %s)", exc)
+                await self._drop()
+                return
+            self._sent.popleft()
+
+    async def _drop(self) -> None:
+        """Forget the connection (its unread replies with it); the next release opens another."""
+        connection, self._connection = self._connection, None
+        self._sent.clear()
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.disconnect()
+            await self.client.connection_pool.release(connection)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        await self._drop()
+
+
+async def scripts_run(batch: RedisBatch, calls: list[Script]) -> list[Any]:
+    """Each script's reply, in the batch's round trip (a script Redis has forgotten runs again by EVAL)."""
+    replies = list(
+        await asyncio.gather(
+            *(batch.command("EVALSHA", sha, len(keys), *keys, *args) for sha, _, keys, args in calls)
+        )
+    )
+    for index, reply in enumerate(replies):
+        if isinstance(reply, redis.exceptions.NoScriptError):
+            _, script, keys, args = calls[index]
+            replies[index] = await batch.client.eval(script, len(keys), *keys, *args)
+        elif isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
+def user_slot_script(user_id: Any, wait: float) -> tuple[str, Script]:
+    """A new slot id, and the script that takes it (``user_slot_taken`` reads its reply)."""
+    slot, now = uuid.uuid4().hex, time.time()
+    key = USER_WAITS_KEY.format(user=user_id)
+    ttl = math.ceil(settings.EVENT_FEED_MAX_WAIT_SECONDS) + 5
+    args = [now, now + wait + 1, slot, settings.EVENT_FEED_MAX_WAITS_PER_USER, ttl]
+    return slot, (_SLOT_SHA, _SLOT_SCRIPT, [key], args)
+
+
+def user_slot_taken(slot: str, reply: Any) -> tuple[str | None, int]:
+    """(slot id, 0) when taken, or (None, seconds until one frees) at the cap."""
+    if reply is None:
+        return slot, 0
+    return None, max(1, math.ceil(float(reply) - time.time()))
+
+
+async def user_slot_take(batch: RedisBatch, user_id: Any, wait: float) -> tuple[str | None, int]:
     """Take one of the user's wait slots: (slot id, 0), or (None, seconds until one frees) at the cap.
     When Redis is unreachable the cap is not applied (as the throttles): the process cap still holds."""
-    key = USER_WAITS_KEY.format(user=user_id)
-    slot, now = uuid.uuid4().hex, time.time()
+    slot, script = user_slot_script(user_id, wait)
     try:
-        pipeline = client.pipeline(transaction=True)
-        pipeline.zremrangebyscore(key, "-inf", now)
-        pipeline.zadd(key, {slot: now + wait + 1})
-        pipeline.zcard(key)
-        pipeline.expire(key, math.ceil(settings.EVENT_FEED_MAX_WAIT_SECONDS) + 5)
-        _, _, count, _ = await pipeline.execute()
-        if count <= settings.EVENT_FEED_MAX_WAITS_PER_USER:
-            return slot, 0
-        await client.zrem(key, slot)
-        earliest = await client.zrange(key, 0, 0, withscores=True)
+        (reply,) = await scripts_run(batch, [script])
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         logger.warning("feed wait cap not applied (Redis unavailable: %s)", exc)
         return "", 0
-    return None, max(1, math.ceil(float(earliest[0][1]) - now)) if earliest else 1
+    return user_slot_taken(slot, reply)
 
 
-async def user_slot_free(client: redis.asyncio.Redis, user_id: Any, slot: str) -> None:
+async def user_slot_free(batch: RedisBatch, user_id: Any, slot: str) -> None:
     if slot:
         try:
-            await client.zrem(USER_WAITS_KEY.format(user=user_id), slot)
+            await batch.command("ZREM", USER_WAITS_KEY.format(user=user_id), slot)
         except (redis.ConnectionError, redis.TimeoutError) as exc:  # the entry expires at its deadline
             logger.warning("feed wait slot not freed (Redis unavailable: %s)", exc)

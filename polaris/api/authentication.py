@@ -50,13 +50,34 @@ def _leeway_seconds() -> float:
     return float(leeway.total_seconds() if hasattr(leeway, "total_seconds") else leeway or 0)
 
 
+def token_kept(raw_token: bytes) -> Token | None:
+    """The validated token for these bytes if this process checked them and it has not expired since."""
+    kept = _validated.get((raw_token, _settings_key()))
+    # Valid while now < exp + leeway: PyJWT's and simplejwt's own rule (``exp <= now - leeway`` expires).
+    return kept[1] if kept is not None and time.time() < kept[0] else None
+
+
+def user_checked(validated_token: Token, user: Any) -> Any:
+    """``user`` (the row of the token's user, ``None``: none) if the token may act as them: simplejwt's
+    checks, then the token version; ``AuthenticationFailed`` (or ``TokenRevoked``) otherwise."""
+    if user is None:
+        raise AuthenticationFailed("User not found", code="user_not_found")
+    if api_settings.CHECK_USER_IS_ACTIVE and not user.is_active:
+        raise AuthenticationFailed("User is inactive", code="user_inactive")
+    if api_settings.CHECK_REVOKE_TOKEN and validated_token.get(
+        api_settings.REVOKE_TOKEN_CLAIM
+    ) != get_md5_hash_password(user.password):
+        raise AuthenticationFailed("The user's password has been changed.", code="password_changed")
+    if not token_version_current(validated_token, user):
+        raise TokenRevoked()
+    return user
+
+
 class JWTAuthentication(SimpleJWTAuthentication):
     def get_validated_token(self, raw_token: bytes) -> Token:
+        if (kept := token_kept(raw_token)) is not None:
+            return kept
         key = (raw_token, _settings_key())
-        kept = _validated.get(key)
-        # Valid while now < exp + leeway: PyJWT's and simplejwt's own rule (``exp <= now - leeway`` expires).
-        if kept is not None and time.time() < kept[0]:
-            return kept[1]
         token = super().get_validated_token(raw_token)
         expires = token.payload.get("exp")
         if isinstance(expires, int | float) and "nbf" not in token.payload:
@@ -74,17 +95,7 @@ class JWTAuthentication(SimpleJWTAuthentication):
             user = row_get(get_user_model(), where={api_settings.USER_ID_FIELD: user_id})
         except (TypeError, ValueError):  # a claim of the wrong type: no such user
             user = None
-        if user is None:
-            raise AuthenticationFailed("User not found", code="user_not_found")
-        if api_settings.CHECK_USER_IS_ACTIVE and not user.is_active:
-            raise AuthenticationFailed("User is inactive", code="user_inactive")
-        if api_settings.CHECK_REVOKE_TOKEN and validated_token.get(
-            api_settings.REVOKE_TOKEN_CLAIM
-        ) != get_md5_hash_password(user.password):
-            raise AuthenticationFailed("The user's password has been changed.", code="password_changed")
-        if not token_version_current(validated_token, user):
-            raise TokenRevoked()
-        return user
+        return user_checked(validated_token, user)
 
 
 class JWTScheme(SimpleJWTScheme):

@@ -313,3 +313,45 @@ def _notify() -> None:
             _write(uuid.uuid4(), 1)
     finally:
         connection.close()
+
+
+def _get(url: str, headers: dict, **params) -> httpx.Response:
+    return httpx.get(url, params=params, headers=headers, timeout=40)
+
+
+def _long_poll(url: str, user, headers: dict, cursor: str, make) -> str:
+    """One long-poll from ``cursor`` answered by a commit (``make()``); the next cursor."""
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(_get, url + FEED, headers, after=cursor, wait=10)
+        wait_until(lambda: user_waits(user) == 1, timeout=5)
+        make()
+        answer = waiting.result(timeout=15)
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["events"]) >= 1
+    return answer.json()["next"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda user: user.set_password("a-new-Passw0rd-9"), id="password"),
+        pytest.param(lambda user: setattr(user, "is_active", False), id="deactivated"),
+        pytest.param(lambda user: setattr(user, "token_version", user.token_version + 1), id="revoked"),
+    ],
+)
+def test_a_re_poll_admitted_on_the_loop_is_refused_once_its_user_changes(servers, agent, make_task, change):
+    """Re-polls at the fan-out's position are admitted from the token and user row this process checked
+    and read before (``outbox.api.feed_repoll``). A change to the user reaches it through the LISTEN
+    connection (a trigger on the users table): the next re-poll is refused at once, not admitted on the
+    old row."""
+    _, async_url = servers
+    headers = bearer(agent)  # one token throughout, as a consumer keeps it
+    cursor = _get(async_url + FEED, headers).json()["next"]
+    cursor = _long_poll(async_url, agent, headers, cursor, make_task)  # the full path learns
+    cursor = _long_poll(async_url, agent, headers, cursor, make_task)  # a re-poll on the loop
+    change(agent)
+    agent.save()
+    started = time.monotonic()
+    refused = _get(async_url + FEED, headers, after=cursor, wait=10)
+    assert (refused.status_code, refused.json()["error_code"]) == (401, "NOT_AUTHENTICATED"), refused.text
+    assert time.monotonic() - started < 5  # refused, not admitted to wait on the old row
