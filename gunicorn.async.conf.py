@@ -20,6 +20,11 @@ worker_class = "uvicorn.workers.UvicornWorker"
 workers = int(os.environ.get("ASYNC_CONCURRENCY", "1"))
 # Long-polls are in flight when a worker is recycled or stopped: let the longest finish.
 graceful_timeout = max(int(_sync["graceful_timeout"]), 30)
+# Not recycled by request count: each commit answers every waiter it concerns, and their re-polls are
+# requests too (1,000 consumers make thousands a minute), while a recycle drops every wait at once (each
+# client then re-polls through the full path). ASYNC_MAX_REQUESTS recycles all the same.
+max_requests = int(os.environ.get("ASYNC_MAX_REQUESTS", "0"))
+max_requests_jitter = max_requests // 10
 
 
 def on_starting(server):

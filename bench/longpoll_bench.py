@@ -13,6 +13,11 @@ on the sync tier; the same load without the waiters is the baseline, measured in
 5. PostgreSQL backends while the waiters are held: those in ``LISTEN`` (target: 1 per async process) and
    the growth of all backends from before the waiters.
 
+6. The floor, in the same run: the same waiters, commits and open-loop load against
+   ``bench/longpoll_floor_app.py``, a bare ASGI application under the same uvicorn that does nothing but
+   wait and answer (no Django, authentication, database or Redis): what the server, the client and the
+   shared machine cost before any work of Polaris's (``--skip-floor`` leaves it out).
+
 Targets: API p99 with waiters <= 1.5x without, 0 errors (API and waiters), LISTEN backends <= 1 per async
 process, commit → waiter p50 <= 10 ms.
 
@@ -178,9 +183,24 @@ def _open_loop(base: str, token: str, task_ids: list[str], rate: float, seconds:
 
 
 async def _poll(host: str, port: int, token: str, wait: float, stop: asyncio.Event, out: dict) -> None:
-    """One connection: follow the feed with long-polls until ``stop``; stamp each event's arrival."""
-    reader, writer = await asyncio.open_connection(host, port)
+    """Follow the feed with long-polls until ``stop``; stamp each event's arrival. A dropped connection
+    counts as an error and is opened again (as a consumer would), from the same cursor."""
     cursor = ""
+    while not stop.is_set():
+        cursor = await _poll_connection(host, port, token, wait, stop, out, cursor)
+
+
+async def _poll_connection(
+    host: str, port: int, token: str, wait: float, stop: asyncio.Event, out: dict, cursor: str
+) -> str:
+    """One connection's long-polls; the cursor reached when it ends."""
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+    except OSError as exc:
+        out["errors"] += 1
+        out["statuses"][type(exc).__name__] = out["statuses"].get(type(exc).__name__, 0) + 1
+        await asyncio.sleep(1)
+        return cursor
     try:
         while not stop.is_set():
             query = f"wait={wait:g}" + (f"&after={cursor}" if cursor else "&limit=1")
@@ -211,8 +231,10 @@ async def _poll(host: str, port: int, token: str, wait: float, stop: asyncio.Eve
         if not stop.is_set():
             out["errors"] += 1
             out["statuses"][type(exc).__name__] = out["statuses"].get(type(exc).__name__, 0) + 1
+            await asyncio.sleep(1)
     finally:
         writer.close()
+    return cursor
 
 
 async def _hold(args: argparse.Namespace) -> dict:
@@ -313,6 +335,94 @@ def _started(process: subprocess.Popen, url: str, timeout: float = 60) -> None:
         raise RuntimeError(f"{url} did not answer in time")
 
 
+def _hold_waiters(port: int, scratch: Path, name: str, waits: int) -> tuple[subprocess.Popen, Path, Path]:
+    """The waiters' child process against ``port``: (process, its stop file, its output file)."""
+    stop_file, out_file = scratch / f"{name}.stop", scratch / f"{name}.json"
+    child = process_start(
+        [
+            *(sys.executable, str(Path(__file__).resolve()), "--waiters-child", "--port", str(port)),
+            *("--tokens", str(scratch / "tokens.json"), "--waits", str(waits), "--wait", "25"),
+            *("--stop-file", str(stop_file), "--out", str(out_file)),
+        ],
+        dict(os.environ),
+        scratch / f"{name}.log",
+    )
+    return child, stop_file, out_file
+
+
+def _deliveries(held: dict, commits: dict[str, float]) -> tuple[list[float], list[float]]:
+    """(every delivery's commit -> waiter in ms, each commit's first delivery in ms)."""
+    wake = [
+        (stamp - commits[aggregate]) * 1000
+        for aggregate, stamps in held["received"].items()
+        if aggregate in commits
+        for stamp in stamps
+    ]
+    first = [
+        (min(stamps) - commits[aggregate]) * 1000
+        for aggregate, stamps in held["received"].items()
+        if aggregate in commits
+    ]
+    return wake, first
+
+
+def _floor(users: list[dict], waits: int, scratch: Path, load) -> dict:
+    """The same waiters and load against ``bench/longpoll_floor_app.py`` (the waiting alone, same uvicorn):
+    commit -> waiter, first delivery, the API's latencies while held."""
+    import httpx
+
+    in_scope = [u["token"] for u in users if u["agency"] == 1 and u["role"] == "agency"]
+    in_scope.append(next(u["token"] for u in users if u["agency"] == 1 and u["role"] == "client"))
+    (scratch / "in_scope.txt").write_text("\n".join(in_scope))
+    port = _free_port()
+    argv = [str(Path(sys.executable).parent / "uvicorn"), "longpoll_floor_app:app"]
+    argv += ["--app-dir", str(Path(__file__).resolve().parent), "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--log-level", "warning", "--no-access-log"]
+    env = {**os.environ, "FLOOR_IN_SCOPE": str(scratch / "in_scope.txt")}
+    server = process_start(argv, env, scratch / "floor.log")
+    child = None
+    try:
+        url = f"http://127.0.0.1:{port}"
+        if not _wait_for(lambda: _answers(url + "/api/workflow/events"), 30):
+            raise RuntimeError("the floor application did not start")
+        child, stop_file, out_file = _hold_waiters(port, scratch, "floor", waits)
+        time.sleep(5.0)  # every waiter connected and waiting (the floor keeps no registry to read)
+        commits: dict[str, float] = {}
+        done = threading.Event()
+
+        def committer() -> None:
+            with httpx.Client(base_url=url) as client:
+                while not done.wait(1.0):
+                    aggregate = secrets.token_hex(8)
+                    commits[aggregate] = time.time()
+                    client.post("/commit", params={"id": aggregate})
+
+        committing = threading.Thread(target=committer)
+        committing.start()
+        loaded = load()
+        done.set()
+        committing.join()
+        time.sleep(1.0)
+        stop_file.write_text("stop")
+        child.wait(timeout=60)
+        held = json.loads(out_file.read_text())
+    finally:
+        if child is not None:
+            process_stop(child)
+        process_stop(server)
+    wake, first = _deliveries(held, commits)
+    return {"wake": wake, "first": first, "loaded": loaded, "errors": held["errors"], "commits": len(commits)}
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--waiters-child"]:
@@ -321,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="300 waiters, 8 s phases")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per open-loop phase")
     parser.add_argument("--waits", type=int, default=None, help=f"concurrent long-polls (default {WAITS})")
+    parser.add_argument("--async-processes", type=int, default=1, help="the async tier's processes")
+    parser.add_argument("--skip-floor", action="store_true", help="skip the bare ASGI application's arm")
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args(argv)
     waits = args.waits or (300 if args.quick else WAITS)
@@ -370,7 +482,11 @@ def main(argv: list[str] | None = None) -> int:
         servers.append(
             process_start(
                 [gunicorn, "--config", "gunicorn.async.conf.py", "polaris.asgi:application"],
-                {**env, "ASYNC_BIND": f"127.0.0.1:{feed_port}", "ASYNC_CONCURRENCY": "1"},
+                {
+                    **env,
+                    "ASYNC_BIND": f"127.0.0.1:{feed_port}",
+                    "ASYNC_CONCURRENCY": str(args.async_processes),
+                },
                 scratch / "feed.log",
             )
         )
@@ -385,16 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         baseline = _open_loop(web, reader_token, task_ids, rate, seconds)
         backends_before = _backends()
 
-        stop_file, out_file = scratch / "stop", scratch / "waiters.json"
-        child = process_start(
-            [
-                *(sys.executable, str(Path(__file__).resolve()), "--waiters-child", "--port", str(feed_port)),
-                *("--tokens", str(scratch / "tokens.json"), "--waits", str(waits), "--wait", "25"),
-                *("--stop-file", str(stop_file), "--out", str(out_file)),
-            ],
-            dict(os.environ),
-            scratch / "waiters.log",
-        )
+        child, stop_file, out_file = _hold_waiters(feed_port, scratch, "waiters", waits)
         feed_cpu_started = _cpu_seconds(servers[1].pid)
         all_waiting = _wait_for(lambda: _registered_waits() >= waits, 60)
         time.sleep(0.5)  # the last waits' registration done
@@ -430,6 +537,11 @@ def main(argv: list[str] | None = None) -> int:
         child.wait(timeout=60)
         held = json.loads(out_file.read_text())
         after = _open_loop(web, reader_token, task_ids, rate, seconds)
+        floor = None
+        if not args.skip_floor:
+            floor = _floor(
+                users, waits, scratch, lambda: _open_loop(web, reader_token, task_ids, rate, seconds)
+            )
     finally:
         if child is not None:
             process_stop(child)
@@ -438,26 +550,15 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep_db:
             drop_database(base_url, BENCH_DATABASE)
 
-    wake = [
-        (stamp - commits[aggregate]) * 1000
-        for aggregate, stamps in held["received"].items()
-        if aggregate in commits
-        for stamp in stamps
-    ]
-    # The first delivery of each commit: the fan-out itself (the rest queue behind it and behind the
-    # re-polls of the waiters answered before them, on the same process).
-    first = [
-        (min(stamps) - commits[aggregate]) * 1000
-        for aggregate, stamps in held["received"].items()
-        if aggregate in commits
-    ]
+    wake, first = _deliveries(held, commits)
     in_scope = sum(1 for u in users if u["agency"] == 1 and u["role"] == "agency") + 1
     print(
         f"== Long-polls on the async tier: {waits} waits (wait=25) from {len(users)} users "
         f"({per_user} each; agents and clients of 2 agencies) held beside an open-loop API load =="
     )
     print(
-        f"servers: gunicorn 2 sync workers (API) + 1 async process (uvicorn); capacity of "
+        f"servers: gunicorn 2 sync workers (API) + {args.async_processes} async process(es) (uvicorn); "
+        "capacity of "
         f"GET /api/workflow/tasks/{{id}}: {capacity:.0f}/s closed-loop; open loop at {FRACTION:.0%} = "
         f"{rate:.0f}/s for {seconds:g} s per phase"
     )
@@ -473,7 +574,8 @@ def main(argv: list[str] | None = None) -> int:
         f"(still waiting at the end: {waiting_at_end})"
     )
     print(
-        f"PostgreSQL backends in LISTEN : {listening} for 1 async process   (target <= 1 per process); "
+        f"PostgreSQL backends in LISTEN : {listening} for {args.async_processes} async process(es)   "
+        "(target <= 1 per process); "
         f"all backends {backends_before[1]} before the waiters, {backends_held} with them"
     )
     print(
@@ -494,12 +596,20 @@ def main(argv: list[str] | None = None) -> int:
         f"  of which, while commits ran  : {feed_cpu_commits:.1f} s for {len(wake)} deliveries = "
         f"{feed_cpu_commits * 1000 / max(len(wake), 1):.2f} ms per delivery (its re-poll included)"
     )
+    if floor is not None:
+        print(
+            f"the floor (bench/longpoll_floor_app.py; the same waiters and load, the waiting alone): "
+            f"{floor['commits']} commits, {len(floor['wake'])} deliveries: commit -> waiter p50 "
+            f"{_percentile(floor['wake'], 0.5):.1f} ms, p90 {_percentile(floor['wake'], 0.9):.1f} ms; first "
+            f"delivery p50 {_percentile(floor['first'], 0.5):.1f} ms; API p99 with / without "
+            f"{_percentile(floor['loaded'][0], 0.99) / base_p99:.2f}; waiters' errors {floor['errors']}"
+        )
     errors = baseline[1] + loaded[1] + after[1] + held["errors"]
     print(f"errors: API {baseline[1] + loaded[1] + after[1]}, waiters {held['errors']} {held['statuses']}")
     met = (
         ratio <= 1.5
         and errors == 0
-        and listening <= 1
+        and listening <= args.async_processes
         and all_waiting
         and wake
         and _percentile(wake, 0.5) <= 10

@@ -71,12 +71,16 @@ class RedisBatch:
 
     async def command(self, *args: Any) -> Any:
         """``args``' reply (an error reply is returned, not raised); connection errors are raised."""
+        return (await self.commands([args]))[0]
+
+    async def commands(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Each command's reply, in order, from this iteration's pipeline."""
         if self._replies is None:
             self._replies = asyncio.get_running_loop().create_future()
             asyncio.get_running_loop().call_soon(self._flush)
-        replies, index = self._replies, len(self._commands)
-        self._commands.append(args)
-        return (await asyncio.shield(replies))[index]
+        replies, first = self._replies, len(self._commands)
+        self._commands += commands
+        return (await asyncio.shield(replies))[first : first + len(commands)]
 
     def _flush(self) -> None:
         commands, replies = self._commands, self._replies
@@ -162,10 +166,8 @@ class SlotReleases:
 
 async def scripts_run(batch: RedisBatch, calls: list[Script]) -> list[Any]:
     """Each script's reply, in the batch's round trip (a script Redis has forgotten runs again by EVAL)."""
-    replies = list(
-        await asyncio.gather(
-            *(batch.command("EVALSHA", sha, len(keys), *keys, *args) for sha, _, keys, args in calls)
-        )
+    replies = await batch.commands(
+        [("EVALSHA", sha, len(keys), *keys, *args) for sha, _, keys, args in calls]
     )
     for index, reply in enumerate(replies):
         if isinstance(reply, redis.exceptions.NoScriptError):

@@ -82,6 +82,7 @@ class Repolls:
         self.epoch = 0  # moves at every change heard (and every gap): a row read across one is not kept
         self._authentication = JWTAuthentication()
         self._view = EventFeedView()
+        self._throttles = self._view.get_throttles()  # their rates as this process started
 
     # -- what the LISTEN connection hears (``FeedBroadcaster`` channels and gaps) --
 
@@ -166,7 +167,7 @@ class Repolls:
         """The view's throttles that count this request, each with its counting script (None: a throttle
         the fast path does not know)."""
         counted: list[tuple[FixedWindowThrottleMixin, Script]] = []
-        for throttle in self._view.get_throttles():
+        for throttle in self._throttles:
             if not isinstance(throttle, FixedWindowThrottleMixin):
                 return None
             if throttle.rate is None or (key := throttle.get_cache_key(request, self._view)) is None:  # type: ignore[attr-defined]
