@@ -71,25 +71,58 @@ _SQL = feed_statements(OutboxEvent, FeedEntry, FeedState)
 
 def feed_sequence() -> int:
     """One round of position assignment (see the module docstring); returns how many events got one
-    (at most ``ROUND_LIMIT``, plus the earlier events of its aggregates when it hit that bound)."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_SQL.state_lock)
-        if (state := cursor.fetchone()) is None:  # the first round ever (a round trip saved on the others)
-            cursor.execute(_SQL.state_ensure)
+    (at most ``ROUND_LIMIT``, plus the earlier events of its aggregates when it hit that bound). Outside
+    a transaction the round is two round trips (psycopg's pipeline mode: BEGIN with the lock, then the
+    assignment, the watermark and COMMIT sent together); inside one, a savepoint and one per statement."""
+    return _round()[0]
+
+
+def _round(then: tuple[str, dict[str, Any]] | None = None) -> tuple[int, list[tuple] | None]:
+    """A round, and the rows of ``then`` (a statement run after its commit, in the same round trip as the
+    commit) when the round was pipelined (None: the caller runs it)."""
+    if connection.in_atomic_block:
+        with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(_SQL.state_lock)
-            state = cursor.fetchone()
-        watermark, resume_sequence, resume, xmin = state
-        params = {
-            "watermark": watermark,
-            "resume_sequence": resume_sequence,
-            "resume": resume,
-            "limit": ROUND_LIMIT,
-            "xmin": xmin,
-        }
-        cursor.execute(_SQL.assign, params)
-        assigned = cursor.rowcount
-        cursor.execute(_SQL.watermark, params)
-    return assigned
+            params = _round_params(cursor, cursor.fetchone())
+            cursor.execute(_SQL.assign, params)
+            assigned = cursor.rowcount
+            cursor.execute(_SQL.watermark, params)
+        return assigned, None
+    connection.ensure_connection()
+    raw = connection.connection
+    try:
+        with raw.pipeline(), raw.cursor() as cursor, raw.cursor() as assigning, raw.cursor() as reading:
+            cursor.execute("BEGIN")
+            cursor.execute(_SQL.state_lock)
+            params = _round_params(cursor, cursor.fetchone())
+            assigning.execute(_SQL.assign, params)
+            cursor.execute(_SQL.watermark, params)
+            cursor.execute("COMMIT")
+            rows = None
+            if then is not None:
+                reading.execute(*then)
+                rows = reading.fetchall()  # (inside the block: the cursor closes with it)
+        return assigning.rowcount, rows  # known once the pipeline has synced, at the block's end
+    except BaseException:
+        if not raw.closed:
+            raw.rollback()
+        raise
+
+
+def _round_params(cursor: Any, state: tuple | None) -> dict[str, Any]:
+    """The round's parameters from its locked state row (made by the first round ever)."""
+    if state is None:
+        cursor.execute(_SQL.state_ensure)
+        cursor.execute(_SQL.state_lock)
+        state = cursor.fetchone()
+    watermark, resume_sequence, resume, xmin = state
+    return {
+        "watermark": watermark,
+        "resume_sequence": resume_sequence,
+        "resume": resume,
+        "limit": ROUND_LIMIT,
+        "xmin": xmin,
+    }
 
 
 def feed_catch_up() -> int:
@@ -207,8 +240,6 @@ def feed_page(
     and the cursor to continue from (past positions examined that matched nothing, never past ``head``).
     ``head`` and the page come from one statement, so one snapshot. ``CursorAhead`` when ``after`` is
     beyond the head (positions lost, e.g. a restored database): a consumer is never moved past it."""
-    if sequence:
-        feed_sequence()
     conditions = list(PAGE_WINDOW)
     params: dict[str, Any] = {"after": after, "window": SCAN_WINDOW, "limit": limit}
     if scope.agency_id is not None:
@@ -224,9 +255,12 @@ def feed_page(
         conditions.append(PAGE_AGGREGATE_TYPE)
         params["aggregate_type"] = aggregate_type
     sql = feed_page_sql(_SQL, conditions)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
+    # A round first (``sequence``): pipelined, the page is read in the same round trip as its commit.
+    rows = _round(then=(sql, params))[1] if sequence else None
+    if rows is None:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
     head = rows[0][0]
     if after > head:
         raise CursorAhead(details={"after": ["Beyond the newest event of this feed."]})

@@ -117,3 +117,21 @@ def test_the_upgrade_keeps_positions_and_positions_the_backlog_in_rounds(monkeyp
     events = _assert_feed_order(set(old) | set(backlog))
     assert [e["id"] for e in events[:3]] == old
     assert {uuid.UUID(e["id"]): e["position"] for e in events[:3]} == positions_before
+
+
+def test_a_round_that_fails_part_way_positions_nothing_and_leaves_the_connection_usable(monkeypatch):
+    """Outside a transaction a round is pipelined (BEGIN and the lock, then the assignment, the watermark
+    and COMMIT together): a failure after the assignment rolls the whole round back."""
+    import dataclasses
+
+    from outbox import feed
+
+    _event(uuid.uuid4(), 1)
+    broken = dataclasses.replace(feed._SQL, watermark="SELECT 1 / 0")
+    monkeypatch.setattr(feed, "_SQL", broken)
+    with pytest.raises(Exception, match="division by zero"):
+        feed_sequence()
+    assert FeedEntry.objects.count() == 0  # the assignment went with the failed round
+    monkeypatch.undo()
+    assert feed_sequence() == 1
+    assert FeedEntry.objects.count() == 1
