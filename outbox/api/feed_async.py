@@ -342,7 +342,7 @@ async def _begin(tier: FeedTier, request: HttpRequest) -> Begun:
     )
     begun = await _run_in(tier.loop, tier.executor, begin, request)
     if begun.learnt is not None and tier.broadcaster.listening:
-        tier.repolls.learn(request, begun.learnt, begun.learnt.viewer, epoch)
+        tier.repolls.learn(request, begun.learnt, epoch)
     return begun
 
 

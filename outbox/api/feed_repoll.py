@@ -37,7 +37,7 @@ from rest_framework_simplejwt.settings import api_settings
 from outbox.feed import FeedScope, feed_scope
 from outbox.feed_cursor import InvalidCursor, cursor_decode
 from polaris.api.authentication import JWTAuthentication, token_kept, user_checked
-from polaris.api.throttling import _COUNT_SCRIPT, _COUNT_SHA, KEY_PREFIX, FixedWindowThrottleMixin
+from polaris.api.throttling import FixedWindowThrottleMixin, window_script
 
 from .feed import EventFeedView, FeedRequest
 from .feed_caps import RedisBatch, Script, scripts_run, user_slot_script, user_slot_taken
@@ -96,11 +96,11 @@ class Repolls:
 
     # -- learning from the full path --
 
-    def learn(self, request: HttpRequest, query: FeedRequest, user: Any, epoch: int) -> None:
-        """Keep what a successful full request showed: ``user``'s row if nothing changed since ``epoch``
-        (taken before the row was read), its query string and its cursor."""
+    def learn(self, request: HttpRequest, query: FeedRequest, epoch: int) -> None:
+        """Keep what a successful full request showed: its user's row (``query.viewer``) if nothing changed
+        since ``epoch`` (taken before the row was read), its query string and its cursor."""
         if epoch == self.epoch:
-            _bounded_put(self._users, str(user.pk), user)
+            _bounded_put(self._users, str(query.viewer.pk), query.viewer)
         split = _split(request.META.get("QUERY_STRING", ""))
         if split is None:
             return
@@ -170,11 +170,8 @@ class Repolls:
         for throttle in self._throttles:
             if not isinstance(throttle, FixedWindowThrottleMixin):
                 return None
-            if throttle.rate is None or (key := throttle.get_cache_key(request, self._view)) is None:  # type: ignore[attr-defined]
-                continue
-            window = int(throttle.timer() // throttle.duration)
-            script = (_COUNT_SHA, _COUNT_SCRIPT, [f"{KEY_PREFIX}:{key}:{window}"], [throttle.duration + 1])
-            counted.append((throttle, script))
+            if (key := throttle.window_key(request, self._view)) is not None:
+                counted.append((throttle, window_script(key, throttle.duration)))
         return counted
 
     async def admit(

@@ -59,6 +59,12 @@ return count
 _COUNT_SHA = hashlib.sha1(_COUNT_SCRIPT.encode()).hexdigest()  # noqa: S324 (Redis names scripts by SHA-1)
 
 
+def window_script(key: str, duration: int) -> tuple[str, str, list[str], list[int]]:
+    """The counting script for ``key``'s window as (SHA-1, script, keys, arguments), for a caller that
+    sends it with other commands (the async feed's re-polls); ``window_count`` runs it alone."""
+    return _COUNT_SHA, _COUNT_SCRIPT, [key], [duration + 1]
+
+
 def window_count(key: str, duration: int) -> int | None:
     """Count one more request in ``key``'s window (which expires with it); None if Redis is unreachable."""
     client = _client()
@@ -86,16 +92,21 @@ class FixedWindowThrottleMixin:
         rates: dict[str, Any] = api_settings.DEFAULT_THROTTLE_RATES
         return rates.get(self.scope or "")
 
-    def allow_request(self, request: Any, view: Any) -> bool:
+    def window_key(self, request: Any, view: Any) -> str | None:
+        """The Redis counter of this request's window (None: this throttle does not count it)."""
         if self.rate is None:
-            return True
+            return None
         key = self.get_cache_key(request, view)  # type: ignore[attr-defined]
         if key is None:
-            return True
-        now = self.timer()
-        window = int(now // self.duration)
+            return None
+        window = int(self.timer() // self.duration)
         self._window_ends_at = (window + 1) * self.duration
-        count = window_count(f"{KEY_PREFIX}:{key}:{window}", self.duration)
+        return f"{KEY_PREFIX}:{key}:{window}"
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        if (key := self.window_key(request, view)) is None:
+            return True
+        count = window_count(key, self.duration)
         return count is None or count <= self.num_requests
 
     def wait(self) -> float | None:

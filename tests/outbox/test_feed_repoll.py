@@ -13,7 +13,6 @@ import pytest
 import redis
 import redis.asyncio
 from django.conf import settings
-from django.db import connection
 from django.test import RequestFactory
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -21,7 +20,7 @@ from outbox.api.feed import FeedRequest, feed_response
 from outbox.api.feed_caps import USER_WAITS_KEY, RedisBatch, SlotReleases, scripts_run, user_slot_take
 from outbox.api.feed_repoll import USER_CHANNEL, Repolls, scope_key
 from outbox.feed import FeedPage, FeedScope, feed_scope
-from outbox.feed_broadcast import FeedBroadcaster, Waiter
+from outbox.feed_broadcast import FeedBroadcaster, Waiter, listener_params
 from outbox.feed_cursor import cursor_encode
 from polaris.api.authentication import JWTAuthentication
 
@@ -48,9 +47,15 @@ def _learnt(repolls: Repolls, user, token: str, position: int, *, wait: float = 
     """A full request ``after=<cursor>&wait=…`` as the full path would have admitted it; the cursor."""
     cursor = cursor_encode(position)
     query = FeedRequest(
-        scope=feed_scope(user), after=position, limit=100, event_types=None, aggregate_type=None, wait=wait
+        scope=feed_scope(user),
+        after=position,
+        limit=100,
+        event_types=None,
+        aggregate_type=None,
+        wait=wait,
+        viewer=user,
     )
-    repolls.learn(_request(token, f"after={cursor}&wait={wait:g}"), query, user, repolls.epoch)
+    repolls.learn(_request(token, f"after={cursor}&wait={wait:g}"), query, repolls.epoch)
     return cursor
 
 
@@ -112,7 +117,7 @@ def test_anything_the_loop_cannot_vouch_for_takes_the_full_path(agent, case):
         repolls = Repolls()
         epoch = repolls.epoch  # taken before the row is read; a change is heard meanwhile
         repolls.user_changed(str(agent.pk))
-        repolls.learn(_request(token, query), _query(agent), agent, epoch)
+        repolls.learn(_request(token, query), _query(agent), epoch)
     elif case == "inactive":
         agent.is_active = False  # the kept row is the same object: the checks run on it every time
     accept = "text/html" if case == "other accept" else ""
@@ -121,16 +126,13 @@ def test_anything_the_loop_cannot_vouch_for_takes_the_full_path(agent, case):
 
 def _query(user) -> FeedRequest:
     return FeedRequest(
-        scope=feed_scope(user), after=7, limit=100, event_types=None, aggregate_type=None, wait=5
+        scope=feed_scope(user), after=7, limit=100, event_types=None, aggregate_type=None, wait=5, viewer=user
     )
 
 
 @pytest.mark.django_db(transaction=True)
 def test_every_change_to_a_user_row_is_notified_at_commit(agent):
-    params = connection.get_connection_params()
-    for name in ("cursor_factory", "context", "prepare_threshold"):
-        params.pop(name, None)
-    with psycopg.connect(**params, autocommit=True) as listener:
+    with psycopg.connect(**listener_params(), autocommit=True) as listener:
         listener.execute(f"LISTEN {USER_CHANNEL}")
         agent.first_name = "Renamed"
         agent.save(update_fields=["first_name"])
