@@ -39,7 +39,9 @@ def test_competing_dispatchers_never_double_handle_and_keep_order(effect_handler
     probe_events_bulk(count=EVENTS, aggregates=AGGREGATES)
     celery_app.control.purge()
     env = dispatch_env(OUTBOX_DISPATCH_BATCH_SIZE="200")
-    args = ["-P", "solo", "-c", "1", "--without-gossip", "--without-mingle"]
+    # One task per idle worker: with the default prefetch one worker could take every kick and drain the
+    # 10,000 events alone before the others were handed any (seen once in CI: 2 dispatcher processes).
+    args = ["-P", "solo", "-c", "1", "--prefetch-multiplier", "1", "--without-gossip", "--without-mingle"]
     workers = [CeleryProcess("worker", [*args, "-n", f"competitor{n}@%h"], env) for n in range(3)]
     stop = threading.Event()
     reports: list[int] = []
