@@ -17,8 +17,8 @@ only the waiters whose scope and filters match a new event are woken) and re-rea
 finds something or its time is up. While it waits it holds no thread and no database connection.
 
 A commit's answers: waiters with the same scope, filters and cursor share one page, one rendered body
-per projection and one cursor; their slots are given back in one Redis command written before the first
-answer leaves (``outbox.api.feed_caps.SlotReleases``); each answer is sent before any answer's log line
+per projection and one cursor; their slots are given back in one Redis command before the first answer
+leaves (``outbox.api.feed_caps.slots_release``); each answer is sent before any answer's log line
 and metrics; the Redis commands of one loop iteration (re-polls' throttle counts and slot takes) go in one
 pipeline (``RedisBatch``).
 """
@@ -54,7 +54,7 @@ from polaris.correlation import clean_correlation_id, reset_correlation_id, set_
 from polaris.logging import current_request
 
 from .feed import feed_response
-from .feed_caps import USER_WAITS_KEY, RedisBatch, SlotReleases, refusal, user_slot_free, user_slot_take
+from .feed_caps import USER_WAITS_KEY, RedisBatch, refusal, slots_release, user_slot_free, user_slot_take
 from .feed_repoll import USER_CHANNEL, Repolls, scope_key
 from .feed_thread import Begun, feed_begin, feed_finish
 
@@ -71,7 +71,6 @@ class FeedTier:
     executor: ThreadPoolExecutor
     redis: RedisBatch
     repolls: Repolls
-    releases: SlotReleases
 
 
 _tier: FeedTier | None = None
@@ -112,7 +111,7 @@ def feed_tier() -> FeedTier:
                 socket_connect_timeout=2,
             )
         )
-        releases = SlotReleases(client)
+        batch = RedisBatch(client)
         _tier = FeedTier(
             loop=loop,
             broadcaster=FeedBroadcaster(
@@ -121,14 +120,13 @@ def feed_tier() -> FeedTier:
                 run_sync=functools.partial(_run_in, loop, executor),
                 channels={USER_CHANNEL: repolls.user_changed},
                 on_gap=repolls.gap,
-                before_answers=functools.partial(_slots_release, releases),
+                before_answers=functools.partial(_slots_release, batch),
             ),
             repolls=repolls,
             executor=executor,
             # A bounded pool, each loop iteration's commands in one pipeline: a burst of waits (a thousand
             # clients re-polling after one commit) is a few round trips, not one connection each.
-            redis=RedisBatch(client),
-            releases=releases,
+            redis=batch,
         )
     return _tier
 
@@ -138,7 +136,6 @@ async def feed_tier_close() -> None:
     global _tier
     if _tier is not None:
         await _tier.broadcaster.close()
-        await _tier.releases.close()
         await _tier.redis.client.aclose()
         _tier.executor.shutdown(wait=False)
         _tier = None
@@ -245,13 +242,13 @@ async def _wait_and_read(
             await user_slot_free(tier.redis, begun.user_id, slot)  # before the answer: the re-poll takes one
 
 
-async def _slots_release(releases: SlotReleases, answered: list[Waiter]) -> None:
+async def _slots_release(batch: RedisBatch, answered: list[Waiter]) -> None:
     """The fan-out's hook: the slots of the waiters it answers are given back before they are woken."""
     slots = [waiter.slot for waiter in answered if waiter.slot]
     for waiter in answered:
         waiter.slot = None
     if slots:
-        await releases.release(slots)
+        await slots_release(batch, slots)
 
 
 # -- the ASGI application ---------------------------------------------------------------------------------

@@ -5,14 +5,12 @@ process leaks nothing for long), and the refusals' envelope."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
 import math
 import time
 import uuid
-from collections import deque
 from typing import Any
 
 import redis
@@ -107,61 +105,14 @@ def _settle(future: asyncio.Future, done: asyncio.Task) -> None:
         future.set_result(done.result())
 
 
-class SlotReleases:
-    """Gives wait slots back without waiting for Redis's reply. A commit's answers are each preceded by
-    their slot's release (the client's re-poll takes a slot, maybe from another process): the releases
-    are written, as one command, to a connection of their own before any of those answers is sent, so
-    Redis reads them before any re-poll can reach it, yet no answer waits a round trip. The replies are
-    read in the background; a failed release is logged (each entry also expires at its wait's deadline)."""
-
-    def __init__(self, client: redis.asyncio.Redis):
-        self.client = client
-        self._connection: Any = None
-        self._sent: deque[tuple[list[str], list[str]]] = deque()
-        self._reader: asyncio.Task | None = None
-
-    async def release(self, slots: list[tuple[str, str]]) -> None:
-        """ZREM each (key, slot id): written before this returns."""
-        keys, members = [key for key, _ in slots], [member for _, member in slots]
-        try:
-            if self._connection is None:
-                self._connection = await self.client.connection_pool.get_connection()
-            await self._connection.send_command("EVALSHA", _REMOVE_SHA, len(keys), *keys, *members)
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            logger.warning("feed wait slots not freed (Redis unavailable: %s)", exc)
-            await self._drop()
-            return
-        self._sent.append((keys, members))
-        if self._reader is None or self._reader.done():
-            self._reader = asyncio.ensure_future(self._read())
-
-    async def _read(self) -> None:
-        while self._sent and self._connection is not None:
-            keys, members = self._sent[0]
-            try:
-                try:
-                    await self._connection.read_response()
-                except redis.exceptions.NoScriptError:  # a restarted Redis: run it by EVAL, late
-                    await self.client.eval(_REMOVE_SCRIPT, len(keys), *keys, *members)
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-                logger.warning("feed wait slots not freed (Redis unavailable: %s)", exc)
-                await self._drop()
-                return
-            self._sent.popleft()
-
-    async def _drop(self) -> None:
-        """Forget the connection (its unread replies with it); the next release opens another."""
-        connection, self._connection = self._connection, None
-        self._sent.clear()
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                await connection.disconnect()
-            await self.client.connection_pool.release(connection)
-
-    async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-        await self._drop()
+async def slots_release(batch: RedisBatch, slots: list[tuple[str, str]]) -> None:
+    """ZREM each (key, slot id) in one command, awaited: a commit's answers go out after it, so no re-poll
+    (from this process or another) can find its user's slot still taken."""
+    keys, members = [key for key, _ in slots], [member for _, member in slots]
+    try:
+        await scripts_run(batch, [(_REMOVE_SHA, _REMOVE_SCRIPT, keys, members)])
+    except (redis.ConnectionError, redis.TimeoutError) as exc:  # each entry expires at its deadline
+        logger.warning("feed wait slots not freed (Redis unavailable: %s)", exc)
 
 
 async def scripts_run(batch: RedisBatch, calls: list[Script]) -> list[Any]:

@@ -1,6 +1,6 @@
 """The async tier's re-polls on the loop (``outbox.api.feed_repoll``) and a commit's shared answers: what a
 re-poll is admitted from, what makes it take the full path, the users table's notifications, the batched
-Redis commands and the slot releases written before any answer, one page and one body per group of
+Redis commands and the slot releases done before any answer, one page and one body per group of
 waiters. Real PostgreSQL and Redis; the servers' end-to-end behaviour is in ``test_event_feed_async``."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from django.test import RequestFactory
 from rest_framework_simplejwt.tokens import AccessToken
 
 from outbox.api.feed import FeedRequest, feed_response
-from outbox.api.feed_caps import USER_WAITS_KEY, RedisBatch, SlotReleases, scripts_run, user_slot_take
+from outbox.api.feed_caps import USER_WAITS_KEY, RedisBatch, scripts_run, slots_release, user_slot_take
 from outbox.api.feed_repoll import USER_CHANNEL, Repolls, scope_key
 from outbox.feed import FeedPage, FeedScope, feed_scope
 from outbox.feed_broadcast import FeedBroadcaster, Waiter, listener_params
@@ -216,19 +216,17 @@ def test_one_iterations_commands_go_in_one_pipeline_with_replies_in_order(client
     assert echo == b"x"
 
 
-def test_slot_releases_are_written_before_release_returns_and_survive_a_forgotten_script(client):
+def test_slot_releases_are_done_when_they_return_and_survive_a_forgotten_script(client):
     async_client, sync = client
     key = USER_WAITS_KEY.format(user="batch-2")
     sync.zadd(key, {"a": 1e12, "b": 1e12, "c": 1e12})
 
     async def main() -> None:
-        releases = SlotReleases(async_client)
+        batch = RedisBatch(async_client)
         sync.script_flush()
-        await releases.release([(key, "a"), (key, "b")])
-        await asyncio.wait_for(releases._reader, 5)
-        await releases.release([(key, "c")])
-        await asyncio.wait_for(releases._reader, 5)
-        await releases.close()
+        await slots_release(batch, [(key, "a"), (key, "b")])
+        assert sync.zcard(key) == 1
+        await slots_release(batch, [(key, "c")])
         await async_client.aclose()
 
     asyncio.run(main())
